@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test command: installs what it needs into .venv, then runs the whole suite offline.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/setup_env.sh
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+python -m pytest "$@"

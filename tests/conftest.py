@@ -1,0 +1,61 @@
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+IMDB_DIR = SHARED_DATA / "imdb"
+ISLAND_TXT = SHARED_DATA / "mysterious_island" / "1268-0.txt"
+
+# Prepended to code run by `run_without_seqhf`: drop the repo from sys.path and make any
+# `import seqhf` fail, as on a machine where seqhf was never installed (an editable install
+# would otherwise still find it).
+_BLOCK_SEQHF = f"""
+import sys, importlib.abc
+sys.path[:] = [p for p in sys.path if p and not p.startswith({str(REPO)!r})]
+class _NoSeqhf(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "seqhf" or name.startswith("seqhf."):
+            raise ModuleNotFoundError("seqhf is blocked in this process", name=name)
+sys.meta_path.insert(0, _NoSeqhf())
+try:
+    import seqhf
+    raise SystemExit("seqhf is importable: the test would prove nothing")
+except ModuleNotFoundError:
+    pass
+"""
+
+
+def run_without_seqhf(code: str, cwd, timeout: int = 300) -> str:
+    """Run `code` in a fresh Python process where seqhf cannot be imported; return its stdout."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["HF_HUB_OFFLINE"] = "1"
+    env["HF_MODULES_CACHE"] = str(Path(cwd) / "hf_modules")
+    proc = subprocess.run(
+        [sys.executable, "-c", _BLOCK_SEQHF + textwrap.dedent(code)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture
+def imdb_dir():
+    if not IMDB_DIR.is_dir():
+        pytest.skip(f"IMDb data not found at {IMDB_DIR}")
+    return IMDB_DIR
+
+
+@pytest.fixture
+def island_txt():
+    if not ISLAND_TXT.is_file():
+        pytest.skip(f"The Mysterious Island not found at {ISLAND_TXT}")
+    return ISLAND_TXT
