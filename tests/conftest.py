@@ -16,7 +16,8 @@ ISLAND_TXT = SHARED_DATA / "mysterious_island" / "1268-0.txt"
 # would otherwise still find it).
 _BLOCK_SEQHF = f"""
 import sys, importlib.abc
-sys.path[:] = [p for p in sys.path if p and not p.startswith({str(REPO)!r})]
+import os
+sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != {str(REPO)!r}]
 class _NoSeqhf(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name == "seqhf" or name.startswith("seqhf."):
