@@ -1,0 +1,48 @@
+"""Data loading: IMDb splits, the chapter's cut of the novel, chunks, clear errors for missing paths."""
+
+import pytest
+import torch
+
+from seqhf.data import CharChunks, load_imdb, read_island_text, split_heldout
+
+
+def test_imdb_splits_validation_from_train_with_fixed_seed(imdb_dir):
+    data = load_imdb(str(imdb_dir), validation_size=0.2, seed=7)
+    assert (len(data["train"]), len(data["validation"]), len(data["test"])) == (20000, 5000, 25000)
+    again = load_imdb(str(imdb_dir), validation_size=0.2, seed=7)
+    assert data["validation"]["text"][:20] == again["validation"]["text"][:20]
+    assert sum(data["validation"]["label"]) == 2500  # stratified
+
+
+def test_missing_imdb_path_names_it(tmp_path):
+    missing = str(tmp_path / "no_such_imdb")
+    with pytest.raises(FileNotFoundError, match="no_such_imdb.*stanfordnlp/imdb"):
+        load_imdb(missing)
+
+
+def test_island_cut_as_the_chapter_cuts_it(island_txt):
+    text = read_island_text(str(island_txt))
+    assert text.startswith("THE MYSTERIOUS ISLAND") and "End of the Project Gutenberg" not in text
+    assert (len(text), len(set(text))) == (1112350, 80)
+    train, heldout = split_heldout(text, 0.1)
+    assert train + heldout == text and len(heldout) == 111235
+
+
+def test_missing_or_wrong_text_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.txt.*1268"):
+        read_island_text(str(tmp_path / "nope.txt"))
+    other = tmp_path / "other.txt"
+    other.write_text("Some other book.")
+    with pytest.raises(ValueError, match="THE MYSTERIOUS ISLAND"):
+        read_island_text(str(other))
+
+
+def test_char_chunks_have_targets_shifted_by_one():
+    ids = torch.arange(100)
+    chunks = CharChunks(ids, seq_len=40)
+    assert len(chunks) == 2
+    item = chunks[1]
+    assert torch.equal(item["input_ids"], torch.arange(40, 80))
+    assert torch.equal(item["shift_labels"], torch.arange(41, 81))
+    with pytest.raises(ValueError, match="seq_len"):
+        CharChunks(torch.arange(10), seq_len=40)
