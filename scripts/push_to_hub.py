@@ -1,0 +1,50 @@
+"""Publish a trained seqhf folder to the Hugging Face Hub in one commit.
+
+    python scripts/push_to_hub.py runs/imdb-bilstm --repo-id you/imdb-bilstm [--private]
+        [--revision REV] [--commit-message M] [--dry-run]
+
+The folder is validated first (config with auto_map, code files, model.safetensors, tokenizer files,
+README.md card, no pickle files); the token comes from HF_TOKEN or `hf auth login`.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from seqhf.hub import FolderNotReadyError, MissingTokenError, format_upload_plan, push_folder  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dir", help="the trained model folder (output_dir of a training run)")
+    parser.add_argument("--repo-id", required=True, help="'name' or 'owner/name' of the model repository")
+    parser.add_argument("--private", action="store_true", help="create the repository as private")
+    parser.add_argument("--revision", default=None, help="branch to commit to (created if missing); default main")
+    parser.add_argument("--commit-message", default=None)
+    parser.add_argument("--dry-run", action="store_true", help="validate and list the files, upload nothing")
+    args = parser.parse_args(argv)
+
+    try:
+        result = push_folder(
+            args.dir,
+            args.repo_id,
+            private=args.private,
+            revision=args.revision,
+            commit_message=args.commit_message,
+            dry_run=args.dry_run,
+        )
+    except (FolderNotReadyError, MissingTokenError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print(f"Dry run: would upload to {args.repo_id}" + (f" @ {args.revision}" if args.revision else ""))
+        print(format_upload_plan(result))
+    else:
+        print(f"Uploaded: {getattr(result, 'commit_url', result)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,518 @@
+"""Model cards and Hub publishing for trained seqhf folders.
+
+`write_model_card(folder)` renders `model_cards/<task>.md` (Jinja, via `huggingface_hub.ModelCard.from_template`)
+from the run's `eval_results.json`, `config.json` and, when present, `trainer_state.json`, and writes `README.md`.
+`validate_repo_folder(folder)` checks that a folder is a complete, pickle-free model repository, and
+`push_folder(folder, repo_id)` publishes it with one `HfApi.upload_folder` commit.
+`attach_model_card(trainer, run_info)` makes the Trainer's own `push_to_hub` path carry the same card.
+"""
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_token
+from transformers import TrainerCallback
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "model_cards"
+CARD_NAME = "README.md"
+CURVES_NAME = "training_curves.png"
+EVAL_RESULTS_NAME = "eval_results.json"
+TRAINER_STATE_NAME = "trainer_state.json"
+IMDB_HUB_ID = "stanfordnlp/imdb"
+GUTENBERG_URL = "https://www.gutenberg.org/ebooks/1268"
+
+TASKS = {
+    "sentiment": dict(
+        pipeline_tag="text-classification",
+        task_name="Sentiment analysis",
+        tags=["seqhf", "sentiment-analysis", "imdb", "movie-reviews"],
+        datasets=[IMDB_HUB_ID],
+        metrics=["accuracy", "f1"],
+    ),
+    "charlm": dict(
+        pipeline_tag="text-generation",
+        task_name="Character-level language modelling",
+        tags=["seqhf", "character-level", "language-model", "project-gutenberg"],
+        datasets=None,  # no Hub dataset: the card cites Project Gutenberg #1268
+        metrics=["bits_per_character", "nats_per_character"],
+    ),
+}
+
+# Pickle-based formats: never published (they run code when loaded). Weights go out as safetensors only.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
+# Trainer bookkeeping left in an output folder, not part of the model repository. `training_args.bin`
+# is a pickle of TrainingArguments; the card and eval_results.json carry the same arguments as text.
+SKIPPED_NAMES = ("training_args.bin",)
+SKIPPED_DIR_PREFIXES = ("checkpoint-", ".", "_", "hf_modules")
+
+# Config fields shown on the card, in this order, when the config has them.
+CONFIG_FIELDS = (
+    "vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+    "intermediate_size", "max_position_embeddings", "n_positions", "bidirectional", "rnn_type", "pooling",
+    "classifier_hidden_size", "classifier_activation", "embedding_dropout", "hidden_dropout",
+    "classifier_dropout", "attention_dropout", "tie_word_embeddings", "num_labels",
+)  # fmt: skip
+
+
+class FolderNotReadyError(ValueError):
+    """The folder is not a complete, safe model repository; `.problems` lists everything wrong."""
+
+    def __init__(self, folder, problems):
+        self.problems = list(problems)
+        listing = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{folder} is not ready to be pushed; nothing was uploaded. Missing or refused:\n{listing}")
+
+
+class MissingTokenError(RuntimeError):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------------- card
+
+
+def _read_json(path: Path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _human_count(n):
+    if n is None:
+        return "unknown"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
+def _human_seconds(seconds):
+    if seconds is None:
+        return "not recorded"
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, sec = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {sec:02d} s"
+
+
+def describe_architecture(config: dict) -> str:
+    """One line such as 'embedding 128 → 2 × bidirectional LSTM 256 → concat pooling → linear classifier'."""
+    model_type = config.get("model_type", "unknown")
+    archs = config.get("architectures") or []
+    if model_type == "seqhf-lstm":
+        rnn = {"lstm": "LSTM", "gru": "GRU", "rnn": "SimpleRNN"}.get(config.get("rnn_type"), config.get("rnn_type"))
+        layers = config.get("num_hidden_layers", 1)
+        stack = f"{layers} × " if layers and layers > 1 else ""
+        direction = "bidirectional " if config.get("bidirectional") else ""
+        parts = [f"embedding {config.get('embedding_size')}", f"{stack}{direction}{rnn} {config.get('hidden_size')}"]
+        if any("CausalLM" in a for a in archs):
+            parts.append(f"linear head over {config.get('vocab_size')} tokens")
+        else:
+            parts.append(f"{config.get('pooling', 'last')} pooling")
+            if config.get("classifier_hidden_size"):
+                act = config.get("classifier_activation", "relu")
+                parts.append(f"dense {config['classifier_hidden_size']} ({act})")
+            parts.append(f"linear classifier ({len(config.get('id2label') or {}) or 2} labels)")
+        return " → ".join(parts)
+    return f"{archs[0] if archs else 'model'} (`{model_type}`)"
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return "—" if value is None else str(value)
+
+
+def eval_results_for_card(task: str, results: dict) -> list:
+    """The model-index entries (task, dataset, split, metric, value) for a finished run."""
+    spec = TASKS[task]
+    if task == "sentiment":
+        common = dict(
+            task_type=spec["pipeline_tag"], task_name=spec["task_name"], dataset_type=IMDB_HUB_ID,
+            dataset_name="IMDb (Large Movie Review Dataset)", dataset_config="plain_text", dataset_split="test",
+        )  # fmt: skip
+        metrics = [("accuracy", "Test accuracy", "test_accuracy"), ("f1", "Test F1", "test_f1")]
+    else:
+        common = dict(
+            task_type=spec["pipeline_tag"], task_name=spec["task_name"], dataset_type="gutenberg-1268",
+            dataset_name="The Mysterious Island (Project Gutenberg #1268)", dataset_split="heldout (last 10%)",
+        )  # fmt: skip
+        metrics = [
+            ("bits_per_character", "Held-out bits per character", "heldout_bits_per_char"),
+            ("nats_per_character", "Held-out nats per character", "heldout_nats_per_char"),
+            ("nats_per_character", "Held-out nats per character, 40-char windows", "heldout_window_nats_per_char"),
+            ("nats_per_character", "Held-out nats per character, one stream", "heldout_stream_nats_per_char"),
+        ]
+    return [
+        EvalResult(metric_type=mtype, metric_name=mname, metric_value=float(results[key]), **common)
+        for mtype, mname, key in metrics
+        if results.get(key) is not None
+    ]
+
+
+def build_card_data(task: str, results: dict, model_name: str, final: bool = True) -> ModelCardData:
+    """The card's YAML metadata. The model-index is built only for a finished run (`final`)."""
+    if task not in TASKS:
+        raise ValueError(f"Unknown task {task!r} in {EVAL_RESULTS_NAME}; expected one of {sorted(TASKS)}.")
+    spec = TASKS[task]
+    tags = list(spec["tags"]) + [t for t in (results.get("model_type"), results.get("preset")) if t]
+    if results.get("quick"):
+        tags.append("quick-run")
+    return ModelCardData(
+        model_name=model_name,
+        library_name="transformers",
+        pipeline_tag=spec["pipeline_tag"],
+        license="apache-2.0",
+        language="en",
+        tags=tags,
+        datasets=spec["datasets"],
+        metrics=spec["metrics"],
+        eval_results=eval_results_for_card(task, results) if final else None,
+    )
+
+
+def _eval_table(log_history):
+    """Columns and rows of the evaluation entries in the Trainer's log history (at most 25 rows)."""
+    evals = [e for e in log_history or [] if any(k.startswith("eval_") for k in e)]
+    skip = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second")
+    cols = sorted({k for e in evals for k in e if k.startswith("eval_") and k not in skip})
+    if len(evals) > 25:
+        evals = evals[:: math.ceil(len(evals) / 25)] + ([evals[-1]] if evals[-1] is not evals[0] else [])
+    rows = [[e.get("epoch"), e.get("step")] + [e.get(c) for c in cols] for e in evals]
+    return cols, [[_fmt(v) for v in row] for row in rows]
+
+
+def plot_training_curves(log_history, path) -> Path | None:
+    """Training and evaluation loss (and other eval metrics) against the step, as a PNG.
+
+    Returns None, and writes nothing, when matplotlib is not installed or there is nothing to draw.
+    """
+    try:
+        from matplotlib.figure import Figure  # object API: no pyplot, no GUI backend
+    except ImportError:
+        return None
+    train = [(e["step"], e["loss"]) for e in log_history or [] if "loss" in e and "step" in e]
+    evals = [e for e in log_history or [] if "eval_loss" in e and "step" in e]
+    other = sorted({k for e in evals for k in e if k.startswith("eval_") and isinstance(e[k], (int, float))}
+                   - {"eval_loss", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch"})  # fmt: skip
+    if not train and not evals:
+        return None
+    fig = Figure(figsize=(11 if other else 6, 4), dpi=100)
+    axes = fig.subplots(1, 2 if other else 1, squeeze=False)[0]
+    if train:
+        axes[0].plot(*zip(*train), label="train loss", alpha=0.8)
+    if evals:
+        axes[0].plot([e["step"] for e in evals], [e["eval_loss"] for e in evals], "o-", label="eval loss")
+    axes[0].set(xlabel="step", ylabel="loss (nats)", title="Loss")
+    axes[0].legend()
+    for key in other:
+        points = [(e["step"], e[key]) for e in evals if key in e]
+        axes[1].plot(*zip(*points), "o-", label=key.removeprefix("eval_"))
+    if other:
+        axes[1].set(xlabel="step", title="Evaluation")
+        axes[1].legend()
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    return Path(path)
+
+
+def write_model_card(
+    output_dir,
+    *,
+    repo_id: str | None = None,
+    model_name: str | None = None,
+    results: dict | None = None,
+    log_history: list | None = None,
+    step: int | None = None,
+    max_steps: int | None = None,
+) -> Path:
+    """Render the model card of a trained folder into `<output_dir>/README.md` and return its path.
+
+    By default everything comes from the folder: `eval_results.json` (written at the end of training),
+    `config.json`, and `trainer_state.json` for the curves (`training_curves.png`, drawn when matplotlib is
+    installed). A checkpoint card, written before the final evaluation, passes `results` (the run's settings,
+    no test metrics), `log_history` and `step`: it has no model-index and says that training is in progress.
+    `repo_id` is the Hub id used in the card's code snippets (the folder name otherwise).
+    """
+    folder = Path(output_dir)
+    final = results is None
+    if final:
+        if not (folder / EVAL_RESULTS_NAME).is_file():
+            raise FileNotFoundError(f"No {EVAL_RESULTS_NAME} in {folder}: the card is built from a finished run's results.")
+        results = _read_json(folder / EVAL_RESULTS_NAME)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"No config.json in {folder}: save the model there before writing its card.")
+    config = _read_json(folder / "config.json")
+    task = results.get("task")
+    if task not in TASKS:
+        raise ValueError(f"`task` in the run results must be one of {sorted(TASKS)}, got {task!r}.")
+    if log_history is None and (folder / TRAINER_STATE_NAME).is_file():
+        state = _read_json(folder / TRAINER_STATE_NAME)
+        log_history = state.get("log_history")
+        max_steps = max_steps or state.get("max_steps")
+    model_name = model_name or (repo_id.split("/")[-1] if repo_id else folder.resolve().name)
+
+    curves = plot_training_curves(log_history, folder / CURVES_NAME) if log_history else None
+    if curves is None and (folder / CURVES_NAME).exists():
+        (folder / CURVES_NAME).unlink()  # a stale plot from an earlier run would contradict the card
+    eval_cols, eval_rows = _eval_table(log_history)
+    tokenizer_config = _read_json(folder / "tokenizer_config.json") if (folder / "tokenizer_config.json").is_file() else {}
+
+    card_data = build_card_data(task, results, model_name, final=final)
+    card = ModelCard.from_template(
+        card_data,
+        template_path=str(TEMPLATES_DIR / f"{task}.md"),
+        final=final,
+        r=results,
+        repo_id=repo_id or f"./{folder.resolve().name}",
+        architecture=describe_architecture(config),
+        architectures=", ".join(config.get("architectures") or ["unknown"]),
+        model_type=config.get("model_type", "unknown"),
+        num_parameters=f"{results['num_parameters']:,}" if results.get("num_parameters") else "not recorded",
+        num_parameters_h=_human_count(results.get("num_parameters")),
+        config_rows=[(k, _fmt(config[k])) for k in CONFIG_FIELDS if k in config],
+        train_arg_rows=[(k, _fmt(v)) for k, v in sorted((results.get("train_args") or {}).items())],
+        labels=[v for _, v in sorted((config.get("id2label") or {}).items(), key=lambda kv: int(kv[0]))],
+        model_max_length=tokenizer_config.get("model_max_length"),
+        wall_time=_human_seconds(results.get("wall_time_s")),
+        curves=CURVES_NAME if curves else None,
+        has_history=bool(log_history),
+        eval_cols=[c.removeprefix("eval_") for c in eval_cols],
+        eval_rows=eval_rows,
+        step=step,
+        max_steps=max_steps,
+        fmt=_fmt,
+        gutenberg_url=GUTENBERG_URL,
+    )
+    path = folder / CARD_NAME
+    card.save(path)
+    return path
+
+
+class ModelCardCallback(TrainerCallback):
+    """Writes the seqhf card into what the Trainer pushes during training (`push_to_hub=True`).
+
+    `run_info` holds the run's settings, with the same keys as eval_results.json minus the test metrics
+    (task, preset, quick, model_type, num_parameters, dataset, seed, max_grad_norm, epochs, train_args, ...).
+    `on_push_begin` runs just before the Trainer copies a checkpoint into `output_dir` and uploads it
+    (and the checkpoint folder itself with `hub_strategy="checkpoint"`/`"all_checkpoints"`); `on_save`
+    covers checkpoints that are only saved locally.
+    """
+
+    def __init__(self, run_info: dict, repo_id: str | None = None):
+        self.run_info = dict(run_info)
+        self.repo_id = repo_id
+
+    def _write(self, folder, args, state):
+        folder = Path(folder)
+        if not (folder / "config.json").is_file():
+            return
+        if (folder / EVAL_RESULTS_NAME).is_file():
+            write_model_card(folder, repo_id=self.repo_id or args.hub_model_id)
+        else:
+            write_model_card(
+                folder, repo_id=self.repo_id or args.hub_model_id, results=self.run_info,
+                log_history=state.log_history, step=state.global_step, max_steps=state.max_steps,
+            )  # fmt: skip
+
+    def _checkpoint_dir(self, args, state):
+        return Path(args.output_dir) / f"checkpoint-{state.global_step}"
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self._write(self._checkpoint_dir(args, state), args, state)
+
+    def on_push_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        checkpoint = self._checkpoint_dir(args, state)
+        self._write(checkpoint, args, state)
+        # The Trainer copies config and weights from the checkpoint into output_dir after this call;
+        # copy config.json now so the card of output_dir can be rendered on the first push too.
+        output_dir = Path(args.output_dir)
+        if (checkpoint / "config.json").is_file() and not (output_dir / "config.json").is_file():
+            (output_dir / "config.json").write_bytes((checkpoint / "config.json").read_bytes())
+        self._write(output_dir, args, state)
+
+
+def attach_model_card(trainer, run_info: dict, repo_id: str | None = None):
+    """Make `trainer`'s own Hub pushes carry the seqhf card instead of the Trainer's generic draft.
+
+    Adds a `ModelCardCallback` (checkpoint pushes) and replaces this trainer's `create_model_card`, which
+    `Trainer.push_to_hub` calls right before the final upload: it renders the full card when
+    eval_results.json is already in `output_dir`, the in-progress card otherwise.
+    """
+    callback = ModelCardCallback(run_info, repo_id=repo_id)
+    trainer.add_callback(callback)
+
+    def create_model_card(*args, **kwargs):
+        if trainer.is_world_process_zero():
+            callback._write(trainer.args.output_dir, trainer.args, trainer.state)
+
+    trainer.create_model_card = create_model_card
+    return callback
+
+
+# ---------------------------------------------------------------------------------------------------- push
+
+
+@dataclass(frozen=True)
+class UploadFile:
+    path: str  # relative, POSIX
+    size: int
+
+
+def _skipped(rel: Path) -> bool:
+    return rel.name in SKIPPED_NAMES or any(part.startswith(SKIPPED_DIR_PREFIXES) for part in rel.parts[:-1])
+
+
+def list_upload_files(folder) -> list[UploadFile]:
+    """The files a push would upload: everything in the folder except Trainer checkpoints (`checkpoint-*/`),
+    hidden and `_*` folders, the module cache, and `training_args.bin`."""
+    folder = Path(folder)
+    files = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if path.is_file() and not _skipped(rel) and not rel.name.startswith("."):
+            files.append(UploadFile(rel.as_posix(), path.stat().st_size))
+    return files
+
+
+def _auto_map_modules(auto_map: dict) -> set[str]:
+    modules = set()
+    for ref in auto_map.values():
+        for item in ref if isinstance(ref, (list, tuple)) else [ref]:
+            if item:
+                item = item.split("--")[-1]  # "owner/repo--module.Class" points at another repo's code
+                modules.add(item.rsplit(".", 1)[0] + ".py")
+    return modules
+
+
+def validate_repo_folder(folder) -> list[UploadFile]:
+    """Check that `folder` is a complete model repository and return the files a push would upload.
+
+    Needs config.json with an `auto_map`, every code file the auto_map names, model.safetensors (or a
+    safetensors index with all its shards), tokenizer.json + tokenizer_config.json, and README.md (the card).
+    Pickle files (*.bin, *.pt, *.pkl, ...) are refused. Raises `FolderNotReadyError` listing every problem.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FolderNotReadyError(folder, [f"the folder itself ({folder} does not exist)"])
+    files = list_upload_files(folder)
+    names = {f.path for f in files}
+    problems = []
+
+    if "config.json" not in names:
+        problems.append("config.json")
+    else:
+        try:
+            auto_map = _read_json(folder / "config.json").get("auto_map")
+        except json.JSONDecodeError as err:
+            problems.append(f"config.json is not valid JSON ({err})")
+            auto_map = {}
+        if not auto_map:
+            problems.append("config.json has no `auto_map` (the model cannot load with trust_remote_code)")
+        else:
+            problems += [f"{m} (code file named in config.json auto_map)" for m in sorted(_auto_map_modules(auto_map) - names)]
+
+    if "model.safetensors.index.json" in names:
+        shards = set(_read_json(folder / "model.safetensors.index.json").get("weight_map", {}).values())
+        problems += [f"{s} (safetensors shard named in the index)" for s in sorted(shards - names)]
+    elif "model.safetensors" not in names:
+        problems.append("model.safetensors (weights; only safetensors are published)")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        if name not in names:
+            problems.append(name)
+    if CARD_NAME not in names:
+        problems.append(f"{CARD_NAME} (the model card; run seqhf.hub.write_model_card)")
+    else:
+        card = ModelCard.load(folder / CARD_NAME)
+        if not card.data.to_dict().get("library_name"):
+            problems.append(f"{CARD_NAME} has no YAML metadata with `library_name`")
+
+    problems += [f"{n} (pickle file refused: publish safetensors only)" for n in sorted(names) if n.endswith(PICKLE_SUFFIXES)]
+    if problems:
+        raise FolderNotReadyError(folder, problems)
+    return files
+
+
+def format_upload_plan(files: list[UploadFile]) -> str:
+    width = max(len(f.path) for f in files)
+    lines = [f"{f.path:<{width}}  {f.size:>12,} bytes" for f in files]
+    lines.append(f"{len(files)} files, {sum(f.size for f in files):,} bytes in all")
+    return "\n".join(lines)
+
+
+def _escape_pattern(path: str) -> str:
+    """An fnmatch pattern matching exactly `path`."""
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in path)
+
+
+def resolve_token() -> str:
+    token = get_token()  # HF_TOKEN, then the token saved by `hf auth login`
+    if not token:
+        raise MissingTokenError(
+            "No Hugging Face token found: set the HF_TOKEN environment variable to a token with write access "
+            "(https://huggingface.co/settings/tokens) or log in once with `hf auth login`. "
+            "Use --dry-run to check the folder without a token."
+        )
+    return token
+
+
+def push_folder(
+    folder,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    dry_run: bool = False,
+    api: HfApi | None = None,
+):
+    """Validate `folder` and publish it to the model repo `repo_id` in one commit.
+
+    `create_repo(exist_ok=True)`, then (for a `revision` other than main) `create_branch(exist_ok=True)`,
+    then one `upload_folder` commit holding exactly `validate_repo_folder(folder)`'s files. A dry run
+    validates and returns that list without needing a token or touching the network.
+    Returns the list of `UploadFile` (dry run) or the `CommitInfo` of the upload.
+    """
+    if not repo_id or repo_id.count("/") > 1:
+        raise ValueError(f"`repo_id` must be 'name' or 'owner/name', got {repo_id!r}.")
+    files = validate_repo_folder(folder)
+    if dry_run:
+        return files
+    api = api or HfApi(token=resolve_token())
+    api.create_repo(repo_id, repo_type="model", private=True if private else None, exist_ok=True)
+    if revision and revision != "main":
+        api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True)
+    return api.upload_folder(
+        repo_id=repo_id,
+        repo_type="model",
+        folder_path=os.fspath(folder),
+        revision=revision,
+        commit_message=commit_message or f"Upload {Path(folder).resolve().name} with seqhf",
+        allow_patterns=[_escape_pattern(f.path) for f in files],
+    )
+
+
+__all__ = [
+    "write_model_card",
+    "plot_training_curves",
+    "build_card_data",
+    "ModelCardCallback",
+    "attach_model_card",
+    "validate_repo_folder",
+    "list_upload_files",
+    "push_folder",
+    "resolve_token",
+    "FolderNotReadyError",
+    "MissingTokenError",
+    "UploadFile",
+]

@@ -1,0 +1,417 @@
+"""Model cards and Hub publishing (issue 6). No network: HfApi is replaced by a recorder."""
+
+import inspect
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from huggingface_hub import HfApi, ModelCard
+from huggingface_hub.utils import filter_repo_objects
+
+from conftest import REPO, run_without_seqhf
+from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
+from seqhf import hub
+from seqhf.tokenization import build_char_tokenizer, build_word_tokenizer
+
+REVIEWS = [
+    "a wonderful film , great acting and a moving story",
+    "a terrible film , bad acting and a boring story",
+    "great fun , I loved it",
+    "boring and bad , I hated it",
+]
+
+
+# ------------------------------------------------------------------------------------------- fixtures
+# TEST FIXTURE ONLY: the metrics below are invented so the card has something to show. Real folders get
+# eval_results.json from seqhf.training at the end of a run.
+def write_fake_eval_results(folder, task, num_parameters):
+    results = {
+        "task": task,
+        "preset": "tiny-test",
+        "quick": True,
+        "model_type": "seqhf-lstm",
+        "num_parameters": num_parameters,
+        "seed": 1234,
+        "max_grad_norm": 1.0,
+        "epochs": 2,
+        "train_args": {"learning_rate": 0.003, "per_device_train_batch_size": 4, "lr_scheduler_type": "linear"},
+        "wall_time_s": 83.4,
+        "hardware": "test fixture CPU",
+    }
+    if task == "sentiment":
+        results |= {"dataset": "stanfordnlp/imdb", "test_accuracy": 0.8125, "test_f1": 0.80625, "test_examples": 16}
+    else:
+        results |= {
+            "dataset": "gutenberg-1268",
+            "heldout_nats_per_char": 1.5,
+            "heldout_bits_per_char": 1.5 / 0.6931471805599453,
+            "heldout_window_nats_per_char": 1.625,
+            "heldout_stream_nats_per_char": 1.5,
+            "heldout_chars": 12345,
+            "tbptt": "stateful",
+            "seq_len": 40,
+            "unigram_entropy_nats": 3.125,
+        }
+    (Path(folder) / "eval_results.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+def write_fake_trainer_state(folder, eval_key):
+    history = []
+    for step in (1, 2, 3, 4):
+        history.append({"step": step, "epoch": step / 2, "loss": 0.7 - 0.05 * step, "learning_rate": 1e-3})
+        if step % 2 == 0:
+            history.append({"step": step, "epoch": step / 2, "eval_loss": 0.69 - 0.04 * step, eval_key: 0.5 + 0.1 * step})
+    (Path(folder) / "trainer_state.json").write_text(json.dumps({"log_history": history, "max_steps": 4}))
+
+
+def make_sentiment_folder(folder, card=True):
+    folder = Path(folder)
+    tok = build_word_tokenizer(REVIEWS, vocab_size=64, min_frequency=1, model_max_length=32)
+    config = SeqLSTMConfig(
+        vocab_size=len(tok), embedding_size=8, hidden_size=8, bidirectional=True, pooling="concat",
+        num_labels=2, id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1},
+        pad_token_id=tok.pad_token_id,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = SeqLSTMForSequenceClassification(config)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    write_fake_eval_results(folder, "sentiment", model.num_parameters())
+    write_fake_trainer_state(folder, "eval_accuracy")
+    if card:
+        hub.write_model_card(folder, repo_id="someone/tiny-imdb")
+    return folder
+
+
+def make_charlm_folder(folder):
+    folder = Path(folder)
+    tok = build_char_tokenizer("The engineer looked at the island. Then the sailor spoke!")
+    config = SeqLSTMConfig(
+        vocab_size=len(tok), embedding_size=8, hidden_size=8, is_decoder=True,
+        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = SeqLSTMForCausalLM(config)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    write_fake_eval_results(folder, "charlm", model.num_parameters())
+    write_fake_trainer_state(folder, "eval_bits_per_char")
+    hub.write_model_card(folder)
+    return folder
+
+
+@pytest.fixture
+def sentiment_dir(tmp_path):
+    return make_sentiment_folder(tmp_path / "tiny-imdb")
+
+
+def card_metadata(folder):
+    text = (Path(folder) / "README.md").read_text()
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1]), text
+
+
+class _FakeApi:
+    """Stands in for HfApi at the network boundary: records the calls, checks each against HfApi's real
+    signature, and lists the files upload_folder would send exactly as HfApi does (same filter)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def _record(self, name, *args, **kwargs):
+        inspect.signature(getattr(HfApi, name)).bind(self, *args, **kwargs)  # TypeError on a wrong call
+        self.calls.append((name, args, kwargs))
+
+    def create_repo(self, *args, **kwargs):
+        self._record("create_repo", *args, **kwargs)
+
+    def create_branch(self, *args, **kwargs):
+        self._record("create_branch", *args, **kwargs)
+
+    def upload_folder(self, **kwargs):
+        self._record("upload_folder", **kwargs)
+        from huggingface_hub.utils._paths import DEFAULT_IGNORE_PATTERNS
+
+        folder = Path(kwargs["folder_path"]).resolve()
+        relpaths = [p.relative_to(folder).as_posix() for p in sorted(folder.glob("**/*")) if p.is_file()]
+        ignore = list(kwargs.get("ignore_patterns") or []) + DEFAULT_IGNORE_PATTERNS
+        self.uploaded = list(filter_repo_objects(relpaths, allow_patterns=kwargs.get("allow_patterns"), ignore_patterns=ignore))
+        return "https://huggingface.co/fake/commit/0"
+
+    def names(self):
+        return [name for name, _, _ in self.calls]
+
+
+# ---------------------------------------------------------------------------------------------- cards
+def test_sentiment_card_yaml_and_model_index_round_trip(sentiment_dir):
+    results = json.loads((sentiment_dir / "eval_results.json").read_text())
+    meta, text = card_metadata(sentiment_dir)
+    assert meta["library_name"] == "transformers"
+    assert meta["pipeline_tag"] == "text-classification"
+    assert meta["license"] == "apache-2.0" and meta["language"] == "en"
+    assert meta["datasets"] == ["stanfordnlp/imdb"]
+    assert set(meta["metrics"]) == {"accuracy", "f1"}
+    assert "seqhf" in meta["tags"] and "quick-run" in meta["tags"]
+
+    card = ModelCard.load(sentiment_dir / "README.md")
+    got = {(e.task_type, e.dataset_type, e.dataset_split, e.metric_type): e.metric_value for e in card.data.eval_results}
+    assert got == {
+        ("text-classification", "stanfordnlp/imdb", "test", "accuracy"): results["test_accuracy"],
+        ("text-classification", "stanfordnlp/imdb", "test", "f1"): results["test_f1"],
+    }
+    # the body: what the model is, how it was trained, what it scored, how to use it
+    for needle in (
+        f"{results['num_parameters']:,}",
+        "bidirectional LSTM 8",
+        "Maas",
+        "P11-1015",
+        "`max_grad_norm`):** 1",
+        "**Seed:** 1234",
+        "**Epochs:** 2",
+        "81.25 %",
+        "0.8062",
+        "test fixture CPU",
+        "1 min 23 s",
+        "trust_remote_code=True",
+        'pipeline("text-classification", model="someone/tiny-imdb"',
+        "AutoModelForSequenceClassification",
+        "`negative` or `positive`",
+        "IMDb keeps only clearly polarised reviews",
+        "Quick run",
+        "![Training and evaluation curves](training_curves.png)",
+    ):
+        assert needle in text, needle
+    png = sentiment_dir / "training_curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_card_renders_without_matplotlib(tmp_path, monkeypatch):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")] + ["matplotlib"]:
+        monkeypatch.setitem(sys.modules, name, None)  # `import matplotlib...` now raises ImportError
+    folder = make_sentiment_folder(tmp_path / "nompl")
+    meta, text = card_metadata(folder)
+    assert not (folder / "training_curves.png").exists()
+    assert "matplotlib is not installed" in text and "training_curves.png" not in text
+    assert meta["model-index"][0]["results"][0]["metrics"][0]["value"] == 0.8125
+    hub.validate_repo_folder(folder)  # still a complete repository
+
+
+def test_charlm_card(tmp_path):
+    folder = make_charlm_folder(tmp_path / "tiny-island")
+    results = json.loads((folder / "eval_results.json").read_text())
+    meta, text = card_metadata(folder)
+    assert meta["pipeline_tag"] == "text-generation"
+    assert "datasets" not in meta  # no Hub dataset for the book: cited in the text instead
+    card = ModelCard.load(folder / "README.md")
+    values = {e.metric_name: e.metric_value for e in card.data.eval_results}
+    assert values["Held-out bits per character"] == pytest.approx(results["heldout_bits_per_char"])
+    assert values["Held-out nats per character, one stream"] == results["heldout_stream_nats_per_char"]
+    assert {e.dataset_name for e in card.data.eval_results} == {"The Mysterious Island (Project Gutenberg #1268)"}
+    for needle in (
+        "Project Gutenberg eBook #1268",
+        "https://www.gutenberg.org/ebooks/1268",
+        "`stateful`: the recurrent state is carried",
+        "**Sequence length:** 40",
+        "| nats per character | 1.5000 |",
+        "| 3.1250 |",
+        "12,345 characters",
+        'pipeline("text-generation", model="./tiny-island"',
+        "AutoModelForCausalLM",
+        "19th-century",
+    ):
+        assert needle in text, needle
+
+
+def test_charlm_card_without_stream_metric(tmp_path):
+    folder = make_charlm_folder(tmp_path / "gpt-like")
+    results = json.loads((folder / "eval_results.json").read_text())
+    del results["heldout_stream_nats_per_char"]
+    results["tbptt"] = None
+    (folder / "eval_results.json").write_text(json.dumps(results))
+    hub.write_model_card(folder)
+    _, text = card_metadata(folder)
+    assert "one stream" not in text and "starts from a zero state" in text
+    assert len(ModelCard.load(folder / "README.md").data.eval_results) == 3
+
+
+def test_card_needs_results_and_config(tmp_path):
+    with pytest.raises(FileNotFoundError, match="eval_results.json"):
+        hub.write_model_card(tmp_path)
+    write_fake_eval_results(tmp_path, "sentiment", 10)
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        hub.write_model_card(tmp_path)
+
+
+# ------------------------------------------------------------------------------------ validation/push
+def test_dry_run_lists_complete_repository(sentiment_dir, capsys):
+    (sentiment_dir / "training_args.bin").write_bytes(b"pickle")  # Trainer bookkeeping: never uploaded
+    (sentiment_dir / "checkpoint-2").mkdir()
+    (sentiment_dir / "checkpoint-2" / "optimizer.pt").write_bytes(b"pickle")
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import push_to_hub
+    finally:
+        sys.path.pop(0)
+    assert push_to_hub.main([str(sentiment_dir), "--repo-id", "someone/tiny-imdb", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    expected = sorted(
+        ["README.md", "config.json", "configuration_lstm.py", "modeling_lstm.py", "model.safetensors",
+         "tokenizer.json", "tokenizer_config.json", "eval_results.json", "trainer_state.json", "training_curves.png"]
+    )  # fmt: skip
+    listed = [line.split()[0] for line in out.splitlines()[1:-1]]
+    assert listed == expected
+    for name in expected:
+        size = (sentiment_dir / name).stat().st_size
+        assert any(line.split()[0] == name and f"{size:,} bytes" in line for line in out.splitlines()), name
+    assert f"{len(expected)} files" in out.splitlines()[-1]
+
+
+def test_upload_with_fake_api(sentiment_dir, tmp_path):
+    (sentiment_dir / "training_args.bin").write_bytes(b"pickle")
+    api = _FakeApi()
+    planned = [f.path for f in hub.push_folder(sentiment_dir, "someone/tiny-imdb", dry_run=True)]
+    hub.push_folder(
+        sentiment_dir, "someone/tiny-imdb", private=True, revision="v1", commit_message="First model", api=api
+    )
+    assert api.names() == ["create_repo", "create_branch", "upload_folder"]
+    (_, args, kwargs) = api.calls[0]
+    assert args == ("someone/tiny-imdb",) and kwargs["exist_ok"] is True and kwargs["private"] is True
+    assert api.calls[1][2]["branch"] == "v1" and api.calls[1][2]["exist_ok"] is True
+    upload = api.calls[2][2]
+    assert upload["repo_id"] == "someone/tiny-imdb"
+    assert upload["revision"] == "v1" and upload["commit_message"] == "First model"
+    assert api.uploaded == planned and "training_args.bin" not in api.uploaded
+
+    # the exact uploaded set, copied to a fresh folder, loads without seqhf through pipeline()
+    repo = tmp_path / "hub_copy"
+    for rel in api.uploaded:
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sentiment_dir / rel, repo / rel)
+    out = run_without_seqhf(
+        f"""
+        from transformers import pipeline
+        clf = pipeline("text-classification", model={str(repo)!r}, trust_remote_code=True)
+        preds = clf(["a wonderful film", "a boring story"])
+        print(sorted({{p["label"] for p in preds}} | {{"negative", "positive"}}))
+        print(type(clf.model).__name__)
+        """,
+        cwd=tmp_path,
+    )
+    assert out.split("\n")[:2] == ["['negative', 'positive']", "SeqLSTMForSequenceClassification"]
+
+
+def test_main_branch_needs_no_new_branch(sentiment_dir):
+    api = _FakeApi()
+    hub.push_folder(sentiment_dir, "tiny-imdb", api=api)
+    assert api.names() == ["create_repo", "upload_folder"]
+    assert api.calls[0][2]["private"] is None  # not --private: the account's default visibility
+    assert api.calls[1][2]["revision"] is None and "tiny-imdb" in api.calls[1][2]["commit_message"]
+
+
+def test_incomplete_folder_refused_with_list(sentiment_dir, monkeypatch):
+    for name in ("model.safetensors", "tokenizer.json", "modeling_lstm.py", "README.md"):
+        (sentiment_dir / name).unlink()
+    (sentiment_dir / "pytorch_model.bin").write_bytes(b"pickle")
+    api = _FakeApi()
+    monkeypatch.setattr(hub, "HfApi", lambda *a, **k: api)
+    with pytest.raises(hub.FolderNotReadyError) as info:
+        hub.push_folder(sentiment_dir, "someone/tiny-imdb", api=api)
+    problems = "\n".join(info.value.problems)
+    for name in ("model.safetensors", "tokenizer.json", "modeling_lstm.py", "README.md", "pytorch_model.bin"):
+        assert name in problems, name
+    assert "nothing was uploaded" in str(info.value)
+    assert api.calls == []
+
+
+def test_config_without_auto_map_refused(sentiment_dir):
+    config = json.loads((sentiment_dir / "config.json").read_text())
+    del config["auto_map"]
+    (sentiment_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(hub.FolderNotReadyError, match="auto_map"):
+        hub.validate_repo_folder(sentiment_dir)
+
+
+def test_missing_token_message(sentiment_dir, tmp_path, monkeypatch, capsys):
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    called = []
+    monkeypatch.setattr(hub, "HfApi", lambda *a, **k: called.append(1))
+    with pytest.raises(hub.MissingTokenError, match="HF_TOKEN.*hf auth login"):
+        hub.push_folder(sentiment_dir, "someone/tiny-imdb")
+    assert called == []
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import push_to_hub
+    finally:
+        sys.path.pop(0)
+    assert push_to_hub.main([str(sentiment_dir), "--repo-id", "someone/tiny-imdb"]) == 2
+    assert "No Hugging Face token" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ Trainer push path
+def test_trainer_push_path_carries_the_card(tmp_path, monkeypatch):
+    """Trainer(push_to_hub=True, hub_strategy="checkpoint"): the checkpoint push and the final push both
+    upload the seqhf card, not the Trainer's generic draft."""
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+
+    import transformers.trainer as trainer_module
+
+    out = tmp_path / "run"
+    src = make_sentiment_folder(tmp_path / "src", card=False)
+    tok_ids = [[2, 3, 4], [5, 6, 7], [2, 5], [6, 3]]
+    data = Dataset.from_dict({"input_ids": tok_ids, "attention_mask": [[1] * len(t) for t in tok_ids], "labels": [1, 0, 1, 0]})
+    model = SeqLSTMForSequenceClassification.from_pretrained(src)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(src)
+
+    uploads = []
+
+    class Api:
+        def create_repo(self, repo_id, **kwargs):
+            from huggingface_hub import RepoUrl
+
+            return RepoUrl(f"https://huggingface.co/{repo_id}")
+
+        def upload_folder(self, *, folder_path, run_as_future=False, path_in_repo=None, **kwargs):
+            readme = Path(folder_path) / "README.md"
+            uploads.append((path_in_repo, kwargs["commit_message"], readme.read_text() if readme.exists() else None))
+
+            class Done:
+                def done(self):
+                    return True
+
+                def is_done(self):
+                    return True
+
+            return Done()
+
+    monkeypatch.setattr(trainer_module, "hf_api", lambda: Api(), raising=False)
+    args = TrainingArguments(
+        output_dir=str(out), per_device_train_batch_size=2, num_train_epochs=1, save_strategy="steps", save_steps=2,
+        logging_steps=1, push_to_hub=True, hub_model_id="someone/tiny-imdb", hub_strategy="checkpoint",
+        report_to=[], use_cpu=True, disable_tqdm=True,
+    )  # fmt: skip
+    trainer = Trainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
+    run_info = json.loads((src / "eval_results.json").read_text())
+    for key in ("test_accuracy", "test_f1", "test_examples", "wall_time_s"):
+        run_info.pop(key)
+    hub.attach_model_card(trainer, run_info)
+    trainer.train()
+    assert uploads, "the Trainer pushed nothing"
+    checkpoint_cards = [card for _, msg, card in uploads if msg.startswith("Training in progress")]
+    assert checkpoint_cards and all(card and "Checkpoint: training in progress" in card for card in checkpoint_cards)
+    assert any(path == "last-checkpoint" for path, _, _ in uploads)
+
+    shutil.copy(src / "eval_results.json", out / "eval_results.json")  # training writes it at the end
+    trainer.push_to_hub(commit_message="End of training")
+    final = uploads[-1][2]
+    assert "library_name: transformers" in final and "model-index" in final and "81.25 %" in final
