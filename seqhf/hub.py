@@ -128,6 +128,20 @@ def _fmt(value):
     return "—" if value is None else str(value)
 
 
+def _config_rows(config: dict):
+    fields = CONFIG_FIELDS
+    if any("CausalLM" in a for a in config.get("architectures") or []):
+        fields = [f for f in fields if f != "pooling" and not f.startswith("classifier_")]
+    return [(k, _fmt(config[k])) for k in fields if k in config]
+
+
+def _tbptt_mode(value):
+    """The TBPTT mode as recorded by training, or None when state is not carried between chunks."""
+    if value in (None, False, "", 0) or str(value).lower() in ("none", "off", "false", "no"):
+        return None
+    return "on" if value is True else str(value)
+
+
 def eval_results_for_card(task: str, results: dict) -> list:
     """The model-index entries (task, dataset, split, metric, value) for a finished run."""
     spec = TASKS[task]
@@ -145,7 +159,8 @@ def eval_results_for_card(task: str, results: dict) -> list:
         metrics = [
             ("bits_per_character", "Held-out bits per character", "heldout_bits_per_char"),
             ("nats_per_character", "Held-out nats per character", "heldout_nats_per_char"),
-            ("nats_per_character", "Held-out nats per character, 40-char windows", "heldout_window_nats_per_char"),
+            ("nats_per_character", f"Held-out nats per character, {results.get('seq_len')}-character windows",
+             "heldout_window_nats_per_char"),
             ("nats_per_character", "Held-out nats per character, one stream", "heldout_stream_nats_per_char"),
         ]
     return [
@@ -223,6 +238,14 @@ def plot_training_curves(log_history, path) -> Path | None:
     return Path(path)
 
 
+def _trainer_state_file(folder: Path) -> Path | None:
+    """trainer_state.json of the folder (`trainer.save_state()`), else that of its last checkpoint."""
+    if (folder / TRAINER_STATE_NAME).is_file():
+        return folder / TRAINER_STATE_NAME
+    checkpoints = [p for p in folder.glob(f"checkpoint-*/{TRAINER_STATE_NAME}") if p.parent.name[11:].isdigit()]
+    return max(checkpoints, key=lambda p: int(p.parent.name[11:]), default=None)
+
+
 def write_model_card(
     output_dir,
     *,
@@ -236,7 +259,7 @@ def write_model_card(
     """Render the model card of a trained folder into `<output_dir>/README.md` and return its path.
 
     By default everything comes from the folder: `eval_results.json` (written at the end of training),
-    `config.json`, and `trainer_state.json` for the curves (`training_curves.png`, drawn when matplotlib is
+    `config.json`, and `trainer_state.json` (the folder's, else its last checkpoint's) for the curves (`training_curves.png`, drawn when matplotlib is
     installed). A checkpoint card, written before the final evaluation, passes `results` (the run's settings,
     no test metrics), `log_history` and `step`: it has no model-index and says that training is in progress.
     `repo_id` is the Hub id used in the card's code snippets (the folder name otherwise).
@@ -253,8 +276,9 @@ def write_model_card(
     task = results.get("task")
     if task not in TASKS:
         raise ValueError(f"`task` in the run results must be one of {sorted(TASKS)}, got {task!r}.")
-    if log_history is None and (folder / TRAINER_STATE_NAME).is_file():
-        state = _read_json(folder / TRAINER_STATE_NAME)
+    state_file = _trainer_state_file(folder)
+    if log_history is None and state_file is not None:
+        state = _read_json(state_file)
         log_history = state.get("log_history")
         max_steps = max_steps or state.get("max_steps")
     model_name = model_name or (repo_id.split("/")[-1] if repo_id else folder.resolve().name)
@@ -270,6 +294,7 @@ def write_model_card(
         card_data,
         template_path=str(TEMPLATES_DIR / f"{task}.md"),
         final=final,
+        model_name=model_name,
         r=results,
         repo_id=repo_id or f"./{folder.resolve().name}",
         architecture=describe_architecture(config),
@@ -277,7 +302,8 @@ def write_model_card(
         model_type=config.get("model_type", "unknown"),
         num_parameters=f"{results['num_parameters']:,}" if results.get("num_parameters") else "not recorded",
         num_parameters_h=_human_count(results.get("num_parameters")),
-        config_rows=[(k, _fmt(config[k])) for k in CONFIG_FIELDS if k in config],
+        config_rows=_config_rows(config),
+        tbptt=_tbptt_mode(results.get("tbptt")),
         train_arg_rows=[(k, _fmt(v)) for k, v in sorted((results.get("train_args") or {}).items())],
         labels=[v for _, v in sorted((config.get("id2label") or {}).items(), key=lambda kv: int(kv[0]))],
         model_max_length=tokenizer_config.get("model_max_length"),

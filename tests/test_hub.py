@@ -175,7 +175,8 @@ def test_sentiment_card_yaml_and_model_index_round_trip(sentiment_dir):
         "**Seed:** 1234",
         "**Epochs:** 2",
         "81.25 %",
-        "0.8062",
+        "| F1 (positive class) | 0.806",
+        "# tiny-imdb\n",
         "test fixture CPU",
         "1 min 23 s",
         "trust_remote_code=True",
@@ -217,6 +218,7 @@ def test_charlm_card(tmp_path):
         "Project Gutenberg eBook #1268",
         "https://www.gutenberg.org/ebooks/1268",
         "`stateful`: the recurrent state is carried",
+        "Held-out nats per character, 40-character windows",
         "**Sequence length:** 40",
         "| nats per character | 1.5000 |",
         "| 3.1250 |",
@@ -236,8 +238,21 @@ def test_charlm_card_without_stream_metric(tmp_path):
     (folder / "eval_results.json").write_text(json.dumps(results))
     hub.write_model_card(folder)
     _, text = card_metadata(folder)
-    assert "one stream" not in text and "starts from a zero state" in text
+    assert "one stream" not in text and "off: every chunk of 40 characters is read from a zero state" in text
+    assert "`pooling`" not in text  # classifier-only config fields are not shown for a causal LM
     assert len(ModelCard.load(folder / "README.md").data.eval_results) == 3
+
+
+def test_curves_from_last_checkpoint_when_state_not_saved(sentiment_dir):
+    (sentiment_dir / "trainer_state.json").unlink()
+    for step, acc in ((2, 0.625), (10, 0.875)):  # 10 is the last checkpoint, though "checkpoint-2" sorts after it
+        (sentiment_dir / f"checkpoint-{step}").mkdir()
+        history = [{"step": step, "epoch": 1.0, "loss": 0.5}, {"step": step, "epoch": 1.0, "eval_loss": 0.4, "eval_accuracy": acc}]
+        (sentiment_dir / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps({"log_history": history}))
+    hub.write_model_card(sentiment_dir)
+    _, text = card_metadata(sentiment_dir)
+    assert "| 1 | 10 | 0.875 | 0.4 |" in text and "0.625" not in text
+    assert (sentiment_dir / "training_curves.png").is_file()
 
 
 def test_card_needs_results_and_config(tmp_path):
