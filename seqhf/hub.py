@@ -266,6 +266,8 @@ def write_model_card(
     """
     folder = Path(output_dir)
     final = results is None
+    if not TEMPLATES_DIR.is_dir():
+        raise FileNotFoundError(f"Card templates not found at {TEMPLATES_DIR}: use seqhf from a checkout (pip install -e).")
     if final:
         if not (folder / EVAL_RESULTS_NAME).is_file():
             raise FileNotFoundError(f"No {EVAL_RESULTS_NAME} in {folder}: the card is built from a finished run's results.")
@@ -459,8 +461,12 @@ def validate_repo_folder(folder) -> list[UploadFile]:
     if CARD_NAME not in names:
         problems.append(f"{CARD_NAME} (the model card; run seqhf.hub.write_model_card)")
     else:
-        card = ModelCard.load(folder / CARD_NAME)
-        if not card.data.to_dict().get("library_name"):
+        try:
+            metadata = ModelCard.load(folder / CARD_NAME).data.to_dict()
+        except Exception as err:  # malformed YAML header
+            metadata = {}
+            problems.append(f"{CARD_NAME} metadata cannot be read ({err})")
+        if not metadata.get("library_name"):
             problems.append(f"{CARD_NAME} has no YAML metadata with `library_name`")
 
     problems += [f"{n} (pickle file refused: publish safetensors only)" for n in sorted(names) if n.endswith(PICKLE_SUFFIXES)]

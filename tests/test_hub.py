@@ -174,6 +174,7 @@ def test_sentiment_card_yaml_and_model_index_round_trip(sentiment_dir):
         "`max_grad_norm`):** 1",
         "**Seed:** 1234",
         "**Epochs:** 2",
+        "On 16 reviews of the IMDb test split:",
         "81.25 %",
         "| F1 (positive class) | 0.806",
         "# tiny-imdb\n",
