@@ -51,7 +51,8 @@ SKIPPED_DIR_PREFIXES = ("checkpoint-", ".", "_", "hf_modules")
 # Config fields shown on the card, in this order, when the config has them.
 CONFIG_FIELDS = (
     "vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-    "intermediate_size", "max_position_embeddings", "n_positions", "bidirectional", "rnn_type", "pooling",
+    "intermediate_size", "hidden_act", "max_position_embeddings", "position_embedding_type", "pre_norm",
+    "bidirectional", "rnn_type", "pooling",
     "classifier_hidden_size", "classifier_activation", "embedding_dropout", "hidden_dropout",
     "classifier_dropout", "attention_dropout", "tie_word_embeddings", "num_labels",
 )  # fmt: skip
@@ -116,6 +117,19 @@ def describe_architecture(config: dict) -> str:
                 act = config.get("classifier_activation", "relu")
                 parts.append(f"dense {config['classifier_hidden_size']} ({act})")
             parts.append(f"linear classifier ({len(config.get('id2label') or {}) or 2} labels)")
+        return " → ".join(parts)
+    if model_type == "seqhf-transformer":
+        norm = "pre-norm" if config.get("pre_norm", True) else "post-norm"
+        parts = [
+            f"embedding {config.get('hidden_size')} + {config.get('position_embedding_type')} positions "
+            f"(up to {config.get('max_position_embeddings')})",
+            f"{config.get('num_hidden_layers')} × {norm} Transformer layer ({config.get('num_attention_heads')} heads, "
+            f"feed-forward {config.get('intermediate_size')}, {config.get('hidden_act')})",
+        ]
+        if any("CausalLM" in a for a in archs):
+            parts.append(f"causal attention, linear head over {config.get('vocab_size')} tokens")
+        else:
+            parts += [f"{config.get('pooling')} pooling", f"linear classifier ({len(config.get('id2label') or {}) or 2} labels)"]
         return " → ".join(parts)
     return f"{archs[0] if archs else 'model'} (`{model_type}`)"
 

@@ -256,6 +256,21 @@ def test_curves_from_last_checkpoint_when_state_not_saved(sentiment_dir):
     assert (sentiment_dir / "training_curves.png").is_file()
 
 
+def test_architecture_line_per_model_type():
+    from seqhf.configuration_transformer import SeqTransformerConfig
+
+    lstm = SeqLSTMConfig(num_hidden_layers=2, rnn_type="gru", classifier_hidden_size=64, pooling="max").to_dict()
+    lstm["architectures"] = ["SeqLSTMForSequenceClassification"]
+    assert hub.describe_architecture(lstm) == (
+        "embedding 128 → 2 × GRU 256 → max pooling → dense 64 (relu) → linear classifier (2 labels)"
+    )
+    gpt = SeqTransformerConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, is_decoder=True).to_dict()
+    gpt["architectures"] = ["SeqTransformerForCausalLM"]
+    line = hub.describe_architecture(gpt)
+    assert "2 × pre-norm Transformer layer (2 heads" in line and line.endswith("linear head over 30000 tokens")
+    assert hub.describe_architecture({"model_type": "bert", "architectures": ["BertModel"]}) == "BertModel (`bert`)"
+
+
 def test_card_needs_results_and_config(tmp_path):
     with pytest.raises(FileNotFoundError, match="eval_results.json"):
         hub.write_model_card(tmp_path)
