@@ -9,6 +9,13 @@ from .modeling_lstm import (
     SeqLSTMModel,
     SeqLSTMPreTrainedModel,
 )
+from .configuration_transformer import SeqTransformerConfig
+from .modeling_transformer import (
+    SeqTransformerForCausalLM,
+    SeqTransformerForSequenceClassification,
+    SeqTransformerModel,
+    SeqTransformerPreTrainedModel,
+)
 
 __version__ = "0.1.0"
 
@@ -26,6 +33,9 @@ def _register(config_class, base_class, classifier_class, causal_lm_class):
 
 
 _register(SeqLSTMConfig, SeqLSTMModel, SeqLSTMForSequenceClassification, SeqLSTMForCausalLM)
+_register(
+    SeqTransformerConfig, SeqTransformerModel, SeqTransformerForSequenceClassification, SeqTransformerForCausalLM
+)
 
 __all__ = [
     "SeqLSTMConfig",
@@ -33,4 +43,9 @@ __all__ = [
     "SeqLSTMModel",
     "SeqLSTMForSequenceClassification",
     "SeqLSTMForCausalLM",
+    "SeqTransformerConfig",
+    "SeqTransformerPreTrainedModel",
+    "SeqTransformerModel",
+    "SeqTransformerForSequenceClassification",
+    "SeqTransformerForCausalLM",
 ]
