@@ -349,6 +349,8 @@ class ModelCardCallback(TrainerCallback):
     """
 
     def __init__(self, run_info: dict, repo_id: str | None = None):
+        if run_info.get("task") not in TASKS:  # fail now, not at the first save of a long run
+            raise ValueError(f"`run_info['task']` must be one of {sorted(TASKS)}, got {run_info.get('task')!r}.")
         self.run_info = dict(run_info)
         self.repo_id = repo_id
 

@@ -435,6 +435,8 @@ def test_trainer_push_path_carries_the_card(tmp_path, monkeypatch):
     run_info = json.loads((src / "eval_results.json").read_text())
     for key in ("test_accuracy", "test_f1", "test_examples", "wall_time_s"):
         run_info.pop(key)
+    with pytest.raises(ValueError, match="task"):
+        hub.attach_model_card(trainer, {"preset": "no task"})
     hub.attach_model_card(trainer, run_info)
     trainer.train()
     assert uploads, "the Trainer pushed nothing"
