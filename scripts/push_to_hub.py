@@ -13,6 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from huggingface_hub.errors import HfHubHTTPError  # noqa: E402
+
 from seqhf.hub import FolderNotReadyError, MissingTokenError, format_upload_plan, push_folder  # noqa: E402
 
 
@@ -38,6 +40,9 @@ def main(argv=None):
     except (FolderNotReadyError, MissingTokenError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except HfHubHTTPError as err:  # bad or read-only token, no rights on the namespace, ...
+        print(f"error: the Hub refused the upload: {err}", file=sys.stderr)
+        return 1
     if args.dry_run:
         print(f"Dry run: would upload to {args.repo_id}" + (f" @ {args.revision}" if args.revision else ""))
         print(format_upload_plan(result))
