@@ -1,0 +1,56 @@
+"""scripts/benchmark.py runs end to end and writes every key of issue 7 (no speed assertions here)."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from seqhf.benchmark import KEYS, Contender, PeakMemory, measure
+
+from tests.conftest import REPO
+
+
+def test_quick_run_writes_every_key(tmp_path):
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(
+        [sys.executable, "scripts/benchmark.py", "--quick", "--json", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert set(KEYS) <= set(data)
+    assert set(data) - set(KEYS) == {"figures", "meta"}
+    for key in KEYS:
+        figures = data["figures"][key]
+        assert data[key] is not None and data[key] > 0, (key, figures)
+        assert math.isclose(data[key], figures["ours_rate"] / figures["peer_rate"], rel_tol=1e-9)
+        assert figures["ours_peak_mib"] > 0 and figures["peer_peak_mib"] > 0
+        assert f"`{key}`" in proc.stdout  # the printed table has the row too
+    assert data["meta"]["quick"] is True
+
+
+def test_measure_alternates_and_takes_the_median():
+    calls = []
+    a = Contender("a", lambda i: calls.append(("a", i)) or 10.0, "units/s")
+    b = Contender("b", lambda i: calls.append(("b", i)) or 20.0, "units/s")
+    measure([a, b], warmup=1, repeats=3, device="cpu", memory=PeakMemory("cpu"))
+    assert [name for name, _ in calls] == ["a", "b"] * 4  # round robin, warm-up included
+    assert len(a.rates) == len(b.rates) == 3  # the warm-up is not counted
+    assert a.rate == sorted(a.rates)[1] and a.peak_bytes > 0
+
+
+def test_bad_arguments_are_refused():
+    from seqhf.benchmark import run_benchmark
+
+    with pytest.raises(ValueError, match="device"):
+        run_benchmark(device="tpu")
+    with pytest.raises(ValueError, match="row group"):
+        run_benchmark(only=["nonsense"])
