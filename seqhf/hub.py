@@ -211,7 +211,8 @@ def _eval_table(log_history):
     skip = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second")
     cols = sorted({k for e in evals for k in e if k.startswith("eval_") and k not in skip})
     if len(evals) > 25:
-        evals = evals[:: math.ceil(len(evals) / 25)] + ([evals[-1]] if evals[-1] is not evals[0] else [])
+        sampled = evals[:: math.ceil(len(evals) / 25)]
+        evals = sampled if sampled[-1] is evals[-1] else sampled + [evals[-1]]  # always show the last one
     rows = [[e.get("epoch"), e.get("step")] + [e.get(c) for c in cols] for e in evals]
     return cols, [[_fmt(v) for v in row] for row in rows]
 
@@ -273,8 +274,8 @@ def write_model_card(
     """Render the model card of a trained folder into `<output_dir>/README.md` and return its path.
 
     By default everything comes from the folder: `eval_results.json` (written at the end of training),
-    `config.json`, and `trainer_state.json` (the folder's, else its last checkpoint's) for the curves (`training_curves.png`, drawn when matplotlib is
-    installed). A checkpoint card, written before the final evaluation, passes `results` (the run's settings,
+    `config.json`, and `trainer_state.json` (the folder's, else its last checkpoint's) for the evaluation
+    table and the curves (`training_curves.png`, drawn when matplotlib is installed). A checkpoint card, written before the final evaluation, passes `results` (the run's settings,
     no test metrics), `log_history` and `step`: it has no model-index and says that training is in progress.
     `repo_id` is the Hub id used in the card's code snippets (the folder name otherwise).
     """
