@@ -45,7 +45,9 @@ class SinusoidalPositionEmbedding(nn.Module):
         self.register_buffer("weight", sinusoids(num_positions, dim), persistent=False)
 
 
-def eager_attention_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=False, **kwargs):
+def eager_attention_forward(
+    module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=False, **kwargs
+):
     """softmax(QKᵀ/√d + mask)·V written out, so the attention weights can be returned.
 
     Same contract as transformers' attention functions: (batch, heads, seq, head_dim) inputs, a boolean mask
@@ -128,7 +130,9 @@ class SeqTransformerLayer(GradientCheckpointingLayer):
         self.dropout = nn.Dropout(config.hidden_dropout)
 
     def forward(self, hidden_states, attention_mask=None, is_causal=False, cache=None, output_attentions=False):
-        attend = dict(attention_mask=attention_mask, is_causal=is_causal, cache=cache, output_attentions=output_attentions)
+        attend = dict(
+            attention_mask=attention_mask, is_causal=is_causal, cache=cache, output_attentions=output_attentions
+        )
         if self.pre_norm:
             attention_output, weights = self.attention(self.attention_norm(hidden_states), **attend)
             hidden_states = hidden_states + self.dropout(attention_output)
@@ -182,7 +186,10 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
             self.position_embeddings = SinusoidalPositionEmbedding(config.max_position_embeddings, config.hidden_size)
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         self.layers = nn.ModuleList(SeqTransformerLayer(config, i) for i in range(config.num_hidden_layers))
-        self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.pre_norm else nn.Identity()
+        # Pre-norm leaves the residual stream unnormalised, so it ends with a LayerNorm; post-norm already did.
+        self.final_norm = (
+            nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.pre_norm else nn.Identity()
+        )
         self.gradient_checkpointing = False
         self.post_init()
 
@@ -198,11 +205,14 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
         if input_ids is not None:
             if input_ids.dim() != 2:
                 raise ValueError(f"`input_ids` must be (batch, seq), got shape {tuple(input_ids.shape)}.")
-            if input_ids.numel() and bool((input_ids.min() < 0) | (input_ids.max() >= self.config.vocab_size)):
-                raise ValueError(
-                    f"`input_ids` holds ids outside [0, {self.config.vocab_size}): "
-                    f"min {int(input_ids.min())}, max {int(input_ids.max())}. Is the tokenizer the model's own?"
-                )
+            # On an accelerator the range check costs a host sync, which a training step should not pay.
+            if (input_ids.device.type == "cpu" or not self.training) and input_ids.numel():
+                low, high = int(input_ids.min()), int(input_ids.max())
+                if low < 0 or high >= self.config.vocab_size:
+                    raise ValueError(
+                        f"`input_ids` holds ids outside [0, {self.config.vocab_size}): min {low}, max {high}. "
+                        "Is the tokenizer the model's own?"
+                    )
         batch_size, seq_len = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
         if seq_len == 0:
             raise ValueError("The input sequence is empty (length 0).")
@@ -274,7 +284,7 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
         if cache is not None and not isinstance(cache, Cache):
             raise ValueError(f"The KV cache must be a transformers `Cache` (e.g. DynamicCache), got {type(cache)}.")
         if self.gradient_checkpointing and self.training and torch.is_grad_enabled() and use_cache:
-            logger.warning_once("Gradient checkpointing recomputes layers, so it cannot fill a KV cache: use_cache=False.")
+            logger.warning_once("Gradient checkpointing recomputes layers, so it cannot fill a KV cache: no cache.")
             use_cache, cache = False, None
         if use_cache and cache is None:
             cache = DynamicCache()
@@ -303,7 +313,11 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
             hidden_states, weights = layer(
-                hidden_states, attention_mask=mask, is_causal=is_causal, cache=cache, output_attentions=output_attentions
+                hidden_states,
+                attention_mask=mask,
+                is_causal=is_causal,
+                cache=cache,
+                output_attentions=output_attentions,
             )
             if output_attentions:
                 all_attentions += (weights,)
