@@ -218,10 +218,12 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
             raise ValueError("The input sequence is empty (length 0).")
         max_positions = self.config.max_position_embeddings
         if past_length + seq_len > max_positions:
-            cached = f" ({seq_len} new + {past_length} cached tokens)" if past_length else ""
+            if past_length:
+                what, fix = f" ({seq_len} new + {past_length} cached tokens)", "Generate fewer new tokens."
+            else:
+                what, fix = "", f"Truncate it: tokenizer(..., truncation=True, max_length={max_positions})."
             raise ValueError(
-                f"Input length {past_length + seq_len}{cached} exceeds max_position_embeddings={max_positions}. "
-                f"Truncate the input (e.g. tokenizer(..., truncation=True, max_length={max_positions}))."
+                f"Input length {past_length + seq_len}{what} exceeds max_position_embeddings={max_positions}. {fix}"
             )
         if attention_mask is not None:
             expected = (batch_size, past_length + seq_len)
