@@ -4,6 +4,7 @@ This file imports only torch, transformers and its sibling configuration file, s
 folder loads with `trust_remote_code=True` where seqhf is not installed.
 """
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -38,15 +39,77 @@ class SeqLSTMModelOutput(ModelOutput):
 class SeqLSTMCausalLMOutput(ModelOutput):
     """
     loss: mean next-token cross-entropy (nats per token) when `labels` is given.
-    logits: (batch, seq, vocab_size).
+    logits: (batch, seq, vocab_size), or only the last `logits_to_keep` positions.
     final_state: recurrent state after the last token; feed it back as `initial_state` to continue.
+    cache: the same state in a `SeqLSTMCache`, when `use_cache=True` or a cache was passed in
+        (this is what `generate()` carries from step to step).
     hidden_states: as in `SeqLSTMModelOutput`.
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     final_state: tuple[torch.FloatTensor, ...] | None = None
+    cache: "SeqLSTMCache | None" = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+class SeqLSTMCache:
+    """The recurrent state carried between generation steps: the role a KV cache plays for a Transformer.
+
+    An RNN summarises everything it has read in its state, so the cache holds one state per layer
+    (`(h, c)` for an LSTM, `h` for GRU/RNN, each (batch, hidden_size)) instead of one entry per token:
+    each new token costs one recurrent step, however long the text already is.
+    The model updates the cache in place, as transformers' caches are.
+    """
+
+    is_compileable = False
+    is_croppable = False  # a recurrent state cannot be rolled back (no assisted decoding)
+    is_linear = (True,)  # constant size, like Mamba's layers: generate() never slices the prompt for it
+
+    def __init__(self, final_state=None):
+        self.layer_states = None
+        self.seen_tokens = 0
+        if final_state is not None:
+            self.set_final_state(final_state)
+
+    def get_seq_length(self, layer_idx=0):
+        return self.seen_tokens
+
+    def set_final_state(self, final_state):
+        """Store a state as `SeqLSTMModel` returns it: `(h, c)` or `(h,)`, each (num_layers, batch, hidden)."""
+        per_layer = list(zip(*(t.unbind(0) for t in final_state)))
+        self.layer_states = [s if len(s) == 2 else s[0] for s in per_layer]
+
+    @property
+    def final_state(self):
+        """The state stacked over layers, as `SeqLSTMModel` returns it: `(h, c)` or `(h,)`."""
+        if self.layer_states is None:
+            return None
+        parts = [s if isinstance(s, tuple) else (s,) for s in self.layer_states]
+        if len(parts) == 1:
+            return tuple(t.unsqueeze(0) for t in parts[0])
+        return tuple(torch.stack(p, dim=0) for p in zip(*parts))
+
+    def _map(self, fn):
+        if self.layer_states is not None:
+            self.layer_states = [
+                tuple(fn(t) for t in s) if isinstance(s, tuple) else fn(s) for s in self.layer_states
+            ]
+
+    def reorder_cache(self, beam_idx):
+        """Keep the rows beam search chose."""
+        self._map(lambda t: t.index_select(0, beam_idx.to(t.device)))
+
+    def batch_repeat_interleave(self, repeats):
+        self._map(lambda t: t.repeat_interleave(repeats, dim=0))
+
+    def batch_select_indices(self, indices):
+        self._map(lambda t: t[indices])
+
+
+# One time step of each recurrent layer type, with the layer's own weights. For a single token at
+# batch 1 these fused cells are several times faster on CPU than calling nn.LSTM on a length-1 sequence.
+RNN_CELLS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
 
 
 def valid_tokens_first(attention_mask):
@@ -271,10 +334,27 @@ class SeqLSTMForSequenceClassification(SeqLSTMPreTrainedModel):
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
+def _generation_cache_kwarg():
+    """The keyword generate() keeps a cache under: `cache` from transformers 5.2x, `past_key_values` before."""
+    params = inspect.signature(GenerationMixin.prepare_inputs_for_generation).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
 class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
-    """Unidirectional recurrent language model: next-token logits at every position."""
+    """Unidirectional recurrent language model: next-token logits at every position.
+
+    `generate()` carries the recurrent state in a `SeqLSTMCache`: the prompt is read once, then each
+    new token costs one recurrent step. All of transformers' decoding options work (greedy, sampling,
+    `top_k`, `top_p`, `repetition_penalty`, `num_return_sequences`, `eos_token_id`, streamers, beam search).
+
+    Sampling temperature: the book samples from `softmax(alpha * logits)` with a scale factor alpha;
+    transformers divides the logits by `temperature`, so the book's alpha equals `1 / temperature`
+    (alpha = 2 is `temperature=0.5`, sharper; alpha = 0.5 is `temperature=2.0`, more random).
+    """
 
     _tied_weights_keys = {"lm_head.weight": "model.embeddings.weight"}
+    _is_stateful = True  # the state cannot be rewound, so transformers refuses assisted decoding
+    _cache_kwarg = _generation_cache_kwarg()
 
     def __init__(self, config: SeqLSTMConfig):
         if config.bidirectional:
@@ -297,12 +377,38 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
         attention_mask=None,
         inputs_embeds=None,
         initial_state=None,
+        cache=None,
+        use_cache=None,
         labels=None,
         output_hidden_states=None,
         return_dict=None,
+        logits_to_keep=0,
         **kwargs,
     ):
+        r"""
+        cache (`SeqLSTMCache`, *optional*): state left by an earlier call; the model continues from it and
+            updates it in place. Takes the place of `initial_state`.
+        use_cache (`bool`, *optional*): return a (new) `SeqLSTMCache` holding the final state.
+        logits_to_keep (`int`, *optional*): if > 0, compute logits for the last `logits_to_keep` positions
+            only (generation needs the last one).
+        """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if cache is None and use_cache:
+            cache = SeqLSTMCache()
+        if cache is not None and cache.layer_states is not None:
+            if initial_state is not None:
+                raise ValueError("Pass either `cache` or `initial_state`, not both.")
+            if (
+                input_ids is not None
+                and input_ids.shape[1] == 1
+                and attention_mask is None
+                and labels is None
+                and not output_hidden_states
+                and not self.training
+            ):
+                return self._decode_step(input_ids, cache, return_dict)
+            initial_state = cache.final_state
+
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -311,16 +417,95 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        logits = self.lm_head(self.dropout(outputs.last_hidden_state))
+        if cache is not None:
+            cache.set_final_state(outputs.final_state)
+            cache.seen_tokens += outputs.last_hidden_state.shape[1]
+        hidden = outputs.last_hidden_state
+        if isinstance(logits_to_keep, int) and logits_to_keep > 0:
+            hidden = hidden[:, -logits_to_keep:]
+        elif isinstance(logits_to_keep, torch.Tensor):
+            hidden = hidden[:, logits_to_keep]
+        logits = self.lm_head(self.dropout(hidden))
         loss = None
         if labels is not None:
             loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
         if not return_dict:
-            output = (logits, outputs.final_state)
+            output = (logits, outputs.final_state) + ((cache,) if cache is not None else ())
             return ((loss,) + output) if loss is not None else output
         return SeqLSTMCausalLMOutput(
-            loss=loss, logits=logits, final_state=outputs.final_state, hidden_states=outputs.hidden_states
+            loss=loss,
+            logits=logits,
+            final_state=outputs.final_state,
+            cache=cache,
+            hidden_states=outputs.hidden_states,
         )
+
+    def _decode_step(self, input_ids, cache, return_dict):
+        """One token per row from a carried state: the hot loop of generate(). No checks, packing or
+        host syncs (the ids come from the model's own sampling); eval mode only, so no dropout."""
+        hidden = self.model.embeddings(input_ids[:, 0])
+        cell = RNN_CELLS[self.config.rnn_type]
+        new_states = []
+        for layer, state in zip(self.model.layers, cache.layer_states):
+            state = cell(hidden, state, layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
+            hidden = state[0] if isinstance(state, tuple) else state
+            new_states.append(state)
+        cache.layer_states = new_states
+        cache.seen_tokens += 1
+        logits = self.lm_head(hidden).unsqueeze(1)
+        if not return_dict:
+            return (logits, cache.final_state, cache)
+        return SeqLSTMCausalLMOutput(logits=logits, final_state=cache.final_state, cache=cache)
+
+    # ---- generation hooks -------------------------------------------------------------------------
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls):
+        return False  # the model makes its own SeqLSTMCache on the first forward
+
+    def prepare_inputs_for_generation(
+        self,
+        input_ids,
+        cache=None,
+        past_key_values=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        use_cache=None,
+        is_first_iteration=False,
+        **kwargs,
+    ):
+        cache = cache if cache is not None else past_key_values
+        if (
+            cache is not None
+            and cache.layer_states is not None
+            and not is_first_iteration
+            and not kwargs.get("output_hidden_states")
+        ):
+            # The state summarises every earlier token: the newest token is all the model needs to read.
+            return {"input_ids": input_ids[:, -1:], "cache": cache}
+
+        # First step (the whole prompt, padding handled by the attention mask), or no cache at all.
+        if inputs_embeds is not None and is_first_iteration:
+            model_inputs = {"input_ids": None, "inputs_embeds": inputs_embeds}
+        else:
+            model_inputs = {"input_ids": input_ids}
+        model_inputs.update(attention_mask=attention_mask, cache=cache, use_cache=use_cache)
+        for key, value in kwargs.items():
+            if key not in ("labels", "next_sequence_length", "position_ids", "cache_position", "token_type_ids"):
+                model_inputs.setdefault(key, value)
+        return model_inputs
+
+    def _update_model_kwargs_for_generation(self, outputs, model_kwargs, is_encoder_decoder=False, num_new_tokens=1):
+        cache = outputs.get("cache") if isinstance(outputs, dict) else None
+        if cache is None:  # use_cache=False: the whole sequence is re-read each step, so the mask must grow
+            return super()._update_model_kwargs_for_generation(
+                outputs, model_kwargs, is_encoder_decoder=is_encoder_decoder, num_new_tokens=num_new_tokens
+            )
+        # The state already went through the prompt's padding; later steps read real tokens only,
+        # so the attention mask is not needed (nor grown) any more.
+        model_kwargs[self._cache_kwarg] = cache
+        model_kwargs["attention_mask"] = None
+        return model_kwargs
 
 
 __all__ = [
@@ -330,4 +515,5 @@ __all__ = [
     "SeqLSTMForCausalLM",
     "SeqLSTMModelOutput",
     "SeqLSTMCausalLMOutput",
+    "SeqLSTMCache",
 ]
