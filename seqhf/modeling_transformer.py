@@ -251,12 +251,11 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
                 return None, True  # SDPA's own causal kernel, no mask materialised
             return torch.ones(seq_len, kv_len, dtype=torch.bool, device=device).tril(past_length), False
         mask = attention_mask.bool()[:, None, None, :]  # (batch, 1, 1, kv_len): padded keys are hidden
-        if self.is_causal and seq_len > 1:
-            mask = mask & torch.ones(seq_len, kv_len, dtype=torch.bool, device=device).tril(past_length)
-        else:
-            mask = mask.expand(-1, -1, seq_len, -1)
-        # A padded query that may attend to nothing would give NaN (and NaN * 0 leaks through later layers);
-        # let it attend to everything instead. Its output is never used.
+        if not self.is_causal or seq_len == 1:
+            return mask, False  # broadcast over queries; every row has a real token to attend to
+        mask = mask & torch.ones(seq_len, kv_len, dtype=torch.bool, device=device).tril(past_length)
+        # A left-padding query may attend to nothing, which gives NaN (and NaN * 0 leaks through later
+        # layers); let it attend to everything instead. Its output is never used.
         return mask | ~mask.any(dim=-1, keepdim=True), False
 
     def forward(
