@@ -459,6 +459,42 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
 
     # ---- generation hooks -------------------------------------------------------------------------
 
+    def generate(self, inputs=None, generation_config=None, **kwargs):
+        """transformers' `generate()`, except that an empty prompt (or an all-padding row of a batch)
+        starts from `bos_token_id` instead of failing, with a clear error when the model has none."""
+        key = "inputs" if inputs is not None else "input_ids"
+        input_ids = inputs if inputs is not None else kwargs.get("input_ids")
+        if isinstance(input_ids, torch.Tensor) and input_ids.dim() == 2 and kwargs.get("inputs_embeds") is None:
+            attention_mask = kwargs.get("attention_mask")
+            if input_ids.shape[1] == 0:
+                empty = torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            elif attention_mask is not None and attention_mask.shape == input_ids.shape:
+                empty = ~attention_mask.bool().any(dim=1)
+            else:
+                empty = None
+            if empty is not None and bool(empty.any()):
+                bos = kwargs.get("bos_token_id")
+                for config in (generation_config, self.generation_config, self.config):
+                    bos = bos if bos is not None else getattr(config, "bos_token_id", None)
+                if bos is None:
+                    raise ValueError(
+                        "The prompt is empty and the model has no `bos_token_id` to start from: "
+                        "give a non-empty prompt, or set `model.config.bos_token_id`."
+                    )
+                if input_ids.shape[1] == 0:
+                    input_ids = input_ids.new_full((input_ids.shape[0], 1), bos)
+                    attention_mask = torch.ones_like(input_ids)
+                else:  # put BOS in the last (padding) slot of the empty rows
+                    input_ids, attention_mask = input_ids.clone(), attention_mask.clone()
+                    input_ids[empty, -1] = bos
+                    attention_mask[empty, -1] = 1
+                if key == "inputs":
+                    inputs = input_ids
+                else:
+                    kwargs["input_ids"] = input_ids
+                kwargs["attention_mask"] = attention_mask
+        return super().generate(inputs, generation_config, **kwargs)
+
     @classmethod
     def _supports_default_dynamic_cache(cls):
         return False  # the model makes its own SeqLSTMCache on the first forward

@@ -1,0 +1,79 @@
+"""Text generation from a saved char LM folder (used by scripts/generate.py)."""
+
+import warnings
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+
+
+def load_generator(model_dir, device=None):
+    """The causal LM and its tokenizer from a folder written by the training scripts."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    if device is not None:
+        model.to(device)
+    return model.eval(), tokenizer
+
+
+def encode_prompt(tokenizer, prompt: str) -> torch.Tensor:
+    """The prompt's ids, (1, length). Characters the vocabulary lacks become `[UNK]`, with one warning
+    naming them all. An empty prompt gives a (1, 0) tensor: generation then starts from BOS."""
+    if not isinstance(prompt, str):
+        raise TypeError(f"The prompt must be a string, got {type(prompt).__name__}.")
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    unk = tokenizer.unk_token_id
+    if unk is not None and unk in ids:
+        unknown = sorted(_unknown_pieces(tokenizer, prompt))
+        warnings.warn(
+            f"The prompt has {ids.count(unk)} character(s) outside the model's vocabulary, fed as "
+            f"{tokenizer.unk_token}: {unknown}.",
+            stacklevel=2,
+        )
+    return torch.tensor([ids], dtype=torch.long)
+
+
+def _unknown_pieces(tokenizer, text):
+    vocab = tokenizer.get_vocab()
+    pieces = tokenizer.backend_tokenizer.pre_tokenizer.pre_tokenize_str(text)
+    return {piece for piece, _ in pieces if piece not in vocab}
+
+
+def generate_text(
+    model,
+    tokenizer,
+    prompt: str,
+    max_new_tokens: int = 500,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    streamer=None,
+) -> str:
+    """The continuation of `prompt` (new text only), sampled with `model.generate()`.
+
+    `temperature` divides the logits, so the book's scale factor alpha is `1 / temperature`;
+    `temperature=0` decodes greedily. Without `top_k`/`top_p` the whole distribution is sampled, as in
+    the book. The same `seed` gives the same text.
+    """
+    if max_new_tokens is None or max_new_tokens <= 0:
+        raise ValueError(f"`max_new_tokens` must be a positive integer, got {max_new_tokens!r}.")
+    if temperature < 0:
+        raise ValueError(f"`temperature` must be >= 0 (0 means greedy), got {temperature}.")
+    input_ids = encode_prompt(tokenizer, prompt).to(model.device)
+    if seed is not None:
+        set_seed(seed)
+    options = dict(do_sample=False)
+    if temperature > 0:
+        options = dict(do_sample=True, temperature=temperature, top_k=top_k or 0)
+        if top_p is not None:
+            options["top_p"] = top_p
+    output = model.generate(
+        input_ids,
+        attention_mask=torch.ones_like(input_ids),
+        max_new_tokens=max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+        streamer=streamer,
+        **options,
+    )
+    prompt_length = input_ids.shape[1] or 1  # an empty prompt became BOS
+    return tokenizer.decode(output[0, prompt_length:], skip_special_tokens=True)
