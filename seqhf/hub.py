@@ -150,8 +150,9 @@ def _config_rows(config: dict):
 
 
 def _tbptt_mode(value):
-    """The TBPTT mode as recorded by training, or None when state is not carried between chunks."""
-    if value in (None, False, "", 0) or str(value).lower() in ("none", "off", "false", "no"):
+    """The TBPTT mode as recorded by training ("stateful"), or None when every window starts from a zero
+    state ("windows", the book's way)."""
+    if value in (None, False, "", 0) or str(value).lower() in ("windows", "none", "off", "false", "no"):
         return None
     return "on" if value is True else str(value)
 

@@ -44,7 +44,11 @@ def write_fake_eval_results(folder, task, num_parameters):
         "hardware": "test fixture CPU",
     }
     if task == "sentiment":
-        results |= {"dataset": "stanfordnlp/imdb", "test_accuracy": 0.8125, "test_f1": 0.80625, "test_examples": 16}
+        results |= {
+            "dataset": "../shared/data/imdb", "test_accuracy": 0.8125, "test_f1": 0.80625, "test_examples": 16,
+            "vocab_size": 19, "max_length": 32, "truncation": "head", "train_examples": 20, "validation_examples": 4,
+            "test_loss": 0.4375, "best_validation_accuracy": 0.75,
+        }  # fmt: skip
     else:
         results |= {
             "dataset": "gutenberg-1268",
@@ -53,6 +57,8 @@ def write_fake_eval_results(folder, task, num_parameters):
             "heldout_window_nats_per_char": 1.625,
             "heldout_stream_nats_per_char": 1.5,
             "heldout_chars": 12345,
+            "train_chars": 100000,
+            "validation_chars": 5000,
             "tbptt": "stateful",
             "seq_len": 40,
             "unigram_entropy_nats": 3.125,
@@ -175,6 +181,11 @@ def test_sentiment_card_yaml_and_model_index_round_trip(sentiment_dir):
         "**Seed:** 1234",
         "**Epochs:** 2",
         "On 16 reviews of the IMDb test split:",
+        "read from a local copy in the same layout",
+        "This model trained on 20 reviews and was validated on 4.",
+        "19 entries;\n  reviews are cut to 32 tokens (`head` truncation)",
+        "| cross-entropy loss (nats) | 0.4375 |",
+        "| best validation accuracy during training | 75.00 % |",
         "81.25 %",
         "| F1 (positive class) | 0.806",
         "# tiny-imdb\n",
@@ -189,6 +200,7 @@ def test_sentiment_card_yaml_and_model_index_round_trip(sentiment_dir):
         "![Training and evaluation curves](training_curves.png)",
     ):
         assert needle in text, needle
+    assert "../shared" not in text  # a local data path is not published
     png = sentiment_dir / "training_curves.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -218,7 +230,8 @@ def test_charlm_card(tmp_path):
     for needle in (
         "Project Gutenberg eBook #1268",
         "https://www.gutenberg.org/ebooks/1268",
-        "`stateful`: the recurrent state is carried",
+        "`stateful`: each batch row continues the text",
+        "trained\non 100,000 characters and was validated on the next 5,000",
         "Held-out nats per character, 40-character windows",
         "**Sequence length:** 40",
         "| nats per character | 1.5000 |",
@@ -235,11 +248,11 @@ def test_charlm_card_without_stream_metric(tmp_path):
     folder = make_charlm_folder(tmp_path / "gpt-like")
     results = json.loads((folder / "eval_results.json").read_text())
     del results["heldout_stream_nats_per_char"]
-    results["tbptt"] = None
+    results["tbptt"] = "windows"
     (folder / "eval_results.json").write_text(json.dumps(results))
     hub.write_model_card(folder)
     _, text = card_metadata(folder)
-    assert "one stream" not in text and "off: every chunk of 40 characters is read from a zero state" in text
+    assert "one stream" not in text and "`windows`: independent windows of 40 characters, each read from a zero state" in text
     assert "`pooling`" not in text  # classifier-only config fields are not shown for a causal LM
     assert len(ModelCard.load(folder / "README.md").data.eval_results) == 3
 
