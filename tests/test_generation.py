@@ -1,0 +1,285 @@
+"""Generation (issue 5): the recurrent state carried through generate(), decoding options, left padding,
+streaming, empty prompts and bad input, and the scripts/generate.py CLI."""
+
+import copy
+import io
+import warnings
+from contextlib import redirect_stdout
+
+import pytest
+import torch
+from transformers import TextStreamer, set_seed
+
+from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqTransformerConfig, SeqTransformerForCausalLM
+from seqhf.generation import encode_prompt, generate_text
+from seqhf.modeling_lstm import SeqLSTMCache
+from seqhf.tokenization import build_char_tokenizer
+
+TEXT = "The island was far away, and the sea was calm.\nThey saw the smoke of the volcano!\n"
+PROMPTS = ["The isl", "sea", "They saw th"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: threads only add spin-waits on a loaded CPU
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return build_char_tokenizer(TEXT)
+
+
+_TRAINED = {}
+
+
+def tiny_lm(tok, kind="lstm", **overrides):
+    """A fresh copy of the tiny trained LM of this kind (each is trained once per session)."""
+    key = (kind, tuple(sorted(overrides.items())))
+    if key not in _TRAINED:
+        _TRAINED[key] = train_tiny_lm(tok, kind, **overrides)
+    return copy.deepcopy(_TRAINED[key])
+
+
+def train_tiny_lm(tok, kind="lstm", seed=0, train_steps=60, **overrides):
+    """A tiny LM, trained for a moment on TEXT so that greedy decoding writes varied text
+    (an untrained recurrent net soon repeats one character, which would make comparisons weak)."""
+    torch.manual_seed(seed)
+    ids = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id)
+    ids.update(overrides)
+    if kind == "transformer":
+        config = SeqTransformerConfig(
+            hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+            max_position_embeddings=128, embedding_dropout=0.0, hidden_dropout=0.0, attention_dropout=0.0,
+            classifier_dropout=0.0, is_decoder=True, **ids,
+        )
+        model = SeqTransformerForCausalLM(config)
+    else:
+        rnn_type, _, layers = kind.partition("x")
+        config = SeqLSTMConfig(
+            embedding_size=8, hidden_size=16, rnn_type=rnn_type, num_hidden_layers=int(layers or 1), **ids
+        )
+        model = SeqLSTMForCausalLM(config)
+    text = tok(TEXT, return_tensors="pt").input_ids
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
+    for _ in range(train_steps):
+        model(text, labels=text).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return model.eval()
+
+
+def batch(tok, prompts=PROMPTS):
+    return tok(prompts, return_tensors="pt", padding=True)  # the char tokenizer pads on the left
+
+
+GREEDY = dict(max_new_tokens=15, do_sample=False)
+
+
+# ---------------------------------------------------------------- the state really carries
+
+
+@pytest.mark.parametrize("kind", ["lstm", "lstmx2", "gru", "rnn"])
+def test_stepping_through_the_cache_matches_the_full_forward(tok, kind):
+    model = tiny_lm(tok, kind)
+    ids = tok(TEXT[:20], return_tensors="pt").input_ids
+    full = model(ids).logits
+    out = model(ids[:, :6], use_cache=True)
+    assert isinstance(out.cache, SeqLSTMCache) and out.cache.get_seq_length() == 6
+    logits = [out.logits]
+    for t in range(6, ids.shape[1]):
+        step = model(ids[:, t : t + 1], cache=out.cache)
+        assert step.cache is out.cache  # updated in place
+        logits.append(step.logits)
+    torch.testing.assert_close(torch.cat(logits, dim=1), full, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(out.cache.final_state, model(ids).final_state, atol=1e-5, rtol=1e-4)
+
+
+def test_each_new_token_costs_one_step_and_the_prompt_is_read_once(tok):
+    model = tiny_lm(tok)
+    fed = []
+    model.register_forward_pre_hook(lambda m, args, kwargs: fed.append(tuple(kwargs["input_ids"].shape)),
+                                    with_kwargs=True)
+    enc = batch(tok)
+    out = model.generate(**enc, max_new_tokens=25, do_sample=False, return_dict_in_generate=True)
+    width = enc.input_ids.shape[1]
+    # One forward per new token: the padded prompt once, then one token per row per step.
+    assert fed == [(3, width)] + [(3, 1)] * 24
+    cache = out.get("cache", out.get("past_key_values"))
+    assert isinstance(cache, SeqLSTMCache) and cache.get_seq_length() == width + 24
+    # Without the cache the whole text is re-read every step (what the cache saves).
+    fed.clear()
+    model.generate(**enc, max_new_tokens=25, do_sample=False, use_cache=False)
+    assert [shape[1] for shape in fed] == list(range(width, width + 25))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "lstmx2", "gru", "rnn", "transformer"])
+def test_cached_greedy_equals_uncached_and_each_left_padded_row_equals_the_row_alone(tok, kind):
+    model = tiny_lm(tok, kind)
+    enc = batch(tok)
+    cached = model.generate(**enc, **GREEDY)
+    uncached = model.generate(**enc, **GREEDY, use_cache=False)
+    assert torch.equal(cached, uncached)
+    new = cached[:, -15:]
+    assert len(set(new.flatten().tolist())) > 3  # a real continuation, not one repeated character
+    for i, prompt in enumerate(PROMPTS):
+        alone = model.generate(**tok(prompt, return_tensors="pt"), **GREEDY)
+        assert torch.equal(alone[0, -15:], new[i]), prompt
+
+
+def test_beam_search_reorders_the_state(tok):
+    model = tiny_lm(tok)
+    enc = batch(tok, PROMPTS[:2])
+    settings = dict(max_new_tokens=8, num_beams=3, do_sample=False)
+    assert torch.equal(model.generate(**enc, **settings), model.generate(**enc, **settings, use_cache=False))
+
+
+# ---------------------------------------------------------------- decoding options
+
+
+def test_temperature_divides_the_logits_so_alpha_is_one_over_temperature(tok):
+    model = tiny_lm(tok)
+    enc = tok("The isl", return_tensors="pt")
+    out = model.generate(**enc, max_new_tokens=1, do_sample=True, temperature=0.5, top_k=0,
+                         output_scores=True, output_logits=True, return_dict_in_generate=True)
+    alpha = 2.0  # the book's softmax(alpha * logits) with alpha = 1 / temperature
+    torch.testing.assert_close(out.scores[0], alpha * out.logits[0])
+    torch.testing.assert_close(out.logits[0], model(**enc).logits[:, -1])
+    assert "1 / temperature" in SeqLSTMForCausalLM.__doc__
+
+
+def test_sampling_is_seeded_and_top_k_one_is_greedy(tok):
+    model = tiny_lm(tok)
+    enc = batch(tok)
+    sample = dict(max_new_tokens=20, do_sample=True, temperature=1.3, top_k=0)
+    set_seed(1)
+    a = model.generate(**enc, **sample)
+    set_seed(1)
+    b = model.generate(**enc, **sample)
+    set_seed(2)
+    c = model.generate(**enc, **sample)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(model.generate(**enc, max_new_tokens=20, do_sample=True, top_k=1), model.generate(**enc, **GREEDY | {"max_new_tokens": 20}))
+    # A tiny top_p keeps only the most likely token as well.
+    assert torch.equal(model.generate(**enc, max_new_tokens=20, do_sample=True, top_k=0, top_p=1e-6),
+                       model.generate(**enc, **GREEDY | {"max_new_tokens": 20}))
+
+
+def test_num_return_sequences_gives_independent_samples_per_prompt(tok):
+    model = tiny_lm(tok)
+    enc = batch(tok, PROMPTS[:2])
+    set_seed(0)
+    out = model.generate(**enc, max_new_tokens=20, do_sample=True, top_k=0, num_return_sequences=3)
+    assert out.shape[0] == 6
+    prompt_width = enc.input_ids.shape[1]
+    for i in range(2):
+        rows = out[3 * i : 3 * i + 3]
+        assert (rows[:, :prompt_width] == enc.input_ids[i]).all()
+        assert len({tuple(r.tolist()) for r in rows[:, prompt_width:]}) > 1
+
+
+def test_repetition_penalty_avoids_tokens_already_seen(tok):
+    model = tiny_lm(tok)
+    enc = tok("aaa", return_tensors="pt")
+    out = model.generate(**enc, max_new_tokens=10, do_sample=False, repetition_penalty=1e6)[0, 3:].tolist()
+    plain = model.generate(**enc, max_new_tokens=10, do_sample=False)[0, 3:].tolist()
+    assert len(set(out)) == 10 and tok.convert_tokens_to_ids("a") not in out
+    assert len(set(plain)) < 10  # without the penalty this model does repeat
+
+
+def test_eos_stops_a_row_and_pads_the_finished_rows(tok):
+    model = tiny_lm(tok)
+    enc = batch(tok)
+    free = model.generate(**enc, **GREEDY)[:, -15:]
+    eos = free[0, 3].item()  # the fourth token row 0 produces
+    out = model.generate(**enc, **GREEDY, eos_token_id=eos, pad_token_id=tok.pad_token_id)
+    new = out[:, enc.input_ids.shape[1] :]
+    first = new[0].tolist().index(eos)
+    assert first <= 3 and (new[0, first + 1 :] == tok.pad_token_id).all()
+    for row in new:  # every row: once EOS is out, only padding follows
+        hits = (row == eos).nonzero()
+        if len(hits):
+            assert (row[hits[0, 0] + 1 :] == tok.pad_token_id).all()
+
+
+def test_text_streamer_prints_the_generated_text(tok):
+    model = tiny_lm(tok)
+    enc = tok("The isl", return_tensors="pt")
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        out = model.generate(**enc, max_new_tokens=20, do_sample=False,
+                             streamer=TextStreamer(tok, skip_prompt=True))
+    assert buffer.getvalue().rstrip("\n") == tok.decode(out[0, 7:]).rstrip("\n")
+    assert len(buffer.getvalue()) >= 15
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_empty_prompt_starts_from_bos(tok):
+    model = tiny_lm(tok)
+    empty = torch.empty(1, 0, dtype=torch.long)
+    out = model.generate(empty, max_new_tokens=10, do_sample=False)
+    bos = torch.tensor([[tok.bos_token_id]])
+    assert torch.equal(out, model.generate(bos, max_new_tokens=10, do_sample=False))
+    # An empty row in a padded batch starts from BOS too; the other rows are unaffected.
+    enc = tok(["", "The isl"], return_tensors="pt", padding=True)
+    rows = model.generate(**enc, **GREEDY)
+    assert torch.equal(rows[0, -15:], model.generate(bos, **GREEDY)[0, -15:])
+    assert torch.equal(rows[1, -15:], model.generate(**tok("The isl", return_tensors="pt"), **GREEDY)[0, -15:])
+
+
+def test_empty_prompt_without_bos_is_a_clear_error(tok):
+    model = tiny_lm(tok, bos_token_id=None)
+    model.generation_config.bos_token_id = None
+    with pytest.raises(ValueError, match="empty.*bos_token_id"):
+        model.generate(torch.empty(1, 0, dtype=torch.long), max_new_tokens=5)
+
+
+@pytest.mark.parametrize("n", [0, -3])
+def test_non_positive_max_new_tokens_is_a_clear_error(tok, n):
+    model = tiny_lm(tok)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        model.generate(**tok("The", return_tensors="pt"), max_new_tokens=n)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generate_text(model, tok, "The", max_new_tokens=n)
+
+
+def test_unknown_characters_become_unk_with_one_warning(tok):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ids = encode_prompt(tok, "The ÿsland€ is €")
+    assert len(caught) == 1 and "ÿ" in str(caught[0].message) and "€" in str(caught[0].message)
+    assert ids[0].tolist().count(tok.unk_token_id) == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encode_prompt(tok, "The island")  # no warning for in-vocabulary text
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_generate_cli_same_seed_same_text(tok, tmp_path):
+    from scripts.generate import main
+
+    model = tiny_lm(tok)
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+
+    def run(*args):
+        buffer = io.StringIO()
+        with redirect_stdout(buffer):
+            main(["--model", str(tmp_path), "--prompt", "The island", "--max-new-tokens", "60", *args])
+        return buffer.getvalue()
+
+    first, again, other = run("--seed", "1"), run("--seed", "1"), run("--seed", "2")
+    assert first.startswith("The island") and len(first.rstrip("\n")) >= len("The island") + 40
+    assert first == again and first != other
+    assert run("--seed", "1", "--top-k", "3", "--top-p", "0.9") != first
+    greedy = run("--temperature", "0")
+    expected = model.generate(**tok("The island", return_tensors="pt"), max_new_tokens=60, do_sample=False)
+    assert greedy.rstrip("\n") == "The island" + tok.decode(expected[0, 10:], skip_special_tokens=True).rstrip("\n")
+    with pytest.raises(SystemExit):
+        run("--max-new-tokens", "0")
