@@ -1,0 +1,179 @@
+"""Pipelines (issue 5): text-generation and text-classification on saved folders, with seqhf installed
+and as remote code in a process where seqhf cannot be imported; labels, scores, truncation, bad input."""
+
+import json
+
+import pytest
+import torch
+from transformers import pipeline
+
+from seqhf import SeqLSTMConfig, SeqLSTMForSequenceClassification
+from seqhf.tokenization import build_char_tokenizer, build_word_tokenizer
+from tests.conftest import run_without_seqhf
+from tests.test_generation import TEXT, tiny_lm
+
+REVIEWS = ["a good movie , really good", "a bad film . bad acting", "good fun", "so bad"]
+MAX_LENGTH = 8
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def char_tok():
+    return build_char_tokenizer(TEXT)
+
+
+@pytest.fixture(scope="module")
+def lm_dirs(tmp_path_factory, char_tok):
+    """Char LM folders as the training script writes them: model (with its code) and tokenizer."""
+    dirs = {}
+    for kind in ("lstm", "transformer"):
+        folder = tmp_path_factory.mktemp(f"charlm_{kind}")
+        tiny_lm(char_tok, kind).save_pretrained(folder)
+        char_tok.save_pretrained(folder)
+        dirs[kind] = folder
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def clf_dir(tmp_path_factory):
+    """A review classifier folder, trained a few steps so the two classes get different scores."""
+    folder = tmp_path_factory.mktemp("sentiment")
+    tok = build_word_tokenizer(REVIEWS, vocab_size=50, min_frequency=1, model_max_length=MAX_LENGTH)
+    torch.manual_seed(0)
+    config = SeqLSTMConfig(
+        vocab_size=len(tok), embedding_size=8, hidden_size=8, pad_token_id=tok.pad_token_id,
+        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1},
+    )
+    model = SeqLSTMForSequenceClassification(config)
+    enc = tok(REVIEWS, return_tensors="pt", padding=True)
+    labels = torch.tensor([1, 0, 1, 0])
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(30):
+        model(**enc, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def expected_greedy(folder_model, tok, prompt, n):
+    """The text generate() itself gives, to compare the pipeline with."""
+    ids = tok(prompt, return_tensors="pt").input_ids if prompt else torch.tensor([[tok.bos_token_id]])
+    out = folder_model.generate(ids, max_new_tokens=n, do_sample=False)
+    return prompt + tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+
+
+# ---------------------------------------------------------------- with seqhf installed
+
+
+@pytest.mark.parametrize("kind", ["lstm", "transformer"])
+def test_text_generation_pipeline_on_a_saved_folder(lm_dirs, char_tok, kind):
+    generator = pipeline("text-generation", model=str(lm_dirs[kind]))
+    assert generator.model.__class__.__module__.startswith("seqhf.")
+    text = generator("The isl", max_new_tokens=20, do_sample=False)[0]["generated_text"]
+    assert text == expected_greedy(generator.model, char_tok, "The isl", 20)
+    assert len(text) >= len("The isl") + 15
+    # A batch of prompts of different lengths (left-padded together) gives each prompt's own text.
+    batched = generator(["The isl", "sea", "They saw th"], max_new_tokens=12, do_sample=False, batch_size=3)
+    for prompt, [result] in zip(["The isl", "sea", "They saw th"], batched):
+        assert result["generated_text"] == expected_greedy(generator.model, char_tok, prompt, 12)
+
+
+def test_text_classification_pipeline_labels_scores_and_top_k(clf_dir):
+    classifier = pipeline("text-classification", model=str(clf_dir))
+    best = classifier("a good movie")
+    assert len(best) == 1 and best[0]["label"] in ("negative", "positive")
+    both = classifier(["a good movie", "a bad film"], top_k=None)
+    for scores in both:
+        assert sorted(s["label"] for s in scores) == ["negative", "positive"]
+        assert sum(s["score"] for s in scores) == pytest.approx(1.0, abs=1e-6)
+        assert scores[0]["score"] >= scores[1]["score"]
+    assert both[0][0]["label"] == "positive" and both[1][0]["label"] == "negative"
+
+
+def test_long_review_is_truncated_to_model_max_length(clf_dir):
+    classifier = pipeline("text-classification", model=str(clf_dir))
+    words = ("good fun , a good movie " * 40).split()
+    long_review = " ".join(words)
+    truncated = classifier(long_review, truncation=True, top_k=None)
+    first_words = classifier(" ".join(words[:MAX_LENGTH]), top_k=None)
+    assert [s["label"] for s in truncated] == [s["label"] for s in first_words]
+    assert [s["score"] for s in truncated] == pytest.approx([s["score"] for s in first_words], abs=1e-6)
+    # The whole review (no truncation asked) still gives a result: an LSTM has no length limit.
+    whole = classifier(long_review, top_k=None)
+    assert whole[0]["score"] != pytest.approx(truncated[0]["score"], abs=1e-7)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_text_generation_pipeline_bad_input(lm_dirs, char_tok):
+    generator = pipeline("text-generation", model=str(lm_dirs["lstm"]))
+    # "" starts from BOS, alone or mixed into a padded batch.
+    empty = generator("", max_new_tokens=10, do_sample=False)[0]["generated_text"]
+    assert empty == expected_greedy(generator.model, char_tok, "", 10)
+    # (Not with batch_size > 1: transformers' pipeline collate cannot left-pad an empty prompt.)
+    mixed = generator(["The isl", ""], max_new_tokens=10, do_sample=False)
+    assert mixed[1][0]["generated_text"] == empty
+    assert mixed[0][0]["generated_text"] == expected_greedy(generator.model, char_tok, "The isl", 10)
+    # None is refused before anything reaches torch.
+    for bad in (None, ["The isl", None]):
+        with pytest.raises((TypeError, ValueError)):
+            generator(bad, max_new_tokens=5)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generator("The isl", max_new_tokens=0)
+
+
+def test_text_classification_pipeline_bad_input(clf_dir):
+    classifier = pipeline("text-classification", model=str(clf_dir))
+    with pytest.raises(ValueError, match="empty"):
+        classifier("")
+    with pytest.raises(ValueError, match="text"):
+        classifier(None)
+    with pytest.raises(ValueError, match="empty|all zeros"):
+        classifier(["a good movie", "", "so bad"])
+    with pytest.raises(ValueError, match="all zeros"):
+        classifier(["a good movie", "", "so bad"], batch_size=3)
+    with pytest.raises(ValueError, match="text"):
+        classifier(["a good movie", None])
+    # Unknown words only: a defined result ([UNK] tokens), not an error.
+    assert classifier("zzz qqq")[0]["label"] in ("negative", "positive")
+
+
+# ---------------------------------------------------------------- remote code, seqhf not importable
+
+
+def test_pipelines_as_remote_code_without_seqhf(lm_dirs, clf_dir, char_tok, tmp_path):
+    expected = {}
+    for kind, folder in lm_dirs.items():
+        generator = pipeline("text-generation", model=str(folder))
+        expected[kind] = generator("The isl", max_new_tokens=15, do_sample=False)[0]["generated_text"]
+    expected["clf"] = pipeline("text-classification", model=str(clf_dir))(["a good movie", "so bad"], top_k=None)
+    out = run_without_seqhf(
+        f"""
+        import json
+        from transformers import pipeline
+        result = {{}}
+        for kind, folder in {json.dumps({k: str(v) for k, v in lm_dirs.items()})}.items():
+            generator = pipeline("text-generation", model=folder, trust_remote_code=True)
+            assert generator.model.__class__.__module__.startswith("transformers_modules"), generator.model
+            result[kind] = generator("The isl", max_new_tokens=15, do_sample=False)[0]["generated_text"]
+        classifier = pipeline("text-classification", model={str(clf_dir)!r}, trust_remote_code=True)
+        result["clf"] = classifier(["a good movie", "so bad"], top_k=None)
+        print("RESULT" + json.dumps(result))
+        """,
+        cwd=tmp_path,
+    )
+    result = json.loads(out.split("RESULT", 1)[1])
+    assert result["lstm"] == expected["lstm"] and result["transformer"] == expected["transformer"]
+    for got, want in zip(result["clf"], expected["clf"]):
+        assert [s["label"] for s in got] == [s["label"] for s in want]
+        assert [s["score"] for s in got] == pytest.approx([s["score"] for s in want], abs=1e-6)
