@@ -5,6 +5,7 @@ folder loads with `trust_remote_code=True` where seqhf is not installed.
 """
 
 import inspect
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -363,6 +364,7 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
         self.model = SeqLSTMModel(config)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=not config.tie_word_embeddings)
+        self._cell = RNN_CELLS[config.rnn_type]
         self.post_init()
 
     def get_output_embeddings(self):
@@ -443,11 +445,12 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
     def _decode_step(self, input_ids, cache, return_dict):
         """One token per row from a carried state: the hot loop of generate(). No checks, packing or
         host syncs (the ids come from the model's own sampling); eval mode only, so no dropout."""
-        hidden = self.model.embeddings(input_ids[:, 0])
-        cell = RNN_CELLS[self.config.rnn_type]
+        backbone = self.model
+        hidden = backbone.embeddings(input_ids[:, 0])
         new_states = []
-        for layer, state in zip(self.model.layers, cache.layer_states):
-            state = cell(hidden, state, layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
+        for layer, state in zip(backbone.layers, cache.layer_states):
+            # _flat_weights is (w_ih, w_hh, b_ih, b_hh), the list nn.LSTM/GRU/RNN itself hands to its kernel.
+            state = self._cell(hidden, state, *layer._flat_weights)
             hidden = state[0] if isinstance(state, tuple) else state
             new_states.append(state)
         cache.layer_states = new_states
@@ -455,7 +458,13 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
         logits = self.lm_head(hidden).unsqueeze(1)
         if not return_dict:
             return (logits, cache.final_state, cache)
-        return SeqLSTMCausalLMOutput(logits=logits, final_state=cache.final_state, cache=cache)
+        # Filled directly: the dataclass __init__ re-validates every field as it is set (~15 us, a
+        # sixth of a book-sized cell step), once per generated token.
+        output = SeqLSTMCausalLMOutput.__new__(SeqLSTMCausalLMOutput)
+        for name, value in (("logits", logits), ("final_state", cache.final_state), ("cache", cache)):
+            OrderedDict.__setitem__(output, name, value)
+            object.__setattr__(output, name, value)
+        return output
 
     # ---- generation hooks -------------------------------------------------------------------------
 
