@@ -520,14 +520,12 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
         **kwargs,
     ):
         cache = cache if cache is not None else past_key_values
-        if (
-            cache is not None
-            and cache.layer_states is not None
-            and not is_first_iteration
-            and not kwargs.get("output_hidden_states")
-        ):
+        if cache is not None and cache.layer_states is not None and not is_first_iteration:
             # The state summarises every earlier token: the newest token is all the model needs to read.
-            return {"input_ids": input_ids[:, -1:], "cache": cache}
+            model_inputs = {"input_ids": input_ids[:, -1:], "cache": cache}
+            if kwargs.get("output_hidden_states"):
+                model_inputs["output_hidden_states"] = True
+            return model_inputs
 
         # First step (the whole prompt, padding handled by the attention mask), or no cache at all.
         if inputs_embeds is not None and is_first_iteration:

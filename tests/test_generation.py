@@ -129,11 +129,15 @@ def test_cached_greedy_equals_uncached_and_each_left_padded_row_equals_the_row_a
         assert torch.equal(alone[0, -15:], new[i]), prompt
 
 
-def test_beam_search_reorders_the_state(tok):
+def test_beam_search_and_hidden_state_outputs_work_with_the_cache(tok):
     model = tiny_lm(tok)
     enc = batch(tok, PROMPTS[:2])
     settings = dict(max_new_tokens=8, num_beams=3, do_sample=False)
     assert torch.equal(model.generate(**enc, **settings), model.generate(**enc, **settings, use_cache=False))
+    settings = dict(max_new_tokens=8, do_sample=False, return_dict_in_generate=True, output_hidden_states=True)
+    cached, uncached = model.generate(**enc, **settings), model.generate(**enc, **settings, use_cache=False)
+    assert torch.equal(cached.sequences, uncached.sequences)
+    assert len(cached.hidden_states) == 8 and cached.hidden_states[1][-1].shape[1] == 1  # one new position per step
 
 
 # ---------------------------------------------------------------- decoding options
