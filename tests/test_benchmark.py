@@ -54,3 +54,27 @@ def test_bad_arguments_are_refused():
         run_benchmark(device="tpu")
     with pytest.raises(ValueError, match="row group"):
         run_benchmark(only=["nonsense"])
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru", "rnn"])
+def test_generate_fast_path_matches_the_full_forward(rnn_type):
+    """generate()'s one-token decode step (the path the benchmark times) gives the full forward's tokens."""
+    import torch
+
+    from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM
+
+    torch.manual_seed(0)
+    config = SeqLSTMConfig(
+        vocab_size=11, embedding_size=8, hidden_size=16, num_hidden_layers=2, rnn_type=rnn_type, is_decoder=True
+    )
+    model = SeqLSTMForCausalLM(config).eval()
+    model.model.embeddings.weight.data.normal_(0, 1.0)  # make greedy choices differ from step to step
+    model.lm_head.weight.data.normal_(0, 1.0)
+    prompt = torch.tensor([[3, 5, 7, 2]])
+    out = model.generate(prompt, max_new_tokens=12, do_sample=False, pad_token_id=0)
+    ids = prompt
+    with torch.no_grad():
+        for _ in range(12):
+            ids = torch.cat([ids, model(ids).logits[:, -1:].argmax(-1)], dim=1)
+    assert torch.equal(out, ids)
+    assert len(set(out[0, 4:].tolist())) > 1
