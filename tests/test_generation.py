@@ -165,10 +165,11 @@ def test_sampling_is_seeded_and_top_k_one_is_greedy(tok):
     set_seed(2)
     c = model.generate(**enc, **sample)
     assert torch.equal(a, b) and not torch.equal(a, c)
-    assert torch.equal(model.generate(**enc, max_new_tokens=20, do_sample=True, top_k=1), model.generate(**enc, **GREEDY | {"max_new_tokens": 20}))
+    greedy = model.generate(**enc, max_new_tokens=20, do_sample=False)
+    assert not torch.equal(a, greedy)
+    assert torch.equal(model.generate(**enc, max_new_tokens=20, do_sample=True, top_k=1), greedy)
     # A tiny top_p keeps only the most likely token as well.
-    assert torch.equal(model.generate(**enc, max_new_tokens=20, do_sample=True, top_k=0, top_p=1e-6),
-                       model.generate(**enc, **GREEDY | {"max_new_tokens": 20}))
+    assert torch.equal(model.generate(**enc, max_new_tokens=20, do_sample=True, top_k=0, top_p=1e-6), greedy)
 
 
 def test_num_return_sequences_gives_independent_samples_per_prompt(tok):
