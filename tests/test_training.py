@@ -1,0 +1,319 @@
+"""Training through Trainer (issue 4): clipping, stateful TBPTT, resume, two processes, quick presets, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from datasets import ClassLabel, Dataset, Features, Value
+from transformers import TrainerCallback, default_data_collator
+
+from conftest import REPO, run_without_seqhf
+from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
+from seqhf.training import (
+    CharLMTrainer,
+    SentimentTrainer,
+    SetupError,
+    StreamChunks,
+    make_training_args,
+    train_charlm,
+    train_sentiment,
+)
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+ENV.pop("PYTHONPATH", None)
+
+TINY_SENTIMENT = dict(
+    arch="lstm",
+    model=dict(embedding_size=8, hidden_size=8, bidirectional=True, pooling="concat"),
+    vocab_size=100, max_length=16, truncation="head", validation_size=0.25,
+    train=dict(learning_rate=1e-2, epochs=2, batch_size=8, weight_decay=0.0, warmup=0.1, scheduler="linear",
+               patience=5),
+)
+CLIP_TRAIN = dict(learning_rate=10.0, epochs=1, batch_size=4, weight_decay=0.0, warmup=0.0, scheduler="constant")
+TINY_TRAIN = dict(learning_rate=0.1, epochs=1, batch_size=4, weight_decay=0.0, warmup=0.0, scheduler="constant")
+
+
+def _reviews(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    good, bad, filler = ["great", "fine", "superb"], ["awful", "bad", "dull"], ["the", "film", "a", "plot", "was"]
+    texts, labels = [], []
+    for i in range(n):
+        label = i % 2
+        words = [filler[j] for j in torch.randint(0, len(filler), (int(torch.randint(3, 12, (1,), generator=g)),),
+                                                  generator=g)]
+        words.insert(int(torch.randint(0, len(words), (1,), generator=g)), (good if label else bad)[i % 3])
+        texts.append(" ".join(words))
+        labels.append(label)
+    return texts, labels
+
+
+def _write_imdb(folder, n_train=64, n_test=32, names=("neg", "pos"), train_labels=None, n_unused=0):
+    folder.mkdir(parents=True, exist_ok=True)
+    features = Features({"text": Value("string"), "label": ClassLabel(names=list(names))})
+    for split, n, seed in (("train", n_train, 0), ("test", n_test, 1)):
+        texts, labels = _reviews(n, seed)
+        if split == "train" and train_labels is not None:
+            labels = train_labels(labels)
+        Dataset.from_dict({"text": texts, "label": labels}, features=features).to_parquet(str(folder / f"{split}.parquet"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_imdb(tmp_path_factory):
+    return _write_imdb(tmp_path_factory.mktemp("imdb"), n_train=256, n_test=32)
+
+
+# ------------------------------------------------------------------ clipping
+
+
+def _one_step(tmp_path, max_grad_norm):
+    """One SGD step of the Trainer on one batch; returns (params before, params after, logged grad_norm, batch)."""
+    torch.manual_seed(0)
+    config = SeqLSTMConfig(vocab_size=20, embedding_size=4, hidden_size=4, num_labels=2, pad_token_id=0)
+    model = SeqLSTMForSequenceClassification(config)
+    g = torch.Generator().manual_seed(1)
+    rows = [{"input_ids": torch.randint(1, 20, (6,), generator=g), "labels": torch.tensor(i % 2)} for i in range(4)]
+    args = make_training_args(tmp_path, CLIP_TRAIN, task="sentiment", max_grad_norm=max_grad_norm, max_steps=1,
+                              optim="sgd", logging_steps=1, eval_strategy="no", save_strategy="no",
+                              load_best_model_at_end=False, report_to="none", disable_tqdm=True)
+    trainer = SentimentTrainer(model=model, args=args, train_dataset=rows, data_collator=default_data_collator)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer.train()
+    after = {n: p.detach().clone() for n, p in model.named_parameters()}
+    logged = [h["grad_norm"] for h in trainer.state.log_history if "grad_norm" in h]
+    return before, after, logged, default_data_collator(rows)
+
+
+def _by_hand_update(before, batch, max_grad_norm, lr):
+    torch.manual_seed(0)
+    config = SeqLSTMConfig(vocab_size=20, embedding_size=4, hidden_size=4, num_labels=2, pad_token_id=0)
+    model = SeqLSTMForSequenceClassification(config)
+    model.load_state_dict(before)
+    model(**batch).loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads.values())).item()
+    scale = min(1.0, max_grad_norm / (norm + 1e-6)) if max_grad_norm > 0 else 1.0
+    return {n: before[n] - lr * scale * grads[n] for n in before}, norm
+
+
+@pytest.mark.parametrize("max_grad_norm", [1e-4, 0.0])
+def test_clipping_matches_update_by_hand(tmp_path, max_grad_norm):
+    before, after, logged, batch = _one_step(tmp_path, max_grad_norm)
+    expected, norm = _by_hand_update(before, batch, max_grad_norm, CLIP_TRAIN["learning_rate"])
+    assert len(logged) == 1 and logged[0] == pytest.approx(norm, rel=1e-4)  # the pre-clip norm is logged
+    if max_grad_norm > 0:
+        assert logged[0] > 10 * max_grad_norm  # so clipping really acted
+    moved = sum((after[n] - before[n]).norm() ** 2 for n in before).sqrt().item()
+    lr = CLIP_TRAIN["learning_rate"]
+    assert moved == pytest.approx(lr * (min(norm, max_grad_norm) if max_grad_norm else norm), rel=1e-3)
+    for n in before:
+        torch.testing.assert_close(after[n], expected[n], rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ stateful TBPTT
+
+
+def test_stream_chunks_rows_continue_per_process():
+    ids = torch.arange(1000)
+    for processes in (1, 2):
+        data = StreamChunks(ids, seq_len=5, batch_size=3, num_processes=processes)
+        batches = [[data[b * 3 + r] for r in range(3)] for b in range(len(data) // 3)]
+        for p in range(processes):
+            mine = batches[p::processes]  # accelerate deals batches round-robin to the processes
+            for prev, cur in zip(mine, mine[1:]):
+                for r in range(3):
+                    assert cur[r]["input_ids"][0] == prev[r]["input_ids"][-1] + 1
+                    assert cur[r]["stream_position"] == prev[r]["stream_position"] + 1
+                    torch.testing.assert_close(cur[r]["shift_labels"], cur[r]["input_ids"] + 1)
+        firsts = {int(b[r]["input_ids"][0]) for b in batches for r in range(3)}
+        assert len(firsts) == len(data)  # no chunk twice
+
+
+class _Spy:
+    """Wraps a model's forward to record what each training call got and returned."""
+
+    def __init__(self, model):
+        self.calls, self._forward = [], model.forward
+        model.forward = self
+
+    def __call__(self, *args, **kwargs):
+        out = self._forward(*args, **kwargs)
+        self.calls.append((kwargs.get("initial_state"), tuple(s.detach().clone() for s in out.final_state),
+                           kwargs["input_ids"].clone()))
+        return out
+
+
+def _lm_run(tmp_path, tbptt, steps=4):
+    torch.manual_seed(0)
+    config = SeqLSTMConfig(vocab_size=11, embedding_size=6, hidden_size=8, pad_token_id=10, is_decoder=True)
+    model = SeqLSTMForCausalLM(config)
+    spy = _Spy(model)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 10, (2000,), generator=g)
+    data = StreamChunks(ids, seq_len=8, batch_size=4)
+    args = make_training_args(tmp_path / tbptt, TINY_TRAIN, task="charlm", max_steps=steps, logging_steps=1,
+                              eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
+                              report_to="none", disable_tqdm=True, train_sampling_strategy="sequential")
+    trainer = CharLMTrainer(model=model, args=args, train_dataset=data, data_collator=default_data_collator,
+                            tbptt=tbptt)
+    trainer.train()
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return spy.calls, losses
+
+
+def test_stateful_tbptt_carries_detached_state(tmp_path):
+    calls, stateful_losses = _lm_run(tmp_path, "stateful")
+    assert calls[0][0] is None  # the streams start from zero state
+    for (_, prev_final, prev_ids), (initial, _, ids) in zip(calls, calls[1:]):
+        assert initial is not None  # the next chunk sees the previous chunk's final state ...
+        for carried, final in zip(initial, prev_final):
+            torch.testing.assert_close(carried, final)
+            assert carried.grad_fn is None and not carried.requires_grad  # ... detached: gradients stop here
+    _, window_losses = _lm_run(tmp_path, "windows")
+    assert stateful_losses[0] == pytest.approx(window_losses[0])  # same data, same start
+    assert stateful_losses[1:] != pytest.approx(window_losses[1:], abs=1e-6)  # the carried state changes the loss
+
+
+def test_stateful_rejects_transformer():
+    with pytest.raises(SetupError, match="stateful"):
+        train_charlm("transformer", "/nonexistent.txt", "unused", tbptt="stateful")
+
+
+# ------------------------------------------------------------------ resume
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KillAfterFirstSave(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        raise _Killed(f"killed after saving step {state.global_step}")
+
+
+def test_resume_reaches_same_metrics(tmp_path, tiny_imdb):
+    full = train_sentiment(TINY_SENTIMENT, tiny_imdb, tmp_path / "full", report_to="none", disable_tqdm=True)
+    with pytest.raises(_Killed):
+        train_sentiment(TINY_SENTIMENT, tiny_imdb, tmp_path / "cut", report_to="none", disable_tqdm=True,
+                        callbacks=[_KillAfterFirstSave()])
+    (checkpoint,) = (tmp_path / "cut").glob("checkpoint-*")
+    assert not (tmp_path / "cut" / "eval_results.json").exists()
+    # Checkpoints carry the code files (the classes are registered for auto class), so they load as remote code.
+    for name in ("configuration_lstm.py", "modeling_lstm.py", "model.safetensors", "tokenizer.json", "optimizer.pt"):
+        assert (checkpoint / name).is_file(), name
+    assert "auto_map" in json.loads((checkpoint / "config.json").read_text())
+    resumed = train_sentiment(TINY_SENTIMENT, tiny_imdb, tmp_path / "cut", resume=True, report_to="none",
+                              disable_tqdm=True)
+    state = json.loads((tmp_path / "cut" / "trainer_state.json").read_text())
+    assert state["global_step"] == json.loads((tmp_path / "full" / "trainer_state.json").read_text())["global_step"]
+    for key in ("test_accuracy", "test_f1", "test_loss", "best_validation_accuracy"):
+        assert resumed[key] == pytest.approx(full[key], abs=1e-6), key
+    from safetensors.torch import load_file
+
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name])
+
+
+# ------------------------------------------------------------------ two processes
+
+
+def test_accelerate_two_processes_on_cpu(tmp_path, tiny_imdb):
+    out, ranks = tmp_path / "out", tmp_path / "ranks"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
+           str(REPO / "scripts" / "train_sentiment.py"), "--model", "lstm", "--quick", "--epochs", "1",
+           "--dataset", str(tiny_imdb), "--output-dir", str(out)]
+    env = {**ENV, "SEQHF_RANK_LOG": str(ranks), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    logs = [json.loads((ranks / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [log["world_size"] for log in logs] == [2, 2]
+    assert [log["rank"] for log in logs] == [0, 1]
+    rows0, rows1 = ({tuple(r) for r in log["rows"]} for log in logs)
+    assert rows0 and rows1 and not rows0 & rows1  # each rank trained on its own shard
+    assert [log["wrote_output"] for log in logs] == [True, False]  # only the main process writes
+    assert proc.stdout.count("test accuracy") == 1
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["train_args"]["world_size"] == 2
+    assert (out / "model.safetensors").is_file() and (out / "modeling_lstm.py").is_file()
+
+
+# ------------------------------------------------------------------ quick presets
+
+
+COMMON_KEYS = {"task", "preset", "quick", "model_type", "num_parameters", "dataset", "seed", "max_grad_norm",
+               "epochs", "train_args", "wall_time_s", "hardware"}
+
+
+@pytest.mark.slow
+def test_sentiment_quick_preset(tmp_path, imdb_dir):
+    out = tmp_path / "sentiment"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "train_sentiment.py"), "--model", "lstm", "--quick",
+                           "--dataset", str(imdb_dir), "--output-dir", str(out)],
+                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    results = json.loads((out / "eval_results.json").read_text())
+    assert COMMON_KEYS | {"test_accuracy", "test_f1", "test_examples"} <= set(results)
+    assert results["test_examples"] == 2000 and results["quick"] and results["task"] == "sentiment"
+    assert results["test_accuracy"] >= 0.75, results
+    checkpoint = sorted(out.glob("checkpoint-*"))[-1]
+    # The folder and a checkpoint load where seqhf is not installed: pipeline, remote code.
+    printed = run_without_seqhf(
+        f"""
+        from transformers import AutoModelForSequenceClassification, pipeline
+        clf = pipeline("text-classification", model={str(out)!r}, trust_remote_code=True)
+        print([p["label"] for p in clf(["A wonderful, moving film. Superb acting.", "Awful. Boring and stupid."])])
+        AutoModelForSequenceClassification.from_pretrained({str(checkpoint)!r}, trust_remote_code=True)
+        """,
+        cwd=tmp_path,
+    )
+    assert "['pos', 'neg']" in printed
+
+
+@pytest.mark.slow
+def test_charlm_quick_preset(tmp_path, island_txt):
+    results = train_charlm("lstm", island_txt, tmp_path / "charlm", quick=True, disable_tqdm=True)
+    assert COMMON_KEYS | {"heldout_nats_per_char", "heldout_bits_per_char", "heldout_window_nats_per_char",
+                          "heldout_stream_nats_per_char", "heldout_chars", "tbptt", "seq_len",
+                          "unigram_entropy_nats"} <= set(results)
+    assert results["tbptt"] == "stateful"
+    assert results["heldout_nats_per_char"] < results["unigram_entropy_nats"] - 0.5, results
+    assert results["heldout_stream_nats_per_char"] <= results["heldout_window_nats_per_char"]
+    saved = json.loads((tmp_path / "charlm" / "eval_results.json").read_text())
+    assert saved["heldout_bits_per_char"] == pytest.approx(saved["heldout_nats_per_char"] / 0.6931471805599453)
+    from transformers import pipeline
+
+    generator = pipeline("text-generation", model=str(tmp_path / "charlm"))
+    text = generator("The island", max_new_tokens=20, do_sample=False)[0]["generated_text"]
+    assert text.startswith("The island") and len(text) > len("The island")
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_bad_inputs_fail_before_training(tmp_path, tiny_imdb):
+    with pytest.raises(SetupError, match="not found"):
+        train_sentiment(TINY_SENTIMENT, str(tmp_path / "no-such-imdb"), tmp_path / "o1")
+    with pytest.raises(SetupError, match="not found"):
+        train_charlm("lstm", str(tmp_path / "no-such-book.txt"), tmp_path / "o2")
+    with pytest.raises(SetupError, match="empty"):
+        train_sentiment(TINY_SENTIMENT, _write_imdb(tmp_path / "empty", n_test=0), tmp_path / "o3")
+    bad = _write_imdb(tmp_path / "three", names=("neg", "pos", "meh"), train_labels=lambda ls: [2] * 8 + ls[8:])
+    with pytest.raises(SetupError, match=r"labels \[2\] outside id2label"):
+        train_sentiment(TINY_SENTIMENT, bad, tmp_path / "o4")
+    with pytest.raises(SetupError, match="max_position_embeddings"):
+        train_charlm("transformer", "unused.txt", tmp_path / "o5", seq_len=100_000)
+    for o in ("o1", "o2", "o3", "o4", "o5"):
+        assert not (tmp_path / o).exists()  # failed before anything was written
+
+
+def test_script_reports_bad_input_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "train_charlm.py"), "--text", "missing.txt",
+                           "--output-dir", str(tmp_path / "o")], cwd=tmp_path, env=ENV, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "error: Text file not found: 'missing.txt'" in proc.stderr and "Traceback" not in proc.stderr
