@@ -7,7 +7,12 @@ import pytest
 import torch
 from transformers import pipeline
 
-from seqhf import SeqLSTMConfig, SeqLSTMForSequenceClassification
+from seqhf import (
+    SeqLSTMConfig,
+    SeqLSTMForSequenceClassification,
+    SeqTransformerConfig,
+    SeqTransformerForSequenceClassification,
+)
 from seqhf.tokenization import build_char_tokenizer, build_word_tokenizer
 from tests.conftest import run_without_seqhf
 from tests.test_generation import TEXT, tiny_lm
@@ -42,26 +47,41 @@ def lm_dirs(tmp_path_factory, char_tok):
 
 
 @pytest.fixture(scope="module")
-def clf_dir(tmp_path_factory):
-    """A review classifier folder, trained a few steps so the two classes get different scores."""
-    folder = tmp_path_factory.mktemp("sentiment")
+def clf_dirs(tmp_path_factory):
+    """Review classifier folders, trained a few steps so the two classes get different scores."""
     tok = build_word_tokenizer(REVIEWS, vocab_size=50, min_frequency=1, model_max_length=MAX_LENGTH)
-    torch.manual_seed(0)
-    config = SeqLSTMConfig(
-        vocab_size=len(tok), embedding_size=8, hidden_size=8, pad_token_id=tok.pad_token_id,
-        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1},
-    )
-    model = SeqLSTMForSequenceClassification(config)
     enc = tok(REVIEWS, return_tensors="pt", padding=True)
     labels = torch.tensor([1, 0, 1, 0])
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
-    for _ in range(30):
-        model(**enc, labels=labels).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    ids = dict(
+        vocab_size=len(tok), pad_token_id=tok.pad_token_id,
+        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1},
+    )
+    dirs = {}
+    for kind in ("lstm", "transformer"):
+        torch.manual_seed(0)
+        if kind == "lstm":
+            model = SeqLSTMForSequenceClassification(SeqLSTMConfig(embedding_size=8, hidden_size=8, **ids))
+        else:
+            config = SeqTransformerConfig(
+                hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
+                max_position_embeddings=MAX_LENGTH, classifier_dropout=0.0, **ids,
+            )
+            model = SeqTransformerForSequenceClassification(config)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+        for _ in range(30):
+            model(**enc, labels=labels).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        folder = tmp_path_factory.mktemp(f"sentiment_{kind}")
+        model.save_pretrained(folder)
+        tok.save_pretrained(folder)
+        dirs[kind] = folder
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def clf_dir(clf_dirs):
+    return clf_dirs["lstm"]
 
 
 def expected_greedy(folder_model, tok, prompt, n):
@@ -87,8 +107,9 @@ def test_text_generation_pipeline_on_a_saved_folder(lm_dirs, char_tok, kind):
         assert result["generated_text"] == expected_greedy(generator.model, char_tok, prompt, 12)
 
 
-def test_text_classification_pipeline_labels_scores_and_top_k(clf_dir):
-    classifier = pipeline("text-classification", model=str(clf_dir))
+@pytest.mark.parametrize("kind", ["lstm", "transformer"])
+def test_text_classification_pipeline_labels_scores_and_top_k(clf_dirs, kind):
+    classifier = pipeline("text-classification", model=str(clf_dirs[kind]))
     best = classifier("a good movie")
     assert len(best) == 1 and best[0]["label"] in ("negative", "positive")
     both = classifier(["a good movie", "a bad film"], top_k=None)
@@ -99,17 +120,23 @@ def test_text_classification_pipeline_labels_scores_and_top_k(clf_dir):
     assert both[0][0]["label"] == "positive" and both[1][0]["label"] == "negative"
 
 
-def test_long_review_is_truncated_to_model_max_length(clf_dir):
-    classifier = pipeline("text-classification", model=str(clf_dir))
+@pytest.mark.parametrize("kind", ["lstm", "transformer"])
+def test_long_review_is_truncated_to_model_max_length(clf_dirs, kind):
     words = ("good fun , a good movie " * 40).split()
     long_review = " ".join(words)
-    truncated = classifier(long_review, truncation=True, top_k=None)
-    first_words = classifier(" ".join(words[:MAX_LENGTH]), top_k=None)
-    assert [s["label"] for s in truncated] == [s["label"] for s in first_words]
-    assert [s["score"] for s in truncated] == pytest.approx([s["score"] for s in first_words], abs=1e-6)
-    # The whole review (no truncation asked) still gives a result: an LSTM has no length limit.
-    whole = classifier(long_review, top_k=None)
-    assert whole[0]["score"] != pytest.approx(truncated[0]["score"], abs=1e-7)
+    first_words = pipeline("text-classification", model=str(clf_dirs[kind]))(" ".join(words[:MAX_LENGTH]), top_k=None)
+    # truncation=True, given when the pipeline is made or per call, cuts at the tokenizer's model_max_length.
+    made_truncating = pipeline("text-classification", model=str(clf_dirs[kind]), truncation=True)
+    per_call = pipeline("text-classification", model=str(clf_dirs[kind]))
+    for truncated in (made_truncating(long_review, top_k=None), per_call(long_review, top_k=None, truncation=True)):
+        assert [s["label"] for s in truncated] == [s["label"] for s in first_words]
+        assert [s["score"] for s in truncated] == pytest.approx([s["score"] for s in first_words], abs=1e-6)
+    untruncated = per_call
+    if kind == "lstm":  # no length limit: the whole review is read
+        assert untruncated(long_review, top_k=None)[0]["score"] != pytest.approx(first_words[0]["score"], abs=1e-7)
+    else:  # learned positions end at max_position_embeddings: a clear error that says how to fix it
+        with pytest.raises(ValueError, match="max_position_embeddings.*truncation=True"):
+            untruncated(long_review)
 
 
 # ---------------------------------------------------------------- bad input
