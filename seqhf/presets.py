@@ -46,8 +46,8 @@ SENTIMENT_QUICK = {
     ),
     "lstm": dict(
         model=dict(embedding_size=64, hidden_size=64, embedding_dropout=0.1, classifier_dropout=0.3),
-        vocab_size=10000, max_length=128, train_size=3000, validation_size=0.012, test_size=2000,
-        train=dict(learning_rate=5e-3, epochs=2, batch_size=32, warmup=0.05, patience=3),
+        vocab_size=10000, max_length=96, train_size=4000, validation_size=0.012, test_size=2000,
+        train=dict(learning_rate=8e-3, epochs=2, batch_size=64, warmup=0.05, patience=3),
     ),
     "transformer": dict(
         model=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,

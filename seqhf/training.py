@@ -100,6 +100,9 @@ def make_training_args(output_dir, train: dict, *, task, max_grad_norm=1.0, seed
         prediction_loss_only=not sentiment,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # Several processes on a machine without GPUs (`accelerate launch --multi_gpu` there): Trainer only
+        # sets up gloo DDP when told to use the CPU.
+        use_cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
     )
     kwargs.update(overrides)
     return TrainingArguments(**kwargs)
