@@ -78,3 +78,12 @@ def test_generate_fast_path_matches_the_full_forward(rnn_type):
             ids = torch.cat([ids, model(ids).logits[:, -1:].argmax(-1)], dim=1)
     assert torch.equal(out, ids)
     assert len(set(out[0, 4:].tolist())) > 1
+
+
+def test_rows_without_the_seqhf_transformer_still_have_their_key(monkeypatch):
+    import seqhf.benchmark as bench
+
+    monkeypatch.setattr(bench, "transformer_classes", lambda: None)
+    row = bench.transformer_train_row("cpu", bench.Scale.quick(), bench.PeakMemory("cpu"), bench.TARGETS_CPU)
+    assert row.key == "transformer_train_vs_gpt2" and math.isnan(row.ratio) and "missing" in row.ours
+    assert bench.to_json({"rows": [row], "meta": {}})["transformer_train_vs_gpt2"] is None
