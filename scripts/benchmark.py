@@ -1,6 +1,6 @@
 """Speed and memory of seqhf against plain PyTorch and transformers' own models (issue 7).
 
-    python scripts/benchmark.py [--quick] [--device cpu|cuda] [--json OUT] [--reviews N] [--only GROUP ...]
+    python scripts/benchmark.py [--quick] [--device cpu|cuda] [--json OUT] [--reviews N] [--only GROUP ...] [--threads N]
 """
 
 import argparse
@@ -20,7 +20,14 @@ def main(argv=None):
     parser.add_argument("--imdb", default=IMDB_DIR, help="local IMDb folder (synthetic reviews if absent)")
     parser.add_argument("--reviews", type=int, help="how many of the 1,000 test reviews the pipeline rows read")
     parser.add_argument("--only", nargs="+", choices=tuple(ROW_GROUPS), help="run only these row groups")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     result = run_benchmark(
         quick=args.quick,
         device=args.device,
