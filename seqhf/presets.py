@@ -46,7 +46,7 @@ SENTIMENT_QUICK = {
     ),
     "lstm": dict(
         model=dict(embedding_size=64, hidden_size=64, embedding_dropout=0.1, classifier_dropout=0.3),
-        vocab_size=10000, max_length=96, train_size=4000, validation_size=0.012, test_size=2000,
+        vocab_size=10000, max_length=128, train_size=6000, validation_size=0.012, test_size=2000,
         train=dict(learning_rate=8e-3, epochs=2, batch_size=64, warmup=0.05, patience=3),
     ),
     "transformer": dict(
