@@ -6,6 +6,8 @@ peak RSS on CPU (reset before every call through /proc/self/clear_refs), `max_me
 on CUDA. `scripts/benchmark.py` is the command line; `run_benchmark` returns the figures.
 """
 
+import ctypes
+import gc
 import json
 import math
 import os
@@ -124,6 +126,11 @@ class PeakMemory:
     def __init__(self, device):
         self.device = device
         self.resettable = False
+        try:
+            self._libc = ctypes.CDLL("libc.so.6")
+            self._libc.malloc_trim  # glibc only
+        except (OSError, AttributeError):
+            self._libc = None
         if device == "cpu":
             try:  # writing 5 to clear_refs resets VmHWM (Linux >= 4.0)
                 with open("/proc/self/clear_refs", "w") as f:
@@ -159,7 +166,13 @@ class PeakMemory:
     def reset(self):
         if self.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        elif self.resettable:
+            return
+        # Hand freed heap back to the OS first, so the RSS a call starts from is what is alive now,
+        # not what earlier rows left in malloc's free lists.
+        gc.collect()
+        if self._libc is not None:
+            self._libc.malloc_trim(0)
+        if self.resettable:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")
 
