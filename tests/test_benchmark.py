@@ -16,8 +16,9 @@ from tests.conftest import REPO
 def test_quick_run_writes_every_key(tmp_path):
     out = tmp_path / "bench.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    # One thread: on a shared 2-core machine two OpenMP threads can stall for seconds at every barrier.
     proc = subprocess.run(
-        [sys.executable, "scripts/benchmark.py", "--quick", "--json", str(out)],
+        [sys.executable, "scripts/benchmark.py", "--quick", "--threads", "1", "--json", str(out)],
         cwd=REPO,
         env=env,
         capture_output=True,
