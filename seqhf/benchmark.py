@@ -674,7 +674,7 @@ def pipeline_rows(device, scale, memory, targets, imdb_dir):
     what = f"pipeline('text-classification'), {len(reviews)} reviews, batch 32, truncation {scale.max_length}"
     note = (
         f"{source}; {preset_source}; word tokenizer {len(word_tok)} words, DistilBERT gets a WordPiece "
-        f"tokenizer ({len(bert_tok)} pieces) trained here (Hub unreachable); median over {scale.review_chunks} chunks"
+        f"tokenizer ({len(bert_tok)} pieces) trained here (Hub unreachable); each repeat is one chunk of the reviews"
     )
     by_name = dict(zip(models, contenders))
     rows = [make_row("lstm_pipeline_vs_distilbert", what, by_name["lstm"], distil, scale.review_chunks, targets, note)]
