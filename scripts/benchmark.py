@@ -1,6 +1,6 @@
 """Speed and memory of seqhf against plain PyTorch and transformers' own models (issue 7).
 
-    python scripts/benchmark.py [--quick] [--device cpu|cuda] [--json OUT] [--reviews N] [--only GROUP ...] [--threads N]
+python scripts/benchmark.py [--quick] [--device cpu|cuda] [--json OUT] [--reviews N] [--only GROUP ...] [--threads N]
 """
 
 import argparse

@@ -46,10 +46,13 @@ TARGETS_CUDA = {**TARGETS_CPU, "transformer_train_vs_gpt2": 1.4}  # the issue's 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The team's read-only copy sits next to the checkout; a device machine may carry it inside the checkout.
 IMDB_DIR = next(
-    (d for d in (os.path.join(_REPO, "..", "shared", "data", "imdb"), os.path.join(_REPO, "shared", "data", "imdb"))
-     if os.path.isdir(d)),
+    (
+        d
+        for d in (os.path.join(_REPO, "..", "shared", "data", "imdb"), os.path.join(_REPO, "shared", "data", "imdb"))
+        if os.path.isdir(d)
+    ),
     os.path.join(_REPO, "..", "shared", "data", "imdb"),
-)  # fmt: skip
+)
 
 
 @dataclass
@@ -128,8 +131,9 @@ class PeakMemory:
         self.resettable = False
         try:
             self._libc = ctypes.CDLL("libc.so.6")
-            self._libc.malloc_trim  # glibc only
-        except (OSError, AttributeError):
+            if not hasattr(self._libc, "malloc_trim"):  # glibc only
+                self._libc = None
+        except OSError:
             self._libc = None
         if device == "cpu":
             try:  # writing 5 to clear_refs resets VmHWM (Linux >= 4.0)
@@ -387,7 +391,13 @@ def transformer_train_row(device, scale, memory, targets):
         what += ", bf16 autocast (both)"
     peer_model = GPT2LMHeadModel(
         GPT2Config(
-            vocab_size=80, n_positions=256, n_embd=384, n_layer=6, n_head=6, bos_token_id=None, eos_token_id=None,
+            vocab_size=80,
+            n_positions=256,
+            n_embd=384,
+            n_layer=6,
+            n_head=6,
+            bos_token_id=None,
+            eos_token_id=None,
             attn_implementation="sdpa",
         )
     )
@@ -446,7 +456,13 @@ def generate_rows(device, scale, memory, targets):
     # GPT-2 with about the char LSTM's 1.64M parameters: 4 layers x 176, 4 heads (1.69M with its position table).
     gpt2 = GPT2LMHeadModel(
         GPT2Config(
-            vocab_size=80, n_positions=1024, n_embd=176, n_layer=4, n_head=4, bos_token_id=None, eos_token_id=None,
+            vocab_size=80,
+            n_positions=1024,
+            n_embd=176,
+            n_layer=4,
+            n_head=4,
+            bos_token_id=None,
+            eos_token_id=None,
             attn_implementation="sdpa",
         )
     )
@@ -511,10 +527,15 @@ def generate_rows(device, scale, memory, targets):
     return [
         make_row("lstm_generate_vs_window", what, a, window_c, scale.generate_repeats, targets),
         make_row(
-            "lstm_generate_vs_plain_loop", what, a, plain_c, scale.generate_repeats, targets,
+            "lstm_generate_vs_plain_loop",
+            what,
+            a,
+            plain_c,
+            scale.generate_repeats,
+            targets,
             f"the plain loop uses nn.LSTM as usually written; the same loop with nn.LSTMCell runs at "
             f"{cell_c.rate:,.0f} chars/s (ours / it = {a.rate / cell_c.rate:.2f})",
-        ),  # fmt: skip
+        ),
         make_row("lstm_generate_vs_gpt2", what, a, gpt2_c, scale.generate_repeats, targets, gpt2_note),
     ]
 
@@ -561,7 +582,9 @@ def wordpiece_tokenizer(texts, vocab_size=30522, model_max_length=512):
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False))
+    tok.train_from_iterator(
+        texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
+    )
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
@@ -600,11 +623,19 @@ def sentiment_models(vocab_size, pad_token_id):
             config = config_class(**{**presets["transformer"], **common})
         else:  # stand-in: the reference run's 4 x 256 encoder, mean pooling
             config = config_class(
-                hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
-                max_position_embeddings=512, pooling="mean", attn_implementation="sdpa", **common,
-            )  # fmt: skip
+                hidden_size=256,
+                num_hidden_layers=4,
+                num_attention_heads=4,
+                intermediate_size=1024,
+                max_position_embeddings=512,
+                pooling="mean",
+                attn_implementation="sdpa",
+                **common,
+            )
         models["transformer"] = classifier_class(config)
-    return models, ("sentiment presets from seqhf.presets" if presets is not None else "stand-in configs (seqhf.presets absent)")
+    return models, (
+        "sentiment presets from seqhf.presets" if presets is not None else "stand-in configs (seqhf.presets absent)"
+    )
 
 
 def _training_presets():
@@ -650,8 +681,14 @@ def pipeline_rows(device, scale, memory, targets, imdb_dir):
     contenders = []
     for name, model in models.items():
         pipe = make_pipe(model, word_tok)
-        contenders.append(Contender(f"seqhf {name} preset ({count_parameters(model) / 1e6:.1f}M)", runner(pipe), "reviews/s"))
-    distil = Contender(f"DistilBERT-base ({count_parameters(distilbert) / 1e6:.1f}M, sdpa)", runner(make_pipe(distilbert, bert_tok)), "reviews/s")
+        contenders.append(
+            Contender(f"seqhf {name} preset ({count_parameters(model) / 1e6:.1f}M)", runner(pipe), "reviews/s")
+        )
+    distil = Contender(
+        f"DistilBERT-base ({count_parameters(distilbert) / 1e6:.1f}M, sdpa)",
+        runner(make_pipe(distilbert, bert_tok)),
+        "reviews/s",
+    )
 
     # Warm-up on 32 reviews (index -1), then each chunk once per contender, in turn.
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -680,12 +717,22 @@ def pipeline_rows(device, scale, memory, targets, imdb_dir):
     rows = [make_row("lstm_pipeline_vs_distilbert", what, by_name["lstm"], distil, scale.review_chunks, targets, note)]
     if "transformer" in by_name:
         rows.append(
-            make_row("transformer_pipeline_vs_distilbert", what, by_name["transformer"], distil, scale.review_chunks, targets, note)
+            make_row(
+                "transformer_pipeline_vs_distilbert",
+                what,
+                by_name["transformer"],
+                distil,
+                scale.review_chunks,
+                targets,
+                note,
+            )
         )
     else:
         rows.append(
-            missing_row("transformer_pipeline_vs_distilbert", what, "reviews/s", "seqhf transformer preset", distil, targets)
-        )  # fmt: skip
+            missing_row(
+                "transformer_pipeline_vs_distilbert", what, "reviews/s", "seqhf transformer preset", distil, targets
+            )
+        )
     return rows
 
 
@@ -715,7 +762,9 @@ def run_benchmark(quick=False, device="cpu", imdb_dir=IMDB_DIR, reviews=None, on
         scale.reviews = reviews
         scale.review_chunks = max(1, min(4, reviews // 32))
         if reviews < 1000:
-            scale.notes.append(f"pipeline rows read {reviews} of the 1,000 reviews (evenly spaced, the same for every model)")
+            scale.notes.append(
+                f"pipeline rows read {reviews} of the 1,000 reviews (evenly spaced, the same for every model)"
+            )
     targets = TARGETS_CUDA if device == "cuda" else TARGETS_CPU
     memory = PeakMemory(device)
     start, load_start = time.perf_counter(), _load()

@@ -9,7 +9,6 @@ import sys
 import pytest
 
 from seqhf.benchmark import KEYS, Contender, PeakMemory, measure
-
 from tests.conftest import REPO
 
 
