@@ -22,6 +22,13 @@ def main(argv=None):
     parser.add_argument("--only", nargs="+", choices=tuple(ROW_GROUPS), help="run only these row groups")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
     args = parser.parse_args(argv)
+    if args.reviews is not None and not 1 <= args.reviews <= 1000:
+        parser.error(f"--reviews must be in [1, 1000], got {args.reviews}")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: torch sees no CUDA device here")
     if args.threads is not None:
         if args.threads < 1:
             parser.error(f"--threads must be at least 1, got {args.threads}")
