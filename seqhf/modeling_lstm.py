@@ -177,11 +177,15 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
         if input_ids is not None:
             if input_ids.dim() != 2:
                 raise ValueError(f"`input_ids` must be (batch, seq), got shape {tuple(input_ids.shape)}.")
-            if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= self.config.vocab_size):
-                raise ValueError(
-                    f"`input_ids` holds ids outside [0, {self.config.vocab_size}): "
-                    f"min {int(input_ids.min())}, max {int(input_ids.max())}. Is the tokenizer the model's own?"
-                )
+            # On an accelerator the range check costs a host sync, which a training step should not pay.
+            checked = input_ids.device.type == "cpu" or not self.training
+            if checked and input_ids.numel():
+                low, high = int(input_ids.min()), int(input_ids.max())
+                if low < 0 or high >= self.config.vocab_size:
+                    raise ValueError(
+                        f"`input_ids` holds ids outside [0, {self.config.vocab_size}): min {low}, max {high}. "
+                        "Is the tokenizer the model's own?"
+                    )
         shape = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
         if shape[1] == 0:
             raise ValueError("The input sequence is empty (length 0).")
