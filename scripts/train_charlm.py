@@ -19,7 +19,7 @@ def main(argv=None):
     p.add_argument("--model", choices=["lstm", "transformer", "book"], default="lstm", help="preset")
     p.add_argument("--text", default="../shared/data/mysterious_island/1268-0.txt", help="Gutenberg #1268 text file")
     p.add_argument("--output-dir", required=True)
-    p.add_argument("--quick", action="store_true", help="small preset: 300k training characters, 2 epochs")
+    p.add_argument("--quick", action="store_true", help="small preset: 300k-600k training characters, 2 epochs")
     p.add_argument("--tbptt", choices=["windows", "stateful"], default=None, help="default: the preset's")
     p.add_argument("--seq-len", type=int, default=None, help="characters per chunk; default: the preset's")
     p.add_argument("--epochs", type=int, default=None, help="default: the preset's")

@@ -91,9 +91,9 @@ CHARLM_QUICK = {
         train=dict(learning_rate=5e-3, epochs=2, batch_size=64, scheduler="linear", patience=2),
     ),
     "lstm": dict(
-        model=dict(embedding_size=32, hidden_size=128, num_hidden_layers=1, embedding_dropout=0.0,
+        model=dict(embedding_size=64, hidden_size=256, num_hidden_layers=1, embedding_dropout=0.0,
                    hidden_dropout=0.0, classifier_dropout=0.0),
-        seq_len=64, train_chars=300_000,
+        seq_len=64, train_chars=600_000,
         train=dict(learning_rate=5e-3, epochs=2, batch_size=32, weight_decay=0.0, patience=2),
     ),
     "transformer": dict(
