@@ -30,5 +30,5 @@ reviews = [
     "Not a masterpiece, but charming and funny enough for a rainy Sunday afternoon.",
 ]
 for review, pred in zip(reviews, classify(out, reviews)):
-    print(f"{pred['label']:>4} {pred['score']:.3f}  {review}")
+    print(f"{pred['label']:>8} {pred['score']:.3f}  {review}")
 PY

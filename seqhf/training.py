@@ -36,7 +36,7 @@ from .modeling_transformer import SeqTransformerForCausalLM, SeqTransformerForSe
 from .presets import get_preset
 from .tokenization import build_char_tokenizer, build_word_tokenizer
 
-ID2LABEL = {0: "neg", 1: "pos"}
+ID2LABEL = {0: "negative", 1: "positive"}
 EVAL_RESULTS = "eval_results.json"
 RANK_LOG_ENV = "SEQHF_RANK_LOG"  # a folder: each rank writes what it trained on (used by the multi-process test)
 

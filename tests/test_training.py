@@ -271,7 +271,7 @@ def test_sentiment_quick_preset(tmp_path, imdb_dir):
         """,
         cwd=tmp_path,
     )
-    assert "['pos', 'neg']" in printed
+    assert "['positive', 'negative']" in printed
 
 
 @pytest.mark.slow
