@@ -5,6 +5,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -60,3 +61,19 @@ def island_txt():
     if not ISLAND_TXT.is_file():
         pytest.skip(f"The Mysterious Island not found at {ISLAND_TXT}")
     return ISLAND_TXT
+
+
+# Token rows of different lengths for padding-invariance tests.
+def padded_batch(rows, side):
+    """Pad lists of ids with 0 on `side`; return input_ids and attention_mask."""
+    width = max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        span = slice(width - len(row), width) if side == "left" else slice(0, len(row))
+        ids[i, span] = torch.tensor(row)
+        mask[i, span] = 1
+    return ids, mask
+
+
+ROWS = [[5, 3, 9, 1, 4, 7, 2], [8, 2, 6], [11, 12, 13, 14, 15]]

@@ -15,7 +15,7 @@ from transformers import (
 )
 
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification, SeqLSTMModel
-from tests.conftest import run_without_seqhf
+from tests.conftest import ROWS, padded_batch, run_without_seqhf
 
 VOCAB = 23
 
@@ -24,21 +24,6 @@ def tiny_config(**overrides):
     fields = dict(vocab_size=VOCAB, embedding_size=8, hidden_size=6, num_hidden_layers=2, pad_token_id=0)
     fields.update(overrides)
     return SeqLSTMConfig(**fields)
-
-
-def padded_batch(rows, side):
-    """Pad lists of ids with 0 on `side`; return input_ids and attention_mask."""
-    width = max(len(r) for r in rows)
-    ids = torch.zeros(len(rows), width, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, row in enumerate(rows):
-        span = slice(width - len(row), width) if side == "left" else slice(0, len(row))
-        ids[i, span] = torch.tensor(row)
-        mask[i, span] = 1
-    return ids, mask
-
-
-ROWS = [[5, 3, 9, 1, 4, 7, 2], [8, 2, 6], [11, 12, 13, 14, 15]]
 
 
 # ---------------------------------------------------------------- config

@@ -15,7 +15,7 @@ from seqhf import (
     SeqTransformerModel,
 )
 from seqhf.modeling_transformer import CACHE_FIELD, sinusoids
-from tests.conftest import run_without_seqhf
+from tests.conftest import ROWS, padded_batch, run_without_seqhf
 
 VOCAB = 31
 MAX_POS = 24
@@ -37,21 +37,6 @@ def tiny_config(**overrides):
     )
     fields.update(overrides)
     return SeqTransformerConfig(**fields)
-
-
-def padded_batch(rows, side):
-    """Pad lists of ids with 0 on `side`; return input_ids and attention_mask."""
-    width = max(len(r) for r in rows)
-    ids = torch.zeros(len(rows), width, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, row in enumerate(rows):
-        span = slice(width - len(row), width) if side == "left" else slice(0, len(row))
-        ids[i, span] = torch.tensor(row)
-        mask[i, span] = 1
-    return ids, mask
-
-
-ROWS = [[5, 3, 9, 1, 4, 7, 2], [8, 2, 6], [11, 12, 13, 14, 15]]
 
 
 @pytest.fixture(autouse=True, scope="module")
