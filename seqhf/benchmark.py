@@ -320,6 +320,14 @@ def book_char_lstm(device):
     return SeqLSTMForCausalLM(config).to(device)
 
 
+def char_gpt2(**shape):
+    """transformers' GPT2LMHeadModel over the 80-character vocabulary, at its best setting (SDPA)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(vocab_size=80, bos_token_id=None, eos_token_id=None, attn_implementation="sdpa", **shape)
+    return GPT2LMHeadModel(config)
+
+
 def transformer_classes():
     """(config class, causal LM class, classifier class) of the seqhf Transformer, or None before it lands."""
     try:
@@ -381,29 +389,15 @@ def lstm_train_row(device, scale, memory, targets):
 
 def transformer_train_row(device, scale, memory, targets):
     """Char-GPT train step (6 x 384, 6 heads, vocab 80): seqhf Transformer vs GPT2LMHeadModel (SDPA)."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     batch, context = scale.transformer_batch, scale.transformer_context
     classes = transformer_classes()
     bf16 = device == "cuda"
     what = f"char-GPT train step, 6 layers x 384, 6 heads, vocab 80, batch {batch} x context {context}, AdamW"
     if bf16:
         what += ", bf16 autocast (both)"
-    peer_model = GPT2LMHeadModel(
-        GPT2Config(
-            vocab_size=80,
-            n_positions=256,
-            n_embd=384,
-            n_layer=6,
-            n_head=6,
-            bos_token_id=None,
-            eos_token_id=None,
-            attn_implementation="sdpa",
-        )
-    )
-    peer_model = peer_model.to(device).train()
     if classes is None:
         return missing_row("transformer_train_vs_gpt2", what, "tokens/s", "SeqTransformerForCausalLM", None, targets)
+    peer_model = char_gpt2(n_positions=256, n_embd=384, n_layer=6, n_head=6).to(device).train()
     config_class, lm_class, _ = classes
     torch.manual_seed(0)
     # Same shape and the same dropouts (GPT-2's defaults, 0.1); learned positions and tied embeddings as GPT-2.
@@ -448,25 +442,11 @@ def transformer_train_row(device, scale, memory, targets):
 
 def generate_rows(device, scale, memory, targets):
     """500 sampled characters, batch 1, from a 40-character prompt, four ways, round robin."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     n_new, window = scale.new_tokens, 40
     ours = book_char_lstm(device).eval()
     plain = PlainCharLSTM.copy_of(ours).to(device).eval()
     # GPT-2 with about the char LSTM's 1.64M parameters: 4 layers x 176, 4 heads (1.69M with its position table).
-    gpt2 = GPT2LMHeadModel(
-        GPT2Config(
-            vocab_size=80,
-            n_positions=1024,
-            n_embd=176,
-            n_layer=4,
-            n_head=4,
-            bos_token_id=None,
-            eos_token_id=None,
-            attn_implementation="sdpa",
-        )
-    )
-    gpt2 = gpt2.to(device).eval()
+    gpt2 = char_gpt2(n_positions=1024, n_embd=176, n_layer=4, n_head=4).to(device).eval()
     g = torch.Generator().manual_seed(0)
     prompt = torch.randint(0, 79, (1, window), generator=g).to(device)
     sample = dict(do_sample=True, top_k=0, top_p=1.0, temperature=1.0, pad_token_id=79)

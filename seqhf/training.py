@@ -30,6 +30,7 @@ from transformers.integrations import is_tensorboard_available
 from . import data as seqdata
 from .configuration_lstm import SeqLSTMConfig
 from .configuration_transformer import SeqTransformerConfig
+from .hub import write_model_card
 from .metrics import compute_classification_metrics, lm_metrics, unigram_entropy
 from .modeling_lstm import SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
 from .modeling_transformer import SeqTransformerForCausalLM, SeqTransformerForSequenceClassification
@@ -238,9 +239,10 @@ class CharLMTrainer(Trainer):
         input_ids, targets = inputs["input_ids"], inputs["shift_labels"]
         position = inputs.get("stream_position")
         stateful = self.tbptt == "stateful" and model.training
+        if model.training:
+            self.rank_log.record(input_ids)
         kwargs = {}
         if stateful:
-            self.rank_log.record(input_ids)
             carry = (
                 self._state is not None
                 and position is not None
@@ -249,8 +251,6 @@ class CharLMTrainer(Trainer):
             )
             if carry:
                 kwargs["initial_state"] = tuple(s.detach() for s in self._state)
-        elif model.training:
-            self.rank_log.record(input_ids)
         outputs = model(input_ids=input_ids, **kwargs)
         loss = F.cross_entropy(outputs.logits.float().flatten(0, 1), targets.flatten())
         if stateful:
@@ -519,14 +519,9 @@ def finish_run(trainer: Trainer, output_dir, results: dict, start: float) -> dic
         with open(Path(output_dir) / EVAL_RESULTS, "w") as f:
             json.dump(results, f, indent=2)
         try:
-            from .hub import write_model_card
-        except ImportError:
-            write_model_card = None
-        if write_model_card is not None:
-            try:
-                write_model_card(output_dir)
-            except Exception as err:  # the card is a courtesy: never lose a finished run over it
-                print(f"Model card not written: {err}")
+            write_model_card(output_dir)
+        except Exception as err:  # the card is a courtesy: never lose a finished run over it
+            print(f"Model card not written: {err}")
     trainer.rank_log.write(trainer.args, wrote_output=main)
     trainer.accelerator.wait_for_everyone()
     return results
