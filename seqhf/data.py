@@ -20,8 +20,8 @@ def _is_hub_id(name_or_path: str) -> bool:
 
 
 def load_imdb(name_or_path: str = IMDB_HUB_ID, validation_size: int | float = 0.2, seed: int = 42) -> DatasetDict:
-    """IMDb as train / validation / test. Validation is carved from train with a fixed seed;
-    test is kept for final figures. `name_or_path` is a hub id or a local folder in the
+    """IMDb as train / validation / test, plus `unsupervised` (unlabelled reviews) when the source has it.
+    Validation is carved from train with a fixed seed; test is kept for final figures. `name_or_path` is a hub id or a local folder in the
     `stanfordnlp/imdb` layout (e.g. ../shared/data/imdb for offline use)."""
     if not os.path.exists(os.path.expanduser(name_or_path)) and not _is_hub_id(name_or_path):
         raise FileNotFoundError(
@@ -38,7 +38,10 @@ def load_imdb(name_or_path: str = IMDB_HUB_ID, validation_size: int | float = 0.
         if split not in raw or len(raw[split]) == 0:
             raise ValueError(f"The IMDb data at {name_or_path!r} has no (or an empty) {split!r} split.")
     carved = raw["train"].train_test_split(test_size=validation_size, seed=seed, stratify_by_column="label")
-    return DatasetDict(train=carved["train"], validation=carved["test"], test=raw["test"])
+    splits = dict(train=carved["train"], validation=carved["test"], test=raw["test"])
+    if "unsupervised" in raw:
+        splits["unsupervised"] = raw["unsupervised"]
+    return DatasetDict(splits)
 
 
 def read_island_text(path: str = LOCAL_ISLAND) -> str:

@@ -23,6 +23,7 @@ SENTIMENT_PRESETS = {
         model=dict(embedding_size=256, hidden_size=256, bidirectional=True, pooling="concat",
                    embedding_dropout=0.2, classifier_dropout=0.4),
         vocab_size=30000, max_length=512, truncation="head_tail",
+        word_vectors=dict(sg=1, window=5, epochs=5),
         train=dict(learning_rate=3e-3, epochs=3, batch_size=64, weight_decay=0.01, warmup=0.1,
                    scheduler="cosine", patience=1),
     ),
@@ -46,7 +47,7 @@ SENTIMENT_QUICK = {
     ),
     "lstm": dict(
         model=dict(embedding_size=64, hidden_size=64, embedding_dropout=0.1, classifier_dropout=0.3),
-        vocab_size=10000, max_length=128, train_size=6000, validation_size=0.012, test_size=2000,
+        vocab_size=10000, max_length=128, train_size=6000, validation_size=0.012, test_size=2000, word_vectors=None,
         train=dict(learning_rate=8e-3, epochs=2, batch_size=64, warmup=0.05, patience=3),
     ),
     "transformer": dict(

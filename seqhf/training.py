@@ -30,6 +30,7 @@ from transformers.integrations import is_tensorboard_available
 from . import data as seqdata
 from .configuration_lstm import SeqLSTMConfig
 from .configuration_transformer import SeqTransformerConfig
+from .embeddings import cached_word_vectors, load_embeddings
 from .hub import write_model_card
 from .metrics import compute_classification_metrics, lm_metrics, unigram_entropy
 from .modeling_lstm import SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
@@ -39,6 +40,7 @@ from .tokenization import build_char_tokenizer, build_word_tokenizer
 
 ID2LABEL = {0: "negative", 1: "positive"}
 EVAL_RESULTS = "eval_results.json"
+WORD_VECTOR_CACHE = "_cache"  # under the output folder; "_" folders are not uploaded to the Hub
 RANK_LOG_ENV = "SEQHF_RANK_LOG"  # a folder: each rank writes what it trained on (used by the multi-process test)
 
 
@@ -288,6 +290,7 @@ def prepare_sentiment_data(dataset: str, preset: dict, seed: int = 42):
         if "corresponds to no data" in str(err):  # datasets' words for a split file without rows
             raise SetupError(f"A split of {dataset!r} is empty ({err}).") from err
         raise SetupError(str(err)) from err
+    unlabelled = raw.pop("unsupervised", None)
     if quick:
         raw["train"] = raw["train"].shuffle(seed=seed).select(range(min(preset["train_size"], len(raw["train"]))))
         raw["test"] = raw["test"].shuffle(seed=seed).select(range(min(preset["test_size"], len(raw["test"]))))
@@ -314,7 +317,20 @@ def prepare_sentiment_data(dataset: str, preset: dict, seed: int = 42):
     # Evaluation in length order: fewer distinct lengths per batch, hence less padding work.
     for split in ("validation", "test"):
         encoded[split] = encoded[split].sort("length")
-    return tokenizer, encoded
+    return tokenizer, encoded, word_vector_texts(raw["train"], unlabelled, preset)
+
+
+def word_vector_texts(train, unlabelled, preset: dict) -> list:
+    """The texts word2vec learns from: the training reviews and the unlabelled ones (never validation or test)."""
+    settings = preset.get("word_vectors")
+    if not settings:
+        return []
+    texts = list(train["text"])
+    if unlabelled is None or len(unlabelled) == 0:
+        print("No unlabelled reviews in the dataset: word vectors learn from the training reviews alone.")
+    else:
+        texts += list(unlabelled["text"][: settings.get("max_unlabelled")])
+    return texts
 
 
 def build_model(task: str, preset: dict, tokenizer, **config_kwargs):
@@ -352,11 +368,19 @@ def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/s
     if epochs is not None and epochs <= 0:
         raise SetupError(f"--epochs must be positive, got {epochs}.")
     set_seed(seed)
-    tokenizer, encoded = prepare_sentiment_data(dataset, preset, seed)
+    tokenizer, encoded, texts = prepare_sentiment_data(dataset, preset, seed)
     set_seed(seed)
     net = build_model("sentiment", preset, tokenizer)
     args = make_training_args(output_dir, preset["train"], task="sentiment", max_grad_norm=max_grad_norm, seed=seed,
                               epochs=epochs, max_steps=max_steps, quick=quick, **train_overrides)
+    checkpoint = _resume_checkpoint(output_dir, resume)
+    if texts and checkpoint is None:
+        # The main process learns the vectors first; the others (same key) read its cache.
+        settings = {k: v for k, v in preset["word_vectors"].items() if k != "max_unlabelled"}
+        with args.main_process_first(desc="word vectors"):
+            vectors, found = cached_word_vectors(Path(output_dir) / WORD_VECTOR_CACHE, tokenizer, texts,
+                                                 net.config.embedding_size, seed=seed, **settings)
+        load_embeddings(net, vectors, found)
     lstm_on_cpu = preset["arch"] == "lstm" and not torch.cuda.is_available()
     trainer = SentimentTrainer(
         model=net,
@@ -370,7 +394,7 @@ def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/s
         lengths=encoded["train"]["length"],
         split_by_length=lstm_on_cpu,
     )
-    trainer.train(resume_from_checkpoint=_resume_checkpoint(output_dir, resume))
+    trainer.train(resume_from_checkpoint=checkpoint)
     trainer.remove_callback(EarlyStoppingCallback)  # the final evaluations are not for early stopping
     test = trainer.evaluate(encoded["test"].remove_columns("length"), metric_key_prefix="test")
     summary = train_args_summary(args)
@@ -380,6 +404,7 @@ def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/s
         num_parameters=net.num_parameters(), dataset=str(dataset), seed=seed, max_grad_norm=max_grad_norm,
         epochs=trainer.state.epoch, train_args=summary,
         vocab_size=len(tokenizer), max_length=preset["max_length"], truncation=preset["truncation"],
+        word_vectors=(dict(preset["word_vectors"], texts=len(texts)) if texts else None),
         train_examples=len(encoded["train"]), validation_examples=len(encoded["validation"]),
         test_accuracy=test["test_accuracy"], test_f1=test["test_f1"], test_loss=test["test_loss"],
         test_examples=len(encoded["test"]),

@@ -12,6 +12,7 @@ def test_imdb_splits_validation_from_train_with_fixed_seed(imdb_dir):
     again = load_imdb(str(imdb_dir), validation_size=0.2, seed=7)
     assert data["validation"]["text"][:20] == again["validation"]["text"][:20]
     assert sum(data["validation"]["label"]) == 2500  # stratified
+    assert len(data["unsupervised"]) == 50000  # unlabelled reviews, for word vectors
 
 
 def test_missing_imdb_path_names_it(tmp_path):

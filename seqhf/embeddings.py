@@ -1,0 +1,72 @@
+"""Word vectors for the sentiment models' embeddings, learnt with gensim's word2vec from unlabelled reviews.
+
+IMDb ships 50,000 unlabelled reviews beside its 25,000 labelled training reviews. Skip-gram vectors
+learnt from all of them start the classifier's embedding with what the words mean, which labels alone
+(22,500 reviews) teach poorly for rare words.
+"""
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def train_word_vectors(tokenizer, texts, dim: int, *, sg: int = 1, window: int = 5, negative: int = 5,
+                       epochs: int = 5, seed: int = 42) -> tuple[torch.Tensor, torch.Tensor]:
+    """word2vec vectors for every id of `tokenizer`, learnt from `texts` as the tokenizer splits them.
+
+    Returns `(vectors, found)`: a (vocab, dim) float tensor and a bool mask of the ids seen in `texts`.
+    One worker thread: gensim is only reproducible (same seed, same vectors) with one.
+    """
+    from gensim.models import Word2Vec
+
+    ids = tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+    sentences = [[str(i) for i in row] for row in ids if row]
+    if not sentences:
+        raise ValueError("No text to learn word vectors from.")
+    w2v = Word2Vec(sentences, vector_size=dim, window=window, min_count=1, sg=sg, negative=negative,
+                   epochs=epochs, workers=1, seed=seed)
+    vectors, found = torch.zeros(len(tokenizer), dim), torch.zeros(len(tokenizer), dtype=torch.bool)
+    for key, index in w2v.wv.key_to_index.items():
+        vectors[int(key)] = torch.from_numpy(w2v.wv.vectors[index].copy())
+        found[int(key)] = True
+    return vectors, found
+
+
+def cached_word_vectors(cache_dir, tokenizer, texts, dim: int, **settings) -> tuple[torch.Tensor, torch.Tensor]:
+    """`train_word_vectors`, stored in `cache_dir` under a key of the vocabulary, texts and settings,
+    so a resumed run, or a second process of the same run, reads them instead of learning them again."""
+    texts = list(texts)
+    key = hashlib.sha256(
+        json.dumps([sorted(tokenizer.get_vocab().items()), len(texts), texts[:3], texts[-3:], dim, settings]).encode()
+    ).hexdigest()[:16]
+    path = Path(cache_dir) / f"word_vectors-{key}.safetensors"
+    if path.is_file():
+        stored = load_file(path)
+        return stored["vectors"], stored["found"]
+    start = time.time()
+    vectors, found = train_word_vectors(tokenizer, texts, dim, **settings)
+    print(f"word2vec: {int(found.sum()):,} of {len(found):,} ids from {len(texts):,} texts in {time.time() - start:.0f} s")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    save_file({"vectors": vectors, "found": found}, partial)
+    partial.rename(path)  # never leave a half-written cache behind
+    return vectors, found
+
+
+def load_embeddings(model, vectors: torch.Tensor, found: torch.Tensor) -> int:
+    """Copy the vectors of the ids in `found` into the model's input embeddings (the padding row stays);
+    returns how many rows were set."""
+    embedding = model.get_input_embeddings()
+    if tuple(vectors.shape) != tuple(embedding.weight.shape):
+        raise ValueError(f"Word vectors of shape {tuple(vectors.shape)} do not fit the embedding "
+                         f"{tuple(embedding.weight.shape)}.")
+    rows = found.clone()
+    if embedding.padding_idx is not None:
+        rows[embedding.padding_idx] = False
+    with torch.no_grad():
+        embedding.weight[rows] = vectors[rows].to(embedding.weight.dtype)
+    return int(rows.sum())

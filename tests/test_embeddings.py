@@ -1,0 +1,131 @@
+"""Word vectors (seqhf.embeddings): word2vec on the tokenizer's ids, the cache, and their use in training."""
+
+import json
+
+import pytest
+import torch
+from datasets import ClassLabel, Dataset, Features, Value
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+import seqhf.embeddings as embeddings
+from seqhf import SeqLSTMConfig, SeqLSTMForSequenceClassification
+from seqhf.embeddings import cached_word_vectors, load_embeddings, train_word_vectors
+from seqhf.tokenization import build_word_tokenizer
+from seqhf.training import WORD_VECTOR_CACHE, train_sentiment
+
+POSITIVE, NEGATIVE = ["great", "superb", "wonderful"], ["awful", "dull", "boring"]
+
+
+def _corpus(n=400, seed=0):
+    """Sentences where the positive words share contexts with each other, the negative ones likewise."""
+    g = torch.Generator().manual_seed(seed)
+    texts = []
+    for i in range(n):
+        words, context = (POSITIVE, ["loved", "joy", "smile"]) if i % 2 else (NEGATIVE, ["hated", "yawn", "waste"])
+        picks = torch.randint(0, 3, (6,), generator=g).tolist()
+        texts.append(" ".join([words[picks[0]], context[picks[1]], words[picks[2]], context[picks[3]], "film"]))
+    return texts
+
+
+@pytest.fixture(scope="module")
+def corpus_and_tokenizer():
+    texts = _corpus()
+    return texts, build_word_tokenizer(texts + ["unseen"], vocab_size=100, min_frequency=1)
+
+
+def test_vectors_cover_seen_ids_and_group_similar_words(corpus_and_tokenizer):
+    texts, tokenizer = corpus_and_tokenizer
+    vectors, found = train_word_vectors(tokenizer, texts, 16, epochs=50, window=2)
+    assert vectors.shape == (len(tokenizer), 16) and found.dtype == torch.bool
+    vocab = tokenizer.get_vocab()
+    assert not found[tokenizer.pad_token_id] and not found[vocab["unseen"]]
+    assert found[vocab["great"]] and vectors[vocab["unseen"]].abs().sum() == 0
+
+    def cos(a, b):
+        return torch.cosine_similarity(vectors[vocab[a]], vectors[vocab[b]], dim=0).item()
+
+    same = [cos(a, b) for group in (POSITIVE, NEGATIVE) for a in group for b in group if a < b]
+    across = [cos(a, b) for a in POSITIVE for b in NEGATIVE]
+    assert min(same) > max(across) + 0.2, (same, across)
+    again, _ = train_word_vectors(tokenizer, texts, 16, epochs=50, window=2)
+    torch.testing.assert_close(vectors, again, rtol=0, atol=0)  # one worker: reproducible
+
+
+def test_cache_is_read_back_and_keyed_by_settings(tmp_path, corpus_and_tokenizer, monkeypatch):
+    texts, tokenizer = corpus_and_tokenizer
+    vectors, found = cached_word_vectors(tmp_path, tokenizer, texts, 8, epochs=2)
+    (path,) = tmp_path.glob("word_vectors-*.safetensors")
+    assert not list(tmp_path.glob("*.partial"))
+
+    def fail(*args, **kwargs):
+        raise AssertionError("learnt again instead of reading the cache")
+
+    monkeypatch.setattr(embeddings, "train_word_vectors", fail)
+    cached, cached_found = cached_word_vectors(tmp_path, tokenizer, texts, 8, epochs=2)
+    torch.testing.assert_close(cached, vectors)
+    assert torch.equal(cached_found, found)
+    with pytest.raises(AssertionError, match="learnt again"):  # other settings, other key
+        cached_word_vectors(tmp_path, tokenizer, texts, 8, epochs=3)
+
+
+def test_load_embeddings_copies_found_rows_and_keeps_padding(corpus_and_tokenizer):
+    texts, tokenizer = corpus_and_tokenizer
+    config = SeqLSTMConfig(vocab_size=len(tokenizer), embedding_size=8, hidden_size=4, pad_token_id=tokenizer.pad_token_id)
+    model = SeqLSTMForSequenceClassification(config)
+    before = model.get_input_embeddings().weight.detach().clone()
+    vectors, found = torch.randn(len(tokenizer), 8), torch.zeros(len(tokenizer), dtype=torch.bool)
+    found[[tokenizer.pad_token_id, 3, 5]] = True
+    assert load_embeddings(model, vectors, found) == 2
+    after = model.get_input_embeddings().weight.detach()
+    torch.testing.assert_close(after[[3, 5]], vectors[[3, 5]])
+    torch.testing.assert_close(after[tokenizer.pad_token_id], before[tokenizer.pad_token_id])
+    torch.testing.assert_close(after[4], before[4])
+    with pytest.raises(ValueError, match=r"shape \(\d+, 7\).*embedding"):
+        load_embeddings(model, torch.zeros(len(tokenizer), 7), found)
+
+
+def _write_imdb_with_unlabelled(folder, n_train=64, n_test=16, n_unlabelled=200):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "README.md").write_text(
+        "---\nconfigs:\n- config_name: plain_text\n  data_files:\n"
+        + "".join(f"  - split: {s}\n    path: {s}.parquet\n" for s in ("train", "test", "unsupervised"))
+        + "  default: true\n---\n"
+    )
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["neg", "pos"])})
+    unlabelled = Features({"text": Value("string"), "label": Value("int64")})
+    texts = _corpus(n_train + n_test + n_unlabelled, seed=1)
+    labels = [i % 2 for i in range(len(texts))]
+    Dataset.from_dict({"text": texts[:n_train], "label": labels[:n_train]}, features=features).to_parquet(
+        str(folder / "train.parquet"))
+    Dataset.from_dict({"text": texts[n_train:n_train + n_test], "label": labels[n_train:n_train + n_test]},
+                      features=features).to_parquet(str(folder / "test.parquet"))
+    Dataset.from_dict({"text": texts[-n_unlabelled:], "label": [-1] * n_unlabelled}, features=unlabelled).to_parquet(
+        str(folder / "unsupervised.parquet"))
+    return folder
+
+
+class _EmbeddingAtStart(TrainerCallback):
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.weight = model.get_input_embeddings().weight.detach().clone()
+
+
+def test_training_starts_from_word_vectors_of_train_and_unlabelled_reviews(tmp_path):
+    data = _write_imdb_with_unlabelled(tmp_path / "imdb")
+    preset = dict(
+        arch="lstm", model=dict(embedding_size=8, hidden_size=8, bidirectional=True, pooling="concat"),
+        vocab_size=100, max_length=16, truncation="head", validation_size=0.25,
+        word_vectors=dict(epochs=2, window=2),
+        train=dict(learning_rate=1e-2, epochs=1, batch_size=8, weight_decay=0.0, warmup=0.0, scheduler="constant",
+                   patience=5),
+    )
+    seen = _EmbeddingAtStart()
+    results = train_sentiment(preset, str(data), tmp_path / "out", callbacks=[seen], report_to="none", disable_tqdm=True)
+    assert results["word_vectors"]["texts"] == 48 + 200  # the carved training reviews and the unlabelled ones
+    (cache,) = (tmp_path / "out" / WORD_VECTOR_CACHE).glob("word_vectors-*.safetensors")
+    stored = load_file(cache)
+    found = stored["found"].clone()
+    found[0] = False  # [PAD] keeps its zero row
+    assert found.sum() > 10
+    torch.testing.assert_close(seen.weight[found], stored["vectors"][found])
+    assert json.loads((tmp_path / "out" / "eval_results.json").read_text())["word_vectors"]["epochs"] == 2
