@@ -1,0 +1,86 @@
+"""The README's results table, rendered from the runs' own `eval_results.json` files.
+
+Measured runs are kept in `model_cards/measured/` as `<hardware>_eval_<task>-<preset>.json` (copies of
+what the training wrote). `results_table()` turns them into the README's markdown table, and
+`update_readme()` replaces the table between the README's markers, so no figure is ever typed in.
+"""
+
+import json
+import re
+from pathlib import Path
+
+MEASURED_DIR = Path(__file__).resolve().parents[1] / "model_cards" / "measured"
+BEGIN, END = "<!-- results:begin (scripts/results_table.py --write) -->", "<!-- results:end -->"
+
+# The issue's targets: (metric key, "min" | "max" | "range", bound(s)).
+TARGETS = {
+    ("sentiment", "lstm"): ("test_accuracy", "min", 0.905),
+    ("sentiment", "transformer"): ("test_accuracy", "min", 0.88),
+    ("sentiment", "book"): ("test_accuracy", "range", (0.83, 0.87)),
+    ("charlm", "lstm"): ("heldout_nats_per_char", "max", 1.22),
+    ("charlm", "transformer"): ("heldout_nats_per_char", "max", 1.15),
+}
+ORDER = ["sentiment/lstm", "sentiment/transformer", "sentiment/book", "charlm/lstm", "charlm/transformer", "charlm/book"]
+
+
+def load_measured(folder=MEASURED_DIR) -> list[dict]:
+    """Every `*_eval_*.json` in `folder`, in table order (task, preset, then file name)."""
+    runs = [dict(json.loads(p.read_text()), _file=p.name) for p in sorted(Path(folder).glob("*_eval_*.json"))]
+
+    def rank(run):
+        key = f"{run['task']}/{run['preset']}"
+        return (ORDER.index(key) if key in ORDER else len(ORDER), run["_file"])
+
+    return sorted(runs, key=rank)
+
+
+def _result(run: dict) -> str:
+    if run["task"] == "sentiment":
+        return f"{100 * run['test_accuracy']:.2f} % accuracy, F1 {run['test_f1']:.3f} ({run['test_examples']:,} reviews)"
+    text = f"{run['heldout_nats_per_char']:.3f} nats/char ({run['heldout_bits_per_char']:.3f} bits)"
+    if run.get("heldout_stream_nats_per_char") is not None:
+        text += f" as one stream; {run['heldout_window_nats_per_char']:.3f} in windows"
+    return text
+
+
+def _target(run: dict) -> str:
+    target = TARGETS.get((run["task"], run["preset"]))
+    if target is None:
+        return "—"
+    key, kind, bound = target
+    value = run[key]
+    if key == "test_accuracy":
+        fmt = lambda b: f"{100 * b:g} %"  # noqa: E731
+    else:
+        fmt = lambda b: f"{b:g}"  # noqa: E731
+    if kind == "min":
+        text, met = f"≥ {fmt(bound)}", value >= bound
+    elif kind == "max":
+        text, met = f"≤ {fmt(bound)}", value <= bound
+    else:
+        text, met = f"{fmt(bound[0])}–{fmt(bound[1])}", bound[0] <= value <= bound[1]
+    return f"{text} — {'met' if met else '**not met**'}"
+
+
+def _wall(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def results_table(runs: list[dict]) -> str:
+    """Markdown table: preset, result, target (met or not), wall time, hardware, epochs run."""
+    lines = ["| preset | result | target | wall time | hardware | epochs |", "|---|---|---|---|---|---|"]
+    for run in runs:
+        hardware = re.sub(r"^CPU: (.*?), (\d+) cores.*$", r"\1 (\2 cores)", run["hardware"])
+        lines.append(
+            f"| {run['task']} `{run['preset']}` | {_result(run)} | {_target(run)} | {_wall(run['wall_time_s'])} "
+            f"| {hardware} | {run['epochs']:g} |"
+        )
+    return "\n".join(lines)
+
+
+def update_readme(readme_text: str, table: str) -> str:
+    """`readme_text` with the block between the results markers replaced by `table`."""
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+    if not pattern.search(readme_text):
+        raise ValueError(f"The README has no results block: add the lines {BEGIN!r} and {END!r}.")
+    return pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", readme_text)

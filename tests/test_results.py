@@ -1,0 +1,36 @@
+"""The README's results table is rendered from the measured runs' eval_results.json, never typed in."""
+
+import pytest
+
+from conftest import REPO
+from seqhf.results import BEGIN, END, load_measured, results_table, update_readme
+
+
+def test_readme_table_matches_the_measured_runs():
+    readme = (REPO / "README.md").read_text()
+    runs = load_measured()
+    assert runs, "no measured runs in model_cards/measured"
+    assert update_readme(readme, results_table(runs)) == readme, "run `python scripts/results_table.py --write`"
+
+
+def _run(accuracy):
+    return dict(task="sentiment", preset="lstm", test_accuracy=accuracy, test_f1=0.9, test_examples=25000,
+                wall_time_s=1500.0, hardware="CPU: AMD EPYC, 2 cores, torch threads 2", epochs=3.0)
+
+
+def test_targets_are_judged_from_the_figures():
+    table = results_table([_run(0.9049), _run(0.9051)])
+    rows = table.splitlines()[2:]
+    assert "90.49 %" in rows[0] and "**not met**" in rows[0]
+    assert "90.51 %" in rows[1] and "— met" in rows[1]
+    assert "AMD EPYC (2 cores)" in rows[0] and "25.0 min" in rows[0]
+    charlm = dict(task="charlm", preset="lstm", heldout_nats_per_char=1.21, heldout_bits_per_char=1.75,
+                  heldout_stream_nats_per_char=1.21, heldout_window_nats_per_char=1.29, wall_time_s=44.0,
+                  hardware="1 x NVIDIA H200", epochs=30.0)
+    assert "1.210 nats/char (1.750 bits) as one stream; 1.290 in windows | ≤ 1.22 — met" in results_table([charlm])
+
+
+def test_update_readme_needs_the_markers():
+    with pytest.raises(ValueError, match="results block"):
+        update_readme("# no table here\n", "| a |")
+    assert update_readme(f"x\n{BEGIN}\nold\n{END}\ny", "| new |") == f"x\n{BEGIN}\n| new |\n{END}\ny"
