@@ -23,7 +23,7 @@ def train_word_vectors(tokenizer, texts, dim: int, *, sg: int = 1, window: int =
     """
     from gensim.models import Word2Vec
 
-    ids = tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+    ids = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
     sentences = [[str(i) for i in row] for row in ids if row]
     if not sentences:
         raise ValueError("No text to learn word vectors from.")

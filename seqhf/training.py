@@ -308,7 +308,7 @@ def prepare_sentiment_data(dataset: str, preset: dict, seed: int = 42):
     unk = tokenizer.unk_token_id
 
     def encode(batch):
-        ids = tokenizer(batch["text"], add_special_tokens=False, truncation=False)["input_ids"]
+        ids = tokenizer(batch["text"], add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
         ids = [truncate_ids(x, preset["max_length"], preset["truncation"]) or [unk] for x in ids]
         return {"input_ids": ids, "length": [len(x) for x in ids]}
 
