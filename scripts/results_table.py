@@ -1,4 +1,4 @@
-"""Print the README's results table from model_cards/measured/*_eval_*.json, or write it into README.md.
+"""Print the README's results and benchmark tables from model_cards/measured/, or write them into README.md.
 
     python scripts/results_table.py            # print
     python scripts/results_table.py --write    # replace the table between the README's markers
@@ -7,22 +7,31 @@
 import argparse
 from pathlib import Path
 
-from seqhf.results import MEASURED_DIR, load_measured, results_table, update_readme
+from seqhf.results import (
+    MEASURED_DIR,
+    benchmark_table,
+    load_benchmarks,
+    load_measured,
+    results_table,
+    update_benchmark_block,
+    update_readme,
+)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--measured", default=str(MEASURED_DIR), help="folder of *_eval_*.json files")
+    parser.add_argument("--measured", default=str(MEASURED_DIR), help="folder of *_eval_*.json and *_benchmark.json")
     parser.add_argument("--write", action="store_true", help="update README.md in place")
     args = parser.parse_args()
-    table = results_table(load_measured(args.measured))
+    results = results_table(load_measured(args.measured))
+    benchmarks = benchmark_table(*load_benchmarks(args.measured))
     if args.write:
-        README.write_text(update_readme(README.read_text(), table))
+        README.write_text(update_benchmark_block(update_readme(README.read_text(), results), benchmarks))
         print(f"Updated {README}")
     else:
-        print(table)
+        print(results, benchmarks, sep="\n\n")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""The README's results table, rendered from the runs' own `eval_results.json` files.
+"""The README's results and benchmark tables, rendered from the measured runs' own JSON files.
 
-Measured runs are kept in `model_cards/measured/` as `<hardware>_eval_<task>-<preset>.json` (copies of
-what the training wrote). `results_table()` turns them into the README's markdown table, and
-`update_readme()` replaces the table between the README's markers, so no figure is ever typed in.
+Measured runs are kept in `model_cards/measured/`: `<hardware>_eval_<task>-<preset>.json` (copies of what
+the training wrote) and `cpu_benchmark.json` / `h200_benchmark.json` (`scripts/benchmark.py --json`).
+`results_table()` and `benchmark_table()` turn them into markdown, and `update_readme()` /
+`update_benchmark_block()` replace the tables between the README's markers, so no figure is typed in.
 """
 
 import json
@@ -78,9 +79,53 @@ def results_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _replace_block(text: str, begin: str, end: str, table: str) -> str:
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"The README has no results block: add the lines {begin!r} and {end!r}.")
+    return pattern.sub(lambda _: f"{begin}\n{table}\n{end}", text)
+
+
 def update_readme(readme_text: str, table: str) -> str:
     """`readme_text` with the block between the results markers replaced by `table`."""
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
-    if not pattern.search(readme_text):
-        raise ValueError(f"The README has no results block: add the lines {BEGIN!r} and {END!r}.")
-    return pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", readme_text)
+    return _replace_block(readme_text, BEGIN, END, table)
+
+
+# ---------------------------------------------------------------- benchmark table
+
+BENCH_BEGIN, BENCH_END = "<!-- benchmark:begin (scripts/results_table.py --write) -->", "<!-- benchmark:end -->"
+CPU_BENCHMARK, GPU_BENCHMARK = "cpu_benchmark.json", "h200_benchmark.json"
+GPU_TARGETS = ("transformer_train_vs_gpt2",)  # the only key whose target the issue sets on a GPU (bf16)
+
+
+def _rate(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
+def _ratio(figure: dict, with_target: bool) -> str:
+    text = f"**{figure['ratio']:.2f}**"
+    if with_target and figure.get("target") is not None:
+        text += f" (≥ {figure['target']:g}{'' if figure['met'] else ', not met'})"
+    return text
+
+
+def benchmark_table(cpu: dict, gpu: dict | None = None) -> str:
+    """Markdown table of `scripts/benchmark.py --json` results: CPU rates and ratios with their targets, GPU ratios."""
+    lines = ["| key | what | CPU ours / peer | CPU ratio (target) | H200 ratio |", "|---|---|---|---|---|"]
+    for key, figure in cpu["figures"].items():
+        gpu_figure = (gpu or {}).get("figures", {}).get(key)
+        gpu_text = _ratio(gpu_figure, key in GPU_TARGETS).replace("**", "") if gpu_figure else "—"
+        lines.append(
+            f"| `{key}` | {figure['ours']} vs {figure['peer']}, {figure['unit']} "
+            f"| {_rate(figure['ours_rate'])} / {_rate(figure['peer_rate'])} | {_ratio(figure, True)} | {gpu_text} |"
+        )
+    return "\n".join(lines)
+
+
+def update_benchmark_block(readme_text: str, table: str) -> str:
+    return _replace_block(readme_text, BENCH_BEGIN, BENCH_END, table)
+
+
+def load_benchmarks(folder=MEASURED_DIR) -> tuple[dict, dict | None]:
+    gpu = Path(folder) / GPU_BENCHMARK
+    return json.loads((Path(folder) / CPU_BENCHMARK).read_text()), (json.loads(gpu.read_text()) if gpu.is_file() else None)

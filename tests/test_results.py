@@ -3,14 +3,34 @@
 import pytest
 
 from conftest import REPO
-from seqhf.results import BEGIN, END, load_measured, results_table, update_readme
+from seqhf.results import (
+    BEGIN,
+    END,
+    benchmark_table,
+    load_benchmarks,
+    load_measured,
+    results_table,
+    update_benchmark_block,
+    update_readme,
+)
 
 
-def test_readme_table_matches_the_measured_runs():
+def test_readme_tables_match_the_measured_runs():
     readme = (REPO / "README.md").read_text()
     runs = load_measured()
     assert runs, "no measured runs in model_cards/measured"
     assert update_readme(readme, results_table(runs)) == readme, "run `python scripts/results_table.py --write`"
+    assert update_benchmark_block(readme, benchmark_table(*load_benchmarks())) == readme, \
+        "run `python scripts/results_table.py --write`"
+
+
+def test_benchmark_table_states_targets_met_or_not():
+    figure = dict(ours="A", peer="B", unit="x/s", ours_rate=2500.0, peer_rate=2.5, ratio=1000.0, target=2.0, met=True)
+    missed = dict(figure, ratio=1.5, met=False)
+    cpu = {"figures": {"fast": figure, "slow": missed}}
+    rows = benchmark_table(cpu, {"figures": {"fast": missed}}).splitlines()[2:]
+    assert rows[0] == "| `fast` | A vs B, x/s | 2,500 / 2.5 | **1000.00** (≥ 2) | 1.50 |"
+    assert "**1.50** (≥ 2, not met) | — |" in rows[1]
 
 
 def _run(accuracy):
