@@ -71,11 +71,14 @@ class CharChunks(torch.utils.data.Dataset):
     """Consecutive, non-overlapping chunks of `seq_len` ids with targets shifted by one (the book's cut).
 
     Item i holds ids[i*L : i*L + L] as `input_ids` and ids[i*L + 1 : i*L + L + 1] as `labels`
-    already shifted, so the model is called with `shift_labels`.
+    already shifted, so the model is called with `shift_labels`. With `jitter`, item i starts at a random
+    offset in [i*L, i*L + L) each time it is read, so epochs do not re-read the same windows (every
+    character is seen with ever new contexts, which slows over-fitting).
     """
 
     ids: torch.Tensor
     seq_len: int = 40
+    jitter: bool = False
 
     def __post_init__(self):
         if self.seq_len <= 0:
@@ -88,6 +91,8 @@ class CharChunks(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         start = i * self.seq_len
+        if self.jitter:  # the global RNG, which the Trainer seeds and checkpoints
+            start = min(start + int(torch.randint(self.seq_len, ())), len(self.ids) - self.seq_len - 1)
         chunk = self.ids[start : start + self.seq_len + 1]
         return {"input_ids": chunk[:-1], "labels": chunk[:-1].clone(), "shift_labels": chunk[1:]}
 

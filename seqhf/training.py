@@ -504,7 +504,7 @@ def train_charlm(model="lstm", text=seqdata.LOCAL_ISLAND, output_dir="runs/charl
     if tbptt == "stateful":
         train_dataset = StreamChunks(train_ids, seq_len, args.per_device_train_batch_size, args.world_size)
     else:
-        train_dataset = seqdata.CharChunks(train_ids, seq_len)
+        train_dataset = seqdata.CharChunks(train_ids, seq_len, jitter=preset.get("jitter", False))
     trainer = CharLMTrainer(
         model=net, args=args, train_dataset=train_dataset, eval_dataset=seqdata.CharChunks(valid_ids, seq_len),
         processing_class=tokenizer, data_collator=default_data_collator,
@@ -524,7 +524,8 @@ def train_charlm(model="lstm", text=seqdata.LOCAL_ISLAND, output_dir="runs/charl
         heldout_nats_per_char=nats, heldout_bits_per_char=nats / math.log(2),
         heldout_window_nats_per_char=window, heldout_stream_nats_per_char=stream,
         heldout_chars=len(heldout_text), train_chars=len(train_text), validation_chars=len(valid_text),
-        tbptt=tbptt, seq_len=seq_len, unigram_entropy_nats=unigram_entropy(train_text),
+        tbptt=tbptt, jitter=preset.get("jitter", False) and tbptt == "windows", seq_len=seq_len,
+        unigram_entropy_nats=unigram_entropy(train_text),
         best_validation_loss=trainer.state.best_metric,
     )
     return finish_run(trainer, output_dir, results, start)

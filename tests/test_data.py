@@ -47,3 +47,24 @@ def test_char_chunks_have_targets_shifted_by_one():
     assert torch.equal(item["shift_labels"], torch.arange(41, 81))
     with pytest.raises(ValueError, match="seq_len"):
         CharChunks(torch.arange(10), seq_len=40)
+
+
+def test_jittered_chunks_move_within_their_slot_and_stay_in_the_text():
+    ids = torch.arange(1000)
+    chunks = CharChunks(ids, seq_len=40, jitter=True)
+    assert len(chunks) == len(CharChunks(ids, seq_len=40))
+    torch.manual_seed(0)
+    starts = {i: set() for i in range(len(chunks))}
+    for _ in range(20):
+        for i in range(len(chunks)):
+            item = chunks[i]
+            start = int(item["input_ids"][0])
+            assert torch.equal(item["input_ids"], torch.arange(start, start + 40))
+            assert torch.equal(item["shift_labels"], torch.arange(start + 1, start + 41))
+            assert 40 * i <= start < 40 * i + 40 and start + 41 <= len(ids)
+            starts[i].add(start)
+    assert all(len(s) > 5 for s in starts.values())  # a new window almost every time
+    torch.manual_seed(0)
+    again = [int(chunks[i]["input_ids"][0]) for i in range(len(chunks))]
+    torch.manual_seed(0)
+    assert again == [int(chunks[i]["input_ids"][0]) for i in range(len(chunks))]  # seeded by the global RNG
