@@ -71,7 +71,8 @@ def results_table(runs: list[dict]) -> str:
     """Markdown table: preset, result, target (met or not), wall time, hardware, epochs run."""
     lines = ["| preset | result | target | wall time | hardware | epochs |", "|---|---|---|---|---|---|"]
     for run in runs:
-        hardware = re.sub(r"^CPU: (.*?), (\d+) cores.*$", r"\1 (\2 cores)", run["hardware"])
+        hardware = re.sub(r"^CPU: (.*?), (\d+) cores, torch threads (\d+)$", r"\1 (\2 cores, torch threads \3)",
+                          run["hardware"])
         lines.append(
             f"| {run['task']} `{run['preset']}` | {_result(run)} | {_target(run)} | {_wall(run['wall_time_s'])} "
             f"| {hardware} | {run['epochs']:g} |"
