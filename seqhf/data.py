@@ -21,8 +21,8 @@ def _is_hub_id(name_or_path: str) -> bool:
 
 def load_imdb(name_or_path: str = IMDB_HUB_ID, validation_size: int | float = 0.2, seed: int = 42) -> DatasetDict:
     """IMDb as train / validation / test, plus `unsupervised` (unlabelled reviews) when the source has it.
-    Validation is carved from train with a fixed seed; test is kept for final figures. `name_or_path` is a hub id or a local folder in the
-    `stanfordnlp/imdb` layout (e.g. ../shared/data/imdb for offline use)."""
+    Validation is carved from train with a fixed seed; test is kept for final figures. `name_or_path` is a
+    hub id or a local folder in the `stanfordnlp/imdb` layout (e.g. ../shared/data/imdb for offline use)."""
     if not os.path.exists(os.path.expanduser(name_or_path)) and not _is_hub_id(name_or_path):
         raise FileNotFoundError(
             f"IMDb folder not found: {name_or_path!r}. Pass the hub id {IMDB_HUB_ID!r} (needs network) "

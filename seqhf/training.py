@@ -322,14 +322,13 @@ def prepare_sentiment_data(dataset: str, preset: dict, seed: int = 42):
 
 def word_vector_texts(train, unlabelled, preset: dict) -> list:
     """The texts word2vec learns from: the training reviews and the unlabelled ones (never validation or test)."""
-    settings = preset.get("word_vectors")
-    if not settings:
+    if not preset.get("word_vectors"):
         return []
     texts = list(train["text"])
     if unlabelled is None or len(unlabelled) == 0:
         print("No unlabelled reviews in the dataset: word vectors learn from the training reviews alone.")
     else:
-        texts += list(unlabelled["text"][: settings.get("max_unlabelled")])
+        texts += list(unlabelled["text"])
     return texts
 
 
@@ -376,10 +375,9 @@ def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/s
     checkpoint = _resume_checkpoint(output_dir, resume)
     if texts and checkpoint is None:
         # The main process learns the vectors first; the others (same key) read its cache.
-        settings = {k: v for k, v in preset["word_vectors"].items() if k != "max_unlabelled"}
         with args.main_process_first(desc="word vectors"):
             vectors, found = cached_word_vectors(Path(output_dir) / WORD_VECTOR_CACHE, tokenizer, texts,
-                                                 net.config.embedding_size, seed=seed, **settings)
+                                                 net.config.embedding_size, seed=seed, **preset["word_vectors"])
         load_embeddings(net, vectors, found)
     lstm_on_cpu = preset["arch"] == "lstm" and not torch.cuda.is_available()
     trainer = SentimentTrainer(
