@@ -25,12 +25,21 @@ ORDER = ["sentiment/lstm", "sentiment/transformer", "sentiment/book", "charlm/ls
 
 
 def load_measured(folder=MEASURED_DIR) -> list[dict]:
-    """Every `*_eval_*.json` in `folder`, in table order (task, preset, then file name)."""
-    runs = [dict(json.loads(p.read_text()), _file=p.name) for p in sorted(Path(folder).glob("*_eval_*.json"))]
+    """Every `*_eval_*.json` in `folder` and in its `superseded/` (runs of a preset's earlier recipe, named
+    `..._eval_<task>-<preset>-<what changed since>.json`), in table order: task, preset, current runs first."""
+    runs = []
+    for superseded, pattern in ((False, "*_eval_*.json"), (True, "superseded/*_eval_*.json")):
+        for path in sorted(Path(folder).glob(pattern)):
+            run = json.loads(path.read_text())
+            if superseded:
+                stem = path.stem.split("_eval_", 1)[1].removeprefix(f"{run['task']}-{run['preset']}")
+                run["_superseded"] = stem.strip("-").replace("-", " ") or "superseded"
+            runs.append(dict(run, _file=path.name))
 
     def rank(run):
         key = f"{run['task']}/{run['preset']}"
-        return (ORDER.index(key) if key in ORDER else len(ORDER), run["_file"])
+        return (ORDER.index(key) if key in ORDER else len(ORDER), "_superseded" in run, run.get("seed", 42) != 42,
+                run["_file"])
 
     return sorted(runs, key=rank)
 
@@ -73,8 +82,13 @@ def results_table(runs: list[dict]) -> str:
     for run in runs:
         hardware = re.sub(r"^CPU: (.*?), (\d+) cores, torch threads (\d+)$", r"\1 (\2 cores, torch threads \3)",
                           run["hardware"])
+        preset = f"{run['task']} `{run['preset']}`"
+        if run.get("seed", 42) != 42:
+            preset += f", seed {run['seed']}"
+        if "_superseded" in run:
+            preset += f" (earlier recipe: {run['_superseded']})"
         lines.append(
-            f"| {run['task']} `{run['preset']}` | {_result(run)} | {_target(run)} | {_wall(run['wall_time_s'])} "
+            f"| {preset} | {_result(run)} | {_target(run)} | {_wall(run['wall_time_s'])} "
             f"| {hardware} | {run['epochs']:g} |"
         )
     return "\n".join(lines)

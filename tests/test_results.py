@@ -54,3 +54,16 @@ def test_update_readme_needs_the_markers():
     with pytest.raises(ValueError, match="results block"):
         update_readme("# no table here\n", "| a |")
     assert update_readme(f"x\n{BEGIN}\nold\n{END}\ny", "| new |") == f"x\n{BEGIN}\n| new |\n{END}\ny"
+
+
+def test_superseded_and_other_seed_runs_are_labelled(tmp_path):
+    import json
+
+    (tmp_path / "superseded").mkdir()
+    (tmp_path / "cpu_eval_sentiment-lstm.json").write_text(json.dumps(_run(0.91)))
+    (tmp_path / "cpu_eval_sentiment-lstm-seed43.json").write_text(json.dumps(dict(_run(0.905), seed=43)))
+    (tmp_path / "superseded" / "h200_eval_sentiment-lstm-before-word-vectors.json").write_text(json.dumps(_run(0.89)))
+    rows = results_table(load_measured(tmp_path)).splitlines()[2:]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| sentiment `lstm`", "| sentiment `lstm`, seed 43", "| sentiment `lstm` (earlier recipe: before word vectors)"]
+    assert "89.00 %" in rows[2] and "**not met**" in rows[2]
