@@ -1,6 +1,9 @@
 """Word vectors (seqhf.embeddings): word2vec on the tokenizer's ids, the cache, and their use in training."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -110,17 +113,20 @@ class _EmbeddingAtStart(TrainerCallback):
         self.weight = model.get_input_embeddings().weight.detach().clone()
 
 
+TINY_WITH_VECTORS = dict(
+    arch="lstm", model=dict(embedding_size=8, hidden_size=8, bidirectional=True, pooling="concat"),
+    vocab_size=100, max_length=16, truncation="head", validation_size=0.25,
+    word_vectors=dict(epochs=2, window=2),
+    train=dict(learning_rate=1e-2, epochs=1, batch_size=8, weight_decay=0.0, warmup=0.0, scheduler="constant",
+               patience=5),
+)
+
+
 def test_training_starts_from_word_vectors_of_train_and_unlabelled_reviews(tmp_path):
     data = _write_imdb_with_unlabelled(tmp_path / "imdb")
-    preset = dict(
-        arch="lstm", model=dict(embedding_size=8, hidden_size=8, bidirectional=True, pooling="concat"),
-        vocab_size=100, max_length=16, truncation="head", validation_size=0.25,
-        word_vectors=dict(epochs=2, window=2),
-        train=dict(learning_rate=1e-2, epochs=1, batch_size=8, weight_decay=0.0, warmup=0.0, scheduler="constant",
-                   patience=5),
-    )
     seen = _EmbeddingAtStart()
-    results = train_sentiment(preset, str(data), tmp_path / "out", callbacks=[seen], report_to="none", disable_tqdm=True)
+    results = train_sentiment(TINY_WITH_VECTORS, str(data), tmp_path / "out", callbacks=[seen], report_to="none",
+                              disable_tqdm=True)
     assert results["word_vectors"]["texts"] == 48 + 200  # the carved training reviews and the unlabelled ones
     (cache,) = (tmp_path / "out" / WORD_VECTOR_CACHE).glob("word_vectors-*.safetensors")
     stored = load_file(cache)
@@ -129,3 +135,26 @@ def test_training_starts_from_word_vectors_of_train_and_unlabelled_reviews(tmp_p
     assert found.sum() > 10
     torch.testing.assert_close(seen.weight[found], stored["vectors"][found])
     assert json.loads((tmp_path / "out" / "eval_results.json").read_text())["word_vectors"]["epochs"] == 2
+
+
+def test_two_processes_learn_the_vectors_once(tmp_path):
+    """Under `accelerate launch` the main process learns the vectors; the other reads its cache."""
+    data = _write_imdb_with_unlabelled(tmp_path / "imdb")
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import json, sys\n"
+        "from seqhf.training import train_sentiment\n"
+        f"train_sentiment(json.loads({json.dumps(json.dumps(TINY_WITH_VECTORS))}), {str(data)!r}, {str(tmp_path / 'out')!r},"
+        " report_to='none', disable_tqdm=True)\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "CUDA_VISIBLE_DEVICES": "", "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("PYTHONPATH", None)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29519",
+           str(script)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert proc.stdout.count("word2vec:") == 1, proc.stdout  # learnt once, by the main process
+    assert len(list((tmp_path / "out" / WORD_VECTOR_CACHE).glob("word_vectors-*.safetensors"))) == 1
+    assert json.loads((tmp_path / "out" / "eval_results.json").read_text())["train_args"]["world_size"] == 2
