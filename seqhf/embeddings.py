@@ -40,9 +40,10 @@ def cached_word_vectors(cache_dir, tokenizer, texts, dim: int, **settings) -> tu
     """`train_word_vectors`, stored in `cache_dir` under a key of the vocabulary, texts and settings,
     so a resumed run, or a second process of the same run, reads them instead of learning them again."""
     texts = list(texts)
-    key = hashlib.sha256(
-        json.dumps([sorted(tokenizer.get_vocab().items()), len(texts), texts[:3], texts[-3:], dim, settings]).encode()
-    ).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps([sorted(tokenizer.get_vocab().items()), dim, settings]).encode())
+    for text in texts:
+        digest.update(text.encode() + b"\0")
+    key = digest.hexdigest()[:16]
     path = Path(cache_dir) / f"word_vectors-{key}.safetensors"
     if path.is_file():
         stored = load_file(path)

@@ -55,7 +55,7 @@ def test_vectors_cover_seen_ids_and_group_similar_words(corpus_and_tokenizer):
     torch.testing.assert_close(vectors, again, rtol=0, atol=0)  # one worker: reproducible
 
 
-def test_cache_is_read_back_and_keyed_by_settings(tmp_path, corpus_and_tokenizer, monkeypatch):
+def test_cache_is_read_back_and_keyed_by_settings_and_texts(tmp_path, corpus_and_tokenizer, monkeypatch):
     texts, tokenizer = corpus_and_tokenizer
     vectors, found = cached_word_vectors(tmp_path, tokenizer, texts, 8, epochs=2)
     (path,) = tmp_path.glob("word_vectors-*.safetensors")
@@ -70,6 +70,8 @@ def test_cache_is_read_back_and_keyed_by_settings(tmp_path, corpus_and_tokenizer
     assert torch.equal(cached_found, found)
     with pytest.raises(AssertionError, match="learnt again"):  # other settings, other key
         cached_word_vectors(tmp_path, tokenizer, texts, 8, epochs=3)
+    with pytest.raises(AssertionError, match="learnt again"):  # one text changed, other key
+        cached_word_vectors(tmp_path, tokenizer, texts[:100] + ["great film"] + texts[101:], 8, epochs=2)
 
 
 def test_load_embeddings_copies_found_rows_and_keeps_padding(corpus_and_tokenizer):
