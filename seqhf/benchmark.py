@@ -585,49 +585,18 @@ def sentiment_models(vocab_size, pad_token_id):
     """The sentiment `lstm` and `transformer` presets (random weights: speed does not need trained ones)."""
     from .configuration_lstm import SeqLSTMConfig
     from .modeling_lstm import SeqLSTMForSequenceClassification
+    from .presets import get_preset
 
-    presets = _training_presets()
     torch.manual_seed(0)
     common = dict(vocab_size=vocab_size, pad_token_id=pad_token_id, num_labels=2)
-    if presets is not None:
-        lstm_config = SeqLSTMConfig(**{**presets["lstm"], **common})
-    else:  # stand-in until seqhf.training lands: the reference run's bi-LSTM
-        lstm_config = SeqLSTMConfig(
-            embedding_size=256, hidden_size=256, bidirectional=True, pooling="concat", classifier_dropout=0.4, **common
-        )
+    lstm_config = SeqLSTMConfig(**{**get_preset("sentiment", "lstm")["model"], **common})
     models = {"lstm": SeqLSTMForSequenceClassification(lstm_config)}
     classes = transformer_classes()
     if classes is not None:
         config_class, _, classifier_class = classes
-        if presets is not None:
-            config = config_class(**{**presets["transformer"], **common})
-        else:  # stand-in: the reference run's 4 x 256 encoder, mean pooling
-            config = config_class(
-                hidden_size=256,
-                num_hidden_layers=4,
-                num_attention_heads=4,
-                intermediate_size=1024,
-                max_position_embeddings=512,
-                pooling="mean",
-                attn_implementation="sdpa",
-                **common,
-            )
-        models["transformer"] = classifier_class(config)
-    return models, (
-        "sentiment presets from seqhf.presets" if presets is not None else "stand-in configs (seqhf.presets absent)"
-    )
-
-
-def _training_presets():
-    """Model config kwargs of the sentiment `lstm` and `transformer` presets (seqhf.presets), if it is there."""
-    try:
-        from .presets import get_preset
-    except ImportError:
-        return None
-    try:
-        return {name: dict(get_preset("sentiment", name)["model"]) for name in ("lstm", "transformer")}
-    except (KeyError, ValueError, TypeError):
-        return None
+        transformer_config = config_class(**{**get_preset("sentiment", "transformer")["model"], **common})
+        models["transformer"] = classifier_class(transformer_config)
+    return models
 
 
 def pipeline_rows(device, scale, memory, targets, imdb_dir):
@@ -639,7 +608,7 @@ def pipeline_rows(device, scale, memory, targets, imdb_dir):
     train, reviews, source = review_texts(scale, imdb_dir)
     word_tok = build_word_tokenizer(train, vocab_size=30000, model_max_length=scale.max_length)
     bert_tok = wordpiece_tokenizer(train, model_max_length=scale.max_length)
-    models, preset_source = sentiment_models(len(word_tok), word_tok.pad_token_id)
+    models = sentiment_models(len(word_tok), word_tok.pad_token_id)
     torch.manual_seed(0)
     distilbert = DistilBertForSequenceClassification(DistilBertConfig(attn_implementation="sdpa"))
 
@@ -690,7 +659,7 @@ def pipeline_rows(device, scale, memory, targets, imdb_dir):
 
     what = f"pipeline('text-classification'), {len(reviews)} reviews, batch 32, truncation {scale.max_length}"
     note = (
-        f"{source}; {preset_source}; word tokenizer {len(word_tok)} words, DistilBERT gets a WordPiece "
+        f"{source}; sentiment presets from seqhf.presets; word tokenizer {len(word_tok)} words, DistilBERT gets a WordPiece "
         f"tokenizer ({len(bert_tok)} pieces) trained here (Hub unreachable); each repeat is one chunk of the reviews"
     )
     by_name = dict(zip(models, contenders))

@@ -59,10 +59,10 @@ def _target(run: dict) -> str:
         return "—"
     key, kind, bound = target
     value = run[key]
-    if key == "test_accuracy":
-        fmt = lambda b: f"{100 * b:g} %"  # noqa: E731
-    else:
-        fmt = lambda b: f"{b:g}"  # noqa: E731
+
+    def fmt(b):
+        return f"{100 * b:g} %" if key == "test_accuracy" else f"{b:g}"
+
     if kind == "min":
         text, met = f"≥ {fmt(bound)}", value >= bound
     elif kind == "max":

@@ -111,7 +111,16 @@ def make_training_args(output_dir, train: dict, *, task, max_grad_norm=1.0, seed
     return TrainingArguments(**kwargs)
 
 
-def train_args_summary(args: TrainingArguments) -> dict:
+def run_record(task, preset_name, preset, quick, net, data, seed, max_grad_norm, trainer) -> dict:
+    """The keys every eval_results.json starts with: what ran, on what, with which training arguments."""
+    return dict(
+        task=task, preset=preset_name, quick=bool(quick), model_type=net.config.model_type,
+        num_parameters=net.num_parameters(), dataset=str(data), seed=seed, max_grad_norm=max_grad_norm,
+        epochs=trainer.state.epoch, train_args=train_args_summary(trainer.args, preset["train"]["patience"]),
+    )
+
+
+def train_args_summary(args: TrainingArguments, early_stopping_patience=None) -> dict:
     return {
         "learning_rate": args.learning_rate,
         "per_device_train_batch_size": args.per_device_train_batch_size,
@@ -125,7 +134,7 @@ def train_args_summary(args: TrainingArguments) -> dict:
         "num_train_epochs": args.num_train_epochs,
         "max_steps": args.max_steps,
         "bf16": args.bf16,
-        "early_stopping_patience": None,
+        "early_stopping_patience": early_stopping_patience,
     }
 
 
@@ -395,12 +404,8 @@ def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/s
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.remove_callback(EarlyStoppingCallback)  # the final evaluations are not for early stopping
     test = trainer.evaluate(encoded["test"].remove_columns("length"), metric_key_prefix="test")
-    summary = train_args_summary(args)
-    summary["early_stopping_patience"] = preset["train"]["patience"]
     results = dict(
-        task="sentiment", preset=preset_name, quick=bool(quick), model_type=net.config.model_type,
-        num_parameters=net.num_parameters(), dataset=str(dataset), seed=seed, max_grad_norm=max_grad_norm,
-        epochs=trainer.state.epoch, train_args=summary,
+        run_record("sentiment", preset_name, preset, quick, net, dataset, seed, max_grad_norm, trainer),
         vocab_size=len(tokenizer), max_length=preset["max_length"], truncation=preset["truncation"],
         word_vectors=(dict(preset["word_vectors"], texts=len(texts)) if texts else None),
         train_examples=len(encoded["train"]), validation_examples=len(encoded["validation"]),
@@ -513,12 +518,8 @@ def train_charlm(model="lstm", text=seqdata.LOCAL_ISLAND, output_dir="runs/charl
     window = trainer.evaluate(seqdata.CharChunks(heldout_ids, seq_len), metric_key_prefix="heldout")["heldout_loss"]
     stream = stream_nats_per_char(trainer.model, heldout_ids) if preset["arch"] == "lstm" else None
     nats = stream if stream is not None else window
-    summary = train_args_summary(args)
-    summary["early_stopping_patience"] = preset["train"]["patience"]
     results = dict(
-        task="charlm", preset=preset_name, quick=bool(quick), model_type=net.config.model_type,
-        num_parameters=net.num_parameters(), dataset=str(text), seed=seed, max_grad_norm=max_grad_norm,
-        epochs=trainer.state.epoch, train_args=summary,
+        run_record("charlm", preset_name, preset, quick, net, text, seed, max_grad_norm, trainer),
         heldout_nats_per_char=nats, heldout_bits_per_char=nats / math.log(2),
         heldout_window_nats_per_char=window, heldout_stream_nats_per_char=stream,
         heldout_chars=len(heldout_text), train_chars=len(train_text), validation_chars=len(valid_text),
