@@ -20,7 +20,7 @@ echo "dataset: $DATASET -> $OUT"
 python scripts/train_sentiment.py --model lstm --dataset "$DATASET" --output-dir "$OUT" "$@"
 python - "$OUT" <<'PY'
 import json, sys
-from seqhf.training import classify
+from seqhf.classification import classify
 out = sys.argv[1]
 r = json.load(open(f"{out}/eval_results.json"))
 print(f"\nTest accuracy: {100 * r['test_accuracy']:.2f}% (F1 {r['test_f1']:.4f}) on {r['test_examples']} reviews, "

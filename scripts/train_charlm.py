@@ -11,7 +11,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from seqhf.training import SetupError, train_charlm  # noqa: E402
+from seqhf.charlm import train_charlm  # noqa: E402
+from seqhf.training import SetupError  # noqa: E402
 
 
 def main(argv=None):

@@ -10,7 +10,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from seqhf.training import SetupError, train_sentiment  # noqa: E402
+from seqhf.classification import train_sentiment  # noqa: E402
+from seqhf.training import SetupError  # noqa: E402
 
 
 def main(argv=None):

@@ -15,7 +15,7 @@ import seqhf.embeddings as embeddings
 from seqhf import SeqLSTMConfig, SeqLSTMForSequenceClassification
 from seqhf.embeddings import cached_word_vectors, load_embeddings, train_word_vectors
 from seqhf.tokenization import build_word_tokenizer
-from seqhf.training import WORD_VECTOR_CACHE, train_sentiment
+from seqhf.classification import WORD_VECTOR_CACHE, train_sentiment
 
 POSITIVE, NEGATIVE = ["great", "superb", "wonderful"], ["awful", "dull", "boring"]
 
@@ -145,7 +145,7 @@ def test_two_processes_learn_the_vectors_once(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(
         "import json, sys\n"
-        "from seqhf.training import train_sentiment\n"
+        "from seqhf.classification import train_sentiment\n"
         f"train_sentiment(json.loads({json.dumps(json.dumps(TINY_WITH_VECTORS))}), {str(data)!r}, {str(tmp_path / 'out')!r},"
         " report_to='none', disable_tqdm=True)\n"
     )

@@ -12,15 +12,9 @@ from transformers import TrainerCallback, default_data_collator
 
 from conftest import REPO, run_without_seqhf
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
-from seqhf.training import (
-    CharLMTrainer,
-    SentimentTrainer,
-    SetupError,
-    StreamChunks,
-    make_training_args,
-    train_charlm,
-    train_sentiment,
-)
+from seqhf.charlm import CharLMTrainer, StreamChunks, train_charlm
+from seqhf.classification import SentimentTrainer, train_sentiment
+from seqhf.training import SetupError, make_training_args
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 ENV.pop("PYTHONPATH", None)
@@ -76,7 +70,7 @@ def _one_step(tmp_path, max_grad_norm):
     model = SeqLSTMForSequenceClassification(config)
     g = torch.Generator().manual_seed(1)
     rows = [{"input_ids": torch.randint(1, 20, (6,), generator=g), "labels": torch.tensor(i % 2)} for i in range(4)]
-    args = make_training_args(tmp_path, CLIP_TRAIN, task="sentiment", max_grad_norm=max_grad_norm, max_steps=1,
+    args = make_training_args(tmp_path, CLIP_TRAIN, task="classification", max_grad_norm=max_grad_norm, max_steps=1,
                               optim="sgd", logging_steps=1, eval_strategy="no", save_strategy="no",
                               load_best_model_at_end=False, report_to="none", disable_tqdm=True)
     trainer = SentimentTrainer(model=model, args=args, train_dataset=rows, data_collator=default_data_collator)
