@@ -1,7 +1,6 @@
 """Character language models through `transformers.Trainer`: windows or stateful TBPTT, held-out evaluation."""
 
 import math
-import time
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +10,7 @@ from . import data as seqdata
 from .metrics import lm_metrics, unigram_entropy
 from .presets import get_preset
 from .tokenization import build_char_tokenizer
-from .training import RankLog, SetupError, build_model, finish_run, make_training_args, resume_checkpoint, run_record, use_bf16
+from .training import RankLog, RunClock, SetupError, build_model, finish_run, make_training_args, resume_checkpoint, run_record, use_bf16
 
 
 class CharLMTrainer(Trainer):
@@ -110,7 +109,7 @@ def train_charlm(model="lstm", text=seqdata.LOCAL_ISLAND, output_dir="runs/charl
                  seq_len=None, epochs=None, max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(),
                  validation_fraction=0.05, **train_overrides) -> dict:
     """Train a character LM on The Mysterious Island (last 10% held out) and return its results."""
-    start = time.time()
+    clock = RunClock()
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("charlm", model, quick)
     tbptt = tbptt or preset["tbptt"]
     seq_len = seq_len or preset["seq_len"]
@@ -152,9 +151,9 @@ def train_charlm(model="lstm", text=seqdata.LOCAL_ISLAND, output_dir="runs/charl
     trainer = CharLMTrainer(
         model=net, args=args, train_dataset=train_dataset, eval_dataset=seqdata.CharChunks(valid_ids, seq_len),
         processing_class=tokenizer, data_collator=default_data_collator,
-        callbacks=[EarlyStoppingCallback(preset["train"]["patience"]), *callbacks], tbptt=tbptt,
+        callbacks=[EarlyStoppingCallback(preset["train"]["patience"]), clock, *callbacks], tbptt=tbptt,
     )
-    trainer.train(resume_from_checkpoint=resume_checkpoint(output_dir, resume))
+    trainer.train(resume_from_checkpoint=resume_checkpoint(output_dir, resume, clock))
     trainer.remove_callback(EarlyStoppingCallback)  # the final evaluations are not for early stopping
     window = trainer.evaluate(seqdata.CharChunks(heldout_ids, seq_len), metric_key_prefix="heldout")["heldout_loss"]
     stream = stream_nats_per_char(trainer.model, heldout_ids) if preset["arch"] == "lstm" else None
@@ -168,4 +167,4 @@ def train_charlm(model="lstm", text=seqdata.LOCAL_ISLAND, output_dir="runs/charl
         unigram_entropy_nats=unigram_entropy(train_text),
         best_validation_loss=trainer.state.best_metric,
     )
-    return finish_run(trainer, output_dir, results, start)
+    return finish_run(trainer, output_dir, results, clock)

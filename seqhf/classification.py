@@ -5,20 +5,22 @@ preset (see `seqhf.presets`), trains, evaluates on the test split and leaves a f
 `pipeline("text-classification", ...)` loads.
 """
 
-import time
 from pathlib import Path
 
 import torch
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
+from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
 
 from . import data as seqdata
+from .classification_data import ClassificationData, DataError, load_classification_data
 from .embeddings import cached_word_vectors, load_embeddings
-from .metrics import compute_classification_metrics
+from .metrics import MULTI_LABEL_THRESHOLD, classification_metrics, compute_classification_metrics, confusion_matrix
+from .plots import CONFUSION_NAME, plot_confusion_matrix
 from .presets import get_preset
 from .tokenization import build_word_tokenizer
-from .training import RankLog, SetupError, build_model, finish_run, make_training_args, resume_checkpoint, run_record
+from .training import RankLog, RunClock, SetupError, build_model, finish_run, make_training_args, resume_checkpoint, run_record
 
-ID2LABEL = {0: "negative", 1: "positive"}
+IMDB_LABELS = ("negative", "positive")
 WORD_VECTOR_CACHE = "_cache"  # under the output folder; "_" folders are not uploaded to the Hub
 
 
@@ -49,7 +51,7 @@ class LengthBucketSampler(torch.utils.data.Sampler):
         return iter(torch.cat([full, order[n_full:]]).tolist())
 
 
-class SentimentTrainer(Trainer):
+class ClassifierTrainer(Trainer):
     """Trainer with length-bucketed batches.
 
     On CPU, torch's LSTM is several times slower on packed (padded) batches than on full ones, so for
@@ -102,73 +104,91 @@ def truncate_ids(ids: list, max_length: int, mode: str = "head") -> list:
     return ids[:head] + ids[len(ids) - (max_length - head) :]
 
 
-def prepare_sentiment_data(dataset: str, preset: dict, seed: int = 42):
-    """Load IMDb, check it, build the word tokenizer on the training texts, and tokenize every split."""
-    quick = "train_size" in preset
-    try:
-        raw = seqdata.load_imdb(str(dataset), validation_size=preset.get("validation_size", 0.1), seed=seed)
-    except (FileNotFoundError, ValueError) as err:
-        if "corresponds to no data" in str(err):  # datasets' words for a split file without rows
-            raise SetupError(f"A split of {dataset!r} is empty ({err}).") from err
-        raise SetupError(str(err)) from err
-    unlabelled = raw.pop("unsupervised", None)
-    if quick:
-        raw["train"] = raw["train"].shuffle(seed=seed).select(range(min(preset["train_size"], len(raw["train"]))))
-        raw["test"] = raw["test"].shuffle(seed=seed).select(range(min(preset["test_size"], len(raw["test"]))))
-    for split in ("train", "validation", "test"):
-        if len(raw[split]) == 0:
-            raise SetupError(f"The {split!r} split of {dataset!r} is empty.")
-        labels = set(raw[split].unique("label"))
-        if not labels <= set(ID2LABEL):
-            raise SetupError(
-                f"The {split!r} split of {dataset!r} has labels {sorted(labels - set(ID2LABEL))} outside "
-                f"id2label={ID2LABEL}."
-            )
-    tokenizer = build_word_tokenizer(raw["train"]["text"], vocab_size=preset["vocab_size"],
-                                     model_max_length=preset["max_length"])
-    unk = tokenizer.unk_token_id
-
-    def encode(batch):
-        ids = tokenizer(batch["text"], add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
-        ids = [truncate_ids(x, preset["max_length"], preset["truncation"]) or [unk] for x in ids]
-        return {"input_ids": ids, "length": [len(x) for x in ids]}
-
-    columns = [c for c in raw["train"].column_names if c != "label"]
-    encoded = raw.map(encode, batched=True, remove_columns=columns, desc="Tokenizing")
-    # Evaluation in length order: fewer distinct lengths per batch, hence less padding work.
-    for split in ("validation", "test"):
-        encoded[split] = encoded[split].sort("length")
-    return tokenizer, encoded, word_vector_texts(raw["train"], unlabelled, preset)
+def reads_whole_texts(preset: dict) -> bool:
+    """An RNN reads any length, so it is evaluated (and served) on whole texts; a Transformer has positions
+    for at most `max_length` tokens, so it reads their head, as `pipeline(..., truncation=True)` does."""
+    return preset["arch"] == "lstm"
 
 
-def word_vector_texts(train, unlabelled, preset: dict) -> list:
-    """The texts word2vec learns from: the training reviews and the unlabelled ones (never validation or test)."""
+def encode_splits(data: ClassificationData, preset: dict, tokenizer):
+    """Token ids of every split: training texts cut as the preset says (speed), validation and test texts as
+    the saved folder reads them through `pipeline`, so the reported figures are the ones users get."""
+    unk, max_length = tokenizer.unk_token_id, preset["max_length"]
+
+    def encoder(cut):
+        def encode(batch):
+            ids = tokenizer(batch["text"], add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+            ids = [cut(x) or [unk] for x in ids]
+            return {"input_ids": ids, "length": [len(x) for x in ids]}
+        return encode
+
+    def train_cut(ids):
+        return truncate_ids(ids, max_length, preset["truncation"])
+
+    def eval_cut(ids):
+        return ids if reads_whole_texts(preset) else ids[:max_length]
+
+    encoded = {}
+    for split, ds in data.splits.items():
+        cut = train_cut if split == "train" else eval_cut
+        encoded[split] = ds.map(encoder(cut), batched=True, remove_columns=["text"], desc=f"Tokenizing {split}")
+        if split != "train":  # evaluation in length order: fewer distinct lengths per batch, less padding work
+            encoded[split] = encoded[split].sort("length")
+    return encoded
+
+
+def word_vector_texts(data: ClassificationData, preset: dict) -> list:
+    """The texts word2vec learns from: the training texts and any unlabelled ones (never validation or test)."""
     if not preset.get("word_vectors"):
         return []
-    texts = list(train["text"])
-    if unlabelled is None or len(unlabelled) == 0:
-        print("No unlabelled reviews in the dataset: word vectors learn from the training reviews alone.")
+    texts = list(data.splits["train"]["text"])
+    if data.unlabelled is None or len(data.unlabelled) == 0:
+        print("No unlabelled split: word vectors learn from the training texts alone.")
     else:
-        texts += list(unlabelled["text"])
+        texts += [t for t in data.unlabelled["text"] if t]
     return texts
 
 
-def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/sentiment", *, quick=False,
-                    epochs=None, max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(),
-                    **train_overrides) -> dict:
-    """Train a sentiment classifier on IMDb and return the results written to eval_results.json."""
-    start = time.time()
+def subsample(data: ClassificationData, preset: dict, seed: int) -> None:
+    """`--quick` presets: a random subset of the training and test texts."""
+    for split, key in (("train", "train_size"), ("test", "test_size")):
+        if key in preset and split in data.splits:
+            ds = data.splits[split].shuffle(seed=seed)
+            data.splits[split] = ds.select(range(min(preset[key], len(ds))))
+
+
+def build_tokenizer(data: ClassificationData, preset: dict):
+    """The word tokenizer, its vocabulary from the training texts. An RNN tokenizer declares no length limit
+    (it reads any length; transformers would otherwise warn about long texts); a Transformer's declares its
+    positions, so `truncation=True` cuts where evaluation cut."""
+    limit = VERY_LARGE_INTEGER if reads_whole_texts(preset) else preset["max_length"]
+    return build_word_tokenizer(data.splits["train"]["text"], vocab_size=preset["vocab_size"], model_max_length=limit)
+
+
+def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=False, epochs=None,
+                     max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), **train_overrides) -> dict:
+    """Train a text classifier on `data` (a `ClassificationData`, or a dict of `load_classification_data`
+    arguments) and return the results written to eval_results.json."""
+    clock = RunClock()
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("sentiment", model, quick)
     if epochs is not None and epochs <= 0:
         raise SetupError(f"--epochs must be positive, got {epochs}.")
     set_seed(seed)
-    tokenizer, encoded, texts = prepare_sentiment_data(dataset, preset, seed)
+    if not isinstance(data, ClassificationData):
+        data = load_data(data, preset, seed)
+    subsample(data, preset, seed)
+    tokenizer = build_tokenizer(data, preset)
+    encoded = encode_splits(data, preset, tokenizer)
+    texts = word_vector_texts(data, preset)
     set_seed(seed)
-    net = build_model("classification", preset, tokenizer, id2label=ID2LABEL,
-                      label2id={v: k for k, v in ID2LABEL.items()})
-    args = make_training_args(output_dir, preset["train"], task="classification", max_grad_norm=max_grad_norm, seed=seed,
-                              epochs=epochs, max_steps=max_steps, quick=quick, **train_overrides)
-    checkpoint = resume_checkpoint(output_dir, resume)
+    problem = "multi_label_classification" if data.multi_label else "single_label_classification"
+    net = build_model("classification", preset, tokenizer, id2label=dict(enumerate(data.label_names)),
+                      label2id={name: i for i, name in enumerate(data.label_names)}, problem_type=problem)
+    best_metric = "macro_f1" if data.multi_label else "accuracy"
+    args = make_training_args(output_dir, preset["train"], task="classification", max_grad_norm=max_grad_norm,
+                              seed=seed, epochs=epochs, max_steps=max_steps, quick=quick,
+                              **{"metric_for_best_model": best_metric, **train_overrides})
+    checkpoint = resume_checkpoint(output_dir, resume, clock)
     if texts and checkpoint is None:
         # The main process learns the vectors first; the others (same key) read its cache.
         with args.main_process_first(desc="word vectors"):
@@ -176,7 +196,7 @@ def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/s
                                                  net.config.embedding_size, seed=seed, **preset["word_vectors"])
         load_embeddings(net, vectors, found)
     lstm_on_cpu = preset["arch"] == "lstm" and not torch.cuda.is_available()
-    trainer = SentimentTrainer(
+    trainer = ClassifierTrainer(
         model=net,
         args=args,
         train_dataset=encoded["train"].remove_columns("length"),
@@ -184,24 +204,47 @@ def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/s
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_classification_metrics,
-        callbacks=[EarlyStoppingCallback(preset["train"]["patience"]), *callbacks],
+        callbacks=[EarlyStoppingCallback(preset["train"]["patience"]), clock, *callbacks],
         lengths=encoded["train"]["length"],
         split_by_length=lstm_on_cpu,
     )
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.remove_callback(EarlyStoppingCallback)  # the final evaluations are not for early stopping
-    test = trainer.evaluate(encoded["test"].remove_columns("length"), metric_key_prefix="test")
+    final = data.final_split
+    prediction = trainer.predict(encoded[final].remove_columns("length"), metric_key_prefix=final)
+    figures = classification_metrics(prediction.predictions, prediction.label_ids, data.label_names, per_class=True)
     results = dict(
-        run_record("sentiment", preset_name, preset, quick, net, dataset, seed, max_grad_norm, trainer),
+        run_record("classification", preset_name, preset, quick, net, data.description["source"], seed,
+                   max_grad_norm, trainer),
+        data=data.description, labels=data.label_names, multi_label=data.multi_label,
+        multi_label_threshold=MULTI_LABEL_THRESHOLD if data.multi_label else None,
         vocab_size=len(tokenizer), max_length=preset["max_length"], truncation=preset["truncation"],
+        evaluation_reads="whole texts" if reads_whole_texts(preset) else f"the first {preset['max_length']} tokens",
         word_vectors=(dict(preset["word_vectors"], texts=len(texts)) if texts else None),
         train_examples=len(encoded["train"]), validation_examples=len(encoded["validation"]),
-        test_accuracy=test["test_accuracy"], test_f1=test["test_f1"], test_loss=test["test_loss"],
-        test_examples=len(encoded["test"]),
-        best_validation_accuracy=trainer.state.best_metric,
+        evaluated_on=final, **{f"{final}_{k}": v for k, v in figures.items()},
+        **{f"{final}_loss": prediction.metrics.get(f"{final}_loss"), f"{final}_examples": len(encoded[final])},
+        best_validation_metric=best_metric, best_validation_value=trainer.state.best_metric,
     )
-    return finish_run(trainer, output_dir, results, start)
+    if trainer.is_world_process_zero():
+        plot_confusion_matrix(confusion_matrix(prediction.predictions, prediction.label_ids), data.label_names,
+                              Path(output_dir) / CONFUSION_NAME, title=f"{final} split")
+    return finish_run(trainer, output_dir, results, clock)
 
+
+def load_data(options: dict, preset: dict, seed: int) -> ClassificationData:
+    """`load_classification_data(**options)`, its errors as SetupError (raised before any training)."""
+    try:
+        return load_classification_data(**{"validation_size": preset.get("validation_size", 0.1), "seed": seed,
+                                           **options})
+    except DataError as err:
+        raise SetupError(str(err)) from err
+
+
+def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/sentiment", **kwargs) -> dict:
+    """The chapter's project: IMDb sentiment, labelled `negative` / `positive`."""
+    data = dict(source=str(dataset), label_names=list(IMDB_LABELS))
+    return train_classifier(data, model, output_dir, **kwargs)
 
 
 def classify(folder, texts, **pipeline_kwargs) -> list:
@@ -210,3 +253,6 @@ def classify(folder, texts, **pipeline_kwargs) -> list:
 
     classifier = pipeline("text-classification", model=str(folder), **pipeline_kwargs)
     return classifier(list(texts), truncation=True)
+
+
+SentimentTrainer = ClassifierTrainer  # the name of the chapter's project

@@ -16,6 +16,9 @@ from pathlib import Path
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_token
 from transformers import TrainerCallback
 
+from .classification_data import is_hub_id
+from .plots import CONFUSION_NAME
+
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "model_cards"
 CARD_NAME = "README.md"
 CURVES_NAME = "training_curves.png"
@@ -23,14 +26,25 @@ EVAL_RESULTS_NAME = "eval_results.json"
 TRAINER_STATE_NAME = "trainer_state.json"
 IMDB_HUB_ID = "stanfordnlp/imdb"
 GUTENBERG_URL = "https://www.gutenberg.org/ebooks/1268"
+IMDB_EXAMPLE = "A moving story, beautifully shot, with a cast at the top of its game."
 
 TASKS = {
+    "classification": dict(
+        pipeline_tag="text-classification",
+        task_name="Text classification",
+        tags=["seqhf", "text-classification"],
+        datasets=None,  # the run's own dataset, when it is a Hub id (see `_card_datasets`)
+        metrics=["accuracy", "f1"],
+        template="classification.md",
+    ),
+    # Runs recorded before classification generalised (IMDb only).
     "sentiment": dict(
         pipeline_tag="text-classification",
         task_name="Sentiment analysis",
         tags=["seqhf", "sentiment-analysis", "imdb", "movie-reviews"],
         datasets=[IMDB_HUB_ID],
         metrics=["accuracy", "f1"],
+        template="classification.md",
     ),
     "charlm": dict(
         pipeline_tag="text-generation",
@@ -38,6 +52,7 @@ TASKS = {
         tags=["seqhf", "character-level", "language-model", "project-gutenberg"],
         datasets=None,  # no Hub dataset: the card cites Project Gutenberg #1268
         metrics=["bits_per_character", "nats_per_character"],
+        template="charlm.md",
     ),
 }
 
@@ -157,15 +172,45 @@ def _tbptt_mode(value):
     return "on" if value is True else str(value)
 
 
+def is_imdb(source) -> bool:
+    """The chapter's dataset: the Hub's stanfordnlp/imdb or a local copy in a folder named imdb."""
+    return str(source).lower() == IMDB_HUB_ID or Path(str(source)).name.lower() == "imdb"
+
+
+def classification_view(results: dict) -> dict:
+    """What the card and the model-index show of a classifier's run: where its data came from, the split
+    its final figures are on, and those figures (runs recorded before any-dataset training included)."""
+    data = results.get("data") or {}
+    source = str(data.get("source") or results.get("dataset") or "")
+    split = results.get("evaluated_on", "test")
+    imdb = is_imdb(source)
+    hub_id = is_hub_id(source) and not Path(source).exists()
+    figures = {key: results.get(f"{split}_{key}") for key in
+               ("accuracy", "f1", "macro_f1", "micro_f1", "loss", "examples", "per_class")}
+    return dict(
+        imdb=imdb, split=split, figures=figures, data=data, hub_id=hub_id,
+        dataset_id=IMDB_HUB_ID if imdb else (source if hub_id else Path(source).name or "local"),
+        data_name="IMDb (Large Movie Review Dataset)" if imdb else (f"`{source}`" if hub_id else f"`{Path(source).name}` (local files)"),
+        best_validation_metric=results.get("best_validation_metric", "accuracy"),
+        best_validation=results.get("best_validation_value", results.get("best_validation_accuracy")),
+    )
+
+
 def eval_results_for_card(task: str, results: dict) -> list:
     """The model-index entries (task, dataset, split, metric, value) for a finished run."""
     spec = TASKS[task]
-    if task == "sentiment":
+    if task in ("sentiment", "classification"):
+        view = classification_view(results)
+        split = view["split"]
         common = dict(
-            task_type=spec["pipeline_tag"], task_name=spec["task_name"], dataset_type=IMDB_HUB_ID,
-            dataset_name="IMDb (Large Movie Review Dataset)", dataset_config="plain_text", dataset_split="test",
+            task_type=spec["pipeline_tag"], task_name=spec["task_name"], dataset_type=view["dataset_id"],
+            dataset_name=view["data_name"], dataset_split=split,
         )  # fmt: skip
-        metrics = [("accuracy", "Test accuracy", "test_accuracy"), ("f1", "Test F1", "test_f1")]
+        if view["imdb"]:
+            common["dataset_config"] = "plain_text"
+        metrics = [("accuracy", f"{split.capitalize()} accuracy", f"{split}_accuracy"),
+                   ("f1", f"{split.capitalize()} F1", f"{split}_f1"),
+                   ("f1", f"{split.capitalize()} macro-F1", f"{split}_macro_f1")]
     else:
         common = dict(
             task_type=spec["pipeline_tag"], task_name=spec["task_name"], dataset_type="gutenberg-1268",
@@ -191,6 +236,12 @@ def build_card_data(task: str, results: dict, model_name: str, final: bool = Tru
         raise ValueError(f"Unknown task {task!r} in {EVAL_RESULTS_NAME}; expected one of {sorted(TASKS)}.")
     spec = TASKS[task]
     tags = list(spec["tags"]) + [t for t in (results.get("model_type"), results.get("preset")) if t]
+    datasets = spec["datasets"]
+    if task == "classification":
+        view = classification_view(results)
+        datasets = [view["dataset_id"]] if view["imdb"] or view["hub_id"] else None
+        tags += ["sentiment-analysis", "imdb", "movie-reviews"] if view["imdb"] else []
+        tags += ["multi-label"] if results.get("multi_label") else []
     if results.get("quick"):
         tags.append("quick-run")
     return ModelCardData(
@@ -200,7 +251,7 @@ def build_card_data(task: str, results: dict, model_name: str, final: bool = Tru
         license="apache-2.0",
         language="en",
         tags=tags,
-        datasets=spec["datasets"],
+        datasets=datasets,
         metrics=spec["metrics"],
         eval_results=eval_results_for_card(task, results) if final else None,
     )
@@ -310,7 +361,7 @@ def write_model_card(
     card_data = build_card_data(task, results, model_name, final=final)
     card = ModelCard.from_template(
         card_data,
-        template_path=str(TEMPLATES_DIR / f"{task}.md"),
+        template_path=str(TEMPLATES_DIR / TASKS[task]["template"]),
         final=final,
         model_name=model_name,
         r=results,
@@ -334,10 +385,33 @@ def write_model_card(
         max_steps=max_steps,
         fmt=_fmt,
         gutenberg_url=GUTENBERG_URL,
+        **classification_card_fields(task, results, folder),
     )
     path = folder / CARD_NAME
     card.save(path)
     return path
+
+
+def classification_card_fields(task: str, results: dict, folder: Path) -> dict:
+    """The classification template's own variables (none for a char LM)."""
+    if task not in ("sentiment", "classification"):
+        return {}
+    view = classification_view(results)
+    return dict(
+        imdb=view["imdb"], data_name=view["data_name"], d=_DataView(view["data"]), split=view["split"],
+        m=view["figures"], best_validation=view["best_validation"],
+        best_validation_metric=view["best_validation_metric"],
+        confusion=CONFUSION_NAME if (folder / CONFUSION_NAME).is_file() else None,
+        example_text=IMDB_EXAMPLE if view["imdb"] else "Write the text to classify here.",
+    )
+
+
+class _DataView(dict):
+    """The run's data description, with defaults for runs recorded before it existed."""
+
+    def __getattr__(self, key):
+        defaults = dict(split_names={}, split_sizes={}, validation_carved_from_train=True, unlabelled_texts=0)
+        return self.get(key, defaults.get(key))
 
 
 class ModelCardCallback(TrainerCallback):

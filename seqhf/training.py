@@ -6,14 +6,13 @@ The tasks live beside this module: `seqhf.classification` (text classification o
 """
 
 import json
-import math
 import os
 import platform
 import time
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.integrations import is_tensorboard_available
 
@@ -24,6 +23,7 @@ from .modeling_lstm import SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
 from .modeling_transformer import SeqTransformerForCausalLM, SeqTransformerForSequenceClassification
 
 EVAL_RESULTS = "eval_results.json"
+WALL_TIME_FILE = "wall_time.json"  # in each checkpoint: the seconds the run had taken when it was saved
 RANK_LOG_ENV = "SEQHF_RANK_LOG"  # a folder: each rank writes what it trained on (used by the multi-process test)
 
 
@@ -162,18 +162,42 @@ def build_model(task: str, preset: dict, tokenizer, **config_kwargs):
     return model_class(config)
 
 
-def resume_checkpoint(output_dir, resume: bool):
+def resume_checkpoint(output_dir, resume: bool, clock: "RunClock | None" = None):
+    """The last checkpoint in `output_dir` when resuming (None otherwise); `clock` goes on from its time."""
     if not resume:
         return None
     last = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
     if last is None:
         print(f"--resume: no checkpoint in {output_dir}, starting from scratch.")
+    if clock is not None:
+        clock.resume_from(last)
     return last
 
 
-def finish_run(trainer: Trainer, output_dir, results: dict, start: float) -> dict:
+class RunClock(TrainerCallback):
+    """The run's wall time over all its sessions: each checkpoint stores the time taken so far, and a run
+    resumed from it starts counting from there (the time of a killed session after its last checkpoint
+    produced nothing that was kept, so it is not counted)."""
+
+    def __init__(self):
+        self.start, self.before = time.time(), 0.0
+
+    def resume_from(self, checkpoint) -> None:
+        path = Path(checkpoint) / WALL_TIME_FILE if checkpoint else None
+        self.before = json.loads(path.read_text())["seconds"] if path and path.is_file() else 0.0
+
+    def elapsed(self) -> float:
+        return self.before + time.time() - self.start
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            path = Path(args.output_dir) / f"checkpoint-{state.global_step}" / WALL_TIME_FILE
+            path.write_text(json.dumps({"seconds": round(self.elapsed(), 1)}))
+
+
+def finish_run(trainer: Trainer, output_dir, results: dict, clock: RunClock) -> dict:
     """Save the model, tokenizer, trainer state and eval_results.json (main process only), then the card."""
-    results["wall_time_s"] = round(time.time() - start, 1)
+    results["wall_time_s"] = round(clock.elapsed(), 1)
     results["hardware"] = hardware_string()
     trainer.save_model(str(output_dir))  # model.safetensors, config (auto_map), code files, tokenizer
     trainer.save_state()

@@ -3,7 +3,6 @@
 import inspect
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -43,11 +42,18 @@ def write_fake_eval_results(folder, task, num_parameters):
         "wall_time_s": 83.4,
         "hardware": "test fixture CPU",
     }
-    if task == "sentiment":
+    if task == "classification":
+        per_class = {"negative": {"precision": 0.75, "recall": 0.875, "f1": 0.8077, "support": 8},
+                     "positive": {"precision": 0.8571, "recall": 0.75, "f1": 0.80625, "support": 8}}
         results |= {
             "dataset": "../shared/data/imdb", "test_accuracy": 0.8125, "test_f1": 0.80625, "test_examples": 16,
+            "test_macro_f1": 0.8069, "test_per_class": per_class, "evaluated_on": "test",
+            "labels": ["negative", "positive"], "multi_label": False, "evaluation_reads": "whole texts",
             "vocab_size": 19, "max_length": 32, "truncation": "head", "train_examples": 20, "validation_examples": 4,
-            "test_loss": 0.4375, "best_validation_accuracy": 0.75,
+            "test_loss": 0.4375, "best_validation_metric": "accuracy", "best_validation_value": 0.75,
+            "data": {"source": "../shared/data/imdb", "config": None, "text_column": "text", "label_column": "label",
+                     "split_names": {"train": "train", "test": "test"}, "validation_carved_from_train": True,
+                     "split_sizes": {"train": 20, "validation": 4, "test": 16}, "unlabelled_texts": 0},
         }  # fmt: skip
     else:
         results |= {
@@ -88,7 +94,7 @@ def make_sentiment_folder(folder, card=True):
     model = SeqLSTMForSequenceClassification(config)
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
-    write_fake_eval_results(folder, "sentiment", model.num_parameters())
+    write_fake_eval_results(folder, "classification", model.num_parameters())
     write_fake_trainer_state(folder, "eval_accuracy")
     if card:
         hub.write_model_card(folder, repo_id="someone/tiny-imdb")
@@ -166,10 +172,12 @@ def test_sentiment_card_yaml_and_model_index_round_trip(sentiment_dir):
     assert "seqhf" in meta["tags"] and "quick-run" in meta["tags"]
 
     card = ModelCard.load(sentiment_dir / "README.md")
-    got = {(e.task_type, e.dataset_type, e.dataset_split, e.metric_type): e.metric_value for e in card.data.eval_results}
+    got = {(e.task_type, e.dataset_type, e.dataset_split, e.metric_type) + (("Test macro-F1",) if "macro" in e.metric_name else ()):
+           e.metric_value for e in card.data.eval_results}
     assert got == {
         ("text-classification", "stanfordnlp/imdb", "test", "accuracy"): results["test_accuracy"],
         ("text-classification", "stanfordnlp/imdb", "test", "f1"): results["test_f1"],
+        ("text-classification", "stanfordnlp/imdb", "test", "f1", "Test macro-F1"): results["test_macro_f1"],
     }
     # the body: what the model is, how it was trained, what it scored, how to use it
     for needle in (
@@ -180,14 +188,17 @@ def test_sentiment_card_yaml_and_model_index_round_trip(sentiment_dir):
         "`max_grad_norm`):** 1",
         "**Seed:** 1234",
         "**Epochs:** 2",
-        "On 16 reviews of the IMDb test split:",
+        "On 16 texts of the test split, which training never saw:",
+        "the figures a user of this folder gets through `pipeline(...)`",
+        "| `positive` | 0.857 | 0.750 | 0.806 | 8 |",
         "read from a local copy in the same layout",
         "This model trained on 20 reviews and was validated on 4.",
-        "19 entries;\n  reviews are cut to 32 tokens (`head` truncation)",
+        "19 entries\n- **Length:** evaluation and `pipeline(...)` read whole texts (an RNN has no length limit); "
+        "training texts were cut to 32 tokens (`head`) for speed",
         "| cross-entropy loss (nats) | 0.4375 |",
         "| best validation accuracy during training | 75.00 % |",
         "81.25 %",
-        "| F1 (positive class) | 0.806",
+        "| F1 (`positive`) | 0.806",
         "# tiny-imdb\n",
         "test fixture CPU",
         "1 min 23 s",
@@ -289,7 +300,7 @@ def test_architecture_line_per_model_type():
 def test_card_needs_results_and_config(tmp_path):
     with pytest.raises(FileNotFoundError, match="eval_results.json"):
         hub.write_model_card(tmp_path)
-    write_fake_eval_results(tmp_path, "sentiment", 10)
+    write_fake_eval_results(tmp_path, "classification", 10)
     with pytest.raises(FileNotFoundError, match="config.json"):
         hub.write_model_card(tmp_path)
 

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -184,6 +185,9 @@ class _Killed(Exception):
 
 
 class _KillAfterFirstSave(TrainerCallback):
+    def on_train_begin(self, args, state, control, **kwargs):
+        time.sleep(1.5)  # a first session that visibly takes time
+
     def on_save(self, args, state, control, **kwargs):
         raise _Killed(f"killed after saving step {state.global_step}")
 
@@ -199,11 +203,18 @@ def test_resume_reaches_same_metrics(tmp_path, tiny_imdb):
     for name in ("configuration_lstm.py", "modeling_lstm.py", "model.safetensors", "tokenizer.json", "optimizer.pt"):
         assert (checkpoint / name).is_file(), name
     assert "auto_map" in json.loads((checkpoint / "config.json").read_text())
+    first_session = json.loads((checkpoint / "wall_time.json").read_text())["seconds"]
+    assert first_session >= 1.5
+    second_start = time.time()
     resumed = train_sentiment(TINY_SENTIMENT, tiny_imdb, tmp_path / "cut", resume=True, report_to="none",
                               disable_tqdm=True)
+    second_session = time.time() - second_start
+    # Wall time is the sum over the sessions: the first one's (stored in the checkpoint) and the second's.
+    # (The second session goes on after the time is taken: saving, the card and its plots.)
+    assert first_session + 0.5 * second_session <= resumed["wall_time_s"] <= first_session + second_session + 0.5
     state = json.loads((tmp_path / "cut" / "trainer_state.json").read_text())
     assert state["global_step"] == json.loads((tmp_path / "full" / "trainer_state.json").read_text())["global_step"]
-    for key in ("test_accuracy", "test_f1", "test_loss", "best_validation_accuracy"):
+    for key in ("test_accuracy", "test_f1", "test_loss", "best_validation_value"):
         assert resumed[key] == pytest.approx(full[key], abs=1e-6), key
     from safetensors.torch import load_file
 
@@ -252,7 +263,7 @@ def test_sentiment_quick_preset(tmp_path, imdb_dir):
     assert proc.returncode == 0, proc.stderr[-5000:]
     results = json.loads((out / "eval_results.json").read_text())
     assert COMMON_KEYS | {"test_accuracy", "test_f1", "test_examples"} <= set(results)
-    assert results["test_examples"] == 2000 and results["quick"] and results["task"] == "sentiment"
+    assert results["test_examples"] == 2000 and results["quick"] and results["task"] == "classification"
     assert results["test_accuracy"] >= 0.75, results
     checkpoint = sorted(out.glob("checkpoint-*"))[-1]
     # The folder and a checkpoint load where seqhf is not installed: pipeline, remote code.
@@ -297,7 +308,7 @@ def test_bad_inputs_fail_before_training(tmp_path, tiny_imdb):
     with pytest.raises(SetupError, match="empty"):
         train_sentiment(TINY_SENTIMENT, _write_imdb(tmp_path / "empty", n_test=0), tmp_path / "o3")
     bad = _write_imdb(tmp_path / "three", names=("neg", "pos", "meh"), train_labels=lambda ls: [2] * 8 + ls[8:])
-    with pytest.raises(SetupError, match=r"labels \[2\] outside id2label"):
+    with pytest.raises(SetupError, match="--label-names gives 2 names for 3 labels"):
         train_sentiment(TINY_SENTIMENT, bad, tmp_path / "o4")
     with pytest.raises(SetupError, match="max_position_embeddings"):
         train_charlm("transformer", "unused.txt", tmp_path / "o5", seq_len=100_000)
