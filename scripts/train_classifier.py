@@ -16,10 +16,8 @@ import os
 import sys
 
 
-def build_parser(**defaults) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
-                                epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=["lstm", "transformer", "book"], default="lstm", help="preset (default: lstm)")
+def add_data_arguments(p: argparse.ArgumentParser, **defaults) -> None:
+    """The options that say where the data is and how to read it (shared with scripts/baseline_tfidf.py)."""
     p.add_argument("--dataset", required="dataset" not in defaults, help="Hub id, dataset folder or data file")
     p.add_argument("--dataset-config", default=None, help="the Hub dataset's configuration name")
     p.add_argument("--text-column", default="text")
@@ -31,6 +29,20 @@ def build_parser(**defaults) -> argparse.ArgumentParser:
     p.add_argument("--test-split", default=None, help="default: test, else the final figures are on validation")
     p.add_argument("--unlabelled-split", default=None,
                    help="texts without labels for the word vectors (default: unsupervised/unlabelled when present)")
+
+
+def data_options(a) -> dict:
+    """`load_classification_data` arguments from the parsed options."""
+    return dict(source=a.dataset, config=a.dataset_config, text_column=a.text_column, label_column=a.label_column,
+                label_names=a.label_names, train_split=a.train_split, validation_split=a.validation_split,
+                test_split=a.test_split, unlabelled_split=a.unlabelled_split)
+
+
+def build_parser(**defaults) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
+                                epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=["lstm", "transformer", "book"], default="lstm", help="preset (default: lstm)")
+    add_data_arguments(p, **defaults)
     p.add_argument("--output-dir", required=True)
     p.add_argument("--quick", action="store_true",
                    help="small preset for a smoke test: at most 4,000-6,000 training texts and 2,000 test texts")
@@ -50,11 +62,8 @@ def main(argv=None, **defaults):
     from seqhf.classification import train_classifier
     from seqhf.training import SetupError
 
-    data = dict(source=a.dataset, config=a.dataset_config, text_column=a.text_column, label_column=a.label_column,
-                label_names=a.label_names, train_split=a.train_split, validation_split=a.validation_split,
-                test_split=a.test_split, unlabelled_split=a.unlabelled_split)
     try:
-        results = train_classifier(data, a.model, a.output_dir, quick=a.quick, epochs=a.epochs,
+        results = train_classifier(data_options(a), a.model, a.output_dir, quick=a.quick, epochs=a.epochs,
                                    max_grad_norm=a.max_grad_norm, seed=a.seed, resume=a.resume)
     except SetupError as err:
         sys.exit(f"error: {err}")

@@ -222,10 +222,10 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         evaluation_reads="whole texts" if reads_whole_texts(preset) else f"the first {preset['max_length']} tokens",
         word_vectors=(dict(preset["word_vectors"], texts=len(texts)) if texts else None),
         train_examples=len(encoded["train"]), validation_examples=len(encoded["validation"]),
-        evaluated_on=final, **{f"{final}_{k}": v for k, v in figures.items()},
-        **{f"{final}_loss": prediction.metrics.get(f"{final}_loss"), f"{final}_examples": len(encoded[final])},
         best_validation_metric=best_metric, best_validation_value=trainer.state.best_metric,
+        evaluated_on=final, **{f"{final}_{k}": v for k, v in figures.items()},
     )
+    results.update({f"{final}_loss": prediction.metrics.get(f"{final}_loss"), f"{final}_examples": len(encoded[final])})
     if trainer.is_world_process_zero():
         plot_confusion_matrix(confusion_matrix(prediction.predictions, prediction.label_ids), data.label_names,
                               Path(output_dir) / CONFUSION_NAME, title=f"{final} split")

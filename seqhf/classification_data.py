@@ -87,10 +87,10 @@ def _load_files(files: dict) -> DatasetDict:
     paths = [p for group in files.values() for p in group]
     if all(p.suffix.lower() == TEXT_LIST_SUFFIX for p in paths):
         return DatasetDict({split: _text_list(group) for split, group in files.items()})
-    builders = {_builder(p) for p in paths}
-    if len({b[0] for b in builders}) > 1 or len(builders) > 1:
-        raise DataError(f"Mixed file formats ({sorted({p.suffix for p in paths})}): use one format for all splits.")
-    name, options = builders.pop()
+    suffixes = {p.suffix.lower() for p in paths}
+    if len(suffixes) > 1:
+        raise DataError(f"Mixed file formats ({sorted(suffixes)}): use one format for all splits.")
+    name, options = _builder(paths[0])
     try:
         return load_dataset(name, data_files={s: [str(p) for p in g] for s, g in files.items()}, **options)
     except Exception as err:  # datasets raises many types for unreadable files

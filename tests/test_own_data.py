@@ -1,0 +1,258 @@
+"""Text classification on a user's own data: every file format, any labels, splits, bad input, and the
+figures of a trained folder equal to what `pipeline` users get."""
+
+import json
+import logging
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+from transformers import AutoTokenizer, pipeline
+
+from conftest import REPO
+from seqhf.classification import train_classifier
+from seqhf.classification_data import DataError, load_classification_data
+from seqhf.training import SetupError
+
+TOPICS = {"sport": ["match", "goal", "team", "coach"], "money": ["bank", "stock", "price", "market"],
+          "science": ["cell", "atom", "study", "lab"]}
+FILLER = ["the", "a", "new", "report", "says", "today", "and", "of"]
+TINY = dict(
+    arch="lstm", model=dict(embedding_size=16, hidden_size=16, bidirectional=True, pooling="concat"),
+    vocab_size=200, max_length=12, truncation="head", validation_size=0.2,
+    train=dict(learning_rate=2e-2, epochs=4, batch_size=16, weight_decay=0.0, warmup=0.0, scheduler="constant",
+               patience=5),
+)
+TINY_TRANSFORMER = dict(
+    TINY, arch="transformer",
+    model=dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+               max_position_embeddings=12, classifier_dropout=0.0),
+)
+QUIET = dict(report_to="none", disable_tqdm=True)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def topic_rows(n, seed, min_words=3, max_words=10):
+    """(text, topic) pairs: filler words with one or two of the topic's words; some texts are long."""
+    g = torch.Generator().manual_seed(seed)
+    names = list(TOPICS)
+    rows = []
+    for i in range(n):
+        topic = names[i % len(names)]
+        length = int(torch.randint(min_words, max_words, (1,), generator=g))
+        words = [FILLER[int(j)] for j in torch.randint(0, len(FILLER), (length,), generator=g)]
+        for _ in range(1 + i % 2):
+            words.insert(int(torch.randint(0, len(words) + 1, (1,), generator=g)), TOPICS[topic][i % 4])
+        rows.append((" ".join(words), topic))
+    return rows
+
+
+def frame(n, seed, **kwargs):
+    return pd.DataFrame(topic_rows(n, seed, **kwargs), columns=["body", "topic"])
+
+
+# ------------------------------------------------------------------ formats
+
+
+def write_format(folder, fmt):
+    """train and test files of one format in `folder` (text column `body`, string labels `topic`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, seed in (("train", 60, 0), ("test", 30, 1)):
+        df = frame(n, seed)
+        path = folder / f"{split}.{fmt}"
+        if fmt == "csv":
+            df.to_csv(path, index=False)
+        elif fmt == "tsv":
+            df.to_csv(path, sep="\t", index=False)
+        elif fmt == "json":
+            path.write_text(json.dumps(df.to_dict(orient="records")))
+        elif fmt == "jsonl":
+            df.to_json(path, orient="records", lines=True)
+        elif fmt == "parquet":
+            df.to_parquet(path)
+    return folder
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "json", "jsonl", "parquet"])
+def test_every_file_format_reads_the_same_rows(tmp_path, fmt):
+    folder = write_format(tmp_path / fmt, fmt)
+    for source in (folder, folder / f"train.{fmt}"):  # a folder of files, or one file (train only)
+        data = load_classification_data(str(source), text_column="body", label_column="topic")
+        assert data.label_names == ["money", "science", "sport"]  # the sorted distinct values
+        expected = frame(60, 0)
+        train, validation = data.splits["train"], data.splits["validation"]
+        got = sorted(zip(list(train["text"]) + list(validation["text"]), list(train["labels"]) + list(validation["labels"])))
+        assert got == sorted((t, data.label_names.index(y)) for t, y in zip(expected["body"], expected["topic"]))
+        assert data.description["validation_carved_from_train"]
+        assert data.final_split == ("test" if source == folder else "validation")
+
+
+def test_txt_lists_label_from_file_name(tmp_path):
+    for split, n, seed in (("train", 60, 0), ("test", 30, 1)):
+        (tmp_path / "news" / split).mkdir(parents=True)
+        for topic in TOPICS:
+            texts = [t for t, y in topic_rows(n, seed) if y == topic]
+            (tmp_path / "news" / split / f"{topic}.txt").write_text("\n".join(texts) + "\n")
+    data = load_classification_data(str(tmp_path / "news"))
+    assert data.label_names == ["money", "science", "sport"]
+    assert len(data.splits["test"]) == 30 and data.final_split == "test"
+    row = data.splits["test"][0]
+    assert any(word in row["text"].split() for word in TOPICS[data.label_names[row["labels"]]])
+
+
+def test_saved_dataset_folder_with_classlabel_and_own_validation(tmp_path):
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["bad", "good"])})
+    splits = {}
+    for split, n in (("train", 40), ("dev", 10), ("test", 10)):
+        rows = topic_rows(n, len(split))
+        splits[split] = Dataset.from_dict({"text": [t for t, _ in rows], "label": [int(y == "sport") for _, y in rows]},
+                                          features=features)
+    DatasetDict(splits).save_to_disk(str(tmp_path / "saved"))
+    data = load_classification_data(str(tmp_path / "saved"))
+    assert data.label_names == ["bad", "good"]  # from the ClassLabel feature
+    assert len(data.splits["validation"]) == 10 and not data.description["validation_carved_from_train"]
+    assert data.description["split_names"]["validation"] == "dev"
+    renamed = load_classification_data(str(tmp_path / "saved"), label_names="negative,positive",
+                                       validation_split="test", test_split="dev")
+    assert renamed.label_names == ["negative", "positive"]
+    assert renamed.description["split_names"] == {"train": "train", "validation": "test", "test": "dev"}
+
+
+def test_label_names_file_in_sorted_value_order(tmp_path):
+    df = frame(60, 0)
+    df["topic"] = df["topic"].map({"money": 3, "science": 4, "sport": 1})  # ints not starting at 0
+    df.to_csv(tmp_path / "train.csv", index=False)
+    (tmp_path / "classes.txt").write_text("Sport\nUnused\nMoney\nScience\n")
+    with pytest.raises(DataError, match="4 names for 3 labels"):
+        load_classification_data(str(tmp_path / "train.csv"), text_column="body", label_column="topic",
+                                 label_names=str(tmp_path / "classes.txt"))
+    (tmp_path / "classes.txt").write_text("Sport\nMoney\nScience\n")
+    data = load_classification_data(str(tmp_path / "train.csv"), text_column="body", label_column="topic",
+                                    label_names=str(tmp_path / "classes.txt"))
+    assert data.label_names == ["Sport", "Money", "Science"]  # 1, 3, 4 in that order
+    row = data.splits["train"][0]
+    assert any(word in row["text"].split() for word in TOPICS[data.label_names[row["labels"]].lower()])
+
+
+# ------------------------------------------------------------------ training on them
+
+
+def test_three_string_classes_train_and_pipeline_prints_names(tmp_path):
+    folder = write_format(tmp_path / "data", "csv")
+    out = tmp_path / "out"
+    results = train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), TINY, out, **QUIET)
+    assert results["labels"] == ["money", "science", "sport"] and results["evaluated_on"] == "test"
+    assert set(results["test_per_class"]) == {"money", "science", "sport"}
+    assert {"precision", "recall", "f1", "support"} <= set(results["test_per_class"]["sport"])
+    assert 0 <= results["test_macro_f1"] <= 1 and results["test_f1"] == results["test_macro_f1"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {"0": "money", "1": "science", "2": "sport"}
+    assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    card = (out / "README.md").read_text()
+    assert "![Confusion matrix](confusion_matrix.png)" in card and "`data` (local files)" in card
+    assert "IMDb" not in card and "Maas" not in card  # IMDb's citation only for IMDb
+    classify = pipeline("text-classification", model=str(out))
+    assert {p["label"] for p in classify(["the goal of the team", "the bank and the stock price"])} <= set(TOPICS)
+    assert results["test_accuracy"] > 0.6  # the topic words are learnable
+
+
+def test_multi_label_dataset_trains_a_sigmoid_model(tmp_path):
+    rows = topic_rows(80, 0)
+    labels = [[y] if i % 3 else [y, "urgent"] for i, (_, y) in enumerate(rows)]
+    texts = [t if i % 3 else t + " urgent now" for i, (t, _) in enumerate(rows)]
+    pd.DataFrame({"text": texts, "tags": labels}).to_json(tmp_path / "train.jsonl", orient="records", lines=True)
+    out = tmp_path / "out"
+    results = train_classifier(dict(source=str(tmp_path / "train.jsonl"), label_column="tags"), TINY, out, **QUIET)
+    assert results["multi_label"] and results["multi_label_threshold"] == 0.5
+    assert results["labels"] == ["money", "science", "sport", "urgent"]
+    assert results["evaluated_on"] == "validation" and "validation_micro_f1" in results
+    config = json.loads((out / "config.json").read_text())
+    assert config["problem_type"] == "multi_label_classification"
+    (scores,) = pipeline("text-classification", model=str(out), top_k=None)(["the goal of the team urgent now"])
+    assert len(scores) == 4 and sum(s["score"] for s in scores) > 1.0  # independent sigmoids, not a softmax
+    assert {s["label"] for s in scores if s["score"] >= 0.5} == {"sport", "urgent"}
+    card = (out / "README.md").read_text()
+    assert "No test split" in card and "at least 0.5" in card
+
+
+@pytest.mark.parametrize("preset", [TINY, TINY_TRANSFORMER], ids=["lstm", "transformer"])
+def test_reported_accuracy_is_what_pipeline_users_get(tmp_path, preset):
+    """Texts longer than the training cut: evaluation must read them as `pipeline(..., truncation=True)` does."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for split, n, seed in (("train", 90, 0), ("test", 60, 1)):
+        # The topic word sits anywhere in up to 30 words: past the 12-token training cut in many texts.
+        pd.DataFrame(topic_rows(n, seed, 8, 30), columns=["text", "label"]).to_csv(folder / f"{split}.csv", index=False)
+    out = tmp_path / "out"
+    results = train_classifier(dict(source=str(folder)), preset, out, **QUIET)
+    test = load_classification_data(str(folder)).splits["test"]
+    classify = pipeline("text-classification", model=str(out), truncation=True)
+    predicted = [p["label"] for p in classify(list(test["text"]), batch_size=8)]
+    names = results["labels"]
+    accuracy = sum(p == names[y] for p, y in zip(predicted, test["labels"])) / len(test)
+    assert accuracy == pytest.approx(results["test_accuracy"], abs=1e-9)
+
+
+def test_rnn_tokenizer_declares_no_length_limit(tmp_path, caplog):
+    folder = write_format(tmp_path / "data", "csv")
+    train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), TINY, tmp_path / "out",
+                     max_steps=1, **QUIET)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "out")
+    with caplog.at_level(logging.WARNING):
+        ids = tokenizer("the goal " * 5000)["input_ids"]
+    assert len(ids) == 10000 and "longer than the specified maximum" not in caplog.text
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_bad_inputs_are_named_before_training(tmp_path):
+    folder = write_format(tmp_path / "data", "csv")
+    with pytest.raises(DataError, match=r"no column 'text'; its columns are \['body', 'topic'\]"):
+        load_classification_data(str(folder), label_column="topic")
+    one = frame(20, 0).assign(topic="sport")
+    one.to_csv(tmp_path / "one.csv", index=False)
+    with pytest.raises(DataError, match="single class"):
+        load_classification_data(str(tmp_path / "one.csv"), text_column="body", label_column="topic")
+    holes = frame(20, 0)
+    holes.loc[[2, 5, 7], "topic"] = None
+    holes.to_csv(tmp_path / "holes.csv", index=False)
+    with pytest.raises(DataError, match=r"3 rows without a 'topic' value \(rows 2, 5, 7\)"):
+        load_classification_data(str(tmp_path / "holes.csv"), text_column="body", label_column="topic")
+    with pytest.raises(DataError, match=r"No split 'dev' \(--validation-split\).*\['test', 'train'\]"):
+        load_classification_data(str(folder), text_column="body", label_column="topic", validation_split="dev")
+    (tmp_path / "sheet.xlsx").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(DataError, match="Cannot read 'sheet.xlsx'"):
+        load_classification_data(str(tmp_path / "sheet.xlsx"))
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "good.txt").write_text("fine text\n")
+    (tmp_path / "lists" / "bad.txt").write_text("")
+    with pytest.raises(DataError, match="bad.txt' is empty"):
+        load_classification_data(str(tmp_path / "lists"))
+    (tmp_path / "lists" / "bad.txt").write_bytes("caf\xe9 latin-1\n".encode("latin-1"))
+    with pytest.raises(DataError, match="bad.txt' is not UTF-8"):
+        load_classification_data(str(tmp_path / "lists"))
+    with pytest.raises(DataError, match="not found"):
+        load_classification_data(str(tmp_path / "no-such-folder"))
+    with pytest.raises(SetupError, match="single class"):  # the training entry point raises it before writing
+        train_classifier(dict(source=str(tmp_path / "one.csv"), text_column="body", label_column="topic"), TINY,
+                         tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
+def test_script_reports_a_missing_column_without_traceback(tmp_path):
+    folder = write_format(tmp_path / "data", "csv")
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "train_classifier.py"), "--dataset", str(folder),
+                           "--output-dir", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "error: The 'train' split has no column 'text' and 'label'; its columns are ['body', 'topic']" in proc.stderr
