@@ -57,8 +57,9 @@ def build_parser(**defaults) -> argparse.ArgumentParser:
 def main(argv=None, **defaults):
     a = build_parser(**defaults).parse_args(argv)
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    from seqhf.threads import configure_threads
-    configure_threads()
+    from seqhf.runtime import configure_run
+
+    configure_run()
     from seqhf.classification import train_classifier
     from seqhf.training import SetupError
 

@@ -5,6 +5,7 @@ preset (see `seqhf.presets`), trains, evaluates on the test split and leaves a f
 `pipeline("text-classification", ...)` loads.
 """
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -113,12 +114,12 @@ def reads_whole_texts(preset: dict) -> bool:
 def encode_splits(data: ClassificationData, preset: dict, tokenizer):
     """Token ids of every split: training texts cut as the preset says (speed), validation and test texts as
     the saved folder reads them through `pipeline`, so the reported figures are the ones users get."""
-    unk, max_length = tokenizer.unk_token_id, preset["max_length"]
+    max_length = preset["max_length"]
 
     def encoder(cut):
         def encode(batch):
             ids = tokenizer(batch["text"], add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
-            ids = [cut(x) or [unk] for x in ids]
+            ids = [cut(x) for x in ids]  # an empty text stays empty: the model reads it as one [PAD]
             return {"input_ids": ids, "length": [len(x) for x in ids]}
         return encode
 
@@ -133,7 +134,9 @@ def encode_splits(data: ClassificationData, preset: dict, tokenizer):
         cut = train_cut if split == "train" else eval_cut
         encoded[split] = ds.map(encoder(cut), batched=True, remove_columns=["text"], desc=f"Tokenizing {split}")
         if split != "train":  # evaluation in length order: fewer distinct lengths per batch, less padding work
-            encoded[split] = encoded[split].sort("length")
+            with warnings.catch_warnings():  # pyarrow >= 25 deprecates an option that datasets' sort passes
+                warnings.filterwarnings("ignore", "Specifying null_placement", FutureWarning)
+                encoded[split] = encoded[split].sort("length")
     return encoded
 
 

@@ -17,7 +17,7 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_tok
 from transformers import TrainerCallback
 
 from .classification_data import is_hub_id
-from .plots import CONFUSION_NAME
+from .plots import CONFUSION_NAME, final_figures, plot_training_curves
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "model_cards"
 CARD_NAME = "README.md"
@@ -269,42 +269,6 @@ def _eval_table(log_history):
     return cols, [[_fmt(v) for v in row] for row in rows]
 
 
-def plot_training_curves(log_history, path) -> Path | None:
-    """Training and evaluation loss (and other eval metrics) against the step, as a PNG.
-
-    Returns None, and writes nothing, when matplotlib is not installed or there is nothing to draw.
-    """
-    try:
-        from matplotlib.figure import Figure  # object API: no pyplot, no GUI backend
-    except ImportError:
-        return None
-    train = [(e["step"], e["loss"]) for e in log_history or [] if "loss" in e and "step" in e]
-    evals = [e for e in log_history or [] if "eval_loss" in e and "step" in e]
-    other = sorted({k for e in evals for k in e if k.startswith("eval_") and isinstance(e[k], (int, float))}
-                   - {"eval_loss", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch"})  # fmt: skip
-    if not train and not evals:
-        return None
-    fig = Figure(figsize=(11 if other else 6, 4), dpi=100)
-    axes = fig.subplots(1, 2 if other else 1, squeeze=False)[0]
-    if train:
-        axes[0].plot(*zip(*train), label="train loss", alpha=0.8)
-    if evals:
-        axes[0].plot([e["step"] for e in evals], [e["eval_loss"] for e in evals], "o-", label="eval loss")
-    axes[0].set(xlabel="step", ylabel="loss (nats)", title="Loss")
-    axes[0].legend()
-    for key in other:
-        points = [(e["step"], e[key]) for e in evals if key in e]
-        axes[1].plot(*zip(*points), "o-", label=key.removeprefix("eval_"))
-    if other:
-        axes[1].set(xlabel="step", title="Evaluation")
-        axes[1].legend()
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    return Path(path)
-
-
 def _trainer_state_file(folder: Path) -> Path | None:
     """trainer_state.json of the folder (`trainer.save_state()`), else that of its last checkpoint."""
     if (folder / TRAINER_STATE_NAME).is_file():
@@ -352,7 +316,8 @@ def write_model_card(
         max_steps = max_steps or state.get("max_steps")
     model_name = model_name or (repo_id.split("/")[-1] if repo_id else folder.resolve().name)
 
-    curves = plot_training_curves(log_history, folder / CURVES_NAME) if log_history else None
+    curves = (plot_training_curves(log_history, folder / CURVES_NAME, final_figures(task, results) if final else None)
+              if log_history else None)
     if curves is None and (folder / CURVES_NAME).exists():
         (folder / CURVES_NAME).unlink()  # a stale plot from an earlier run would contradict the card
     eval_cols, eval_rows = _eval_table(log_history)

@@ -335,6 +335,22 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
 
+def read_empty_texts_as_pad(input_ids, attention_mask, pad_token_id):
+    """A classifier reads an empty text (a row without a real token) as a single `[PAD]` token, so it gets
+    the model's answer to "nothing" and the rest of its batch is classified as usual."""
+    if input_ids is None or pad_token_id is None:
+        return input_ids, attention_mask
+    if input_ids.shape[1] == 0:
+        input_ids = input_ids.new_full((input_ids.shape[0], 1), pad_token_id)
+        return input_ids, None if attention_mask is None else attention_mask.new_ones(input_ids.shape)
+    if attention_mask is not None:
+        empty = ~attention_mask.bool().any(dim=1)
+        if bool(empty.any()):
+            attention_mask, input_ids = attention_mask.clone(), input_ids.clone()
+            attention_mask[empty, 0], input_ids[empty, 0] = 1, pad_token_id
+    return input_ids, attention_mask
+
+
 class SeqTransformerForSequenceClassification(SeqTransformerPreTrainedModel):
     """Bidirectional Transformer encoder, mean or [CLS] pooling, and a linear classifier."""
 
@@ -369,6 +385,7 @@ class SeqTransformerForSequenceClassification(SeqTransformerPreTrainedModel):
         **kwargs,
     ):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        input_ids, attention_mask = read_empty_texts_as_pad(input_ids, attention_mask, self.config.pad_token_id)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -408,6 +425,10 @@ class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
         self.model = SeqTransformerModel(config, causal=True)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
+        if config.tie_word_embeddings:
+            # Stored once, as the embedding; the Trainer then re-ties the head when it reloads a checkpoint
+            # instead of warning that `lm_head.weight` is missing.
+            self._keys_to_ignore_on_save = ["lm_head.weight"]
 
     def get_output_embeddings(self):
         return self.lm_head

@@ -1,4 +1,5 @@
-"""Figures for the output folder and its card: the confusion matrix of a classifier (matplotlib, when installed)."""
+"""Figures for the output folder and its card (matplotlib, when installed): training curves, and the confusion
+matrix of a classifier."""
 
 from pathlib import Path
 
@@ -34,3 +35,98 @@ def plot_confusion_matrix(matrix, label_names, path, title="") -> Path | None:
     fig.tight_layout()
     fig.savefig(path)
     return Path(path)
+
+
+SKIPPED_EVAL_KEYS = {"eval_loss", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch"}
+RATES = ("accuracy", "f1", "macro_f1", "micro_f1")  # in [0, 1]: one axis, from a floor that shows the scale
+
+
+def final_figures(task: str, results: dict) -> dict:
+    """The finished run's own figures, marked on the curves: {metric: (value, where it was measured)}."""
+    if task in ("sentiment", "classification"):
+        split = results.get("evaluated_on", "test")
+        return {key: (results[f"{split}_{key}"], split) for key in ("accuracy", "loss")
+                if isinstance(results.get(f"{split}_{key}"), (int, float))}
+    nats = results.get("heldout_nats_per_char")
+    if nats is None:
+        return {}
+    return {"loss": (nats, "held-out"), "bits_per_char": (results.get("heldout_bits_per_char"), "held-out")}
+
+
+def _panels(evals) -> dict:
+    """Eval metrics grouped by the axis they can share: rates in [0, 1]; anything else on its own axis."""
+    keys = sorted({k for e in evals for k in e if k.startswith("eval_") and isinstance(e[k], (int, float))}
+                  - SKIPPED_EVAL_KEYS)
+    names = [k.removeprefix("eval_") for k in keys]
+    panels = {}
+    rates = [n for n in names if n in RATES]
+    if rates:
+        panels["rates"] = rates
+    for name in names:
+        if name not in RATES:
+            panels[name] = [name]
+    return panels
+
+
+def plot_training_curves(log_history, path, final: dict | None = None) -> Path | None:
+    """`training_curves_figure` as a PNG at `path`; None, and nothing written, when there is no figure."""
+    fig = training_curves_figure(log_history, final)
+    if fig is None:
+        return None
+    fig.savefig(path)
+    return Path(path)
+
+
+def training_curves_figure(log_history, final: dict | None = None):
+    """Loss against the step (training and validation), and each validation metric.
+
+    Rates (accuracy, F1) share an axis that starts at a round floor below the lowest value, so a small
+    change looks small; perplexity and bits per character each get their own axis. `final` (see
+    `final_figures`) marks the finished run's own figures at the last step. Returns None when matplotlib
+    is not installed or there is nothing to draw.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    final = final or {}
+    train = [(e["step"], e["loss"]) for e in log_history or [] if "loss" in e and "step" in e]
+    evals = [e for e in log_history or [] if "eval_loss" in e and "step" in e]
+    if not train and not evals:
+        return None
+    panels = _panels(evals)
+    fig = Figure(figsize=(5.5 * (1 + len(panels)), 4), dpi=100)
+    axes = fig.subplots(1, 1 + len(panels), squeeze=False)[0]
+    last_step = max([s for s, _ in train] + [e["step"] for e in evals])
+    if train:
+        axes[0].plot(*zip(*train), label="train loss", alpha=0.8)
+    if evals:
+        axes[0].plot([e["step"] for e in evals], [e["eval_loss"] for e in evals], "o-", label="validation loss")
+    _mark(axes[0], final.get("loss"), last_step)
+    axes[0].set(xlabel="step", ylabel="loss (nats)", title="Loss")
+    for ax, (panel, names) in zip(axes[1:], panels.items()):
+        values = []
+        for name in names:
+            points = [(e["step"], e[f"eval_{name}"]) for e in evals if f"eval_{name}" in e]
+            values += [v for _, v in points]
+            ax.plot(*zip(*points), "o-", label=f"validation {name}")
+            _mark(ax, final.get(name), last_step)
+        if panel == "rates":
+            marked = [final[n][0] for n in names if n in final]
+            floor = min(values + marked)
+            ax.set_ylim(max(0.0, (floor * 10 - 1) // 1 / 10), 1.0)  # a round floor at least 0.1 below the lowest
+            ax.set(title="Validation accuracy and F1", ylabel="rate")
+        else:
+            ax.set(title=f"Validation {names[0].replace('_', ' ')}", ylabel=names[0].replace("_", " "))
+        ax.set(xlabel="step")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _mark(ax, figure, step) -> None:
+    """The finished run's own figure as a star at the last step."""
+    if figure and figure[0] is not None:
+        ax.plot([step], [figure[0]], "*", markersize=14, color="crimson", label=f"{figure[1]}: {figure[0]:.4g}")

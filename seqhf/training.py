@@ -8,6 +8,7 @@ The tasks live beside this module: `seqhf.classification` (text classification o
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -86,6 +87,8 @@ def make_training_args(output_dir, train: dict, *, task, max_grad_norm=1.0, seed
         prediction_loss_only=not classification,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        disable_tqdm=not sys.stderr.isatty(),  # in a log file, one line per logged step instead of redraws
+        ddp_find_unused_parameters=False,  # every parameter is used; True costs a graph walk and warns
         # Several processes on a machine without GPUs (`accelerate launch --multi_gpu` there): Trainer only
         # sets up gloo DDP when told to use the CPU.
         use_cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,

@@ -474,3 +474,22 @@ def test_trainer_push_path_carries_the_card(tmp_path, monkeypatch):
     trainer.push_to_hub(commit_message="End of training")
     final = uploads[-1][2]
     assert "library_name: transformers" in final and "model-index" in final and "81.25 %" in final
+
+
+def test_training_curves_show_scales_honestly_and_mark_the_final_figure():
+    from seqhf.plots import training_curves_figure
+
+    history = [{"step": s, "loss": 0.5 - 0.01 * s} for s in range(1, 5)]
+    history += [{"step": 2, "eval_loss": 0.3, "eval_accuracy": 0.900, "eval_f1": 0.901, "eval_perplexity": 3.2,
+                 "eval_bits_per_char": 1.7},
+                {"step": 4, "eval_loss": 0.29, "eval_accuracy": 0.903, "eval_f1": 0.902, "eval_perplexity": 3.1,
+                 "eval_bits_per_char": 1.65}]
+    fig = training_curves_figure(history, {"accuracy": (0.912, "test"), "loss": (0.28, "test")})
+    by_title = {ax.get_title(): ax for ax in fig.axes}
+    rates = by_title["Validation accuracy and F1"]
+    low, high = rates.get_ylim()
+    assert low == pytest.approx(0.8) and high == pytest.approx(1.0)  # a 0.3-point change does not fill the axis
+    assert "Validation perplexity" in by_title and "Validation bits per char" in by_title  # not one shared axis
+    labels = [text.get_text() for text in rates.get_legend().get_texts()]
+    assert "test: 0.912" in labels  # the final figure is marked
+    assert "test: 0.28" in [t.get_text() for t in by_title["Loss"].get_legend().get_texts()]

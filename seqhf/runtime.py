@@ -1,4 +1,6 @@
-"""How many CPU threads torch uses: fewer than the cores when other processes keep them busy.
+"""How a run uses the machine and the terminal: torch's CPU threads, and progress output.
+
+Threads: fewer than the cores when other processes keep them busy.
 
 torch starts one thread a core. When another process is busy on the same cores, its threads wait on
 each other at every parallel region and a run can take ten times longer (measured on 2 cores: a quick
@@ -7,6 +9,7 @@ OMP_NUM_THREADS says otherwise, take the cores that the load average leaves free
 """
 
 import os
+import sys
 
 
 def choose_threads(cores: int, load: float) -> int:
@@ -30,3 +33,18 @@ def configure_threads(verbose: bool = True) -> int:
     if verbose:
         print(f"torch threads: {torch.get_num_threads()} ({reason})")
     return torch.get_num_threads()
+
+
+def configure_output() -> None:
+    """Progress bars only on a terminal: in a log file tqdm's redraws are noise (the Trainer then prints
+    its logged values as lines, see `make_training_args`)."""
+    if not sys.stderr.isatty():
+        import datasets
+
+        datasets.disable_progress_bars()
+
+
+def configure_run() -> None:
+    """What a training script calls once, after parsing its arguments."""
+    configure_threads()
+    configure_output()
