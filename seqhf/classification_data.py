@@ -174,8 +174,14 @@ def _check_columns(ds: Dataset, split: str, columns) -> None:
                         "(choose with --text-column / --label-column).")
 
 
+def _all_unlabelled(ds: Dataset, column: str) -> bool:
+    """A ClassLabel column whose every value is -1, datasets' mark for "no label"."""
+    return isinstance(ds.features[column], ClassLabel) and all(v == -1 for v in ds[column])
+
+
 def _check_no_missing(ds: Dataset, split: str, column: str) -> None:
-    missing = [i for i, v in enumerate(ds[column]) if v is None or (isinstance(v, float) and v != v)]
+    no_label = -1 if isinstance(ds.features[column], ClassLabel) else None  # datasets' mark for a missing label
+    missing = [i for i, v in enumerate(ds[column]) if v is None or v == no_label or (isinstance(v, float) and v != v)]
     if missing:
         rows = ", ".join(str(i) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
         raise DataError(f"The {split!r} split has {len(missing)} rows without a {column!r} value (rows {rows}).")
@@ -251,6 +257,11 @@ def load_classification_data(
     raw = load_raw(source, config)
     names = pick_splits(raw, train_split, validation_split, test_split, unlabelled_split)
     labelled = {role: raw[names[role]] for role in ("train", "validation", "test") if names[role] is not None}
+    if "test" in labelled and label_column in labelled["test"].column_names and _all_unlabelled(labelled["test"], label_column):
+        print(f"The {names['test']!r} split has no labels (every one is -1, as in GLUE's hidden test sets): "
+              "the final figures come from the validation split.")
+        del labelled["test"]
+        names["test"] = None
     for role, ds in labelled.items():
         if len(ds) == 0:
             raise DataError(f"The {names[role]!r} split is empty.")

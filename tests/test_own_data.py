@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from transformers import AutoTokenizer, pipeline
 
 from conftest import REPO
@@ -126,6 +126,24 @@ def test_saved_dataset_folder_with_classlabel_and_own_validation(tmp_path):
                                        validation_split="test", test_split="dev")
     assert renamed.label_names == ["negative", "positive"]
     assert renamed.description["split_names"] == {"train": "train", "validation": "test", "test": "dev"}
+
+
+def test_hidden_test_labels_fall_back_to_validation(tmp_path):
+    """GLUE-style: the test split's labels are all -1 (hidden), so final figures come from validation."""
+    features = Features({"sentence": Value("string"), "label": ClassLabel(names=["negative", "positive"])})
+    rows = topic_rows(40, 0)
+    texts, labels = [t for t, _ in rows], [int(y == "sport") for _, y in rows]
+    DatasetDict(
+        train=Dataset.from_dict({"sentence": texts[:30], "label": labels[:30]}, features=features),
+        validation=Dataset.from_dict({"sentence": texts[30:], "label": labels[30:]}, features=features),
+        test=Dataset.from_dict({"sentence": texts[30:], "label": [-1] * 10}, features=features),
+    ).save_to_disk(str(tmp_path / "glue"))
+    data = load_classification_data(str(tmp_path / "glue"), text_column="sentence")
+    assert data.final_split == "validation" and "test" not in data.splits
+    partly = DatasetDict(train=Dataset.from_dict({"sentence": texts, "label": labels[:-2] + [-1, -1]}, features=features))
+    partly.save_to_disk(str(tmp_path / "partly"))
+    with pytest.raises(DataError, match=r"2 rows without a 'label' value \(rows 38, 39\)"):
+        load_classification_data(str(tmp_path / "partly"), text_column="sentence")
 
 
 def test_label_names_file_in_sorted_value_order(tmp_path):
