@@ -5,19 +5,12 @@
 """
 
 import argparse
+import sys
 from pathlib import Path
 
-from seqhf.results import (
-    MEASURED_DIR,
-    benchmark_table,
-    load_benchmarks,
-    load_measured,
-    results_table,
-    update_benchmark_block,
-    update_readme,
-)
-
-README = Path(__file__).resolve().parents[1] / "README.md"
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+MEASURED_DIR = REPO / "model_cards" / "measured"
 
 
 def main():
@@ -25,6 +18,9 @@ def main():
     parser.add_argument("--measured", default=str(MEASURED_DIR), help="folder of *_eval_*.json and *_benchmark.json")
     parser.add_argument("--write", action="store_true", help="update README.md in place")
     args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+    from seqhf.results import benchmark_table, load_benchmarks, load_measured, results_table, update_benchmark_block, update_readme
+
     results = results_table(load_measured(args.measured))
     benchmarks = benchmark_table(*load_benchmarks(args.measured))
     if args.write:

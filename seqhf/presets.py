@@ -25,7 +25,7 @@ SENTIMENT_PRESETS = {
         model=dict(embedding_size=256, hidden_size=256, bidirectional=True, pooling="concat",
                    embedding_dropout=0.2, classifier_dropout=0.4),
         vocab_size=30000, max_length=1024, truncation="head_tail",
-        word_vectors=dict(sg=1, window=5, epochs=5),
+        word_vectors=dict(sg=1, window=5, epochs=5, min_words=15_000_000),
         train=dict(learning_rate=3e-3, epochs=2, batch_size=64, weight_decay=0.01, warmup=0.1,
                    scheduler="cosine", patience=1),
     ),
