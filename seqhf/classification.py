@@ -13,6 +13,7 @@ from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
 
 from . import data as seqdata
+from .baseline import tfidf_logistic_regression
 from .classification_data import ClassificationData, DataError, load_classification_data
 from .embeddings import cached_word_vectors, load_embeddings
 from .metrics import MULTI_LABEL_THRESHOLD, classification_metrics, compute_classification_metrics, confusion_matrix
@@ -180,9 +181,11 @@ def build_tokenizer(data: ClassificationData, preset: dict):
 
 
 def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=False, epochs=None,
-                     max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), **train_overrides) -> dict:
+                     max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), baseline=True,
+                     **train_overrides) -> dict:
     """Train a text classifier on `data` (a `ClassificationData`, or a dict of `load_classification_data`
-    arguments) and return the results written to eval_results.json."""
+    arguments) and return the results written to eval_results.json. With `baseline`, the TF-IDF + logistic
+    regression baseline is fitted on the same training split and scored on the same final split beside it."""
     clock = RunClock()
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("sentiment", model, quick)
     if epochs is not None and epochs <= 0:
@@ -244,6 +247,9 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     if trainer.is_world_process_zero():
         plot_confusion_matrix(confusion_matrix(prediction.predictions, prediction.label_ids), data.label_names,
                               Path(output_dir) / CONFUSION_NAME, title=f"{final} split")
+        if baseline:
+            print("Fitting the TF-IDF + logistic-regression baseline on the same splits ...")
+            results["baseline"] = tfidf_logistic_regression(data)
     return finish_run(trainer, output_dir, results, clock)
 
 

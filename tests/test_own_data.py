@@ -179,6 +179,9 @@ def test_three_string_classes_train_and_pipeline_prints_names(tmp_path):
     card = (out / "README.md").read_text()
     assert "![Confusion matrix](confusion_matrix.png)" in card and "`data` (local files)" in card
     assert "IMDb" not in card and "Maas" not in card  # IMDb's citation only for IMDb
+    baseline = results["baseline"]  # the classic baseline, fitted and scored on the same splits
+    assert baseline["evaluated_on"] == "test" and baseline["examples"] == results["test_examples"] == 30
+    assert f"| baseline: TF-IDF (word 1-2-grams) + logistic regression, same splits | {100 * baseline['accuracy']:.2f} %" in card
     classify = pipeline("text-classification", model=str(out))
     assert {p["label"] for p in classify(["the goal of the team", "the bank and the stock price"])} <= set(TOPICS)
     assert results["test_accuracy"] > 0.6  # the topic words are learnable
