@@ -324,3 +324,26 @@ def test_script_reports_bad_input_without_traceback(tmp_path):
                           text=True, timeout=120)
     assert proc.returncode != 0
     assert "error: Text file not found: 'missing.txt'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_tied_lm_head_reloads_without_a_missing_key_warning(tmp_path, caplog):
+    """load_best_model_at_end reloads a checkpoint whose tied head was not stored: no alarming warning."""
+    import logging
+
+    from seqhf import SeqTransformerConfig, SeqTransformerForCausalLM
+    from seqhf.data import CharChunks
+
+    torch.manual_seed(0)
+    config = SeqTransformerConfig(vocab_size=12, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                  intermediate_size=16, max_position_embeddings=16, is_decoder=True)
+    model = SeqTransformerForCausalLM(config)
+    ids = torch.randint(0, 12, (400,))
+    args = make_training_args(tmp_path, TINY_TRAIN | {"epochs": 2}, task="charlm", report_to="none",
+                              disable_tqdm=True, logging_steps=100)
+    trainer = CharLMTrainer(model=model, args=args, train_dataset=CharChunks(ids[:300], 8),
+                            eval_dataset=CharChunks(ids[300:], 8), data_collator=default_data_collator)
+    with caplog.at_level(logging.WARNING):
+        trainer.train()
+    assert trainer.state.best_model_checkpoint is not None  # the best checkpoint was reloaded
+    assert "missing keys" not in caplog.text
+    assert model.lm_head.weight.data_ptr() == model.model.embeddings.weight.data_ptr()  # still tied
