@@ -115,7 +115,10 @@ RNN_CELLS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_ta
 
 def valid_tokens_first(attention_mask):
     """Per row, the time order that puts real tokens first (left or right padding alike)."""
-    return torch.argsort((attention_mask == 0).to(torch.int8), dim=1, stable=True)
+    # Unique keys (padding after every real token, then by position) make a plain argsort stable,
+    # which ONNX export can translate (its TopK has no stable sort).
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    return torch.argsort((attention_mask == 0).long() * attention_mask.shape[1] + positions, dim=1)
 
 
 class SeqLSTMPreTrainedModel(PreTrainedModel):
