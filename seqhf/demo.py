@@ -35,13 +35,13 @@ SPACE_MODULES = ("demo.py", "explain.py", "generation.py")
 
 
 def load_classifier(name_or_path, trust_remote_code=False):
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     model = AutoModelForSequenceClassification.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     return model.eval(), tokenizer
 
 
 def load_generator(name_or_path, trust_remote_code=False):
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     return model.eval(), tokenizer
 
@@ -78,8 +78,9 @@ def stream_generation(model, tokenizer, prompt, temperature, top_k, top_p, max_n
     thread.start()
     text = ""
     for piece in streamer:
-        text += piece
-        yield text
+        if piece:  # the streamer also hands out empty strings while it waits for a word to end
+            text += piece
+            yield text
     thread.join()
     if failure:
         raise failure[0]
@@ -101,7 +102,8 @@ def build_app(classifier=None, generator=None, trust_remote_code=False, title="s
 
     def on_generate(prompt, temperature, top_k, top_p, length, seed):
         try:
-            yield from stream_generation(*lm, prompt, temperature, top_k, top_p, length, seed)
+            for continuation in stream_generation(*lm, prompt, temperature, top_k, top_p, length, seed):
+                yield prompt + continuation
         except ValueError as err:
             raise gr.Error(str(err)) from err
 
@@ -110,8 +112,8 @@ def build_app(classifier=None, generator=None, trust_remote_code=False, title="s
         if clf:
             with gr.Tab("Classify", id="classify"):
                 gr.Markdown(
-                    f"`{classifier}`. Each word is shaded by how much it moved the decision "
-                    "(integrated gradients on the word embeddings): towards the predicted label or against it."
+                    f"`{classifier}`. Each word is shaded by how much it moved the decision (integrated "
+                    "gradients on the word embeddings): red towards the predicted label, purple against it."
                 )
                 review = gr.Textbox(label="Review", lines=5, elem_id="review")
                 classify_button = gr.Button("Classify", variant="primary", elem_id="classify-button")
@@ -129,10 +131,10 @@ def build_app(classifier=None, generator=None, trust_remote_code=False, title="s
                     top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0 = off)")
                     top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p (1 = off)")
                 with gr.Row():
-                    length = gr.Slider(1, 2000, value=300, step=1, label="New characters")
+                    length = gr.Slider(1, 2000, value=300, step=1, label="New characters", elem_id="length")
                     seed = gr.Number(value=42, precision=0, label="Seed")
                 generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
-                generated = gr.Textbox(label="Generated text", lines=10, elem_id="generated")
+                generated = gr.Textbox(label="Prompt and generated text", lines=10, elem_id="generated")
                 generate_button.click(
                     on_generate, inputs=[prompt, temperature, top_k, top_p, length, seed], outputs=generated
                 )
