@@ -34,11 +34,12 @@ def make_classifier_folder(folder):
     return folder
 
 
-def make_generator_folder(folder):
+def make_generator_folder(folder, hidden_size=16, num_hidden_layers=1):
     tok = build_char_tokenizer(BOOK)
     torch.manual_seed(0)
-    config = SeqLSTMConfig(vocab_size=len(tok), embedding_size=8, hidden_size=16, is_decoder=True,
-                           pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id)  # fmt: skip
+    config = SeqLSTMConfig(vocab_size=len(tok), embedding_size=8, hidden_size=hidden_size, is_decoder=True,
+                           num_hidden_layers=num_hidden_layers, pad_token_id=tok.pad_token_id,
+                           bos_token_id=tok.bos_token_id)  # fmt: skip
     SeqLSTMForCausalLM(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
