@@ -8,6 +8,7 @@ step, carrying the recurrent state (or KV cache) from call to call, and samples 
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -31,6 +32,24 @@ def session(path, threads: int | None = None):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def read_config(folder):
+    """config.json's fields as attributes: serving needs a few numbers, not the model's code."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"No config.json in {folder}: give a folder written by scripts/export_onnx.py.")
+    fields = json.loads(path.read_text())
+    fields.setdefault("id2label", {"0": "LABEL_0", "1": "LABEL_1"})
+    fields.setdefault("bos_token_id", None)
+    return SimpleNamespace(**fields)
+
+
+def load_tokenizer(folder):
+    """The folder's tokenizer (seqhf's are plain fast tokenizers: no model code is needed)."""
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast.from_pretrained(folder)
+
+
 def _softmax(logits):
     shifted = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(shifted)
@@ -44,13 +63,10 @@ class OrtTextClassifier:
     """
 
     def __init__(self, folder, int8: bool = False, threads: int | None = None):
-        from transformers import AutoConfig, AutoTokenizer
-
         folder = Path(folder)
         self.session = session(folder / (INT8_FILE if int8 else MODEL_FILE), threads)
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
-        self.id2label = {int(k): v for k, v in config.id2label.items()}
+        self.tokenizer = load_tokenizer(folder)
+        self.id2label = {int(k): v for k, v in read_config(folder).id2label.items()}
 
     def logits(self, input_ids, attention_mask):
         feeds = {"input_ids": np.asarray(input_ids, dtype=np.int64), "attention_mask": np.asarray(attention_mask, dtype=np.int64)}
@@ -90,9 +106,7 @@ class OrtCausalLM:
 
     @classmethod
     def from_folder(cls, folder, threads: int | None = None):
-        from transformers import AutoConfig
-
-        return cls(Path(folder) / MODEL_FILE, AutoConfig.from_pretrained(folder, trust_remote_code=True), threads)
+        return cls(Path(folder) / MODEL_FILE, read_config(folder), threads)
 
     def empty_state(self, batch_size=1):
         c = self.config
@@ -149,4 +163,4 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
     return int(rng.choice(probs.size, p=probs))
 
 
-__all__ = ["OrtTextClassifier", "OrtCausalLM", "session", "sample_next"]
+__all__ = ["OrtTextClassifier", "OrtCausalLM", "session", "sample_next", "read_config", "load_tokenizer"]
