@@ -35,7 +35,7 @@ def main(argv=None):
 
     try:
         manifest = export_folder(args.dir, args.out, int8=args.int8)
-    except ValueError as err:
+    except (ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {args.out}/model.onnx ({manifest['task']}); largest difference from PyTorch {manifest['max_abs_diff']:.2e}")

@@ -1,11 +1,11 @@
 """Export trained seqhf folders to ONNX, and quantize the classifier to int8, for ONNX Runtime.
 
 The exporter is torch.onnx's TorchScript tracer (`dynamo=False`), not optimum: optimum's ONNX
-exporters live in `optimum-onnx`, whose releases require transformers < 4.58 (seqhf needs 5.x), and
-the dynamo exporter cannot follow the models' data-dependent padding branch. Tracing the models'
-own forward keeps one implementation: the classifier is traced on a padded batch, so the graph holds
-the padded path (packed sequences for RNNs, the attention mask for Transformers), which also gives
-unpadded rows their exact logits.
+exporters live in `optimum-onnx`, whose releases require transformers < 4.58 (seqhf needs 5.x). The
+tracer records the path the models' own forward takes on an example, Python-level checks and branches
+included (the dynamo exporter, which needs the extra `onnxscript` package, was not tried). The
+classifier is traced on a padded batch, so the graph holds the padded path (packed sequences for RNNs,
+the attention mask for Transformers), which also gives unpadded rows their exact logits.
 
 An export folder holds `model.onnx` (and `model_int8.onnx` when quantized), the model's
 `config.json`, its tokenizer files, and `onnx_export.json` describing the graph's inputs and outputs
@@ -254,7 +254,7 @@ def export_folder(model_dir, out_dir, int8=False, tolerance=TOLERANCE) -> dict:
     config = AutoConfig.from_pretrained(model_dir)
     task = task_of(config)
     if int8 and task != "text-classification":
-        raise ValueError("int8 quantization is offered for classifiers only (the decode step is memory-bound, not matmul-bound).")
+        raise ValueError("int8 quantization is offered for classifiers only; this folder holds a causal LM.")
     out_dir.mkdir(parents=True, exist_ok=True)
     auto_class = AutoModelForSequenceClassification if task == "text-classification" else AutoModelForCausalLM
     model = auto_class.from_pretrained(model_dir).eval()
@@ -265,9 +265,10 @@ def export_folder(model_dir, out_dir, int8=False, tolerance=TOLERANCE) -> dict:
         manifest = export_lm_step(model, out_dir / MODEL_FILE)
         manifest["max_abs_diff"] = lm_difference(model, out_dir / MODEL_FILE)
     if manifest["max_abs_diff"] > tolerance:
+        (out_dir / MODEL_FILE).unlink()
         raise RuntimeError(
-            f"The exported graph differs from PyTorch by {manifest['max_abs_diff']:.2e} (> {tolerance:g}); "
-            f"{out_dir / MODEL_FILE} is not to be trusted."
+            f"The exported graph's outputs differ from PyTorch's by {manifest['max_abs_diff']:.2e} "
+            f"(> {tolerance:g}); it was not kept."
         )
     if int8:
         quantize_int8(out_dir / MODEL_FILE, out_dir / INT8_FILE)

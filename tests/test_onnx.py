@@ -180,3 +180,12 @@ def test_script_exports_and_refuses_bad_requests(tmp_path):
     assert refused.returncode == 2 and "classifiers only" in refused.stderr
     missing = run(str(tmp_path / "nowhere"), str(tmp_path / "y"))
     assert missing.returncode == 2 and "no config.json" in missing.stderr
+
+
+def test_a_graph_outside_the_tolerance_is_not_kept(tmp_path):
+    tok = build_word_tokenizer(REVIEWS, vocab_size=64, min_frequency=1, model_max_length=48)
+    classifier("lstm", len(tok), tok.pad_token_id).save_pretrained(tmp_path / "torch")
+    tok.save_pretrained(tmp_path / "torch")
+    with pytest.raises(RuntimeError, match="not kept"):
+        export_folder(tmp_path / "torch", tmp_path / "onnx", tolerance=-1.0)  # no difference is below -1
+    assert not (tmp_path / "onnx" / MODEL_FILE).exists()
