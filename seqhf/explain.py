@@ -35,18 +35,24 @@ class Explanation:
         return pieces
 
 
-def integrated_gradients(model, input_ids, target: int, steps: int = 32) -> torch.Tensor:
-    """Per-token attributions (seq,) for one row `input_ids` (1, seq) towards class `target`."""
+def integrated_gradients(model, input_ids, target: int, steps: int = 32, batch_size: int = 8) -> torch.Tensor:
+    """Per-token attributions (seq,) for one row `input_ids` (1, seq) towards class `target`.
+
+    The path points go through the model `batch_size` at a time, which bounds the memory a long review needs.
+    """
     embeddings = model.get_input_embeddings()(input_ids).detach()  # (1, seq, dim)
     # Midpoints of `steps` equal intervals of the path from 0 to the embeddings (a Riemann sum).
     alphas = (torch.arange(steps, dtype=embeddings.dtype, device=embeddings.device) + 0.5) / steps
-    path = (alphas[:, None, None] * embeddings).requires_grad_(True)  # (steps, seq, dim)
-    mask = torch.ones(path.shape[:2], dtype=torch.long, device=path.device)
-    with torch.enable_grad():
-        logits = model(inputs_embeds=path, attention_mask=mask).logits
-        log_probs = torch.log_softmax(logits.float(), dim=-1)[:, target]
-        (grads,) = torch.autograd.grad(log_probs.sum(), path)
-    return (embeddings[0] * grads.mean(dim=0)).sum(dim=-1).detach()
+    grad_sum = torch.zeros_like(embeddings[0])
+    for chunk in alphas.split(batch_size):
+        path = (chunk[:, None, None] * embeddings).requires_grad_(True)  # (chunk, seq, dim)
+        mask = torch.ones(path.shape[:2], dtype=torch.long, device=path.device)
+        with torch.enable_grad():
+            logits = model(inputs_embeds=path, attention_mask=mask).logits
+            log_probs = torch.log_softmax(logits.float(), dim=-1)[:, target]
+            (grads,) = torch.autograd.grad(log_probs.sum(), path)
+        grad_sum += grads.sum(dim=0)
+    return (embeddings[0] * grad_sum / steps).sum(dim=-1).detach()
 
 
 def explain(model, tokenizer, text: str, target: int | None = None, steps: int = 32) -> Explanation:
