@@ -2,6 +2,7 @@
 
     python scripts/push_to_hub.py runs/imdb-bilstm --repo-id you/imdb-bilstm [--private]
         [--revision REV] [--commit-message M] [--dry-run]
+    python scripts/push_to_hub.py SPACE_DIR --repo-id you/seqhf-demo --space [--dry-run]
 
 The folder is validated first (config with auto_map, code files, model.safetensors, tokenizer files,
 README.md card, no pickle files); the token comes from HF_TOKEN or `hf auth login`.
@@ -26,7 +27,10 @@ def main(argv=None):
     parser.add_argument("--revision", default=None, help="branch to commit to (created if missing); default main")
     parser.add_argument("--commit-message", default=None)
     parser.add_argument("--dry-run", action="store_true", help="validate and list the files, upload nothing")
+    parser.add_argument("--space", action="store_true", help="DIR is a Space folder (scripts/demo.py --write-space)")
     args = parser.parse_args(argv)
+    if args.space:
+        return main_space(args)
 
     try:
         result = push_folder(
@@ -45,6 +49,31 @@ def main(argv=None):
         return 1
     if args.dry_run:
         print(f"Dry run: would upload to {args.repo_id}" + (f" @ {args.revision}" if args.revision else ""))
+        print(format_upload_plan(result))
+    else:
+        print(f"Uploaded: {getattr(result, 'commit_url', result)}")
+    return 0
+
+
+def main_space(args):
+    """--space: validate the Space folder and push it (or list it, with --dry-run)."""
+    from seqhf.hub import push_space
+
+    if args.revision:
+        print("error: --revision is for model repositories; a Space is pushed to its main branch", file=sys.stderr)
+        return 2
+    try:
+        result = push_space(
+            args.dir, args.repo_id, private=args.private, commit_message=args.commit_message, dry_run=args.dry_run
+        )
+    except (FolderNotReadyError, MissingTokenError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except HfHubHTTPError as err:
+        print(f"error: the Hub refused the upload: {err}", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        print(f"Dry run: would upload the Space {args.repo_id}")
         print(format_upload_plan(result))
     else:
         print(f"Uploaded: {getattr(result, 'commit_url', result)}")

@@ -43,6 +43,12 @@ TARGETS_CPU = {
 }
 TARGETS_CUDA = {**TARGETS_CPU, "transformer_train_vs_gpt2": 1.4}  # the issue's GPU target (bf16)
 
+# ONNX Runtime rows (issue 15). Only int8 has a target in the issue; the other two are reported as measured.
+ONNX_KEYS = ("lstm_classifier_ort_fp32_vs_torch", "lstm_classifier_ort_int8_vs_torch", "lstm_decode_ort_vs_torch")
+KEYS += ONNX_KEYS
+for _targets in (TARGETS_CPU, TARGETS_CUDA):
+    _targets.update(lstm_classifier_ort_fp32_vs_torch=None, lstm_classifier_ort_int8_vs_torch=2.0, lstm_decode_ort_vs_torch=None)
+
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The team's read-only copy sits next to the checkout; a device machine may carry it inside the checkout.
 IMDB_DIR = next(
@@ -245,7 +251,7 @@ class Row:
 
     @property
     def met(self):
-        return None if math.isnan(self.ratio) else self.ratio >= self.target
+        return None if math.isnan(self.ratio) or self.target is None else self.ratio >= self.target
 
 
 def make_row(key, what, ours, peer, repeats, targets, note=""):
@@ -685,12 +691,96 @@ def pipeline_rows(device, scale, memory, targets, imdb_dir):
     return rows
 
 
+def _export(model, tokenizer, folder, int8=False):
+    """Save `model` and `tokenizer` under `folder` and export them with seqhf.onnx_export; the ONNX folder."""
+    from .onnx_export import export_folder
+
+    model.save_pretrained(os.path.join(folder, "torch"))
+    tokenizer.save_pretrained(os.path.join(folder, "torch"))
+    export_folder(os.path.join(folder, "torch"), os.path.join(folder, "onnx"), int8=int8)
+    return os.path.join(folder, "onnx")
+
+
+def onnx_classifier_rows(scale, memory, targets, imdb_dir):
+    """The sentiment `lstm` preset classifying reviews, batch 32: PyTorch pipeline vs ONNX Runtime fp32 and int8."""
+    import tempfile
+
+    from transformers import pipeline
+
+    from .ort_inference import OrtTextClassifier
+    from .tokenization import build_word_tokenizer
+
+    train, reviews, source = review_texts(scale, imdb_dir)
+    tok = build_word_tokenizer(train, vocab_size=30000, model_max_length=scale.max_length)
+    model = sentiment_models(len(tok), tok.pad_token_id)["lstm"].eval()
+    chunks = [reviews[i :: scale.review_chunks] for i in range(scale.review_chunks)]
+    warm = reviews[: min(32, len(reviews))]
+    threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory() as folder:
+        onnx_dir = _export(model, tok, folder, int8=True)
+        torch_pipe = pipeline("text-classification", model=model, tokenizer=tok, device=torch.device("cpu"))
+        ort_fp32 = OrtTextClassifier(onnx_dir, threads=threads)
+        ort_int8 = OrtTextClassifier(onnx_dir, int8=True, threads=threads)
+        options = dict(batch_size=32, truncation=True, max_length=scale.max_length)
+
+        def runner(classify):
+            def run(i):
+                texts = warm if i < 0 else chunks[i]
+                classify(texts, **options)
+                return len(texts)
+
+            return run
+
+        a = Contender("seqhf lstm preset, PyTorch fp32 pipeline", runner(torch_pipe), "reviews/s")
+        b = Contender("the same, ONNX Runtime fp32", runner(ort_fp32), "reviews/s")
+        c = Contender("the same, ONNX Runtime int8 (dynamic)", runner(ort_int8), "reviews/s")
+        measure([a, b, c], 1, scale.review_chunks, "cpu", memory)
+    what = f"text classification, {len(reviews)} reviews, batch 32, truncation {scale.max_length}, tokenization included"
+    note = f"{source}; random weights of the `lstm` preset ({count_parameters(model) / 1e6:.1f}M), vocabulary {len(tok)}"
+    return [
+        make_row("lstm_classifier_ort_fp32_vs_torch", what, b, a, scale.review_chunks, targets, note),
+        make_row("lstm_classifier_ort_int8_vs_torch", what, c, a, scale.review_chunks, targets, note),
+    ]
+
+
+def onnx_decode_row(scale, memory, targets):
+    """Sampling characters one at a time, batch 1, book-shape char LSTM: ONNX Runtime step graph vs generate()."""
+    import tempfile
+
+    from .ort_inference import OrtCausalLM
+    from .tokenization import build_char_tokenizer
+
+    n_new, window = scale.new_tokens, 40
+    ours = book_char_lstm("cpu").eval()
+    tok = build_char_tokenizer("".join(chr(32 + i) for i in range(77)))  # 77 characters + 3 specials = 80
+    g = torch.Generator().manual_seed(0)
+    prompt = torch.randint(0, 77, (1, window), generator=g)
+    sample = dict(do_sample=True, top_k=0, top_p=1.0, temperature=1.0, pad_token_id=79)
+    with tempfile.TemporaryDirectory() as folder:
+        lm = OrtCausalLM.from_folder(_export(ours, tok, folder), threads=torch.get_num_threads())
+
+        def run_torch(_):
+            out = ours.generate(prompt, max_new_tokens=n_new, min_new_tokens=n_new, **sample)
+            return out.shape[1] - window
+
+        def run_ort(i):
+            return sum(1 for _ in lm.generate(prompt[0].tolist(), n_new, temperature=1.0, seed=i))
+
+        a = Contender("ONNX Runtime step graph, state carried", run_ort, "chars/s")
+        b = Contender("SeqLSTMForCausalLM.generate (PyTorch)", run_torch, "chars/s")
+        measure([a, b], 1, scale.generate_repeats, "cpu", memory)
+    what = f"sampling {n_new} chars, batch 1, book-shape char LSTM (1.64M params), prompt of {window}"
+    note = f"ms per character: ONNX Runtime {1e3 / a.rate:.3f}, PyTorch {1e3 / b.rate:.3f}; ORT samples with numpy"
+    return make_row("lstm_decode_ort_vs_torch", what, a, b, scale.generate_repeats, targets, note)
+
+
 # ---------------------------------------------------------------- the whole run
 
 ROW_GROUPS = {
     "train": ("lstm_train_vs_plain", "transformer_train_vs_gpt2"),
     "generate": ("lstm_generate_vs_window", "lstm_generate_vs_plain_loop", "lstm_generate_vs_gpt2"),
     "pipeline": ("lstm_pipeline_vs_distilbert", "transformer_pipeline_vs_distilbert"),
+    "onnx": ONNX_KEYS,
 }
 
 
@@ -728,6 +818,10 @@ def run_benchmark(quick=False, device="cpu", imdb_dir=IMDB_DIR, reviews=None, on
     if "pipeline" in groups:
         log("pipeline rows ...")
         rows.extend(pipeline_rows(device, scale, memory, targets, imdb_dir))
+    if "onnx" in groups and device == "cpu":  # ONNX Runtime runs here on its CPU provider only
+        log("onnx rows ...")
+        rows.extend(onnx_classifier_rows(scale, memory, targets, imdb_dir))
+        rows.append(onnx_decode_row(scale, memory, targets))
     meta = {
         "device": device,
         "hardware": hardware(device),
@@ -767,7 +861,7 @@ def format_table(result):
         met = {True: "yes", False: "no", None: "n/a"}[r.met]
         lines.append(
             f"| `{r.key}` | {r.ours} | {r.peer} | {r.unit} | {_fmt(r.ours_rate)} | {_fmt(r.peer_rate)} | "
-            f"{_fmt(r.ratio)} | ≥ {r.target:g} | {met} | {r.ours_peak_mib:,.0f} / {r.peer_peak_mib:,.0f} "
+            f"{_fmt(r.ratio)} | {'—' if r.target is None else f'≥ {r.target:g}'} | {met} | {r.ours_peak_mib:,.0f} / {r.peer_peak_mib:,.0f} "
             f"(+{r.ours_rise_mib:,.0f} / +{r.peer_rise_mib:,.0f}) |"
         )
     lines.append("")

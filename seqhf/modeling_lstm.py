@@ -115,7 +115,19 @@ RNN_CELLS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_ta
 
 def valid_tokens_first(attention_mask):
     """Per row, the time order that puts real tokens first (left or right padding alike)."""
-    return torch.argsort((attention_mask == 0).to(torch.int8), dim=1, stable=True)
+    # Unique keys (padding after every real token, then by position) make a plain argsort stable,
+    # which ONNX export can translate (its TopK has no stable sort).
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    return torch.argsort((attention_mask == 0).long() * attention_mask.shape[1] + positions, dim=1)
+
+
+def gather_time_steps(x, order):
+    """`x[b, order[b, t]]` for every row b and step t of a (batch, time, ...) tensor, as one gather of rows of
+    the flattened (batch * time) axis: ONNX Runtime runs that as a copy of whole rows, many times faster
+    than a GatherElements/ScatterElements over every element (as fast as them in PyTorch)."""
+    offsets = torch.arange(order.shape[0], device=order.device).unsqueeze(1) * order.shape[1]
+    rows = x.reshape(-1, *x.shape[2:]).index_select(0, (order + offsets).reshape(-1))
+    return rows.reshape_as(x)
 
 
 class SeqLSTMPreTrainedModel(PreTrainedModel):
@@ -229,14 +241,15 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
         if packed:
             order = valid_tokens_first(attention_mask)
             lengths = attention_mask.sum(dim=1).cpu()
-            hidden = hidden.gather(1, order.unsqueeze(-1).expand_as(hidden))
+            hidden = gather_time_steps(hidden, order)
             hidden = pack_padded_sequence(hidden, lengths, batch_first=True, enforce_sorted=False)
 
         def unpack(h):
             if not packed:
                 return h
             h, _ = pad_packed_sequence(h, batch_first=True, total_length=seq_len)
-            return torch.zeros_like(h).scatter_(1, order.unsqueeze(-1).expand_as(h), h)
+            # Back to the input's time order; padded positions read the zeros after each row's real tokens.
+            return gather_time_steps(h, torch.argsort(order, dim=1))
 
         all_hidden_states = (inputs_embeds,) if output_hidden_states else None
         final_states = []

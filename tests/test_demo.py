@@ -1,0 +1,170 @@
+"""The demo's library side (issue 15): streamed generation, the Space folder, pushing it (no network)."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+pytest.importorskip("gradio", reason="gradio is in the `demo` and `dev` extras")
+
+from conftest import REPO, run_without_seqhf
+from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
+from seqhf import hub
+from seqhf.demo import classify_and_explain, stream_generation, write_space
+from seqhf.generation import generate_text
+from seqhf.tokenization import build_char_tokenizer, build_word_tokenizer
+from test_hub import _FakeApi
+
+BOOK = "The engineer looked at the island. Then the sailor spoke! Cyrus Harding and Pencroft walked on."
+REVIEWS = ["a wonderful film , great acting", "a terrible film , bad acting", "great fun", "boring and bad"]
+
+
+def make_classifier_folder(folder):
+    tok = build_word_tokenizer(REVIEWS, vocab_size=64, min_frequency=1, model_max_length=32)
+    torch.manual_seed(0)
+    config = SeqLSTMConfig(
+        vocab_size=len(tok), embedding_size=8, hidden_size=8, bidirectional=True, pooling="concat", num_labels=2,
+        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1}, pad_token_id=tok.pad_token_id,
+    )  # fmt: skip
+    SeqLSTMForSequenceClassification(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def make_generator_folder(folder, hidden_size=16, num_hidden_layers=1):
+    tok = build_char_tokenizer(BOOK)
+    torch.manual_seed(0)
+    config = SeqLSTMConfig(vocab_size=len(tok), embedding_size=8, hidden_size=hidden_size, is_decoder=True,
+                           num_hidden_layers=num_hidden_layers, pad_token_id=tok.pad_token_id,
+                           bos_token_id=tok.bos_token_id)  # fmt: skip
+    SeqLSTMForCausalLM(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory):
+    from seqhf.generation import load_generator
+
+    return load_generator(make_generator_folder(tmp_path_factory.mktemp("lm")))
+
+
+def test_generation_streams_in_growing_pieces_and_matches_the_plain_call(generator):
+    model, tok = generator
+    partials = list(stream_generation(model, tok, "The island", 1.0, 0, 1.0, 200, 7))
+    assert len(partials) > 5  # the text came in pieces, not at the end
+    assert all(b.startswith(a) and len(b) > len(a) for a, b in zip(partials, partials[1:]))
+    assert partials[-1] == generate_text(model, tok, "The island", max_new_tokens=200, temperature=1.0, seed=7)
+    # top-k 1 is greedy whatever the temperature
+    greedy = list(stream_generation(model, tok, "The", 1.5, 1, 1.0, 40, 1))[-1]
+    assert greedy == generate_text(model, tok, "The", max_new_tokens=40, temperature=0)
+
+
+def test_generation_errors_reach_the_caller(generator):
+    model, tok = generator
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        list(stream_generation(model, tok, "The", 1.0, 0, 1.0, 0, 1))
+    assert time.perf_counter() - start < 30  # the streamer was closed, not left waiting for its timeout
+
+
+def test_space_folder_has_the_header_and_loads_by_repo_id(tmp_path):
+    files = write_space(tmp_path / "space", "someone/imdb-lstm", "someone/charlm-lstm", title="seqhf demo")
+    assert files == sorted(["README.md", "app.py", "requirements.txt", "seqhf_demo/__init__.py",
+                            "seqhf_demo/demo.py", "seqhf_demo/explain.py", "seqhf_demo/generation.py"])  # fmt: skip
+    readme = (tmp_path / "space" / "README.md").read_text()
+    header = yaml.safe_load(readme.split("---\n")[1])
+    import gradio
+
+    assert header["sdk"] == "gradio" and header["sdk_version"] == gradio.__version__
+    assert header["app_file"] == "app.py" and header["title"] == "seqhf demo"
+    assert header["models"] == ["someone/imdb-lstm", "someone/charlm-lstm"]
+    app = (tmp_path / "space" / "app.py").read_text()
+    assert "classifier='someone/imdb-lstm'" in app and "generator='someone/charlm-lstm'" in app
+    assert "trust_remote_code=True" in app
+    requirements = (tmp_path / "space" / "requirements.txt").read_text().split()
+    assert any(r.startswith("torch") for r in requirements) and any(r.startswith("transformers") for r in requirements)
+    assert not any(r.startswith("seqhf") for r in requirements)  # the Space runs without seqhf
+
+
+def test_space_refuses_local_folders(tmp_path):
+    with pytest.raises(ValueError, match="repo id"):
+        write_space(tmp_path / "space", str(make_classifier_folder(tmp_path / "clf")), None)
+    with pytest.raises(ValueError, match="classifier, a generator"):
+        write_space(tmp_path / "space", None, None)
+
+
+def test_space_package_runs_without_seqhf(tmp_path):
+    """The copied seqhf_demo package and models loaded with trust_remote_code: what the Space runs."""
+    write_space(tmp_path / "space", "someone/imdb-lstm", "someone/charlm-lstm")
+    clf, lm = make_classifier_folder(tmp_path / "clf"), make_generator_folder(tmp_path / "lm")
+    out = run_without_seqhf(
+        f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path / "space")!r})
+        from seqhf_demo.demo import build_app, classify_and_explain, load_classifier, load_generator, stream_generation
+        app = build_app({str(clf)!r}, {str(lm)!r}, trust_remote_code=True)
+        probabilities, spans = classify_and_explain(*load_classifier({str(clf)!r}, True), "great fun , bad acting")
+        print(sorted(probabilities), "".join(piece for piece, _ in spans))
+        print(type(app).__name__, len(list(stream_generation(*load_generator({str(lm)!r}, True), "The", 1.0, 0, 1.0, 50, 1))) > 0)
+        """,
+        cwd=tmp_path,
+    )
+    assert out.splitlines()[-2:] == ["['negative', 'positive'] great fun , bad acting", "Blocks True"]
+
+
+def test_classify_and_explain_shades_every_word(tmp_path):
+    from seqhf.demo import load_classifier
+
+    model, tok = load_classifier(make_classifier_folder(tmp_path / "clf"))
+    probabilities, spans = classify_and_explain(model, tok, "a wonderful film, great acting")
+    assert sum(probabilities.values()) == pytest.approx(1.0)
+    assert [p for p, w in spans if w is not None] == ["a", "wonderful", "film", ",", "great", "acting"]
+    assert max(abs(w) for _, w in spans if w is not None) == pytest.approx(1.0)
+
+
+def test_space_push_dry_run_and_fake_upload(tmp_path, capsys):
+    space = tmp_path / "space"
+    files = write_space(space, "someone/imdb-lstm", None)
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import push_to_hub
+    finally:
+        sys.path.pop(0)
+    assert push_to_hub.main([str(space), "--repo-id", "someone/seqhf-demo", "--space", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would upload the Space someone/seqhf-demo" in out
+    assert [line.split()[0] for line in out.splitlines()[1:-1]] == files
+
+    api = _FakeApi()
+    hub.push_space(space, "someone/seqhf-demo", private=True, api=api)
+    assert api.names() == ["create_repo", "upload_folder"]
+    create = api.calls[0][2]
+    assert create["repo_type"] == "space" and create["space_sdk"] == "gradio" and create["private"] is True
+    upload = api.calls[1][2]
+    assert upload["repo_type"] == "space" and api.uploaded == files
+
+
+def test_incomplete_space_is_refused_with_the_list(tmp_path, capsys):
+    space = tmp_path / "space"
+    write_space(space, "someone/imdb-lstm", None)
+    (space / "app.py").unlink()
+    (space / "README.md").write_text("# no header\n")
+    with pytest.raises(hub.FolderNotReadyError) as err:
+        hub.push_space(space, "someone/seqhf-demo", dry_run=True)
+    assert any("app.py" in p for p in err.value.problems) and any("sdk" in p for p in err.value.problems)
+    script = [sys.executable, str(REPO / "scripts" / "push_to_hub.py"), str(space), "--repo-id", "x/y", "--space", "--dry-run"]
+    proc = subprocess.run(script, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "app.py" in proc.stderr
+
+
+def test_demo_script_help_is_fast_and_needs_a_model():
+    script = [sys.executable, str(REPO / "scripts" / "demo.py")]
+    start = time.perf_counter()
+    assert subprocess.run(script + ["--help"], capture_output=True, timeout=60).returncode == 0
+    assert time.perf_counter() - start < 10  # no gradio or torch import before the arguments are parsed
+    proc = subprocess.run(script, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--classifier" in proc.stderr
