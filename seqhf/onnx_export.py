@@ -291,7 +291,7 @@ def imdb_accuracy(model_dir, onnx_dir, imdb, limit=None, batch_size=64, log=prin
 
     from .data import load_imdb
     from .ort_inference import OrtTextClassifier
-    from .training import truncate_ids  # the lead is splitting training.py: this import may move
+    from .classification import truncate_ids
 
     model_dir, onnx_dir = Path(model_dir), Path(onnx_dir)
     test = load_imdb(str(imdb))["test"]
