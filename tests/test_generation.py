@@ -8,11 +8,12 @@ from contextlib import redirect_stdout
 
 import pytest
 import torch
-from transformers import TextStreamer, set_seed
+from transformers import CompileConfig, DynamicCache, StaticCache, TextStreamer, set_seed
+from transformers.cache_utils import LinearAttentionLayer
 
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqTransformerConfig, SeqTransformerForCausalLM
 from seqhf.generation import encode_prompt, generate_text
-from seqhf.modeling_lstm import SeqLSTMCache
+from seqhf.modeling_lstm import tokens_read
 from seqhf.tokenization import build_char_tokenizer
 
 TEXT = "The island was far away, and the sea was calm.\nThey saw the smoke of the volcano!\n"
@@ -78,6 +79,11 @@ def batch(tok, prompts=PROMPTS):
 GREEDY = dict(max_new_tokens=15, do_sample=False)
 
 
+def returned_cache(out):
+    """The cache generate() returns: `out.cache` from transformers 5.24, `out.past_key_values` before."""
+    return out["cache"] if "cache" in type(out).__dataclass_fields__ else out["past_key_values"]
+
+
 # ---------------------------------------------------------------- the state really carries
 
 
@@ -87,14 +93,18 @@ def test_stepping_through_the_cache_matches_the_full_forward(tok, kind):
     ids = tok(TEXT[:20], return_tensors="pt").input_ids
     full = model(ids).logits
     out = model(ids[:, :6], use_cache=True)
-    assert isinstance(out.cache, SeqLSTMCache) and out.cache.get_seq_length() == 6
+    # The state lives in transformers' own cache, one recurrent-state layer per recurrent layer.
+    assert isinstance(out.cache, DynamicCache) and tokens_read(out.cache) == 6
+    assert all(isinstance(layer, LinearAttentionLayer) for layer in out.cache.layers)
+    assert len(out.cache.layers) == model.config.num_hidden_layers
     logits = [out.logits]
     for t in range(6, ids.shape[1]):
         step = model(ids[:, t : t + 1], cache=out.cache)
         assert step.cache is out.cache  # updated in place
         logits.append(step.logits)
     torch.testing.assert_close(torch.cat(logits, dim=1), full, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(out.cache.final_state, model(ids).final_state, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(step.final_state, model(ids).final_state, atol=1e-5, rtol=1e-4)
+    assert tokens_read(out.cache) == ids.shape[1]
 
 
 def test_each_new_token_costs_one_step_and_the_prompt_is_read_once(tok):
@@ -107,8 +117,8 @@ def test_each_new_token_costs_one_step_and_the_prompt_is_read_once(tok):
     width = enc.input_ids.shape[1]
     # One forward per new token: the padded prompt once, then one token per row per step.
     assert fed == [(3, width)] + [(3, 1)] * 24
-    cache = out.get("cache", out.get("past_key_values"))
-    assert isinstance(cache, SeqLSTMCache) and cache.get_seq_length() == width + 24
+    cache = returned_cache(out)
+    assert isinstance(cache, DynamicCache) and tokens_read(cache) == width + 24
     # Without the cache the whole text is re-read every step (what the cache saves).
     fed.clear()
     model.generate(**enc, max_new_tokens=25, do_sample=False, use_cache=False)
