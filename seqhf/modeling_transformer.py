@@ -13,6 +13,7 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
+from transformers.generation import MaxLengthCriteria
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast, SequenceClassifierOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
@@ -219,7 +220,8 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
         max_positions = self.config.max_position_embeddings
         if past_length + seq_len > max_positions:
             if past_length:
-                what, fix = f" ({seq_len} new + {past_length} cached tokens)", "Generate fewer new tokens."
+                what = f" ({seq_len} new + {past_length} cached tokens)"
+                fix = f"Read at most the last {max_positions} tokens (generate() slides its window by itself)."
             else:
                 what, fix = "", f"Truncate it: tokenizer(..., truncation=True, max_length={max_positions})."
             raise ValueError(
@@ -461,6 +463,39 @@ class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
             **{CACHE_FIELD: getattr(outputs, CACHE_FIELD)},
         )
         return output if return_dict else output.to_tuple()
+
+    def prepare_inputs_for_generation(self, input_ids, **kwargs):
+        """transformers' preparation, until the text outgrows the model's positions. From then on each new
+        token sees the last `max_position_embeddings` tokens, read afresh at positions 0.. (the cached keys
+        were computed at other positions), as a char model generates past its training window."""
+        window = self.config.max_position_embeddings
+        embeds_first = kwargs.get("inputs_embeds") is not None and kwargs.get("is_first_iteration")
+        if input_ids.shape[1] <= window or embeds_first:
+            return super().prepare_inputs_for_generation(input_ids, **kwargs)
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        if cache is not None:
+            cache.reset()
+            if cache.get_seq_length():  # a release whose reset() zeroes the keys instead of dropping them
+                cache = DynamicCache(config=self.config)
+        attention_mask = kwargs.get("attention_mask")
+        model_inputs = {
+            "input_ids": input_ids[:, -window:].contiguous(),
+            "attention_mask": None if attention_mask is None else attention_mask[:, -window:],
+            "cache": cache,
+            "use_cache": kwargs.get("use_cache"),
+        }
+        for key in ("output_attentions", "output_hidden_states", "logits_to_keep"):
+            if key in kwargs:
+                model_inputs[key] = kwargs[key]
+        return model_inputs
+
+    def _get_stopping_criteria(self, *args, **kwargs):
+        criteria = super()._get_stopping_criteria(*args, **kwargs)
+        for criterion in criteria:
+            if isinstance(criterion, MaxLengthCriteria):
+                # It warns that generating past max_position_embeddings may fail; here the window slides.
+                criterion.max_position_embeddings = None
+        return criteria
 
 
 __all__ = [
