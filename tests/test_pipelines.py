@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from transformers import pipeline
+from transformers import AutoModelForCausalLM, pipeline
 
 from seqhf import (
     SeqLSTMConfig,
@@ -137,6 +137,20 @@ def test_long_review_is_truncated_to_model_max_length(clf_dirs, kind):
     else:  # learned positions end at max_position_embeddings: a clear error that says how to fix it
         with pytest.raises(ValueError, match="max_position_embeddings.*truncation=True"):
             untruncated(long_review)
+
+
+def test_char_transformer_writes_past_its_positions_through_the_pipeline_and_the_card_snippet(char_tok, tmp_path):
+    # A window of 16 positions; the pipeline's default call writes 256 new characters.
+    tiny_lm(char_tok, "transformer", max_position_embeddings=16, train_steps=150).save_pretrained(tmp_path)
+    char_tok.save_pretrained(tmp_path)
+    generator = pipeline("text-generation", model=str(tmp_path))
+    text = generator("The island was")[0]["generated_text"]
+    assert text.startswith("The island was") and len(text) > 100
+    # The card's own snippet (sampling, 200 new characters).
+    model = AutoModelForCausalLM.from_pretrained(tmp_path)
+    inputs = char_tok("The engineer", return_tensors="pt")
+    out = model.generate(**inputs, max_new_tokens=200, do_sample=True, temperature=0.8)
+    assert out.shape == (1, len("The engineer") + 200)
 
 
 # ---------------------------------------------------------------- bad input
