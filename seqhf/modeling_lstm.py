@@ -356,6 +356,20 @@ def _generation_cache_kwarg():
     return "cache" if "cache" in params else "past_key_values"
 
 
+def refuse_config_without_lm_head(config):
+    """A config saved from a classifier (or a backbone) has no trained LM head: building a causal LM from it
+    would generate noise from a random head, so say so instead."""
+    saved_as = config.architectures or []
+    if saved_as and not any(name.endswith("ForCausalLM") for name in saved_as):
+        kind = "a text classifier" if any("Classification" in name for name in saved_as) else "a model without an LM head"
+        raise ValueError(
+            f"This folder holds {', '.join(saved_as)} ({kind}), not a language model: it has no trained "
+            "language-model head, so generating from it would print noise. Load it with "
+            "AutoModelForSequenceClassification or AutoModel. To build a new, untrained language model from this "
+            "config on purpose, set `config.architectures = None` first."
+        )
+
+
 class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
     """Unidirectional recurrent language model: next-token logits at every position.
 
@@ -376,6 +390,7 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
     _cache_kwarg = _generation_cache_kwarg()
 
     def __init__(self, config: SeqLSTMConfig):
+        refuse_config_without_lm_head(config)
         if config.bidirectional:
             raise ValueError("`bidirectional=True` is not valid for a causal LM: it would read the future.")
         super().__init__(config)

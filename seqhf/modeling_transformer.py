@@ -400,12 +400,27 @@ class SeqTransformerForSequenceClassification(SeqTransformerPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
 
+def refuse_config_without_lm_head(config):
+    """A config saved from a classifier (or a backbone) has no trained LM head: building a causal LM from it
+    would generate noise from a random head, so say so instead."""
+    saved_as = config.architectures or []
+    if saved_as and not any(name.endswith("ForCausalLM") for name in saved_as):
+        kind = "a text classifier" if any("Classification" in name for name in saved_as) else "a model without an LM head"
+        raise ValueError(
+            f"This folder holds {', '.join(saved_as)} ({kind}), not a language model: it has no trained "
+            "language-model head, so generating from it would print noise. Load it with "
+            "AutoModelForSequenceClassification or AutoModel. To build a new, untrained language model from this "
+            "config on purpose, set `config.architectures = None` first."
+        )
+
+
 class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
     """Causal (decoder-only) Transformer language model with a KV cache for generation."""
 
     _tied_weights_keys = {"lm_head.weight": "model.embeddings.weight"}
 
     def __init__(self, config: SeqTransformerConfig):
+        refuse_config_without_lm_head(config)
         super().__init__(config)
         self.model = SeqTransformerModel(config, causal=True)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
