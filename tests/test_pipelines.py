@@ -2,6 +2,10 @@
 and as remote code in a process where seqhf cannot be imported; labels, scores, truncation, bad input."""
 
 import json
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -14,7 +18,7 @@ from seqhf import (
     SeqTransformerForSequenceClassification,
 )
 from seqhf.tokenization import build_char_tokenizer, build_word_tokenizer
-from tests.conftest import run_without_seqhf
+from tests.conftest import _BLOCK_SEQHF, REPO, run_without_seqhf
 from tests.test_generation import TEXT, tiny_lm
 
 REVIEWS = ["a good movie , really good", "a bad film . bad acting", "good fun", "so bad"]
@@ -218,3 +222,24 @@ def test_pipelines_as_remote_code_without_seqhf(lm_dirs, clf_dir, char_tok, tmp_
     for got, want in zip(result["clf"], expected["clf"]):
         assert [s["label"] for s in got] == [s["label"] for s in want]
         assert [s["score"] for s in got] == pytest.approx([s["score"] for s in want], abs=1e-6)
+
+
+def card_snippets(task):
+    """The card's Python blocks that load the model with AutoTokenizer (the user's copy-and-paste)."""
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "model_cards" / f"{task}.md").read_text(), re.S)
+    return [block for block in blocks if "AutoTokenizer" in block]
+
+
+@pytest.mark.parametrize("task", ["charlm", "sentiment"])
+def test_card_snippet_loads_silently_without_seqhf(lm_dirs, clf_dir, task, tmp_path):
+    # No "Do you wish to run the custom code?" prompt and no model-type warning from AutoTokenizer.
+    folder = lm_dirs["lstm"] if task == "charlm" else clf_dir
+    [snippet] = card_snippets(task)
+    code = _BLOCK_SEQHF + snippet.replace("{{ repo_id }}", str(folder)) + "\nprint('SNIPPET OK')\n"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "hf_modules"))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "SNIPPET OK" in proc.stdout, proc.stderr
+    for noise in ("Do you wish to run the custom code", "You are using a model of type", "trust_remote_code"):
+        assert noise not in proc.stdout + proc.stderr, proc.stderr
