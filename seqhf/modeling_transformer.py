@@ -243,16 +243,20 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
                 f"got min {int(position_ids.min())}, max {int(position_ids.max())}."
             )
 
-    def _attention_mask(self, attention_mask, seq_len, past_length, device):
-        """The (mask, is_causal) pair for SDPA; mask is boolean, True = may attend, or None."""
-        kv_len = past_length + seq_len
+    def _attention_mask(self, attention_mask, seq_len, past_length, device, kv_len=None):
+        """The (mask, is_causal) pair for SDPA; mask is boolean, True = may attend, or None. `kv_len` is how
+        many keys the cache returns: more than past + new tokens for a static cache, whose unfilled slots
+        must stay hidden."""
+        filled = past_length + seq_len
+        kv_len = filled if kv_len is None else kv_len
         if attention_mask is None:
-            if not self.is_causal or seq_len == 1:
+            if not self.is_causal or (seq_len == 1 and kv_len == filled):
                 return None, False
-            if past_length == 0:
+            if past_length == 0 and kv_len == filled:
                 return None, True  # SDPA's own causal kernel, no mask materialised
             return torch.ones(seq_len, kv_len, dtype=torch.bool, device=device).tril(past_length), False
-        mask = attention_mask.bool()[:, None, None, :]  # (batch, 1, 1, kv_len): padded keys are hidden
+        mask = F.pad(attention_mask.bool(), (0, kv_len - filled))  # unfilled static slots: hidden
+        mask = mask[:, None, None, :]  # (batch, 1, 1, kv_len): padded keys are hidden
         if not self.is_causal or seq_len == 1:
             return mask, False  # broadcast over queries; every row has a real token to attend to
         mask = mask & torch.ones(seq_len, kv_len, dtype=torch.bool, device=device).tril(past_length)
@@ -309,7 +313,9 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
             hidden_states = inputs_embeds + F.embedding(position_ids, table)
         hidden_states = self.embedding_dropout(hidden_states)
 
-        mask, is_causal = self._attention_mask(attention_mask, seq_len, past_length, hidden_states.device)
+        # A StaticCache hands back all its slots, filled or not.
+        kv_len = max(cache.get_mask_sizes(seq_len, 0)[0], past_length + seq_len) if cache is not None else None
+        mask, is_causal = self._attention_mask(attention_mask, seq_len, past_length, hidden_states.device, kv_len)
         all_hidden_states = () if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for layer in self.layers:
@@ -479,6 +485,10 @@ class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
         )
         return output if return_dict else output.to_tuple()
 
+    def create_masks_for_generate(self, attention_mask=None, **kwargs):
+        """generate() builds a 4D mask for a static cache; this model builds its own from the 2D one."""
+        return attention_mask
+
     def prepare_inputs_for_generation(self, input_ids, **kwargs):
         """transformers' preparation, until the text outgrows the model's positions. From then on each new
         token sees the last `max_position_embeddings` tokens, read afresh at positions 0.. (the cached keys
@@ -490,7 +500,7 @@ class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
         cache = kwargs.get("cache", kwargs.get("past_key_values"))
         if cache is not None:
             cache.reset()
-            if cache.get_seq_length():  # a release whose reset() zeroes the keys instead of dropping them
+            if cache.get_seq_length() or not isinstance(cache, DynamicCache):  # older reset(), or static slots
                 cache = DynamicCache(config=self.config)
         attention_mask = kwargs.get("attention_mask")
         model_inputs = {

@@ -207,7 +207,7 @@ def test_use_cache_falls_back_on_the_config(tok):
     assert model(ids).cache is None  # no cache in training, as in transformers' models
 
 
-@pytest.mark.parametrize("kind", ["lstm", "lstmx2", "gru", "rnn"])
+@pytest.mark.parametrize("kind", ["lstm", "lstmx2", "gru", "rnn", "transformer"])
 def test_static_cache_equals_dynamic(tok, kind):
     model = tiny_lm(tok, kind)
     enc = batch(tok)
