@@ -4,7 +4,6 @@ This file imports only torch, transformers and its sibling configuration file, s
 folder loads with `trust_remote_code=True` where seqhf is not installed.
 """
 
-import inspect
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -350,12 +349,6 @@ class SeqLSTMForSequenceClassification(SeqLSTMPreTrainedModel):
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
-def _generation_cache_kwarg():
-    """The keyword generate() keeps a cache under: `cache` from transformers 5.24, `past_key_values` before."""
-    params = inspect.signature(GenerationMixin.prepare_inputs_for_generation).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
 def refuse_config_without_lm_head(config):
     """A config saved from a classifier (or a backbone) has no trained LM head: building a causal LM from it
     would generate noise from a random head, so say so instead."""
@@ -387,7 +380,6 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
 
     _tied_weights_keys = {"lm_head.weight": "model.embeddings.weight"}
     _is_stateful = True  # the state cannot be rewound, so transformers refuses assisted decoding
-    _cache_kwarg = _generation_cache_kwarg()
 
     def __init__(self, config: SeqLSTMConfig):
         refuse_config_without_lm_head(config)
@@ -423,8 +415,8 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
     ):
         r"""
         cache (`Cache`, *optional*): a transformers cache with the state left by an earlier call (`past_key_values`
-            is the older name); the model continues from it and updates it in place. Takes the place of
-            `initial_state`.
+            is transformers' older name for it); the model continues from it and updates it in place. Takes the
+            place of `initial_state`.
         attention_mask (*optional*): as in transformers, once the cache has read n tokens the mask covers the
             cached and the new tokens (n + seq columns). A mask exactly as long as the input says that the input
             is the whole sequence so far: only its tokens after the first n are read.
@@ -643,7 +635,7 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
             )
         # The state already went through the prompt's padding; later steps read real tokens only,
         # so the attention mask is not needed (nor grown) any more.
-        model_kwargs[self._cache_kwarg] = cache
+        model_kwargs["cache"] = cache
         model_kwargs["attention_mask"] = None
         return model_kwargs
 
