@@ -211,6 +211,13 @@ def test_pipelines_as_remote_code_without_seqhf(lm_dirs, clf_dir, char_tok, tmp_
             generator = pipeline("text-generation", model=folder, trust_remote_code=True)
             assert generator.model.__class__.__module__.startswith("transformers_modules"), generator.model
             result[kind] = generator("The isl", max_new_tokens=15, do_sample=False)[0]["generated_text"]
+            # transformers' caches with the remote classes: continuing from a returned cache, a static cache.
+            model, ids = generator.model, generator.tokenizer("The isl", return_tensors="pt").input_ids
+            whole = model.generate(ids, max_new_tokens=8, do_sample=False)
+            first = model.generate(ids, max_new_tokens=3, do_sample=False, return_dict_in_generate=True)
+            rest = model.generate(first.sequences, cache=first.cache, max_new_tokens=5, do_sample=False)
+            static = model.generate(ids, max_new_tokens=8, do_sample=False, cache_implementation="static")
+            assert rest.tolist() == whole.tolist() == static.tolist(), kind
         classifier = pipeline("text-classification", model={str(clf_dir)!r}, trust_remote_code=True)
         result["clf"] = classifier(["a good movie", "so bad"], top_k=None)
         print("RESULT" + json.dumps(result))
