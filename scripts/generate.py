@@ -30,7 +30,7 @@ def parse_args(argv=None):
     if args.temperature < 0:
         parser.error(f"--temperature must be >= 0, got {args.temperature}.")
     if args.top_k is not None and args.top_k < 1:
-        parser.error(f"--top-k must be at least 1 (1 = greedy), got {args.top_k}; leave it out to sample from all tokens.")
+        parser.error(f"--top-k must be at least 1 (1 = greedy), got {args.top_k}; leave it out to sample all tokens.")
     if args.top_p is not None and not 0 < args.top_p <= 1:
         parser.error(f"--top-p must be in (0, 1], got {args.top_p}; 1 keeps every token.")
     return args

@@ -753,7 +753,9 @@ ROW_GROUPS = {
 
 
 def run_benchmark(quick=False, device="cpu", imdb_dir=IMDB_DIR, reviews=None, only=None, log=print):
-    """Run every row (or the groups in `only`: train, generate, decode, pipeline); return {"rows": [...], "meta": {...}}."""
+    """Run every row (or the groups in `only`: train, generate, decode, pipeline).
+
+    Returns {"rows": [...], "meta": {...}}."""
     if device not in ("cpu", "cuda"):
         raise ValueError(f"`device` must be 'cpu' or 'cuda', got {device!r}.")
     if device == "cuda" and not torch.cuda.is_available():

@@ -69,7 +69,9 @@ def prepare_recurrent_cache(cache, config):
     """Check that `cache` can hold this model's state; give an empty `DynamicCache()` (made without a config)
     the recurrent layers that `DynamicCache(config=model.config)` would have."""
     if not isinstance(cache, Cache):
-        raise ValueError(f"`cache` must be a transformers `Cache` (e.g. DynamicCache(config=model.config)), got {type(cache)}.")
+        raise ValueError(
+            f"`cache` must be a transformers `Cache` (e.g. DynamicCache(config=model.config)), got {type(cache)}."
+        )
     if len(cache.layers) == 0 and getattr(cache, "layer_class_to_replicate", None) is not None:
         slots = config.number_of_conv_states
         cache.layers.extend(LinearAttentionLayer(number_of_states=slots) for _ in range(config.num_hidden_layers))
@@ -85,8 +87,8 @@ def prepare_recurrent_cache(cache, config):
 
 
 def cache_is_filled(cache):
-    layer = cache.layers[0]
-    return layer.is_recurrent_states_initialized[0] and layer.is_recurrent_states_initialized[layer.number_of_states - 1]
+    initialized = cache.layers[0].is_recurrent_states_initialized
+    return initialized[0] and initialized[len(initialized) - 1]
 
 
 def tokens_read(cache) -> int:
@@ -354,7 +356,8 @@ def refuse_config_without_lm_head(config):
     would generate noise from a random head, so say so instead."""
     saved_as = config.architectures or []
     if saved_as and not any(name.endswith("ForCausalLM") for name in saved_as):
-        kind = "a text classifier" if any("Classification" in name for name in saved_as) else "a model without an LM head"
+        is_classifier = any("Classification" in name for name in saved_as)
+        kind = "a text classifier" if is_classifier else "a model without an LM head"
         raise ValueError(
             f"This folder holds {', '.join(saved_as)} ({kind}), not a language model: it has no trained "
             "language-model head, so generating from it would print noise. Load it with "

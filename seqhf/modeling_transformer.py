@@ -411,7 +411,8 @@ def refuse_config_without_lm_head(config):
     would generate noise from a random head, so say so instead."""
     saved_as = config.architectures or []
     if saved_as and not any(name.endswith("ForCausalLM") for name in saved_as):
-        kind = "a text classifier" if any("Classification" in name for name in saved_as) else "a model without an LM head"
+        is_classifier = any("Classification" in name for name in saved_as)
+        kind = "a text classifier" if is_classifier else "a model without an LM head"
         raise ValueError(
             f"This folder holds {', '.join(saved_as)} ({kind}), not a language model: it has no trained "
             "language-model head, so generating from it would print noise. Load it with "
