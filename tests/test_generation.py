@@ -3,6 +3,7 @@ streaming, empty prompts and bad input, and the scripts/generate.py CLI."""
 
 import copy
 import io
+import shutil
 import warnings
 from contextlib import redirect_stdout
 
@@ -222,6 +223,7 @@ def test_static_cache_equals_dynamic(tok, kind):
     assert torch.equal(sampled, model.generate(**enc, max_new_tokens=15, do_sample=True, top_k=0))
 
 
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")), reason="torch.compile (inductor) needs a C++ compiler")
 def test_compiled_decoding_gives_the_eager_text(tok):
     # transformers' own compile path: a static cache and a compile config (allowed on the CPU here).
     model = tiny_lm(tok)
