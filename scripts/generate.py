@@ -1,4 +1,4 @@
-"""Generate text with a trained char LM.
+r"""Generate text with a trained char LM.
 
     python scripts/generate.py --model runs/charlm --prompt "The island" --max-new-tokens 500 \
         --temperature 1.0 --seed 1
@@ -11,20 +11,16 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from seqhf.generation import generate_text, load_generator  # noqa: E402
-
-
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="folder written by scripts/train_charlm.py")
     parser.add_argument("--prompt", default="", help="text to continue (empty: start from BOS)")
     parser.add_argument("--max-new-tokens", type=int, default=500)
     parser.add_argument("--temperature", type=float, default=1.0, help="1/alpha of the book; 0 = greedy")
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--top-k", type=int, default=None)
-    parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--top-k", type=int, default=None, help="sample from the k most likely tokens (k >= 1)")
+    parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling, in (0, 1]")
     parser.add_argument("--device", default=None, help="e.g. cuda; default cpu")
     args = parser.parse_args(argv)
     if not Path(args.model).is_dir():
@@ -33,7 +29,24 @@ def main(argv=None):
         parser.error(f"--max-new-tokens must be positive, got {args.max_new_tokens}.")
     if args.temperature < 0:
         parser.error(f"--temperature must be >= 0, got {args.temperature}.")
-    model, tokenizer = load_generator(args.model, device=args.device)
+    if args.top_k is not None and args.top_k < 1:
+        parser.error(f"--top-k must be at least 1 (1 = greedy), got {args.top_k}; leave it out to sample all tokens.")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        parser.error(f"--top-p must be in (0, 1], got {args.top_p}; 1 keeps every token.")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    # The heavy imports come after the arguments are checked, so --help and mistakes answer at once.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+    from seqhf.generation import check_device, generate_text, load_generator
+
+    try:
+        device = check_device(args.device)
+        model, tokenizer = load_generator(args.model, device=device)
+    except ValueError as err:  # no such device here, or the folder holds no language model
+        sys.exit(f"error: {err}")
     text = generate_text(
         model,
         tokenizer,

@@ -9,17 +9,12 @@ README.md card, no pickle files); the token comes from HF_TOKEN or `hf auth logi
 """
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from huggingface_hub.errors import HfHubHTTPError  # noqa: E402
-
-from seqhf.hub import FolderNotReadyError, MissingTokenError, format_upload_plan, push_folder  # noqa: E402
-
-
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir", help="the trained model folder (output_dir of a training run)")
     parser.add_argument("--repo-id", required=True, help="'name' or 'owner/name' of the model repository")
@@ -28,52 +23,57 @@ def main(argv=None):
     parser.add_argument("--commit-message", default=None)
     parser.add_argument("--dry-run", action="store_true", help="validate and list the files, upload nothing")
     parser.add_argument("--space", action="store_true", help="DIR is a Space folder (scripts/demo.py --write-space)")
-    args = parser.parse_args(argv)
-    if args.space:
-        return main_space(args)
+    return parser.parse_args(argv)
 
+
+def transport_errors():
+    """The "could not reach the server" errors of the HTTP client huggingface_hub uses (httpx2 from
+    huggingface_hub 2.x, httpx in 1.x)."""
+    errors = []
+    for name in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(name).TransportError)
+        except ImportError:
+            pass
+    return tuple(errors)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    # The heavy imports come after the arguments are checked, so --help and mistakes answer at once.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+    from huggingface_hub import constants
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    from seqhf.hub import FolderNotReadyError, MissingTokenError, format_upload_plan, push_folder, push_space
+
+    if args.space and args.revision:
+        print("error: --revision is for model repositories; a Space is pushed to its main branch", file=sys.stderr)
+        return 2
     try:
-        result = push_folder(
-            args.dir,
-            args.repo_id,
-            private=args.private,
-            revision=args.revision,
-            commit_message=args.commit_message,
-            dry_run=args.dry_run,
-        )
+        if args.space:
+            result = push_space(args.dir, args.repo_id, private=args.private, commit_message=args.commit_message,
+                                dry_run=args.dry_run)
+        else:
+            result = push_folder(args.dir, args.repo_id, private=args.private, revision=args.revision,
+                                 commit_message=args.commit_message, dry_run=args.dry_run)
     except (FolderNotReadyError, MissingTokenError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except HfHubHTTPError as err:  # bad or read-only token, no rights on the namespace, ...
         print(f"error: the Hub refused the upload: {err}", file=sys.stderr)
         return 1
-    if args.dry_run:
-        print(f"Dry run: would upload to {args.repo_id}" + (f" @ {args.revision}" if args.revision else ""))
-        print(format_upload_plan(result))
-    else:
-        print(f"Uploaded: {getattr(result, 'commit_url', result)}")
-    return 0
-
-
-def main_space(args):
-    """--space: validate the Space folder and push it (or list it, with --dry-run)."""
-    from seqhf.hub import push_space
-
-    if args.revision:
-        print("error: --revision is for model repositories; a Space is pushed to its main branch", file=sys.stderr)
-        return 2
-    try:
-        result = push_space(
-            args.dir, args.repo_id, private=args.private, commit_message=args.commit_message, dry_run=args.dry_run
-        )
-    except (FolderNotReadyError, MissingTokenError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except HfHubHTTPError as err:
-        print(f"error: the Hub refused the upload: {err}", file=sys.stderr)
+    except OfflineModeIsEnabled:
+        print("error: offline mode is on (HF_HUB_OFFLINE is set), so nothing was uploaded; unset it to push.",
+              file=sys.stderr)
         return 1
+    except transport_errors() as err:  # no network, DNS failure, proxy, timeout
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"error: cannot reach the Hub at {constants.ENDPOINT} ({reason}); nothing was uploaded.", file=sys.stderr)
+        return 1
+    what = f"the Space {args.repo_id}" if args.space else f"to {args.repo_id}"
     if args.dry_run:
-        print(f"Dry run: would upload the Space {args.repo_id}")
+        print(f"Dry run: would upload {what}" + (f" @ {args.revision}" if args.revision else ""))
         print(format_upload_plan(result))
     else:
         print(f"Uploaded: {getattr(result, 'commit_url', result)}")

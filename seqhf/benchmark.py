@@ -29,6 +29,8 @@ KEYS = (
     "lstm_generate_vs_window",
     "lstm_generate_vs_plain_loop",
     "lstm_generate_vs_gpt2",
+    "lstm_decode_compiled_vs_eager",
+    "lstm_generate_compiled_vs_plain_loop",
     "lstm_pipeline_vs_distilbert",
     "transformer_pipeline_vs_distilbert",
 )
@@ -38,10 +40,13 @@ TARGETS_CPU = {
     "lstm_generate_vs_window": 3.0,
     "lstm_generate_vs_plain_loop": 0.8,
     "lstm_generate_vs_gpt2": 2.0,
+    "lstm_decode_compiled_vs_eager": 1.0,
+    "lstm_generate_compiled_vs_plain_loop": 0.8,
     "lstm_pipeline_vs_distilbert": 20.0,
     "transformer_pipeline_vs_distilbert": 5.0,
 }
-TARGETS_CUDA = {**TARGETS_CPU, "transformer_train_vs_gpt2": 1.4}  # the issue's GPU target (bf16)
+# The issues' GPU targets: bf16 training; generate() at least as fast as a plain (h, c) loop.
+TARGETS_CUDA = {**TARGETS_CPU, "transformer_train_vs_gpt2": 1.4, "lstm_generate_compiled_vs_plain_loop": 1.0}
 
 # ONNX Runtime rows (issue 15). Only int8 has a target in the issue; the other two are reported as measured.
 ONNX_KEYS = ("lstm_classifier_ort_fp32_vs_torch", "lstm_classifier_ort_int8_vs_torch", "lstm_decode_ort_vs_torch")
@@ -526,6 +531,58 @@ def generate_rows(device, scale, memory, targets):
     ]
 
 
+def decode_rows(device, scale, memory, targets):
+    """Time per new token of generate() with a static cache, eager and compiled (transformers' compile path),
+    and the compiled one against a plain (h, c) loop; same sampling and shapes as the generate rows."""
+    from transformers import CompileConfig
+
+    n_new, window = scale.new_tokens, 40
+    ours = book_char_lstm(device).eval()
+    plain = PlainCharLSTM.copy_of(ours).to(device).eval()
+    g = torch.Generator().manual_seed(0)
+    prompt = torch.randint(0, 79, (1, window), generator=g).to(device)
+    sample = dict(do_sample=True, top_k=0, top_p=1.0, temperature=1.0, pad_token_id=79)
+    # CUDA graphs on the GPU; on the CPU transformers compiles only when asked to (_compile_all_devices).
+    compile_config = CompileConfig(fullgraph=True, mode="reduce-overhead" if device == "cuda" else "default")
+    compile_config._compile_all_devices = True
+    compile_seconds = []
+
+    def generate(compiled):
+        options = dict(compile_config=compile_config) if compiled else dict(disable_compile=True)
+
+        def run(_):
+            start = time.perf_counter()
+            out = ours.generate(prompt, max_new_tokens=n_new, min_new_tokens=n_new, cache_implementation="static",
+                                **options, **sample)
+            if compiled and not compile_seconds:
+                compile_seconds.append(time.perf_counter() - start)  # the first call compiles
+            return out.shape[1] - window
+
+        return run
+
+    @torch.no_grad()
+    def run_plain(_):
+        logits, state = plain(prompt)
+        for _ in range(n_new):
+            nxt = torch.multinomial(torch.softmax(logits[:, -1], dim=-1), 1)
+            logits, state = plain(nxt, state)
+        return n_new
+
+    compiled = Contender("generate(), static cache, compiled", generate(True), "chars/s")
+    eager = Contender("generate(), static cache, eager", generate(False), "chars/s")
+    plain_c = Contender("plain (h, c) loop", run_plain, "chars/s")
+    measure([compiled, eager, plain_c], 1, scale.generate_repeats, device, memory)
+    what = f"sampling {n_new} chars, batch 1, book-shape char LSTM, per new token (prompt read included)"
+    per_token = (
+        f"ms per token: compiled {1e3 / compiled.rate:.3f}, eager {1e3 / eager.rate:.3f}, "
+        f"plain loop {1e3 / plain_c.rate:.3f}; the first compiled call (compiling) took {compile_seconds[0]:.1f} s"
+    )
+    return [
+        make_row("lstm_decode_compiled_vs_eager", what, compiled, eager, scale.generate_repeats, targets, per_token),
+        make_row("lstm_generate_compiled_vs_plain_loop", what, compiled, plain_c, scale.generate_repeats, targets),
+    ]
+
+
 def synthetic_reviews(n, seed=0):
     """Stand-in reviews when the IMDb folder is absent: IMDb-like lengths (median ~175 words, long tail)."""
     g = torch.Generator().manual_seed(seed)
@@ -779,13 +836,16 @@ def onnx_decode_row(scale, memory, targets):
 ROW_GROUPS = {
     "train": ("lstm_train_vs_plain", "transformer_train_vs_gpt2"),
     "generate": ("lstm_generate_vs_window", "lstm_generate_vs_plain_loop", "lstm_generate_vs_gpt2"),
+    "decode": ("lstm_decode_compiled_vs_eager", "lstm_generate_compiled_vs_plain_loop"),
     "pipeline": ("lstm_pipeline_vs_distilbert", "transformer_pipeline_vs_distilbert"),
     "onnx": ONNX_KEYS,
 }
 
 
 def run_benchmark(quick=False, device="cpu", imdb_dir=IMDB_DIR, reviews=None, only=None, log=print):
-    """Run every row (or the groups in `only`: train, generate, pipeline); return {"rows": [...], "meta": {...}}."""
+    """Run every row (or the groups in `only`: train, generate, decode, pipeline).
+
+    Returns {"rows": [...], "meta": {...}}."""
     if device not in ("cpu", "cuda"):
         raise ValueError(f"`device` must be 'cpu' or 'cuda', got {device!r}.")
     if device == "cuda" and not torch.cuda.is_available():
@@ -815,6 +875,9 @@ def run_benchmark(quick=False, device="cpu", imdb_dir=IMDB_DIR, reviews=None, on
     if "generate" in groups:
         log("generate rows ...")
         rows.extend(generate_rows(device, scale, memory, targets))
+    if "decode" in groups:
+        log("decode rows (compiling the decode step first) ...")
+        rows.extend(decode_rows(device, scale, memory, targets))
     if "pipeline" in groups:
         log("pipeline rows ...")
         rows.extend(pipeline_rows(device, scale, memory, targets, imdb_dir))

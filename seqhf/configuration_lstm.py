@@ -128,5 +128,18 @@ class SeqLSTMConfig(PretrainedConfig):
             **kwargs,
         )
 
+    # How transformers' caches (DynamicCache, StaticCache) hold the state of the causal LM: each
+    # "linear_attention" layer is a `LinearAttentionLayer`, whose fixed-size recurrent-state slots
+    # are updated in place (static shapes and addresses, so compiled decoding and CUDA graphs work).
+    @property
+    def layer_types(self):
+        return ["linear_attention"] * self.num_hidden_layers
+
+    @property
+    def number_of_conv_states(self):
+        """State slots per layer (transformers' name for them): h and c for an LSTM, h for GRU/RNN, and one
+        more, used in the first layer only, that counts the tokens the state has read."""
+        return (2 if self.rnn_type == "lstm" else 1) + 1
+
 
 __all__ = ["SeqLSTMConfig"]

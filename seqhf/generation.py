@@ -6,8 +6,22 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
 
+def check_device(device):
+    """`device` as a torch.device that works here (None stays None: the CPU), or a ValueError in one line."""
+    if device is None:
+        return None
+    try:
+        device = torch.device(device)
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as err:  # e.g. "Torch not compiled with CUDA enabled"
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"device {str(device)!r} cannot be used here: {reason}") from None
+    return device
+
+
 def load_generator(model_dir, device=None):
-    """The causal LM and its tokenizer from a folder written by the training scripts."""
+    """The causal LM and its tokenizer from a folder written by the training scripts. A classifier folder
+    is refused with a ValueError that says so (the models refuse a config saved without an LM head)."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     if device is not None:
@@ -59,6 +73,10 @@ def generate_text(
         raise ValueError(f"`max_new_tokens` must be a positive integer, got {max_new_tokens!r}.")
     if temperature < 0:
         raise ValueError(f"`temperature` must be >= 0 (0 means greedy), got {temperature}.")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"`top_k` must be at least 1 (1 is greedy), got {top_k}; None samples from every token.")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"`top_p` must be in (0, 1], got {top_p}.")
     input_ids = encode_prompt(tokenizer, prompt).to(model.device)
     if seed is not None:
         set_seed(seed)

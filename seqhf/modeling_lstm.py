@@ -4,7 +4,6 @@ This file imports only torch, transformers and its sibling configuration file, s
 folder loads with `trust_remote_code=True` where seqhf is not installed.
 """
 
-import inspect
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -13,6 +12,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache, DynamicCache, LinearAttentionCacheLayerMixin, LinearAttentionLayer
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import ModelOutput
 
@@ -42,70 +42,82 @@ class SeqLSTMCausalLMOutput(ModelOutput):
     loss: mean next-token cross-entropy (nats per token) when `labels` is given.
     logits: (batch, seq, vocab_size), or only the last `logits_to_keep` positions.
     final_state: recurrent state after the last token; feed it back as `initial_state` to continue.
-    cache: the same state in a `SeqLSTMCache`, when `use_cache=True` or a cache was passed in
-        (this is what `generate()` carries from step to step).
+    cache: the same state in a transformers `Cache`, when `use_cache` (default: `config.use_cache`) or a
+        cache was passed in; this is what `generate()` carries from step to step.
     hidden_states: as in `SeqLSTMModelOutput`.
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     final_state: tuple[torch.FloatTensor, ...] | None = None
-    cache: "SeqLSTMCache | None" = None
+    cache: Cache | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
-class SeqLSTMCache:
-    """The recurrent state carried between generation steps: the role a KV cache plays for a Transformer.
+# The recurrent state lives in transformers' own caches (see `SeqLSTMConfig.layer_types`): layer i of a
+# `DynamicCache(config=...)` or `StaticCache` is a `LinearAttentionLayer` whose recurrent-state slots hold
+# h (slot 0) and, for an LSTM, c (slot 1), each (batch, hidden_size). Such a layer keeps no sequence length
+# (transformers' `Cache.get_seq_length()` refuses an all-recurrent cache), so one more slot of the first layer
+# counts the positions read, padding included: a (batch,) int64 tensor updated in place like the states.
 
-    An RNN summarises everything it has read in its state, so the cache holds one state per layer
-    (`(h, c)` for an LSTM, `h` for GRU/RNN, each (batch, hidden_size)) instead of one entry per token:
-    each new token costs one recurrent step, however long the text already is.
-    The model updates the cache in place, as transformers' caches are.
-    """
 
-    is_compileable = False
-    is_croppable = False  # a recurrent state cannot be rolled back (no assisted decoding)
-    is_linear = (True,)  # constant size, like Mamba's layers: generate() never slices the prompt for it
+def state_slots(config):
+    return 2 if config.rnn_type == "lstm" else 1
 
-    def __init__(self, final_state=None):
-        self.layer_states = None
-        self.seen_tokens = 0
-        if final_state is not None:
-            self.set_final_state(final_state)
 
-    def get_seq_length(self, layer_idx=0):
-        return self.seen_tokens
+def prepare_recurrent_cache(cache, config):
+    """Check that `cache` can hold this model's state; give an empty `DynamicCache()` (made without a config)
+    the recurrent layers that `DynamicCache(config=model.config)` would have."""
+    if not isinstance(cache, Cache):
+        raise ValueError(
+            f"`cache` must be a transformers `Cache` (e.g. DynamicCache(config=model.config)), got {type(cache)}."
+        )
+    if len(cache.layers) == 0 and getattr(cache, "layer_class_to_replicate", None) is not None:
+        slots = config.number_of_conv_states
+        cache.layers.extend(LinearAttentionLayer(number_of_states=slots) for _ in range(config.num_hidden_layers))
+    if len(cache.layers) != config.num_hidden_layers or not all(
+        isinstance(layer, LinearAttentionCacheLayerMixin) and layer.number_of_states > state_slots(config)
+        for layer in cache.layers
+    ):
+        raise ValueError(
+            f"This cache ({cache!r}) cannot hold the recurrent state of a {config.num_hidden_layers}-layer "
+            f"{config.rnn_type.upper()}: build it from the model's config, DynamicCache(config=model.config)."
+        )
+    return cache
 
-    def set_final_state(self, final_state):
-        """Store a state as `SeqLSTMModel` returns it: `(h, c)` or `(h,)`, each (num_layers, batch, hidden)."""
-        per_layer = list(zip(*(t.unbind(0) for t in final_state)))
-        self.layer_states = [s if len(s) == 2 else s[0] for s in per_layer]
 
-    @property
-    def final_state(self):
-        """The state stacked over layers, as `SeqLSTMModel` returns it: `(h, c)` or `(h,)`."""
-        if self.layer_states is None:
-            return None
-        parts = [s if isinstance(s, tuple) else (s,) for s in self.layer_states]
-        if len(parts) == 1:
-            return tuple(t.unsqueeze(0) for t in parts[0])
-        return tuple(torch.stack(p, dim=0) for p in zip(*parts))
+def cache_is_filled(cache):
+    initialized = cache.layers[0].is_recurrent_states_initialized
+    return initialized[0] and initialized[len(initialized) - 1]
 
-    def _map(self, fn):
-        if self.layer_states is not None:
-            self.layer_states = [
-                tuple(fn(t) for t in s) if isinstance(s, tuple) else fn(s) for s in self.layer_states
-            ]
 
-    def reorder_cache(self, beam_idx):
-        """Keep the rows beam search chose."""
-        self._map(lambda t: t.index_select(0, beam_idx.to(t.device)))
+def tokens_read(cache) -> int:
+    """How many positions (padding included) the recurrent state in `cache` has read; 0 for a fresh cache."""
+    if len(cache.layers) == 0 or not cache_is_filled(cache):
+        return 0
+    layer = cache.layers[0]
+    return int(layer.recurrent_states[layer.number_of_states - 1][0])
 
-    def batch_repeat_interleave(self, repeats):
-        self._map(lambda t: t.repeat_interleave(repeats, dim=0))
 
-    def batch_select_indices(self, indices):
-        self._map(lambda t: t[indices])
+def cached_state(cache, config):
+    """The state in `cache`, stacked over layers as `SeqLSTMModel` takes it: `(h, c)` or `(h,)`, each
+    (num_layers, batch, hidden_size)."""
+    slots = range(state_slots(config))
+    return tuple(torch.stack([layer.recurrent_states[s] for layer in cache.layers]) for s in slots)
+
+
+def store_state(cache, final_state, new_tokens):
+    """Copy a state as `SeqLSTMModel` returns it into the cache (in place), and count the tokens read."""
+    for slot, stacked in enumerate(final_state):
+        for layer_idx, layer_state in enumerate(stacked.unbind(0)):
+            cache.update_recurrent_state(layer_state, layer_idx, slot)
+    count_slot = cache.layers[0].number_of_states - 1
+    batch_size = final_state[0].shape[1]
+    if cache.layers[0].is_recurrent_states_initialized[count_slot]:
+        count = cache.layers[0].recurrent_states[count_slot] + new_tokens
+    else:
+        count = torch.full((batch_size,), new_tokens, dtype=torch.long, device=final_state[0].device)
+    cache.update_recurrent_state(count, 0, count_slot)
 
 
 # One time step of each recurrent layer type, with the layer's own weights. For a single token at
@@ -369,18 +381,30 @@ class SeqLSTMForSequenceClassification(SeqLSTMPreTrainedModel):
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
-def _generation_cache_kwarg():
-    """The keyword generate() keeps a cache under: `cache` from transformers 5.2x, `past_key_values` before."""
-    params = inspect.signature(GenerationMixin.prepare_inputs_for_generation).parameters
-    return "cache" if "cache" in params else "past_key_values"
+def refuse_config_without_lm_head(config):
+    """A config saved from a classifier (or a backbone) has no trained LM head: building a causal LM from it
+    would generate noise from a random head, so say so instead."""
+    saved_as = config.architectures or []
+    if saved_as and not any(name.endswith("ForCausalLM") for name in saved_as):
+        is_classifier = any("Classification" in name for name in saved_as)
+        kind = "a text classifier" if is_classifier else "a model without an LM head"
+        raise ValueError(
+            f"This folder holds {', '.join(saved_as)} ({kind}), not a language model: it has no trained "
+            "language-model head, so generating from it would print noise. Load it with "
+            "AutoModelForSequenceClassification or AutoModel. To build a new, untrained language model from this "
+            "config on purpose, set `config.architectures = None` first."
+        )
 
 
 class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
     """Unidirectional recurrent language model: next-token logits at every position.
 
-    `generate()` carries the recurrent state in a `SeqLSTMCache`: the prompt is read once, then each
-    new token costs one recurrent step. All of transformers' decoding options work (greedy, sampling,
-    `top_k`, `top_p`, `repetition_penalty`, `num_return_sequences`, `eos_token_id`, streamers, beam search).
+    `generate()` carries the recurrent state in transformers' own caches (`DynamicCache`, or `StaticCache`
+    with `cache_implementation="static"`; see `SeqLSTMConfig.layer_types`): the prompt is read once, then each
+    new token costs one recurrent step, which `torch.compile` can compile (transformers' compile path with a
+    static cache). All of transformers' decoding options work (greedy, sampling, `top_k`, `top_p`,
+    `repetition_penalty`, `num_return_sequences`, `eos_token_id`, streamers, beam search), and a generation
+    continues from a returned cache as with any transformers model: pass the whole sequence so far and the cache.
 
     Sampling temperature: the book samples from `softmax(alpha * logits)` with a scale factor alpha;
     transformers divides the logits by `temperature`, so the book's alpha equals `1 / temperature`
@@ -389,9 +413,9 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
 
     _tied_weights_keys = {"lm_head.weight": "model.embeddings.weight"}
     _is_stateful = True  # the state cannot be rewound, so transformers refuses assisted decoding
-    _cache_kwarg = _generation_cache_kwarg()
 
     def __init__(self, config: SeqLSTMConfig):
+        refuse_config_without_lm_head(config)
         if config.bidirectional:
             raise ValueError("`bidirectional=True` is not valid for a causal LM: it would read the future.")
         super().__init__(config)
@@ -423,31 +447,50 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
         output_hidden_states=None,
         return_dict=None,
         logits_to_keep=0,
+        past_key_values=None,
         **kwargs,
     ):
         r"""
-        cache (`SeqLSTMCache`, *optional*): state left by an earlier call; the model continues from it and
-            updates it in place. Takes the place of `initial_state`.
-        use_cache (`bool`, *optional*): return a (new) `SeqLSTMCache` holding the final state.
+        cache (`Cache`, *optional*): a transformers cache with the state left by an earlier call (`past_key_values`
+            is transformers' older name for it); the model continues from it and updates it in place. Takes the
+            place of `initial_state`.
+        attention_mask (*optional*): as in transformers, once the cache has read n tokens the mask covers the
+            cached and the new tokens (n + seq columns). A mask exactly as long as the input says that the input
+            is the whole sequence so far: only its tokens after the first n are read.
+        use_cache (`bool`, *optional*): return the state in a cache (a new `DynamicCache` when none is passed).
+            Defaults to `config.use_cache`, except in training.
         logits_to_keep (`int`, *optional*): if > 0, compute logits for the last `logits_to_keep` positions
             only (generation needs the last one).
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        cache = cache if cache is not None else past_key_values
+        if use_cache is None:
+            use_cache = self.config.use_cache and not self.training
         if cache is None and use_cache:
-            cache = SeqLSTMCache()
-        if cache is not None and cache.layer_states is not None:
-            if initial_state is not None:
-                raise ValueError("Pass either `cache` or `initial_state`, not both.")
-            if (
+            cache = DynamicCache(config=self.config)
+        if cache is not None:
+            decoding = (
                 input_ids is not None
                 and input_ids.shape[1] == 1
                 and attention_mask is None
+                and initial_state is None
                 and labels is None
                 and not output_hidden_states
                 and not self.training
-            ):
-                return self._decode_step(input_ids, cache, return_dict)
-            initial_state = cache.final_state
+            )
+            # Checked without reading the token count, which would cost a host sync in the decoding loop.
+            if decoding and len(cache.layers) and isinstance(cache.layers[0], LinearAttentionCacheLayerMixin):
+                if cache_is_filled(cache):
+                    return self._decode_step(input_ids, cache, return_dict)
+            prepare_recurrent_cache(cache, self.config)
+            read = tokens_read(cache)
+            if read:
+                if initial_state is not None:
+                    raise ValueError("Pass either a filled `cache` or `initial_state`, not both.")
+                input_ids, inputs_embeds, attention_mask = self._unread_inputs(
+                    read, input_ids, inputs_embeds, attention_mask
+                )
+                initial_state = cached_state(cache, self.config)
 
         outputs = self.model(
             input_ids=input_ids,
@@ -458,8 +501,7 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
             return_dict=True,
         )
         if cache is not None:
-            cache.set_final_state(outputs.final_state)
-            cache.seen_tokens += outputs.last_hidden_state.shape[1]
+            store_state(cache, outputs.final_state, outputs.last_hidden_state.shape[1])
         hidden = outputs.last_hidden_state
         if isinstance(logits_to_keep, int) and logits_to_keep > 0:
             hidden = hidden[:, -logits_to_keep:]
@@ -480,31 +522,76 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
             hidden_states=outputs.hidden_states,
         )
 
+    @staticmethod
+    def _unread_inputs(read, input_ids, inputs_embeds, attention_mask):
+        """The part of the input the cache has not read yet: all of it (new tokens), or, when the mask is as
+        long as the input (the whole sequence so far), what comes after the `read` tokens."""
+        seq_len = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        if attention_mask is None or attention_mask.shape[1] == read + seq_len:
+            return input_ids, inputs_embeds, None if attention_mask is None else attention_mask[:, read:]
+        if attention_mask.shape[1] != seq_len:
+            raise ValueError(
+                f"`attention_mask` has {attention_mask.shape[1]} columns; with a cache that has read {read} tokens "
+                f"it covers the cached and the new tokens ({read} + {seq_len}), or, when the input is the whole "
+                f"sequence so far, the input ({seq_len})."
+            )
+        if seq_len <= read:
+            raise ValueError(
+                f"The input ({seq_len} tokens, read as the whole sequence so far since the attention mask is as long "
+                f"as it) does not extend the {read} tokens the cache has already read. Pass the whole sequence "
+                "including the new tokens, or only the new tokens with a mask covering the cached ones too."
+            )
+        cut = slice(read, None)
+        return (
+            None if input_ids is None else input_ids[:, cut],
+            None if inputs_embeds is None else inputs_embeds[:, cut],
+            attention_mask[:, cut],
+        )
+
     def _decode_step(self, input_ids, cache, return_dict):
-        """One token per row from a carried state: the hot loop of generate(). No checks, packing or
-        host syncs (the ids come from the model's own sampling); eval mode only, so no dropout."""
+        """One token per row from the cached state: the hot loop of generate(), also what a compiled decode
+        step traces. No checks, packing or host syncs (the ids come from the model's own sampling); eval mode
+        only, so no dropout. The cache is updated in place, keeping its tensors' addresses."""
         backbone = self.model
         hidden = backbone.embeddings(input_ids[:, 0])
-        new_states = []
-        for layer, state in zip(backbone.layers, cache.layer_states):
+        for layer, cache_layer in zip(backbone.layers, cache.layers):
+            slots = cache_layer.recurrent_states
+            state = (slots[0], slots[1]) if self.config.rnn_type == "lstm" else slots[0]
             # _flat_weights is (w_ih, w_hh, b_ih, b_hh), the list nn.LSTM/GRU/RNN itself hands to its kernel.
-            state = self._cell(hidden, state, *layer._flat_weights)
-            hidden = state[0] if isinstance(state, tuple) else state
-            new_states.append(state)
-        cache.layer_states = new_states
-        cache.seen_tokens += 1
+            new_state = self._cell(hidden, state, *layer._flat_weights)
+            new_state = new_state if isinstance(new_state, tuple) else (new_state,)
+            for slot, value in enumerate(new_state):
+                slots[slot].copy_(value)
+            hidden = new_state[0]
+        first = cache.layers[0]
+        first.recurrent_states[first.number_of_states - 1].add_(1)
         logits = self.lm_head(hidden).unsqueeze(1)
+        final_state = cached_state(cache, self.config)
         if not return_dict:
-            return (logits, cache.final_state, cache)
+            return (logits, final_state, cache)
+        if torch.compiler.is_compiling():
+            return SeqLSTMCausalLMOutput(logits=logits, final_state=final_state, cache=cache)
         # Filled directly: the dataclass __init__ re-validates every field as it is set (~15 us, a
         # sixth of a book-sized cell step), once per generated token.
         output = SeqLSTMCausalLMOutput.__new__(SeqLSTMCausalLMOutput)
-        for name, value in (("logits", logits), ("final_state", cache.final_state), ("cache", cache)):
+        for name, value in (("logits", logits), ("final_state", final_state), ("cache", cache)):
             OrderedDict.__setitem__(output, name, value)
             object.__setattr__(output, name, value)
         return output
 
     # ---- generation hooks -------------------------------------------------------------------------
+
+    def get_compiled_call(self, compile_config):
+        """transformers' compiled forward (decoding with a static cache and a `compile_config`), traced with
+        dynamo's `allow_rnn`: dynamo refuses to touch an nn.LSTM/GRU/RNN module otherwise, although the decode
+        step only reads their weights and never runs them."""
+        compiled_call = super().get_compiled_call(compile_config)
+
+        def call(*args, **kwargs):
+            with torch._dynamo.config.patch(allow_rnn=True):
+                return compiled_call(*args, **kwargs)
+
+        return call
 
     def generate(self, inputs=None, generation_config=None, **kwargs):
         """transformers' `generate()`, except that an empty prompt (or an all-padding row of a batch)
@@ -542,10 +629,6 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
                 kwargs["attention_mask"] = attention_mask
         return super().generate(inputs, generation_config, **kwargs)
 
-    @classmethod
-    def _supports_default_dynamic_cache(cls):
-        return False  # the model makes its own SeqLSTMCache on the first forward
-
     def prepare_inputs_for_generation(
         self,
         input_ids,
@@ -558,7 +641,7 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
         **kwargs,
     ):
         cache = cache if cache is not None else past_key_values
-        if cache is not None and cache.layer_states is not None and not is_first_iteration:
+        if cache is not None and not is_first_iteration:
             # The state summarises every earlier token: the newest token is all the model needs to read.
             model_inputs = {"input_ids": input_ids[:, -1:], "cache": cache}
             if kwargs.get("output_hidden_states"):
@@ -570,6 +653,11 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
             model_inputs = {"input_ids": None, "inputs_embeds": inputs_embeds}
         else:
             model_inputs = {"input_ids": input_ids}
+        if cache is not None and attention_mask is None:
+            # generate() drops a mask of all ones; as for transformers' own models, the input is then the whole
+            # sequence so far, and the forward reads only what a returned cache has not read yet.
+            first = input_ids if inputs_embeds is None or not is_first_iteration else inputs_embeds
+            attention_mask = torch.ones(first.shape[:2], dtype=torch.long, device=first.device)
         model_inputs.update(attention_mask=attention_mask, cache=cache, use_cache=use_cache)
         for key, value in kwargs.items():
             if key not in ("labels", "next_sequence_length", "position_ids", "cache_position", "token_type_ids"):
@@ -584,7 +672,7 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
             )
         # The state already went through the prompt's padding; later steps read real tokens only,
         # so the attention mask is not needed (nor grown) any more.
-        model_kwargs[self._cache_kwarg] = cache
+        model_kwargs["cache"] = cache
         model_kwargs["attention_mask"] = None
         return model_kwargs
 
@@ -596,5 +684,4 @@ __all__ = [
     "SeqLSTMForCausalLM",
     "SeqLSTMModelOutput",
     "SeqLSTMCausalLMOutput",
-    "SeqLSTMCache",
 ]

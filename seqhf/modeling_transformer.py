@@ -13,6 +13,7 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
+from transformers.generation import MaxLengthCriteria
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast, SequenceClassifierOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
@@ -219,7 +220,8 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
         max_positions = self.config.max_position_embeddings
         if past_length + seq_len > max_positions:
             if past_length:
-                what, fix = f" ({seq_len} new + {past_length} cached tokens)", "Generate fewer new tokens."
+                what = f" ({seq_len} new + {past_length} cached tokens)"
+                fix = f"Read at most the last {max_positions} tokens (generate() slides its window by itself)."
             else:
                 what, fix = "", f"Truncate it: tokenizer(..., truncation=True, max_length={max_positions})."
             raise ValueError(
@@ -241,16 +243,20 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
                 f"got min {int(position_ids.min())}, max {int(position_ids.max())}."
             )
 
-    def _attention_mask(self, attention_mask, seq_len, past_length, device):
-        """The (mask, is_causal) pair for SDPA; mask is boolean, True = may attend, or None."""
-        kv_len = past_length + seq_len
+    def _attention_mask(self, attention_mask, seq_len, past_length, device, kv_len=None):
+        """The (mask, is_causal) pair for SDPA; mask is boolean, True = may attend, or None. `kv_len` is how
+        many keys the cache returns: more than past + new tokens for a static cache, whose unfilled slots
+        must stay hidden."""
+        filled = past_length + seq_len
+        kv_len = filled if kv_len is None else kv_len
         if attention_mask is None:
-            if not self.is_causal or seq_len == 1:
+            if not self.is_causal or (seq_len == 1 and kv_len == filled):
                 return None, False
-            if past_length == 0:
+            if past_length == 0 and kv_len == filled:
                 return None, True  # SDPA's own causal kernel, no mask materialised
             return torch.ones(seq_len, kv_len, dtype=torch.bool, device=device).tril(past_length), False
-        mask = attention_mask.bool()[:, None, None, :]  # (batch, 1, 1, kv_len): padded keys are hidden
+        mask = F.pad(attention_mask.bool(), (0, kv_len - filled))  # unfilled static slots: hidden
+        mask = mask[:, None, None, :]  # (batch, 1, 1, kv_len): padded keys are hidden
         if not self.is_causal or seq_len == 1:
             return mask, False  # broadcast over queries; every row has a real token to attend to
         mask = mask & torch.ones(seq_len, kv_len, dtype=torch.bool, device=device).tril(past_length)
@@ -307,7 +313,9 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
             hidden_states = inputs_embeds + F.embedding(position_ids, table)
         hidden_states = self.embedding_dropout(hidden_states)
 
-        mask, is_causal = self._attention_mask(attention_mask, seq_len, past_length, hidden_states.device)
+        # A StaticCache hands back all its slots, filled or not.
+        kv_len = max(cache.get_mask_sizes(seq_len, 0)[0], past_length + seq_len) if cache is not None else None
+        mask, is_causal = self._attention_mask(attention_mask, seq_len, past_length, hidden_states.device, kv_len)
         all_hidden_states = () if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for layer in self.layers:
@@ -415,12 +423,28 @@ class SeqTransformerForSequenceClassification(SeqTransformerPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
 
+def refuse_config_without_lm_head(config):
+    """A config saved from a classifier (or a backbone) has no trained LM head: building a causal LM from it
+    would generate noise from a random head, so say so instead."""
+    saved_as = config.architectures or []
+    if saved_as and not any(name.endswith("ForCausalLM") for name in saved_as):
+        is_classifier = any("Classification" in name for name in saved_as)
+        kind = "a text classifier" if is_classifier else "a model without an LM head"
+        raise ValueError(
+            f"This folder holds {', '.join(saved_as)} ({kind}), not a language model: it has no trained "
+            "language-model head, so generating from it would print noise. Load it with "
+            "AutoModelForSequenceClassification or AutoModel. To build a new, untrained language model from this "
+            "config on purpose, set `config.architectures = None` first."
+        )
+
+
 class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
     """Causal (decoder-only) Transformer language model with a KV cache for generation."""
 
     _tied_weights_keys = {"lm_head.weight": "model.embeddings.weight"}
 
     def __init__(self, config: SeqTransformerConfig):
+        refuse_config_without_lm_head(config)
         super().__init__(config)
         self.model = SeqTransformerModel(config, causal=True)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
@@ -482,6 +506,43 @@ class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
             **{CACHE_FIELD: getattr(outputs, CACHE_FIELD)},
         )
         return output if return_dict else output.to_tuple()
+
+    def create_masks_for_generate(self, attention_mask=None, **kwargs):
+        """generate() builds a 4D mask for a static cache; this model builds its own from the 2D one."""
+        return attention_mask
+
+    def prepare_inputs_for_generation(self, input_ids, **kwargs):
+        """transformers' preparation, until the text outgrows the model's positions. From then on each new
+        token sees the last `max_position_embeddings` tokens, read afresh at positions 0.. (the cached keys
+        were computed at other positions), as a char model generates past its training window."""
+        window = self.config.max_position_embeddings
+        embeds_first = kwargs.get("inputs_embeds") is not None and kwargs.get("is_first_iteration")
+        if input_ids.shape[1] <= window or embeds_first:
+            return super().prepare_inputs_for_generation(input_ids, **kwargs)
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        if cache is not None:
+            cache.reset()
+            if cache.get_seq_length() or not isinstance(cache, DynamicCache):  # older reset(), or static slots
+                cache = DynamicCache(config=self.config)
+        attention_mask = kwargs.get("attention_mask")
+        model_inputs = {
+            "input_ids": input_ids[:, -window:].contiguous(),
+            "attention_mask": None if attention_mask is None else attention_mask[:, -window:],
+            "cache": cache,
+            "use_cache": kwargs.get("use_cache"),
+        }
+        for key in ("output_attentions", "output_hidden_states", "logits_to_keep"):
+            if key in kwargs:
+                model_inputs[key] = kwargs[key]
+        return model_inputs
+
+    def _get_stopping_criteria(self, *args, **kwargs):
+        criteria = super()._get_stopping_criteria(*args, **kwargs)
+        for criterion in criteria:
+            if isinstance(criterion, MaxLengthCriteria):
+                # It warns that generating past max_position_embeddings may fail; here the window slides.
+                criterion.max_position_embeddings = None
+        return criteria
 
 
 __all__ = [

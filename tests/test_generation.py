@@ -3,16 +3,18 @@ streaming, empty prompts and bad input, and the scripts/generate.py CLI."""
 
 import copy
 import io
+import shutil
 import warnings
 from contextlib import redirect_stdout
 
 import pytest
 import torch
-from transformers import TextStreamer, set_seed
+from transformers import CompileConfig, DynamicCache, StaticCache, TextStreamer, set_seed
+from transformers.cache_utils import LinearAttentionLayer
 
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqTransformerConfig, SeqTransformerForCausalLM
 from seqhf.generation import encode_prompt, generate_text
-from seqhf.modeling_lstm import SeqLSTMCache
+from seqhf.modeling_lstm import tokens_read
 from seqhf.tokenization import build_char_tokenizer
 
 TEXT = "The island was far away, and the sea was calm.\nThey saw the smoke of the volcano!\n"
@@ -50,9 +52,10 @@ def train_tiny_lm(tok, kind="lstm", seed=0, train_steps=60, **overrides):
     ids = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id)
     ids.update(overrides)
     if kind == "transformer":
+        ids = dict(max_position_embeddings=128) | ids
         config = SeqTransformerConfig(
             hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-            max_position_embeddings=128, embedding_dropout=0.0, hidden_dropout=0.0, attention_dropout=0.0,
+            embedding_dropout=0.0, hidden_dropout=0.0, attention_dropout=0.0,
             classifier_dropout=0.0, is_decoder=True, **ids,
         )
         model = SeqTransformerForCausalLM(config)
@@ -63,6 +66,9 @@ def train_tiny_lm(tok, kind="lstm", seed=0, train_steps=60, **overrides):
         )
         model = SeqLSTMForCausalLM(config)
     text = tok(TEXT, return_tensors="pt").input_ids
+    window = getattr(model.config, "max_position_embeddings", text.shape[1])
+    if window < text.shape[1]:  # every window of the text, so that no position is tied to one character
+        text = text.unfold(1, window, 1)[0]
     optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
     for _ in range(train_steps):
         model(text, labels=text).loss.backward()
@@ -78,6 +84,11 @@ def batch(tok, prompts=PROMPTS):
 GREEDY = dict(max_new_tokens=15, do_sample=False)
 
 
+def returned_cache(out):
+    """The cache generate() returns: `out.cache` from transformers 5.24, `out.past_key_values` before."""
+    return out["cache"] if "cache" in type(out).__dataclass_fields__ else out["past_key_values"]
+
+
 # ---------------------------------------------------------------- the state really carries
 
 
@@ -87,14 +98,18 @@ def test_stepping_through_the_cache_matches_the_full_forward(tok, kind):
     ids = tok(TEXT[:20], return_tensors="pt").input_ids
     full = model(ids).logits
     out = model(ids[:, :6], use_cache=True)
-    assert isinstance(out.cache, SeqLSTMCache) and out.cache.get_seq_length() == 6
+    # The state lives in transformers' own cache, one recurrent-state layer per recurrent layer.
+    assert isinstance(out.cache, DynamicCache) and tokens_read(out.cache) == 6
+    assert all(isinstance(layer, LinearAttentionLayer) for layer in out.cache.layers)
+    assert len(out.cache.layers) == model.config.num_hidden_layers
     logits = [out.logits]
     for t in range(6, ids.shape[1]):
         step = model(ids[:, t : t + 1], cache=out.cache)
         assert step.cache is out.cache  # updated in place
         logits.append(step.logits)
     torch.testing.assert_close(torch.cat(logits, dim=1), full, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(out.cache.final_state, model(ids).final_state, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(step.final_state, model(ids).final_state, atol=1e-5, rtol=1e-4)
+    assert tokens_read(out.cache) == ids.shape[1]
 
 
 def test_each_new_token_costs_one_step_and_the_prompt_is_read_once(tok):
@@ -107,8 +122,8 @@ def test_each_new_token_costs_one_step_and_the_prompt_is_read_once(tok):
     width = enc.input_ids.shape[1]
     # One forward per new token: the padded prompt once, then one token per row per step.
     assert fed == [(3, width)] + [(3, 1)] * 24
-    cache = out.get("cache", out.get("past_key_values"))
-    assert isinstance(cache, SeqLSTMCache) and cache.get_seq_length() == width + 24
+    cache = returned_cache(out)
+    assert isinstance(cache, DynamicCache) and tokens_read(cache) == width + 24
     # Without the cache the whole text is re-read every step (what the cache saves).
     fed.clear()
     model.generate(**enc, max_new_tokens=25, do_sample=False, use_cache=False)
@@ -138,6 +153,126 @@ def test_beam_search_and_hidden_state_outputs_work_with_the_cache(tok):
     cached, uncached = model.generate(**enc, **settings), model.generate(**enc, **settings, use_cache=False)
     assert torch.equal(cached.sequences, uncached.sequences)
     assert len(cached.hidden_states) == 8 and cached.hidden_states[1][-1].shape[1] == 1  # one new position per step
+
+
+@pytest.mark.parametrize("kind", ["lstm", "lstmx2", "gru", "rnn", "transformer"])
+def test_continuing_from_a_returned_cache_equals_one_uninterrupted_generation(tok, kind):
+    # As transformers documents for continuing a conversation: the whole sequence so far plus the cache.
+    model = tiny_lm(tok, kind)
+    enc = batch(tok)
+    settings = dict(do_sample=False, output_scores=True, return_dict_in_generate=True)
+    whole = model.generate(**enc, max_new_tokens=12, **settings)
+    first = model.generate(**enc, max_new_tokens=4, **settings)
+    mask = torch.cat([enc.attention_mask, torch.ones_like(first.sequences[:, enc.input_ids.shape[1] :])], dim=1)
+    rest = model.generate(first.sequences, attention_mask=mask, cache=returned_cache(first), max_new_tokens=8,
+                          **settings)
+    assert torch.equal(rest.sequences, whole.sequences)
+    torch.testing.assert_close(torch.stack(rest.scores), torch.stack(whole.scores[4:]), atol=1e-5, rtol=0)
+    # Without a mask (one row, no padding), as a user continuing one text would call it.
+    alone = tok(PROMPTS[0], return_tensors="pt").input_ids
+    first = model.generate(alone, max_new_tokens=4, **settings)
+    rest = model.generate(first.sequences, cache=returned_cache(first), max_new_tokens=8, **settings)
+    assert torch.equal(rest.sequences, model.generate(alone, max_new_tokens=12, do_sample=False))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_a_forward_given_the_whole_sequence_reads_only_what_the_cache_has_not(tok, kind):
+    model = tiny_lm(tok, kind)
+    ids = tok(TEXT[:20], return_tensors="pt").input_ids
+    full = model(ids)
+    out = model(ids[:, :6], use_cache=True)
+    # The mask covers the whole input: the input is the whole sequence so far, 6 tokens of which were read.
+    rest = model(ids, attention_mask=torch.ones_like(ids), cache=out.cache)
+    torch.testing.assert_close(rest.logits, full.logits[:, 6:], atol=1e-5, rtol=1e-4)
+    assert tokens_read(out.cache) == 20
+    # The transformers convention holds too: new tokens with a mask over cached + new tokens.
+    again = model(ids[:, :6], use_cache=True)
+    step = model(ids[:, 6:], attention_mask=torch.ones_like(ids), cache=again.cache)
+    torch.testing.assert_close(step.logits, rest.logits, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="does not extend the 20 tokens"):
+        model(ids[:, :12], attention_mask=torch.ones(1, 12, dtype=torch.long), cache=out.cache)
+    with pytest.raises(ValueError, match="attention_mask. has 7 columns"):
+        model(ids[:, :3], attention_mask=torch.ones(1, 7, dtype=torch.long), cache=out.cache)
+
+
+def test_use_cache_falls_back_on_the_config(tok):
+    model = tiny_lm(tok)
+    ids = tok("The isl", return_tensors="pt").input_ids
+    assert isinstance(model(ids).cache, DynamicCache)
+    model.config.use_cache = False
+    assert model(ids).cache is None
+    assert isinstance(model(ids, use_cache=True).cache, DynamicCache)
+    model.config.use_cache = True
+    assert model(ids, use_cache=False).cache is None
+    model.train()
+    assert model(ids).cache is None  # no cache in training, as in transformers' models
+
+
+@pytest.mark.parametrize("kind", ["lstm", "lstmx2", "gru", "rnn", "transformer"])
+def test_static_cache_equals_dynamic(tok, kind):
+    model = tiny_lm(tok, kind)
+    enc = batch(tok)
+    settings = dict(max_new_tokens=15, do_sample=False, return_dict_in_generate=True)
+    static = model.generate(**enc, **settings, cache_implementation="static")
+    dynamic = model.generate(**enc, **settings)
+    assert isinstance(returned_cache(static), StaticCache)
+    assert torch.equal(static.sequences, dynamic.sequences)
+    set_seed(3)
+    sampled = model.generate(**enc, max_new_tokens=15, do_sample=True, top_k=0, cache_implementation="static")
+    set_seed(3)
+    assert torch.equal(sampled, model.generate(**enc, max_new_tokens=15, do_sample=True, top_k=0))
+
+
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")), reason="torch.compile (inductor) needs a C++ compiler")
+def test_compiled_decoding_gives_the_eager_text(tok):
+    # transformers' own compile path: a static cache and a compile config (allowed on the CPU here).
+    model = tiny_lm(tok)
+    enc = batch(tok, PROMPTS[:2])
+    eager = model.generate(**enc, max_new_tokens=20, do_sample=False, cache_implementation="static")
+    compile_config = CompileConfig(fullgraph=True, mode="default")
+    compile_config._compile_all_devices = True
+    compiled = model.generate(**enc, max_new_tokens=20, do_sample=False, cache_implementation="static",
+                              compile_config=compile_config)
+    assert hasattr(model, "_compiled_call")  # the decode steps did run compiled
+    assert torch.equal(compiled, eager)
+
+
+def test_num_return_sequences_and_beams_expand_the_recurrent_cache(tok):
+    model = tiny_lm(tok, "lstmx2")
+    enc = batch(tok, PROMPTS[:2])
+    out = model.generate(**enc, max_new_tokens=6, num_beams=3, num_return_sequences=2, do_sample=False,
+                         return_dict_in_generate=True)
+    cache = returned_cache(out)
+    assert out.sequences.shape[0] == 4
+    assert cache.layers[1].recurrent_states[0].shape == (6, 16)  # 2 prompts x 3 beams, per layer
+    for i, prompt in enumerate(PROMPTS[:2]):  # the best beam of each prompt is the beam search of the prompt alone
+        alone = model.generate(**tok(prompt, return_tensors="pt"), max_new_tokens=6, num_beams=3, do_sample=False)
+        assert torch.equal(out.sequences[2 * i, -6:], alone[0, -6:])
+
+
+def test_transformer_generates_past_its_positions_as_a_sliding_window(tok):
+    # Each new token sees the last max_position_embeddings tokens, as a step-by-step reference reads them.
+    model = tiny_lm(tok, "transformer", max_position_embeddings=16, train_steps=150)
+    window = 16
+    prompt = tok("The isl", return_tensors="pt").input_ids
+    out = model.generate(prompt, max_new_tokens=3 * window, do_sample=False, output_scores=True,
+                         return_dict_in_generate=True)
+    ids, reference_scores = prompt, []
+    with torch.no_grad():
+        for _ in range(3 * window):
+            logits = model(ids[:, -window:]).logits[:, -1]
+            reference_scores.append(logits)
+            ids = torch.cat([ids, logits.argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(out.sequences, ids)
+    # (the cached steps before the window fills differ from full re-reads by float rounding only)
+    torch.testing.assert_close(torch.stack(out.scores), torch.stack(reference_scores), atol=1e-4, rtol=1e-4)
+    assert len(set(ids[0, -2 * window :].tolist())) > 3  # a real continuation past the window
+    # A left-padded batch: each row still gives its text alone.
+    enc = batch(tok)
+    rows = model.generate(**enc, max_new_tokens=2 * window, do_sample=False)
+    for i, prompt in enumerate(PROMPTS):
+        alone = model.generate(**tok(prompt, return_tensors="pt"), max_new_tokens=2 * window, do_sample=False)
+        assert torch.equal(rows[i, -2 * window :], alone[0, -2 * window :]), prompt
 
 
 # ---------------------------------------------------------------- decoding options

@@ -412,6 +412,33 @@ def test_missing_token_message(sentiment_dir, tmp_path, monkeypatch, capsys):
     assert "No Hugging Face token" in capsys.readouterr().err
 
 
+def _push_to_hub_main():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import push_to_hub
+    finally:
+        sys.path.pop(0)
+    return push_to_hub.main
+
+
+def test_unreachable_hub_is_a_one_line_error(sentiment_dir, monkeypatch, capsys):
+    main = _push_to_hub_main()
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    # Offline mode on: huggingface_hub refuses every request.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    assert main([str(sentiment_dir), "--repo-id", "someone/tiny-imdb"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: offline mode is on") and err.count("\n") == 1, err
+    # Online, but nothing answers at the endpoint (a closed local port): a connection error.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1:9")
+    assert main([str(sentiment_dir), "--repo-id", "someone/tiny-imdb"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot reach the Hub at http://127.0.0.1:9") and err.count("\n") == 1, err
+
+
 # ------------------------------------------------------------------------------------ Trainer push path
 def test_trainer_push_path_carries_the_card(tmp_path, monkeypatch):
     """Trainer(push_to_hub=True, hub_strategy="checkpoint"): the checkpoint push and the final push both

@@ -272,8 +272,14 @@ def test_save_load_equality_with_every_auto_class(tmp_path):
     backbone = AutoModel.from_pretrained(tmp_path).eval()
     assert type(backbone) is SeqLSTMModel
     torch.testing.assert_close(backbone(ids).last_hidden_state, model.model(ids).last_hidden_state)
+    # A classifier folder has no LM head: AutoModelForCausalLM refuses it, bidirectional or not.
     SeqLSTMForSequenceClassification(tiny_config()).save_pretrained(tmp_path / "uni")
-    assert type(AutoModelForCausalLM.from_pretrained(tmp_path / "uni")) is SeqLSTMForCausalLM
+    for folder in (tmp_path, tmp_path / "uni"):
+        with pytest.raises(ValueError, match="SeqLSTMForSequenceClassification .a text classifier., not a language"):
+            AutoModelForCausalLM.from_pretrained(folder)
+    config = AutoConfig.from_pretrained(tmp_path / "uni")
+    config.architectures = None  # on purpose: a new LM from a classifier's shape
+    assert type(AutoModelForCausalLM.from_config(config)) is SeqLSTMForCausalLM
 
 
 def test_causal_lm_save_load_equality(tmp_path):
@@ -295,7 +301,11 @@ clf = AutoModelForSequenceClassification.from_pretrained("{folder}", trust_remot
 assert type(clf).__module__.startswith("transformers_modules"), type(clf).__module__
 assert torch.allclose(clf(ids).logits, torch.tensor(expected["logits"]), atol=1e-6)
 assert type(AutoModel.from_pretrained("{folder}", trust_remote_code=True)).__name__ == "SeqLSTMModel"
-assert type(AutoModelForCausalLM.from_pretrained("{folder}", trust_remote_code=True)).__name__ == "SeqLSTMForCausalLM"
+try:
+    AutoModelForCausalLM.from_pretrained("{folder}", trust_remote_code=True)
+    raise SystemExit("a classifier folder loaded as a causal LM")
+except ValueError as err:
+    assert "a text classifier" in str(err), err
 assert AutoConfig.from_pretrained("{folder}", trust_remote_code=True).model_type == "seqhf-lstm"
 clf.save_pretrained("resaved")
 again = AutoModelForSequenceClassification.from_pretrained("resaved", trust_remote_code=True).eval()

@@ -2,10 +2,14 @@
 and as remote code in a process where seqhf cannot be imported; labels, scores, truncation, bad input."""
 
 import json
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 import torch
-from transformers import pipeline
+from transformers import AutoModelForCausalLM, pipeline
 
 from seqhf import (
     SeqLSTMConfig,
@@ -14,7 +18,7 @@ from seqhf import (
     SeqTransformerForSequenceClassification,
 )
 from seqhf.tokenization import build_char_tokenizer, build_word_tokenizer
-from tests.conftest import run_without_seqhf
+from tests.conftest import _BLOCK_SEQHF, REPO, run_without_seqhf
 from tests.test_generation import TEXT, tiny_lm
 
 REVIEWS = ["a good movie , really good", "a bad film . bad acting", "good fun", "so bad"]
@@ -139,6 +143,20 @@ def test_long_review_is_truncated_to_model_max_length(clf_dirs, kind):
             untruncated(long_review)
 
 
+def test_char_transformer_writes_past_its_positions_through_the_pipeline_and_the_card_snippet(char_tok, tmp_path):
+    # A window of 16 positions; the pipeline's default call writes 256 new characters.
+    tiny_lm(char_tok, "transformer", max_position_embeddings=16, train_steps=150).save_pretrained(tmp_path)
+    char_tok.save_pretrained(tmp_path)
+    generator = pipeline("text-generation", model=str(tmp_path))
+    text = generator("The island was")[0]["generated_text"]
+    assert text.startswith("The island was") and len(text) > 100
+    # The card's own snippet (sampling, 200 new characters).
+    model = AutoModelForCausalLM.from_pretrained(tmp_path)
+    inputs = char_tok("The engineer", return_tensors="pt")
+    out = model.generate(**inputs, max_new_tokens=200, do_sample=True, temperature=0.8)
+    assert out.shape == (1, len("The engineer") + 200)
+
+
 # ---------------------------------------------------------------- bad input
 
 
@@ -204,6 +222,13 @@ def test_pipelines_as_remote_code_without_seqhf(lm_dirs, clf_dir, char_tok, tmp_
             generator = pipeline("text-generation", model=folder, trust_remote_code=True)
             assert generator.model.__class__.__module__.startswith("transformers_modules"), generator.model
             result[kind] = generator("The isl", max_new_tokens=15, do_sample=False)[0]["generated_text"]
+            # transformers' caches with the remote classes: continuing from a returned cache, a static cache.
+            model, ids = generator.model, generator.tokenizer("The isl", return_tensors="pt").input_ids
+            whole = model.generate(ids, max_new_tokens=8, do_sample=False)
+            first = model.generate(ids, max_new_tokens=3, do_sample=False, return_dict_in_generate=True)
+            rest = model.generate(first.sequences, cache=first.cache, max_new_tokens=5, do_sample=False)
+            static = model.generate(ids, max_new_tokens=8, do_sample=False, cache_implementation="static")
+            assert rest.tolist() == whole.tolist() == static.tolist(), kind
         classifier = pipeline("text-classification", model={str(clf_dir)!r}, trust_remote_code=True)
         result["clf"] = classifier(["a good movie", "so bad"], top_k=None)
         print("RESULT" + json.dumps(result))
@@ -215,3 +240,24 @@ def test_pipelines_as_remote_code_without_seqhf(lm_dirs, clf_dir, char_tok, tmp_
     for got, want in zip(result["clf"], expected["clf"]):
         assert [s["label"] for s in got] == [s["label"] for s in want]
         assert [s["score"] for s in got] == pytest.approx([s["score"] for s in want], abs=1e-6)
+
+
+def card_snippets(task):
+    """The card's Python blocks that load the model with AutoTokenizer (the user's copy-and-paste)."""
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "model_cards" / f"{task}.md").read_text(), re.S)
+    return [block for block in blocks if "AutoTokenizer" in block]
+
+
+@pytest.mark.parametrize("task", ["charlm", "sentiment"])
+def test_card_snippet_loads_silently_without_seqhf(lm_dirs, clf_dir, task, tmp_path):
+    # No "Do you wish to run the custom code?" prompt and no model-type warning from AutoTokenizer.
+    folder = lm_dirs["lstm"] if task == "charlm" else clf_dir
+    [snippet] = card_snippets(task)
+    code = _BLOCK_SEQHF + snippet.replace("{{ repo_id }}", str(folder)) + "\nprint('SNIPPET OK')\n"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "hf_modules"))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "SNIPPET OK" in proc.stdout, proc.stderr
+    for noise in ("Do you wish to run the custom code", "You are using a model of type", "trust_remote_code"):
+        assert noise not in proc.stdout + proc.stderr, proc.stderr

@@ -363,6 +363,9 @@ def test_auto_classes_resolve_the_transformer(tmp_path):
     SeqTransformerForSequenceClassification(config).save_pretrained(tmp_path)
     backbone = AutoModel.from_pretrained(tmp_path)
     assert type(backbone) is SeqTransformerModel and not backbone.is_causal
+    # No LM head in a classifier folder: a causal LM is refused rather than built with a random head.
+    with pytest.raises(ValueError, match="SeqTransformerForSequenceClassification .a text classifier."):
+        AutoModelForCausalLM.from_pretrained(tmp_path)
 
 
 REMOTE_CHECK = """
