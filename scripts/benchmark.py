@@ -8,7 +8,7 @@ import os
 import sys
 
 # The row groups of seqhf.benchmark.ROW_GROUPS, named here so that --help needs no torch (a test checks).
-ROW_GROUP_NAMES = ("train", "generate", "decode", "pipeline")
+ROW_GROUP_NAMES = ("train", "generate", "decode", "pipeline", "onnx")
 
 
 def parse_args(argv=None):

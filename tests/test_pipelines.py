@@ -248,12 +248,15 @@ def card_snippets(task):
     return [block for block in blocks if "AutoTokenizer" in block]
 
 
-@pytest.mark.parametrize("task", ["charlm", "sentiment"])
+@pytest.mark.parametrize("task", ["charlm", "classification"])
 def test_card_snippet_loads_silently_without_seqhf(lm_dirs, clf_dir, task, tmp_path):
     # No "Do you wish to run the custom code?" prompt and no model-type warning from AutoTokenizer.
+    from jinja2 import Template
+
     folder = lm_dirs["lstm"] if task == "charlm" else clf_dir
     [snippet] = card_snippets(task)
-    code = _BLOCK_SEQHF + snippet.replace("{{ repo_id }}", str(folder)) + "\nprint('SNIPPET OK')\n"
+    snippet = Template(snippet).render(repo_id=str(folder), example_text="A fine film.", r={"multi_label": False})
+    code = _BLOCK_SEQHF + snippet + "\nprint('SNIPPET OK')\n"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "hf_modules"))
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
