@@ -28,6 +28,7 @@ def main(argv=None):
     source.add_argument("--dataset", default=None, help="a hub id or local dataset folder/file with a text column")
     p.add_argument("--text-column", default="text", help="the column of --dataset (and of --also-eval) to read")
     p.add_argument("--dataset-split", default="train", help="the split of --dataset to read")
+    p.add_argument("--max-chars", type=int, default=None, help="read only the first N characters of --dataset")
     p.add_argument("--heldout", default=None, help="held-out text file (default: the last 10%% of each text)")
     p.add_argument("--also-eval", default=None,
                    help="a text the model never saw, for a generalisation figure: FILE.txt or DATASET[:SPLIT]")
@@ -50,7 +51,7 @@ def main(argv=None):
     try:
         results = train_charlm(
             a.model, a.text, a.output_dir, heldout=a.heldout, dataset=a.dataset, text_column=a.text_column,
-            dataset_split=a.dataset_split, quick=a.quick, tbptt=a.tbptt, seq_len=a.seq_len, epochs=a.epochs,
+            dataset_split=a.dataset_split, max_chars=a.max_chars, quick=a.quick, tbptt=a.tbptt, seq_len=a.seq_len, epochs=a.epochs,
             max_grad_norm=a.max_grad_norm, seed=a.seed, resume=a.resume, ngram_order=a.ngram_order,
             dynamic=not a.no_dynamic_eval, also_eval=a.also_eval, also_eval_chars=a.also_eval_chars,
         )

@@ -23,12 +23,15 @@ class CharLMTrainer(Trainer):
 
     Batch k+1 continues batch k row by row (see `StreamChunks`); the state is detached at the chunk
     boundary, so gradients flow back through one chunk only, and is reset where streams restart
-    (`stream_position` 0, i.e. each epoch).
+    (`stream_position` 0, i.e. each epoch). With `state_reset` p > 0, each row also starts from a zero
+    state with probability p at every chunk: a model that only ever continues a state can fall into a
+    useless regime when it must start from nothing (as generation and evaluation do), e.g. on a comma.
     """
 
-    def __init__(self, *args, tbptt="windows", **kwargs):
+    def __init__(self, *args, tbptt="windows", state_reset=0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.tbptt = tbptt
+        self.state_reset = state_reset
         self.model_accepts_loss_kwargs = False
         self._state = None
         self.rank_log = RankLog()
@@ -48,7 +51,10 @@ class CharLMTrainer(Trainer):
                 and self._state[0].shape[1] == input_ids.shape[0]
             )
             if carry:
-                kwargs["initial_state"] = tuple(s.detach() for s in self._state)
+                keep = 1.0
+                if self.state_reset > 0:  # the global RNG, which the Trainer seeds and checkpoints
+                    keep = (torch.rand(input_ids.shape[0], device=input_ids.device) >= self.state_reset)[None, :, None]
+                kwargs["initial_state"] = tuple(s.detach() * keep for s in self._state)
         outputs = model(input_ids=input_ids, **kwargs)
         loss = F.cross_entropy(outputs.logits.float().flatten(0, 1), targets.flatten())
         if stateful:
@@ -99,11 +105,13 @@ def stream_nats_per_char(model, ids: torch.Tensor, chunk: int = 2048) -> float:
     return nats(char_log_probs(model, ids, window=chunk, chunk=chunk))
 
 
-def load_corpus(text=seqdata.LOCAL_ISLAND, heldout=None, dataset=None, text_column="text", dataset_split="train"):
-    """The training and held-out text from files (or a folder) or from a dataset's text column."""
+def load_corpus(text=seqdata.LOCAL_ISLAND, heldout=None, dataset=None, text_column="text", dataset_split="train",
+                max_chars=None):
+    """The training and held-out text from files (or a folder) or from a dataset's text column (its first
+    `max_chars` characters)."""
     try:
         if dataset is not None:
-            return seqdata.load_char_dataset(dataset, text_column, heldout, split=dataset_split)
+            return seqdata.load_char_dataset(dataset, text_column, heldout, split=dataset_split, max_chars=max_chars)
         return seqdata.load_char_corpus(text, heldout)
     except (FileNotFoundError, ValueError) as err:
         raise SetupError(str(err)) from err
@@ -126,7 +134,7 @@ def load_second_text(spec, max_chars=100_000, text_column="text") -> tuple[str, 
 
 
 def train_charlm(model="lstm", text=seqdata.LOCAL_ISLAND, output_dir="runs/charlm", *, heldout=None, dataset=None,
-                 text_column="text", dataset_split="train", quick=False, tbptt=None, seq_len=None, epochs=None,
+                 text_column="text", dataset_split="train", max_chars=None, quick=False, tbptt=None, seq_len=None, epochs=None,
                  max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), validation_fraction=0.05,
                  ngram_order=7, dynamic=True, also_eval=None, also_eval_chars=100_000, samples=True,
                  **train_overrides) -> dict:
@@ -150,7 +158,7 @@ def train_charlm(model="lstm", text=seqdata.LOCAL_ISLAND, output_dir="runs/charl
     positions = preset["model"].get("max_position_embeddings")
     if positions is not None and seq_len > positions:
         raise SetupError(f"--seq-len {seq_len} is longer than the model's max_position_embeddings={positions}.")
-    corpus = load_corpus(text, heldout, dataset, text_column, dataset_split)
+    corpus = load_corpus(text, heldout, dataset, text_column, dataset_split, max_chars)
     second = load_second_text(also_eval, also_eval_chars, text_column) if also_eval else (None, None)
     cut = int(len(corpus.train) * (1 - validation_fraction))
     train_text, valid_text, heldout_text = corpus.train[:cut], corpus.train[cut:], corpus.heldout
@@ -179,6 +187,7 @@ def train_charlm(model="lstm", text=seqdata.LOCAL_ISLAND, output_dir="runs/charl
         model=net, args=args, train_dataset=train_dataset, eval_dataset=seqdata.CharChunks(valid_ids, seq_len),
         processing_class=tokenizer, data_collator=default_data_collator,
         callbacks=[EarlyStoppingCallback(preset["train"]["patience"]), *callbacks], tbptt=tbptt,
+        state_reset=preset.get("state_reset", 0.0),
     )
     trainer.train(resume_from_checkpoint=resume_checkpoint(output_dir, resume))
     train_seconds = time.time() - start
@@ -198,6 +207,7 @@ def train_charlm(model="lstm", text=seqdata.LOCAL_ISLAND, output_dir="runs/charl
         sources=[dataclasses.asdict(s) for s in corpus.sources], heldout_source=corpus.heldout_source,
         gutenberg_1268=corpus.is_island,
         tbptt=tbptt, jitter=preset.get("jitter", False) and tbptt == "windows", seq_len=seq_len,
+        state_reset=preset.get("state_reset", 0.0) if tbptt == "stateful" else None,
         unigram_entropy_nats=unigram_entropy(train_text),
         best_validation_loss=trainer.state.best_metric, train_time_s=round(train_seconds, 1),
     )

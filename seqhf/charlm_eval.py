@@ -5,6 +5,8 @@ Every tuned knob (mixture weight, dynamic-evaluation learning rate) is chosen on
 only then applied to the held-out text.
 """
 
+import re
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -64,9 +66,10 @@ def samples(model, tokenizer, prompt: str, length: int = SAMPLE_LENGTH) -> list[
 
 
 def sample_prompt(heldout_text: str, words: int = 3) -> str:
-    """The first few words of the held-out text's first line that has some."""
-    line = next((ln for ln in heldout_text.splitlines() if len(ln.split()) >= words), "The")
-    return " ".join(line.split()[:words])
+    """The first few words of the held-out text's first full sentence (the text may start mid-word)."""
+    start = re.search(r"(?:^|[.!?]\s+)([A-Z])", heldout_text)
+    rest = heldout_text[start.start(1) :] if start else heldout_text
+    return " ".join(rest.split()[:words]) or "The"
 
 
 def evaluate_extras(model, tokenizer, *, train_text, valid_text, heldout_text, heldout_neural, window,

@@ -222,9 +222,10 @@ def load_text_dataset(name_or_path: str, text_column: str = "text", split: str =
 
 
 def load_char_dataset(name_or_path: str, text_column: str = "text", heldout=None, heldout_fraction: float = 0.1,
-                      split: str = "train", config=None) -> CharCorpus:
-    """A char corpus from a dataset's text column: its last `heldout_fraction` held out, or the file `heldout`."""
-    text = load_text_dataset(name_or_path, text_column, split, config)
+                      split: str = "train", config=None, max_chars=None) -> CharCorpus:
+    """A char corpus from a dataset's text column (its first `max_chars` characters when given): its last
+    `heldout_fraction` held out, or the file `heldout`."""
+    text = load_text_dataset(name_or_path, text_column, split, config)[:max_chars]
     train, held = (text, "") if heldout else split_heldout(text, heldout_fraction)
     source = CharSource(f"{name_or_path} ({split}, column {text_column!r})", len(text), "none", len(train), len(held))
     if heldout:

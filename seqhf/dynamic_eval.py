@@ -76,3 +76,13 @@ def tune_dynamic_eval(model, ids: torch.Tensor, lrs=(3e-3, 1e-2, 3e-2), decay: f
 
 def nats(log_probs) -> float:
     return float(-np.mean(log_probs)) if len(log_probs) else math.nan
+
+
+def adapt_to_text(model, tokenizer, text: str, *, lr: float, decay: float = 0.0, segment_len: int = 50):
+    """`adapt` on a string: a copy of `model` that has read `text` by dynamic evaluation, so that what it
+    generates next continues in that text's style (its names, its spelling). Characters outside the
+    vocabulary are read as `[UNK]`."""
+    ids = torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"], dtype=torch.long)
+    if len(ids) < 2:
+        raise ValueError("The text to adapt on needs at least two characters.")
+    return adapt(model, ids, lr=lr, decay=decay, segment_len=segment_len)

@@ -20,8 +20,9 @@ TARGETS = {
     ("sentiment", "book"): ("test_accuracy", "range", (0.83, 0.87)),
     ("charlm", "lstm"): ("heldout_nats_per_char", "max", 1.22),
     ("charlm", "transformer"): ("heldout_nats_per_char", "max", 1.15),
+    ("charlm", "cpu"): ("heldout_nats_per_char", "max", 1.18),
 }
-ORDER = ["sentiment/lstm", "sentiment/transformer", "sentiment/book", "charlm/lstm", "charlm/transformer", "charlm/book"]
+ORDER = ["sentiment/lstm", "sentiment/transformer", "sentiment/book", "charlm/lstm", "charlm/transformer", "charlm/cpu", "charlm/book"]
 
 
 def load_measured(folder=MEASURED_DIR) -> list[dict]:
@@ -50,7 +51,25 @@ def _result(run: dict) -> str:
     text = f"{run['heldout_nats_per_char']:.3f} nats/char ({run['heldout_bits_per_char']:.3f} bits)"
     if run.get("heldout_stream_nats_per_char") is not None:
         text += f" as one stream; {run['heldout_window_nats_per_char']:.3f} in windows"
-    return text
+    return text + _charlm_beside(run)
+
+
+def _charlm_beside(run: dict) -> str:
+    """What a char-LM result is reported beside: the n-gram baseline on the same held-out text, the tuned
+    mixture, dynamic evaluation (a separate figure) and the score on a text the model never saw."""
+    parts = []
+    if run.get("ngram"):
+        parts.append(f"{run['ngram']['order']}-gram Kneser-Ney {run['ngram']['heldout_nats_per_char']:.3f}")
+    if run.get("mixture"):
+        parts.append(f"mixed with it {run['mixture']['heldout_nats_per_char']:.3f}")
+    dynamic = run.get("dynamic_eval")
+    if dynamic:
+        part = "" if dynamic["heldout_chars"] == run["heldout_chars"] else f" (first {dynamic['heldout_chars']:,} chars)"
+        parts.append(f"dynamic evaluation{part} {dynamic['heldout_nats_per_char']:.3f}")
+    second = run.get("second_text")
+    if second:
+        parts.append(f"unseen text ({second['name']}) {second['nats_per_char']:.3f}, n-gram {second['ngram_nats_per_char']:.3f}")
+    return "".join(f"; {p}" for p in parts)
 
 
 def _target(run: dict) -> str:
