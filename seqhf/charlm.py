@@ -15,7 +15,7 @@ from .dynamic_eval import nats
 from .metrics import lm_metrics, unigram_entropy
 from .presets import get_preset
 from .tokenization import build_char_tokenizer
-from .training import RankLog, SetupError, build_model, finish_run, make_training_args, resume_checkpoint, run_record, use_bf16
+from .training import RankLog, SetupError, build_model, finish_run, make_training_args, resume_checkpoint, run_record
 
 
 class CharLMTrainer(Trainer):

@@ -207,7 +207,7 @@ def load_text_dataset(name_or_path: str, text_column: str = "text", split: str =
         raise FileNotFoundError(f"Dataset not found: {name_or_path!r} is neither a local path nor a hub id.")
     if os.path.isfile(path):
         extension = {"jsonl": "json", "txt": "text", "tsv": "csv"}.get(path.rsplit(".", 1)[-1], path.rsplit(".", 1)[-1])
-        raw = load_dataset(extension, data_files={split: path}, **({"delimiter": "\t"} if path.endswith(".tsv") else {}))
+        raw = load_dataset(extension, data_files={"train": path}, **({"delimiter": "\t"} if path.endswith(".tsv") else {}))
     else:
         raw = load_dataset(path, config)
     if split not in raw:

@@ -78,6 +78,12 @@ def test_dataset_text_column(tmp_path):
     assert seqdata.load_text_dataset(str(tmp_path / "reviews.csv"), "review") == "A fine film.\n\nA dull plot."
     with pytest.raises(ValueError, match=r"no column 'text'; its columns are \['id', 'review'\]"):
         seqdata.load_text_dataset(str(tmp_path / "reviews.csv"), "text")
+    with pytest.raises(SetupError, match=r"no column 'body'; its columns are \['id', 'review'\]"):
+        train_charlm(TINY_CHARLM, None, tmp_path / "out", dataset=str(tmp_path / "reviews.csv"), text_column="body")
+    with pytest.raises(SetupError, match=r"no split 'validation'"):
+        train_charlm(TINY_CHARLM, None, tmp_path / "out", dataset=str(tmp_path / "reviews.csv"),
+                     text_column="review", dataset_split="validation")
+    assert not (tmp_path / "out").exists()
 
 
 def test_bad_text_inputs_are_named(tmp_path):

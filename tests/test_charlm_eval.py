@@ -109,3 +109,21 @@ def test_zero_learning_rate_is_static_evaluation():
     assert math.isfinite(scores.sum())
     with pytest.raises(ValueError, match="segment_len"):
         dynamic_eval(model, ids, lr=0.1, segment_len=0)
+
+
+def test_generation_option_adapts_a_copy_to_a_text():
+    from seqhf.dynamic_eval import adapt_to_text
+    from seqhf.tokenization import build_char_tokenizer
+
+    text = "the engineer lit the fire. " * 12
+    tokenizer = build_char_tokenizer(text + "xyz")
+    torch.manual_seed(0)
+    model = SeqLSTMForCausalLM(SeqLSTMConfig(vocab_size=len(tokenizer), embedding_size=8, hidden_size=16,
+                                             is_decoder=True)).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    adapted = adapt_to_text(model, tokenizer, text, lr=1.0, segment_len=20)
+    ids = torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"])
+    assert -char_log_probs(adapted, ids, window=50).mean() < -char_log_probs(model, ids, window=50).mean() - 0.2
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="at least two characters"):
+        adapt_to_text(model, tokenizer, "t", lr=1.0)
