@@ -64,7 +64,7 @@ def adapt(model, ids: torch.Tensor, *, lr: float, decay: float = 0.0, segment_le
     return dynamic_eval(model, ids, lr=lr, decay=decay, segment_len=segment_len)[1]
 
 
-def tune_dynamic_eval(model, ids: torch.Tensor, lrs=(3e-3, 1e-2, 3e-2), decay: float = 0.0,
+def tune_dynamic_eval(model, ids: torch.Tensor, lrs=(1e-2, 3e-2, 1e-1, 3e-1), decay: float = 0.0,
                       segment_len: int = 50) -> dict:
     """The learning rate (from `lrs`) with the lowest dynamic nats/char on `ids` (validation text, never
     the held-out), and each one's figure."""

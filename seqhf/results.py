@@ -72,9 +72,16 @@ def _charlm_beside(run: dict) -> str:
     return "".join(f"; {p}" for p in parts)
 
 
+def _other_text(run: dict) -> str | None:
+    """The text a char-LM run read when it was not Gutenberg #1268 (the targets are set on #1268 only)."""
+    if run["task"] != "charlm" or run.get("gutenberg_1268", True):
+        return None
+    return ", ".join(source["name"] for source in run.get("sources") or []) or run.get("dataset", "another text")
+
+
 def _target(run: dict) -> str:
     target = TARGETS.get((run["task"], run["preset"]))
-    if target is None:
+    if target is None or _other_text(run):
         return "—"
     key, kind, bound = target
     value = run[key]
@@ -106,8 +113,13 @@ def results_table(runs: list[dict]) -> str:
             preset += f", seed {run['seed']}"
         if "_superseded" in run:
             preset += f" (earlier recipe: {run['_superseded']})"
+        if _other_text(run):
+            preset += f" on {_other_text(run)}"
+        wall = _wall(run["wall_time_s"])
+        if run.get("train_time_s"):
+            wall += f" (training {_wall(run['train_time_s'])})"
         lines.append(
-            f"| {preset} | {_result(run)} | {_target(run)} | {_wall(run['wall_time_s'])} "
+            f"| {preset} | {_result(run)} | {_target(run)} | {wall} "
             f"| {hardware} | {run['epochs']:g} |"
         )
     return "\n".join(lines)

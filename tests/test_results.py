@@ -63,6 +63,9 @@ def test_charlm_results_show_the_ngram_mixture_dynamic_and_unseen_text():
             "| ≤ 1.18 — **not met**") in row
     partial = dict(charlm, dynamic_eval=dict(heldout_chars=200, heldout_nats_per_char=1.25))
     assert "dynamic evaluation (first 200 chars) 1.250" in results_table([partial])
+    other = dict(charlm, gutenberg_1268=False, sources=[dict(name="reviews.txt")])
+    row = results_table([other]).splitlines()[2]
+    assert row.startswith("| charlm `cpu` on reviews.txt |") and "| — |" in row  # the targets are for #1268
 
 
 def test_update_readme_needs_the_markers():
