@@ -1,4 +1,5 @@
-"""Character language models through `transformers.Trainer`: windows or stateful TBPTT, held-out evaluation."""
+"""Character language models on any text through `transformers.Trainer`: windows or stateful TBPTT,
+held-out evaluation beside an n-gram baseline (the extra evaluations live in `seqhf.charlm_eval`)."""
 
 import dataclasses
 import math
@@ -134,10 +135,10 @@ def load_second_text(spec, max_chars=100_000, text_column="text") -> tuple[str, 
 
 
 def train_charlm(model="lstm", text=seqdata.LOCAL_ISLAND, output_dir="runs/charlm", *, heldout=None, dataset=None,
-                 text_column="text", dataset_split="train", max_chars=None, quick=False, tbptt=None, seq_len=None, epochs=None,
-                 max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), validation_fraction=0.05,
-                 ngram_order=7, dynamic=True, also_eval=None, also_eval_chars=100_000, samples=True,
-                 **train_overrides) -> dict:
+                 text_column="text", dataset_split="train", max_chars=None, quick=False, tbptt=None, seq_len=None,
+                 epochs=None, max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(),
+                 validation_fraction=0.05, ngram_order=7, dynamic=True, also_eval=None, also_eval_chars=100_000,
+                 samples=True, **train_overrides) -> dict:
     """Train a character LM and return its results.
 
     The text: `text` (one or more files, or a folder of .txt files; default The Mysterious Island) with the
@@ -197,7 +198,8 @@ def train_charlm(model="lstm", text=seqdata.LOCAL_ISLAND, output_dir="runs/charl
     heldout_neural = char_log_probs(trainer.model, heldout_ids, seq_len) if recurrent else None
     stream = nats(heldout_neural) if recurrent else None
     nats_per_char = stream if stream is not None else window
-    data_name = dataset if dataset is not None else ", ".join(map(str, [text] if isinstance(text, (str, os.PathLike)) else text))
+    texts = [text] if isinstance(text, (str, os.PathLike)) else text
+    data_name = dataset if dataset is not None else ", ".join(map(str, texts))
     results = dict(
         run_record("charlm", preset_name, preset, quick, net, data_name, seed, max_grad_norm, trainer),
         heldout_nats_per_char=nats_per_char, heldout_bits_per_char=nats_per_char / math.log(2),
