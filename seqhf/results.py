@@ -40,7 +40,7 @@ def load_measured(folder=MEASURED_DIR) -> list[dict]:
     def rank(run):
         key = f"{run['task']}/{run['preset']}"
         return (ORDER.index(key) if key in ORDER else len(ORDER), "_superseded" in run, run.get("seed", 42) != 42,
-                run["_file"])
+                not run.get("gutenberg_1268", True), run["_file"])
 
     return sorted(runs, key=rank)
 
