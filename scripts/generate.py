@@ -22,6 +22,10 @@ def parse_args(argv=None):
     parser.add_argument("--top-k", type=int, default=None, help="sample from the k most likely tokens (k >= 1)")
     parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling, in (0, 1]")
     parser.add_argument("--device", default=None, help="e.g. cuda; default cpu")
+    parser.add_argument("--adapt-on", default=None, metavar="FILE",
+                        help="dynamic evaluation: first adapt a copy of the model to this text (the saved weights stay)")
+    parser.add_argument("--adapt-lr", type=float, default=None,
+                        help="its learning rate; default: the one tuned in the model's eval_results.json, else 0.01")
     args = parser.parse_args(argv)
     if not Path(args.model).is_dir():
         parser.error(f"--model {args.model!r} is not a folder.")
@@ -47,6 +51,8 @@ def main(argv=None):
         model, tokenizer = load_generator(args.model, device=device)
     except ValueError as err:  # no such device here, or the folder holds no language model
         sys.exit(f"error: {err}")
+    if args.adapt_on:
+        model = adapted_model(model, tokenizer, args)
     text = generate_text(
         model,
         tokenizer,
@@ -58,6 +64,19 @@ def main(argv=None):
         seed=args.seed,
     )
     print(args.prompt + text)
+
+
+def adapted_model(model, tokenizer, args):
+    import json
+
+    from seqhf.dynamic_eval import adapt_to_text
+
+    lr = args.adapt_lr
+    results = Path(args.model) / "eval_results.json"
+    if lr is None and results.is_file():
+        lr = (json.loads(results.read_text()).get("dynamic_eval") or {}).get("lr")
+    text = Path(args.adapt_on).read_text(encoding="utf-8")
+    return adapt_to_text(model, tokenizer, text, lr=lr if lr is not None else 0.01).eval()
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def main(argv=None, **defaults):
               f"macro-F1 {results[f'{split}_macro_f1']:.4f}  ({results[f'{split}_examples']} texts, "
               f"{results['wall_time_s']:.0f} s) -> {a.output_dir}")
         if results.get("baseline"):
-            print(f"baseline ({results['baseline']['method']}, same splits): {split} accuracy "
+            print(f"baseline on the same splits, {results['baseline']['method']}: accuracy "
                   f"{results['baseline']['accuracy']:.4f}, macro-F1 {results['baseline']['macro_f1']:.4f}")
 
 

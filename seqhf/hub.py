@@ -212,10 +212,14 @@ def eval_results_for_card(task: str, results: dict) -> list:
                    ("f1", f"{split.capitalize()} F1", f"{split}_f1"),
                    ("f1", f"{split.capitalize()} macro-F1", f"{split}_macro_f1")]
     else:
-        common = dict(
-            task_type=spec["pipeline_tag"], task_name=spec["task_name"], dataset_type="gutenberg-1268",
-            dataset_name="The Mysterious Island (Project Gutenberg #1268)", dataset_split="heldout (last 10%)",
-        )  # fmt: skip
+        if is_island_run(results):
+            dataset = dict(dataset_type="gutenberg-1268", dataset_name="The Mysterious Island (Project Gutenberg #1268)",
+                           dataset_split="heldout (last 10%)")
+        else:
+            dataset = dict(dataset_type="text", dataset_name=describe_char_sources(results),
+                           dataset_split=f"heldout ({results['heldout_source']})" if results.get("heldout_source")
+                           else "heldout (last 10% of each text)")
+        common = dict(task_type=spec["pipeline_tag"], task_name=spec["task_name"], **dataset)
         metrics = [
             ("bits_per_character", "Held-out bits per character", "heldout_bits_per_char"),
             ("nats_per_character", "Held-out nats per character", "heldout_nats_per_char"),
@@ -223,11 +227,28 @@ def eval_results_for_card(task: str, results: dict) -> list:
              "heldout_window_nats_per_char"),
             ("nats_per_character", "Held-out nats per character, one stream", "heldout_stream_nats_per_char"),
         ]
+        dynamic = results.get("dynamic_eval") or {}
+        if dynamic.get("heldout_chars") == results.get("heldout_chars"):  # the whole held-out text, not a part
+            results = dict(results, _dynamic=dynamic.get("heldout_nats_per_char"))
+            metrics.append(("nats_per_character", "Held-out nats per character, dynamic evaluation", "_dynamic"))
     return [
         EvalResult(metric_type=mtype, metric_name=mname, metric_value=float(results[key]), **common)
         for mtype, mname, key in metrics
         if results.get(key) is not None
     ]
+
+
+def is_island_run(results: dict) -> bool:
+    """Whether a char-LM run read Gutenberg #1268 with the chapter's cut (runs before the key existed did)."""
+    return results.get("gutenberg_1268", True)
+
+
+def describe_char_sources(results: dict) -> str:
+    """The char LM's training texts in a few words: file names (or the dataset) and their sizes."""
+    sources = results.get("sources") or []
+    names = [f"{s['name']} ({s['chars']:,} characters)" for s in sources[:5]]
+    more = f" and {len(sources) - 5} more" if len(sources) > 5 else ""
+    return ", ".join(names) + more if names else str(results.get("dataset", "unknown text"))
 
 
 def build_card_data(task: str, results: dict, model_name: str, final: bool = True) -> ModelCardData:
@@ -242,6 +263,8 @@ def build_card_data(task: str, results: dict, model_name: str, final: bool = Tru
         datasets = [view["dataset_id"]] if view["imdb"] or view["hub_id"] else None
         tags += ["sentiment-analysis", "imdb", "movie-reviews"] if view["imdb"] else []
         tags += ["multi-label"] if results.get("multi_label") else []
+    if task == "charlm" and not any(s.get("cut", "").startswith("gutenberg") for s in results.get("sources") or [{"cut": "gutenberg"}]):
+        tags.remove("project-gutenberg")
     if results.get("quick"):
         tags.append("quick-run")
     return ModelCardData(
@@ -351,6 +374,8 @@ def write_model_card(
         fmt=_fmt,
         gutenberg_url=GUTENBERG_URL,
         **classification_card_fields(task, results, folder),
+        island=task == "charlm" and is_island_run(results),
+        char_sources=describe_char_sources(results) if task == "charlm" else None,
     )
     path = folder / CARD_NAME
     card.save(path)

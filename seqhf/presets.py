@@ -77,6 +77,20 @@ CHARLM_PRESETS = {
         train=dict(learning_rate=2e-3, epochs=40, batch_size=64, weight_decay=0.05, warmup=0.02,
                    scheduler="cosine", patience=4),
     ),
+    # For a learner's CPU (2 cores, about 25 minutes): one LSTM layer of 512 read as a stream, small
+    # batches at a high learning rate annealed to zero in 3 epochs. Measured on a 4-minute budget: batch 16
+    # at 5e-3 learns far faster per second than batch 32 at 3e-3 (more updates per character read), a
+    # second layer of 512 learns slower at first, a GRU of 512 no faster per step. State resets (5% of
+    # rows per chunk) teach it to start from a zero state: without them a stream that opens on a comma
+    # fell into an 8-nats/char regime. On the shared CPU (load 6-9) it reached 1.402 nats/char in 20.5
+    # minutes of training: short of the 1.18 goal, and of the 7-gram's 1.255.
+    "cpu": dict(
+        arch="lstm",
+        model=dict(embedding_size=128, hidden_size=512, num_hidden_layers=1, classifier_dropout=0.1),
+        seq_len=128, tbptt="stateful", state_reset=0.05,
+        train=dict(learning_rate=5e-3, epochs=3, batch_size=16, weight_decay=0.01, warmup=0.02,
+                   scheduler="cosine", patience=2),
+    ),
     "transformer": dict(
         arch="transformer",
         model=dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=6, intermediate_size=1536,
@@ -99,6 +113,10 @@ CHARLM_QUICK = {
                    hidden_dropout=0.0, classifier_dropout=0.0),
         seq_len=64, train_chars=600_000,
         train=dict(learning_rate=5e-3, epochs=2, batch_size=32, weight_decay=0.0, patience=2),
+    ),
+    "cpu": dict(
+        model=dict(hidden_size=256), train_chars=600_000,
+        train=dict(epochs=1, batch_size=16),
     ),
     "transformer": dict(
         model=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256,

@@ -21,8 +21,9 @@ TARGETS = {
     ("classification (ag_news_8k)", "lstm"): ("test_accuracy", "min", 0.89),
     ("charlm", "lstm"): ("heldout_nats_per_char", "max", 1.22),
     ("charlm", "transformer"): ("heldout_nats_per_char", "max", 1.15),
+    ("charlm", "cpu"): ("heldout_nats_per_char", "max", 1.18),
 }
-ORDER = ["sentiment/lstm", "sentiment/transformer", "sentiment/book", "charlm/lstm", "charlm/transformer", "charlm/book"]
+ORDER = ["sentiment/lstm", "sentiment/transformer", "sentiment/book", "charlm/lstm", "charlm/transformer", "charlm/cpu", "charlm/book"]
 
 
 def load_measured(folder=MEASURED_DIR) -> list[dict]:
@@ -40,7 +41,7 @@ def load_measured(folder=MEASURED_DIR) -> list[dict]:
     def rank(run):
         key = f"{run['task']}/{run['preset']}"
         return (ORDER.index(key) if key in ORDER else len(ORDER), "_superseded" in run, run.get("seed", 42) != 42,
-                run["_file"])
+                not run.get("gutenberg_1268", True), run["_file"])
 
     return sorted(runs, key=rank)
 
@@ -67,12 +68,37 @@ def _result(run: dict) -> str:
     text = f"{run['heldout_nats_per_char']:.3f} nats/char ({run['heldout_bits_per_char']:.3f} bits)"
     if run.get("heldout_stream_nats_per_char") is not None:
         text += f" as one stream; {run['heldout_window_nats_per_char']:.3f} in windows"
-    return text
+    return text + _charlm_beside(run)
+
+
+def _charlm_beside(run: dict) -> str:
+    """What a char-LM result is reported beside: the n-gram baseline on the same held-out text, the tuned
+    mixture, dynamic evaluation (a separate figure) and the score on a text the model never saw."""
+    parts = []
+    if run.get("ngram"):
+        parts.append(f"{run['ngram']['order']}-gram Kneser-Ney {run['ngram']['heldout_nats_per_char']:.3f}")
+    if run.get("mixture"):
+        parts.append(f"mixed with it {run['mixture']['heldout_nats_per_char']:.3f}")
+    dynamic = run.get("dynamic_eval")
+    if dynamic:
+        part = "" if dynamic["heldout_chars"] == run["heldout_chars"] else f" (first {dynamic['heldout_chars']:,} chars)"
+        parts.append(f"dynamic evaluation{part} {dynamic['heldout_nats_per_char']:.3f}")
+    second = run.get("second_text")
+    if second:
+        parts.append(f"unseen text ({second['name']}) {second['nats_per_char']:.3f}, n-gram {second['ngram_nats_per_char']:.3f}")
+    return "".join(f"; {p}" for p in parts)
+
+
+def _other_text(run: dict) -> str | None:
+    """The text a char-LM run read when it was not Gutenberg #1268 (the targets are set on #1268 only)."""
+    if run["task"] != "charlm" or run.get("gutenberg_1268", True):
+        return None
+    return ", ".join(source["name"] for source in run.get("sources") or []) or run.get("dataset", "another text")
 
 
 def _target(run: dict) -> str:
     target = TARGETS.get((run["task"], run["preset"]))
-    if target is None:
+    if target is None or _other_text(run):
         return "—"
     key, kind, bound = target
     value = run[key]
@@ -104,8 +130,13 @@ def results_table(runs: list[dict]) -> str:
             preset += f", seed {run['seed']}"
         if "_superseded" in run:
             preset += f" (earlier recipe: {run['_superseded']})"
+        if _other_text(run):
+            preset += f" on {_other_text(run)}"
+        wall = _wall(run["wall_time_s"])
+        if run.get("train_time_s"):
+            wall += f" (training {_wall(run['train_time_s'])})"
         lines.append(
-            f"| {preset} | {_result(run)} | {_target(run)} | {_wall(run['wall_time_s'])} "
+            f"| {preset} | {_result(run)} | {_target(run)} | {wall} "
             f"| {hardware} | {run['epochs']:g} |"
         )
     return "\n".join(lines)

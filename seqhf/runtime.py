@@ -30,7 +30,7 @@ def configure_threads(verbose: bool = True) -> int:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
         torch.set_num_threads(choose_threads(cores, load))
         reason = f"{cores} cores, load average {load:.1f}; set OMP_NUM_THREADS to choose"
-    if verbose:
+    if verbose and os.environ.get("RANK", "0") == "0":  # under accelerate launch, say it once
         print(f"torch threads: {torch.get_num_threads()} ({reason})")
     return torch.get_num_threads()
 

@@ -50,6 +50,24 @@ def test_targets_are_judged_from_the_figures():
     assert "1.210 nats/char (1.750 bits) as one stream; 1.290 in windows | ≤ 1.22 — met" in results_table([charlm])
 
 
+def test_charlm_results_show_the_ngram_mixture_dynamic_and_unseen_text():
+    charlm = dict(task="charlm", preset="cpu", heldout_nats_per_char=1.30, heldout_bits_per_char=1.876,
+                  heldout_stream_nats_per_char=1.30, heldout_window_nats_per_char=1.40, heldout_chars=1000,
+                  wall_time_s=1500.0, hardware="1 x NVIDIA H200", epochs=3.0,
+                  ngram=dict(order=7, heldout_nats_per_char=1.2548), mixture=dict(heldout_nats_per_char=1.21),
+                  dynamic_eval=dict(heldout_chars=1000, heldout_nats_per_char=1.25),
+                  second_text=dict(name="imdb (unsupervised)", nats_per_char=2.1, ngram_nats_per_char=2.3))
+    row = results_table([charlm]).splitlines()[2]
+    assert ("1.300 nats/char (1.876 bits) as one stream; 1.400 in windows; 7-gram Kneser-Ney 1.255; "
+            "mixed with it 1.210; dynamic evaluation 1.250; unseen text (imdb (unsupervised)) 2.100, n-gram 2.300 "
+            "| ≤ 1.18 — **not met**") in row
+    partial = dict(charlm, dynamic_eval=dict(heldout_chars=200, heldout_nats_per_char=1.25))
+    assert "dynamic evaluation (first 200 chars) 1.250" in results_table([partial])
+    other = dict(charlm, gutenberg_1268=False, sources=[dict(name="reviews.txt")])
+    row = results_table([other]).splitlines()[2]
+    assert row.startswith("| charlm `cpu` on reviews.txt |") and "| — |" in row  # the targets are for #1268
+
+
 def test_update_readme_needs_the_markers():
     with pytest.raises(ValueError, match="results block"):
         update_readme("# no table here\n", "| a |")

@@ -141,7 +141,7 @@ class _Spy:
         return out
 
 
-def _lm_run(tmp_path, tbptt, steps=4):
+def _lm_run(tmp_path, tbptt, steps=4, state_reset=0.0):
     torch.manual_seed(0)
     config = SeqLSTMConfig(vocab_size=11, embedding_size=6, hidden_size=8, pad_token_id=10, is_decoder=True)
     model = SeqLSTMForCausalLM(config)
@@ -153,7 +153,7 @@ def _lm_run(tmp_path, tbptt, steps=4):
                               eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
                               report_to="none", disable_tqdm=True, train_sampling_strategy="sequential")
     trainer = CharLMTrainer(model=model, args=args, train_dataset=data, data_collator=default_data_collator,
-                            tbptt=tbptt)
+                            tbptt=tbptt, state_reset=state_reset)
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return spy.calls, losses
@@ -170,6 +170,21 @@ def test_stateful_tbptt_carries_detached_state(tmp_path):
     _, window_losses = _lm_run(tmp_path, "windows")
     assert stateful_losses[0] == pytest.approx(window_losses[0])  # same data, same start
     assert stateful_losses[1:] != pytest.approx(window_losses[1:], abs=1e-6)  # the carried state changes the loss
+
+
+def test_state_reset_zeroes_whole_rows(tmp_path):
+    torch.manual_seed(0)
+    calls, _ = _lm_run(tmp_path, "stateful", steps=6, state_reset=0.5)
+    rows_reset = rows_carried = 0
+    for (_, prev_final, _), (initial, _, _) in zip(calls, calls[1:]):
+        for carried, final in zip(initial, prev_final):
+            for row in range(carried.shape[1]):
+                if torch.count_nonzero(carried[:, row]) == 0:
+                    rows_reset += 1  # this row starts from zero ...
+                else:
+                    rows_carried += 1  # ... the others carry the previous state unchanged
+                    torch.testing.assert_close(carried[:, row], final[:, row])
+    assert rows_reset > 0 and rows_carried > 0
 
 
 def test_stateful_rejects_transformer():

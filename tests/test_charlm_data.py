@@ -1,0 +1,133 @@
+"""The char LM on the user's text (issue 11): files, folders, datasets, Gutenberg markers, bad input."""
+
+import json
+
+import pytest
+
+from seqhf import data as seqdata
+from seqhf.charlm import train_charlm
+from seqhf.training import SetupError
+
+TINY_CHARLM = dict(
+    arch="lstm", model=dict(embedding_size=8, hidden_size=16), seq_len=16, tbptt="stateful",
+    train=dict(learning_rate=1e-2, epochs=1, batch_size=4, weight_decay=0.0, warmup=0.0, scheduler="constant",
+               patience=2),
+)
+FAST = dict(disable_tqdm=True, dynamic=True, ngram_order=3)
+
+
+def _prose(n_sentences, seed=0):
+    words = ["the", "island", "engineer", "sailor", "smoke", "cave", "rope", "sea", "fire", "boat"]
+    out = []
+    for i in range(n_sentences):
+        k = (i * 7 + seed) % len(words)
+        out.append(f"The {words[k]} saw the {words[(k + 3) % len(words)]} near the {words[(k + 5) % len(words)]}.")
+    return " ".join(out) + "\n"
+
+
+def _gutenberg(body, title="A SMALL BOOK"):
+    return (f"The Project Gutenberg EBook of {title}\n\nTitle: {title}\n\n"
+            f"*** START OF THIS PROJECT GUTENBERG EBOOK {title} ***\n\n{body}\n"
+            f"*** END OF THIS PROJECT GUTENBERG EBOOK {title} ***\n\nSection 1. General Terms of Use ... licence\n")
+
+
+@pytest.fixture
+def two_files(tmp_path):
+    folder = tmp_path / "books"
+    folder.mkdir()
+    (folder / "a.txt").write_text(_prose(120, 0))
+    (folder / "b.txt").write_text(_prose(80, 3))
+    (folder / "notes.md").write_text("not a .txt file")
+    return folder
+
+
+def test_two_file_corpus_holds_out_the_end_of_each_file(two_files):
+    a, b = (two_files / "a.txt").read_text(), (two_files / "b.txt").read_text()
+    corpus = seqdata.load_char_corpus([two_files / "a.txt", two_files / "b.txt"])
+    assert corpus.train == a[: int(len(a) * 0.9)] + "\n\n" + b[: int(len(b) * 0.9)]
+    assert corpus.heldout == a[int(len(a) * 0.9) :] + "\n\n" + b[int(len(b) * 0.9) :]
+    assert [(s.name, s.chars, s.cut) for s in corpus.sources] == [("a.txt", len(a), "none"), ("b.txt", len(b), "none")]
+    assert not corpus.is_island
+    assert seqdata.load_char_corpus(two_files) == corpus  # the folder: its .txt files in name order
+
+
+def test_heldout_file_replaces_the_split(two_files, tmp_path):
+    (tmp_path / "held.txt").write_text("The sailor saw the cave.\n")
+    corpus = seqdata.load_char_corpus(two_files / "a.txt", heldout=tmp_path / "held.txt")
+    assert corpus.train == (two_files / "a.txt").read_text() and corpus.heldout == "The sailor saw the cave.\n"
+    assert corpus.heldout_source == "held.txt"
+
+
+def test_gutenberg_header_and_licence_are_stripped(tmp_path):
+    body = "CHAPTER I\n\n" + _prose(30)
+    (tmp_path / "pg999.txt").write_text(_gutenberg(body), encoding="utf-8")
+    text, cut = seqdata.read_char_text(tmp_path / "pg999.txt")
+    assert cut == "gutenberg" and text.strip() == body.strip()
+    assert "Project Gutenberg" not in text and "licence" not in text
+
+
+def test_island_keeps_the_chapters_cut(island_txt):
+    corpus = seqdata.load_char_corpus(island_txt)
+    book = seqdata.read_island_text(str(island_txt))
+    assert (corpus.train, corpus.heldout) == seqdata.split_heldout(book, 0.1)
+    assert corpus.is_island and corpus.sources[0].cut == "gutenberg-1268"
+
+
+def test_dataset_text_column(tmp_path):
+    (tmp_path / "reviews.csv").write_text('id,review\n1,"A fine film."\n2,"A dull plot."\n')
+    assert seqdata.load_text_dataset(str(tmp_path / "reviews.csv"), "review") == "A fine film.\n\nA dull plot."
+    with pytest.raises(ValueError, match=r"no column 'text'; its columns are \['id', 'review'\]"):
+        seqdata.load_text_dataset(str(tmp_path / "reviews.csv"), "text")
+    with pytest.raises(SetupError, match=r"no column 'body'; its columns are \['id', 'review'\]"):
+        train_charlm(TINY_CHARLM, None, tmp_path / "out", dataset=str(tmp_path / "reviews.csv"), text_column="body")
+    with pytest.raises(SetupError, match=r"no split 'validation'"):
+        train_charlm(TINY_CHARLM, None, tmp_path / "out", dataset=str(tmp_path / "reviews.csv"),
+                     text_column="review", dataset_split="validation")
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_text_inputs_are_named(tmp_path):
+    (tmp_path / "empty.txt").write_text("  \n")
+    (tmp_path / "latin1.txt").write_bytes("Caf\xe9 au lait, na\xefve.\n".encode("latin-1"))
+    (tmp_path / "nothing.txt").write_text(_gutenberg("\n\n"))
+    (tmp_path / "no_txt").mkdir()
+    cases = [
+        (tmp_path / "empty.txt", "empty.txt' holds no text"),
+        (tmp_path / "latin1.txt", "latin1.txt' is not UTF-8"),
+        (tmp_path / "nothing.txt", "holds no text between its Gutenberg markers"),
+        (tmp_path / "missing.txt", "Text file not found: .*missing.txt"),
+        (tmp_path / "missing_folder", "Text file not found: .*missing_folder"),
+        (tmp_path / "no_txt", "no_txt' holds no .txt files"),
+    ]
+    for i, (path, message) in enumerate(cases):
+        with pytest.raises(SetupError, match=message):
+            train_charlm(TINY_CHARLM, [str(path)], tmp_path / f"out{i}", **FAST)
+        assert not (tmp_path / f"out{i}").exists()  # caught before training
+
+
+def test_short_heldout_is_refused_before_training(two_files, tmp_path):
+    (tmp_path / "short.txt").write_text("Too short.")
+    with pytest.raises(SetupError, match=r"held-out text \(10 characters\) is shorter than one window"):
+        train_charlm(TINY_CHARLM, [str(two_files)], tmp_path / "out", heldout=str(tmp_path / "short.txt"), **FAST)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_train_on_two_files_reports_baselines_unknowns_and_samples(two_files, tmp_path):
+    (tmp_path / "held.txt").write_text("The sailor saw the cave near the sea; Zoë's boat broke.\n" * 3)
+    (tmp_path / "other.txt").write_text("Quite another text, with other words and letters: xylophone.\n" * 10)
+    out = tmp_path / "run"
+    results = train_charlm(TINY_CHARLM, [str(two_files)], out, heldout=str(tmp_path / "held.txt"),
+                           also_eval=str(tmp_path / "other.txt"), **FAST)
+    assert results["heldout_unknown_chars"] == 3 * 4  # Z, ë, ; and ' are not in the training text
+    saved = json.loads((out / "eval_results.json").read_text())
+    assert saved["sources"][0]["name"] == "a.txt" and saved["heldout_source"] == "held.txt"
+    assert saved["ngram"]["order"] == 3 and saved["ngram"]["heldout_nats_per_char"] > 0
+    assert 0.0 <= saved["mixture"]["neural_weight"] <= 1.0
+    assert saved["dynamic_eval"]["tuned_on"] == "validation" and saved["dynamic_eval"]["heldout_nats_per_char"] > 0
+    assert saved["second_text"]["unknown_chars"] > 0
+    assert {(s["temperature"], s["seed"]) for s in saved["samples"]} == {(0.5, 1), (0.5, 2), (1.0, 1), (1.0, 2)}
+    card = (out / "README.md").read_text()
+    assert "a.txt" in card and "b.txt" in card and "held.txt" in card
+    assert "Verne" not in card and "gutenberg-1268" not in card
+    assert "Kneser-Ney" in card and "Dynamic evaluation" in card and saved["samples"][0]["text"][:20] in card
