@@ -16,7 +16,8 @@ from seqhf.training import SetupError  # noqa: E402
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", choices=["lstm", "transformer", "book"], default="lstm", help="preset")
+    p.add_argument("--model", choices=["lstm", "transformer", "book", "ulmfit", "ulmfit-cpu", "ulmfit-cpu-word2vec"],
+                   default="lstm", help="preset")
     p.add_argument("--dataset", default="stanfordnlp/imdb", help="hub id or local folder in the stanfordnlp/imdb layout")
     p.add_argument("--output-dir", required=True)
     p.add_argument("--quick", action="store_true", help="small preset: 4k training reviews, 2k test reviews")
@@ -24,10 +25,13 @@ def main(argv=None):
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping threshold; 0 disables it")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
+    p.add_argument("--init-from", default=None, metavar="LM_DIR",
+                   help="fine-tune from this word LM folder (scripts/train_lm.py), ULMFiT's way: its tokenizer and "
+                        "backbone, discriminative rates, gradual unfreezing, slanted triangular schedule")
     a = p.parse_args(argv)
     try:
         results = train_sentiment(a.model, a.dataset, a.output_dir, quick=a.quick, epochs=a.epochs,
-                                  max_grad_norm=a.max_grad_norm, seed=a.seed, resume=a.resume)
+                                  max_grad_norm=a.max_grad_norm, seed=a.seed, resume=a.resume, init_from=a.init_from)
     except SetupError as err:
         sys.exit(f"error: {err}")
     if int(os.environ.get("RANK", "0")) == 0:

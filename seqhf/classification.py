@@ -12,6 +12,7 @@ import torch
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
 
 from . import data as seqdata
+from . import ulmfit
 from .embeddings import cached_word_vectors, load_embeddings
 from .metrics import compute_classification_metrics
 from .presets import get_preset
@@ -102,8 +103,9 @@ def truncate_ids(ids: list, max_length: int, mode: str = "head") -> list:
     return ids[:head] + ids[len(ids) - (max_length - head) :]
 
 
-def prepare_sentiment_data(dataset: str, preset: dict, seed: int = 42):
-    """Load IMDb, check it, build the word tokenizer on the training texts, and tokenize every split."""
+def prepare_sentiment_data(dataset: str, preset: dict, seed: int = 42, tokenizer=None):
+    """Load IMDb, check it, build the word tokenizer on the training texts (unless `tokenizer` is given,
+    e.g. a pretrained LM's), and tokenize every split."""
     quick = "train_size" in preset
     try:
         raw = seqdata.load_imdb(str(dataset), validation_size=preset.get("validation_size", 0.1), seed=seed)
@@ -124,8 +126,10 @@ def prepare_sentiment_data(dataset: str, preset: dict, seed: int = 42):
                 f"The {split!r} split of {dataset!r} has labels {sorted(labels - set(ID2LABEL))} outside "
                 f"id2label={ID2LABEL}."
             )
-    tokenizer = build_word_tokenizer(raw["train"]["text"], vocab_size=preset["vocab_size"],
-                                     model_max_length=preset["max_length"])
+    if tokenizer is None:
+        tokenizer = build_word_tokenizer(raw["train"]["text"], vocab_size=preset["vocab_size"],
+                                         model_max_length=preset["max_length"])
+    tokenizer.model_max_length = preset["max_length"]
     unk = tokenizer.unk_token_id
 
     def encode(batch):
@@ -146,6 +150,8 @@ def word_vector_texts(train, unlabelled, preset: dict) -> list:
     if not preset.get("word_vectors"):
         return []
     texts = list(train["text"])
+    if unlabelled is not None and preset.get("unlabelled_size") is not None:  # the same sample a word LM reads
+        unlabelled = unlabelled.shuffle(seed=42).select(range(min(preset["unlabelled_size"], len(unlabelled))))
     if unlabelled is None or len(unlabelled) == 0:
         print("No unlabelled reviews in the dataset: word vectors learn from the training reviews alone.")
     else:
@@ -155,19 +161,35 @@ def word_vector_texts(train, unlabelled, preset: dict) -> list:
 
 def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/sentiment", *, quick=False,
                     epochs=None, max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(),
-                    **train_overrides) -> dict:
-    """Train a sentiment classifier on IMDb and return the results written to eval_results.json."""
+                    init_from=None, **train_overrides) -> dict:
+    """Train a sentiment classifier on IMDb and return the results written to eval_results.json.
+
+    `init_from`: a word LM folder (scripts/train_lm.py) to fine-tune from, ULMFiT's way (`seqhf.ulmfit`)."""
     start = time.time()
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("sentiment", model, quick)
     if epochs is not None and epochs <= 0:
         raise SetupError(f"--epochs must be positive, got {epochs}.")
     set_seed(seed)
-    tokenizer, encoded, texts = prepare_sentiment_data(dataset, preset, seed)
+    # --- fine-tuning from a pretrained LM (seqhf.ulmfit): its backbone and its tokenizer
+    pretrained, lm_tokenizer = ulmfit.classifier_from_lm(init_from, preset["model"], ID2LABEL) if init_from else (None, None)
+    if init_from:
+        preset["word_vectors"] = None  # the LM's embeddings are the start
+        train_overrides.setdefault("ddp_find_unused_parameters", True)  # frozen groups get no gradient
+    # ---
+    tokenizer, encoded, texts = prepare_sentiment_data(dataset, preset, seed, tokenizer=lm_tokenizer)
     set_seed(seed)
-    net = build_model("classification", preset, tokenizer, id2label=ID2LABEL,
-                      label2id={v: k for k, v in ID2LABEL.items()})
+    net = pretrained or build_model("classification", preset, tokenizer, id2label=ID2LABEL,
+                                    label2id={v: k for k, v in ID2LABEL.items()})
     args = make_training_args(output_dir, preset["train"], task="classification", max_grad_norm=max_grad_norm, seed=seed,
                               epochs=epochs, max_steps=max_steps, quick=quick, **train_overrides)
+    # --- ULMFiT: discriminative rates, slanted triangular schedule, gradual unfreezing
+    optimizers, unfreezing = (None, None), None
+    if init_from:
+        recipe = preset["train"].get("ulmfit", {})
+        optimizers = ulmfit.ulmfit_optimizers(net, args, len(encoded["train"]), **recipe)
+        unfreezing = ulmfit.GradualUnfreezing(ulmfit.layer_groups(net))
+        callbacks = [*callbacks, unfreezing]
+    # ---
     checkpoint = resume_checkpoint(output_dir, resume)
     if texts and checkpoint is None:
         # The main process learns the vectors first; the others (same key) read its cache.
@@ -187,6 +209,7 @@ def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/s
         callbacks=[EarlyStoppingCallback(preset["train"]["patience"]), *callbacks],
         lengths=encoded["train"]["length"],
         split_by_length=lstm_on_cpu,
+        optimizers=optimizers,
     )
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.remove_callback(EarlyStoppingCallback)  # the final evaluations are not for early stopping
@@ -200,6 +223,9 @@ def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/s
         test_examples=len(encoded["test"]),
         best_validation_accuracy=trainer.state.best_metric,
     )
+    if init_from:
+        results.update(init_from=ulmfit.lm_summary(init_from), ulmfit=dict(
+            preset["train"].get("ulmfit", {}), trainable_groups_per_epoch=unfreezing.trainable_per_epoch))
     return finish_run(trainer, output_dir, results, start)
 
 
