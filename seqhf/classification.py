@@ -183,9 +183,9 @@ def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/s
     args = make_training_args(output_dir, preset["train"], task="classification", max_grad_norm=max_grad_norm, seed=seed,
                               epochs=epochs, max_steps=max_steps, quick=quick, **train_overrides)
     # --- ULMFiT: discriminative rates, slanted triangular schedule, gradual unfreezing
-    optimizers, unfreezing = (None, None), None
+    optimizers, unfreezing, recipe = (None, None), None, None
     if init_from:
-        recipe = preset["train"].get("ulmfit", {})
+        recipe = {**ulmfit.ULMFIT_DEFAULTS, **preset["train"].get("ulmfit", {})}
         optimizers = ulmfit.ulmfit_optimizers(net, args, len(encoded["train"]), **recipe)
         unfreezing = ulmfit.GradualUnfreezing(ulmfit.layer_groups(net))
         callbacks = [*callbacks, unfreezing]
@@ -224,8 +224,8 @@ def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/s
         best_validation_accuracy=trainer.state.best_metric,
     )
     if init_from:
-        results.update(init_from=ulmfit.lm_summary(init_from), ulmfit=dict(
-            preset["train"].get("ulmfit", {}), trainable_groups_per_epoch=unfreezing.trainable_per_epoch))
+        results.update(init_from=ulmfit.lm_summary(init_from),
+                       ulmfit=dict(recipe, trainable_groups_per_epoch=unfreezing.trainable_per_epoch))
     return finish_run(trainer, output_dir, results, start)
 
 

@@ -110,7 +110,7 @@ CHARLM_QUICK = {
 
 # Word-level LSTM language models on reviews (AWD-LSTM regularisers, tied embeddings), the backbones that
 # `--init-from` fine-tunes (ULMFiT). `lstm` is sized for one GPU's 15 minutes (2 x 1024, bf16, full softmax);
-# `cpu` for the 2-core CPU A/B (20,000 unlabelled reviews, sampled softmax, see `seqhf.wordlm`).
+# `cpu` for the 2-core CPU A/B (2 x 128 on 20,000 unlabelled reviews, sampled softmax, see `seqhf.wordlm`).
 WORDLM_PRESETS = {
     "lstm": dict(
         arch="lstm",
@@ -123,7 +123,7 @@ WORDLM_PRESETS = {
     ),
     "cpu": dict(
         arch="lstm",
-        model=dict(embedding_size=200, hidden_size=200, num_hidden_layers=2, tie_word_embeddings=True,
+        model=dict(embedding_size=128, hidden_size=128, num_hidden_layers=2, tie_word_embeddings=True,
                    locked_dropout=True, word_dropout=0.05, embedding_dropout=0.1, hidden_dropout=0.1,
                    weight_dropout=0.2, output_dropout=0.1),
         vocab_size=20000, seq_len=60, softmax="sampled", sampled_words=1024,
@@ -158,21 +158,22 @@ SENTIMENT_PRESETS["ulmfit"] = dict(
     vocab_size=30000, max_length=2000, truncation="head_tail",
     train=ULMFIT_TRAIN,
 )
-# The CPU A/B: 5,000 labelled reviews, 2,000 test reviews, the `cpu` LM's shape; `-word2vec` starts the
+# The CPU A/B: 5,000 labelled reviews read up to 256 tokens, 1,000 validation and 2,000 test reviews, the
+# `cpu` LM's shape; `-word2vec` starts the
 # embeddings from word2vec vectors of the same 20,000 unlabelled reviews the LM read.
 SENTIMENT_PRESETS["ulmfit-cpu"] = _cpu = dict(
     arch="lstm",
-    model=dict(embedding_size=200, hidden_size=200, num_hidden_layers=2, pooling="concat", locked_dropout=True,
+    model=dict(embedding_size=128, hidden_size=128, num_hidden_layers=2, pooling="concat", locked_dropout=True,
                embedding_dropout=0.1, hidden_dropout=0.1, weight_dropout=0.1, output_dropout=0.1,
                classifier_dropout=0.2),
-    vocab_size=20000, max_length=400, truncation="head_tail", train_size=5000, test_size=2000,
-    validation_size=0.1, unlabelled_size=20000,
-    train=dict(ULMFIT_TRAIN, batch_size=32, epochs=3, patience=3),
+    vocab_size=20000, max_length=256, truncation="head_tail", train_size=5000, test_size=2000,
+    validation_size=0.04, unlabelled_size=20000,
+    train=dict(ULMFIT_TRAIN, batch_size=32, epochs=4, patience=4),
 )
 SENTIMENT_PRESETS["ulmfit-cpu-word2vec"] = dict(_cpu, word_vectors=dict(sg=1, window=5, epochs=5))
 SENTIMENT_QUICK["ulmfit"] = dict(
     model=dict(embedding_size=32, hidden_size=32), vocab_size=3000, max_length=64, train_size=400,
-    validation_size=0.1, test_size=200, train=dict(epochs=2, batch_size=16),
+    validation_size=0.01, test_size=200, unlabelled_size=600, train=dict(epochs=2, batch_size=16),
 )
 SENTIMENT_QUICK["ulmfit-cpu"] = SENTIMENT_QUICK["ulmfit-cpu-word2vec"] = SENTIMENT_QUICK["ulmfit"]
 

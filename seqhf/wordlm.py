@@ -8,7 +8,7 @@ measured with the full softmax on held-out reviews (the carved validation review
 
 The output softmax over a 20-30k vocabulary costs more than the LSTM itself on a CPU. `softmax="sampled"`
 trains against the target word plus `sampled_words` words drawn from the unigram distribution (shared by
-the batch, logits corrected by -log(k q), Jean et al. 2015); the model and its evaluation keep the full
+the batch, their logits corrected by -log(k q), Bengio & Senecal 2008); the model and its evaluation keep the full
 softmax, so the saved folder is an ordinary causal LM.
 """
 
@@ -24,21 +24,23 @@ from .configuration_lstm import SeqLSTMConfig
 from .modeling_lstm import SeqLSTMForCausalLM
 from .presets import get_preset
 from .tokenization import EOS, build_word_tokenizer
-from .training import RankLog, SetupError, finish_run, make_training_args, resume_checkpoint, run_record
+from .training import RankLog, SetupError, TimeBudget, finish_run, make_training_args, resume_checkpoint, run_record
 
 SOFTMAXES = ("full", "sampled")
 
 
 def sampled_softmax_loss(hidden, targets, weight, bias, log_proposal, num_samples: int):
     """Mean cross-entropy of each target against `num_samples` words drawn (with replacement, shared by
-    all rows) from the proposal, every logit corrected by -log(num_samples * q(word)).
+    all rows) from the proposal q, each sampled logit corrected by -log(num_samples * q(word)).
 
+    With the correction, the sampled words' exp-logits sum to an importance-sampling estimate of the
+    softmax's normaliser, so the loss estimates the full cross-entropy (and its gradient the full one's).
     hidden (N, H), targets (N,), weight (V, H), bias (V,) or None, log_proposal (V,) log-probabilities.
     A sampled word equal to a row's target is masked out of that row.
     """
     samples = torch.multinomial(log_proposal.exp(), num_samples, replacement=True)
     correction = log_proposal + math.log(num_samples)
-    true_logits = (hidden * weight[targets]).sum(-1) - correction[targets]
+    true_logits = (hidden * weight[targets]).sum(-1)
     sampled_logits = hidden @ weight[samples].T - correction[samples]
     if bias is not None:
         true_logits = true_logits + bias[targets]
@@ -131,8 +133,9 @@ def build_lm_tokenizer(texts, preset: dict):
 
 def train_wordlm(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/wordlm", *, quick=False, softmax=None,
                  seq_len=None, epochs=None, max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(),
-                 **train_overrides) -> dict:
-    """Train a word-level LSTM LM on IMDb's training + unlabelled reviews and return its results."""
+                 time_budget_s=None, **train_overrides) -> dict:
+    """Train a word-level LSTM LM on IMDb's training + unlabelled reviews and return its results.
+    `time_budget_s` stops training after that many seconds (the planned schedule is cut short)."""
     start = time.time()
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("wordlm", model, quick)
     softmax = softmax or preset.get("softmax", "full")
@@ -152,6 +155,8 @@ def train_wordlm(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/word
         if len(ids) < seq_len + 1:
             raise SetupError(f"The {name} text ({len(ids)} tokens) is shorter than --seq-len + 1 = {seq_len + 1}.")
 
+    budget = TimeBudget(time_budget_s) if time_budget_s else None
+    callbacks = [*callbacks, budget] if budget else list(callbacks)
     set_seed(seed)
     config = SeqLSTMConfig(**preset["model"], vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
                            eos_token_id=tokenizer.eos_token_id, is_decoder=True)
@@ -183,6 +188,7 @@ def train_wordlm(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/word
         train_tokens_per_second=round(trainer.state.global_step * args.per_device_train_batch_size
                                       * args.world_size * seq_len / train_time, 1),
         train_time_s=round(train_time, 1),
+        time_budget_s=time_budget_s, stopped_by_time_budget=bool(budget and budget.stopped_at_step),
         validation_size=preset.get("validation_size", 0.1),
         best_validation_loss=trainer.state.best_metric,
     )
