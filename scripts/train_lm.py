@@ -23,6 +23,8 @@ def main(argv=None):
     p.add_argument("--seq-len", type=int, default=None, help="tokens per training window; default: the preset's")
     p.add_argument("--epochs", type=int, default=None, help="default: the preset's")
     p.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimizer steps (overrides --epochs)")
+    p.add_argument("--time-budget-min", type=float, default=None,
+                   help="stop training after this many minutes (e.g. to fit a device session); the epoch in progress is evaluated")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping threshold; 0 disables it")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
@@ -34,7 +36,7 @@ def main(argv=None):
     try:
         results = train_wordlm(a.model, a.dataset, a.output_dir, quick=a.quick, softmax=a.softmax, seq_len=a.seq_len,
                                epochs=a.epochs, max_steps=a.max_steps, max_grad_norm=a.max_grad_norm, seed=a.seed,
-                               resume=a.resume)
+                               resume=a.resume, time_budget_s=a.time_budget_min * 60 if a.time_budget_min else None)
     except SetupError as err:
         sys.exit(f"error: {err}")
     if int(os.environ.get("RANK", "0")) == 0:
