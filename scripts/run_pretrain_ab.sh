@@ -6,7 +6,8 @@
 #   scripts/run_pretrain_ab.sh runs/ab            # the A/B (about 25 CPU-minutes)
 #   scripts/run_pretrain_ab.sh runs/ab-q --quick  # rehearsal at tiny scale (a minute)
 #
-# ARMS picks the arms (default: all four, in this order); BASELINE_EPOCHS gives the random and word2vec
+# ARMS picks the arms (default: four, in this order; also lm-full and lm-full-init: a second LM with a full
+# softmax, stopped after LM_FULL_STEPS=300 steps, and the classifier fine-tuned from it); BASELINE_EPOCHS gives the random and word2vec
 # arms the epochs that match the LM arm's total CPU time (LM pretraining + fine-tuning).
 # Every command runs with OMP_NUM_THREADS=1 under nice; user+sys CPU seconds and wall seconds go to times.txt.
 set -euo pipefail
@@ -29,6 +30,10 @@ for arm in $ARMS; do
     lm) run lm scripts/train_lm.py --model cpu $QUICK --dataset "$DATA" --output-dir "$OUT/lm" ;;
     lm-init) run lm-init scripts/train_sentiment.py --model ulmfit-cpu $QUICK --dataset "$DATA" \
                --init-from "$OUT/lm" --output-dir "$OUT/lm-init" ;;
+    lm-full) run lm-full scripts/train_lm.py --model cpu-full $QUICK --dataset "$DATA" --output-dir "$OUT/lm-full" \
+               --max-steps "${LM_FULL_STEPS:-300}" ;;
+    lm-full-init) run lm-full-init scripts/train_sentiment.py --model ulmfit-cpu $QUICK --dataset "$DATA" \
+                    --init-from "$OUT/lm-full" --output-dir "$OUT/lm-full-init" ;;
     random) run random scripts/train_sentiment.py --model ulmfit-cpu $QUICK --dataset "$DATA" \
               --epochs "$BASELINE_EPOCHS" --output-dir "$OUT/random" ;;
     word2vec) run word2vec scripts/train_sentiment.py --model ulmfit-cpu-word2vec $QUICK --dataset "$DATA" \
