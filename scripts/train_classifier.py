@@ -41,7 +41,8 @@ def data_options(a) -> dict:
 def build_parser(**defaults) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
                                 epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=["lstm", "transformer", "book"], default="lstm", help="preset (default: lstm)")
+    p.add_argument("--model", choices=["lstm", "transformer", "book", "ulmfit", "ulmfit-cpu", "ulmfit-cpu-word2vec"],
+                   default="lstm", help="preset (default: lstm; ulmfit* go with --init-from)")
     add_data_arguments(p, **defaults)
     p.add_argument("--output-dir", required=True)
     p.add_argument("--quick", action="store_true",
@@ -50,6 +51,9 @@ def build_parser(**defaults) -> argparse.ArgumentParser:
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping threshold; 0 disables it")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
+    p.add_argument("--init-from", default=None, metavar="LM_DIR",
+                   help="fine-tune from this word LM folder (scripts/train_lm.py), ULMFiT's way: its tokenizer and "
+                        "backbone, discriminative rates, gradual unfreezing, slanted triangular schedule")
     p.add_argument("--no-baseline", dest="baseline", action="store_false",
                    help="skip the TF-IDF + logistic-regression baseline reported beside the model (on IMDb: ~45 s)")
     p.set_defaults(**defaults)
@@ -68,7 +72,7 @@ def main(argv=None, **defaults):
     try:
         results = train_classifier(data_options(a), a.model, a.output_dir, quick=a.quick, epochs=a.epochs,
                                    max_grad_norm=a.max_grad_norm, seed=a.seed, resume=a.resume,
-                                   baseline=a.baseline)
+                                   baseline=a.baseline, init_from=a.init_from)
     except SetupError as err:
         sys.exit(f"error: {err}")
     if int(os.environ.get("RANK", "0")) == 0:

@@ -13,6 +13,7 @@ from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
 
 from . import data as seqdata
+from . import ulmfit
 from .baseline import tfidf_logistic_regression
 from .classification_data import ClassificationData, DataError, load_classification_data
 from .embeddings import cached_word_vectors, load_embeddings
@@ -146,10 +147,13 @@ def word_vector_texts(data: ClassificationData, preset: dict) -> list:
     if not preset.get("word_vectors"):
         return []
     texts = list(data.splits["train"]["text"])
-    if data.unlabelled is None or len(data.unlabelled) == 0:
+    unlabelled = data.unlabelled
+    if unlabelled is not None and preset.get("unlabelled_size") is not None:  # the same sample a word LM reads
+        unlabelled = unlabelled.shuffle(seed=42).select(range(min(preset["unlabelled_size"], len(unlabelled))))
+    if unlabelled is None or len(unlabelled) == 0:
         print("No unlabelled split: word vectors learn from the training texts alone.")
     else:
-        texts += [t for t in data.unlabelled["text"] if t]
+        texts += [t for t in unlabelled["text"] if t]
     return texts
 
 
@@ -182,10 +186,11 @@ def build_tokenizer(data: ClassificationData, preset: dict):
 
 def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=False, epochs=None,
                      max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), baseline=True,
-                     **train_overrides) -> dict:
+                     init_from=None, **train_overrides) -> dict:
     """Train a text classifier on `data` (a `ClassificationData`, or a dict of `load_classification_data`
     arguments) and return the results written to eval_results.json. With `baseline`, the TF-IDF + logistic
-    regression baseline is fitted on the same training split and scored on the same final split beside it."""
+    regression baseline is fitted on the same training split and scored on the same final split beside it.
+    `init_from`: a word LM folder (scripts/train_lm.py) to fine-tune from, ULMFiT's way (`seqhf.ulmfit`)."""
     clock = RunClock()
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("sentiment", model, quick)
     if epochs is not None and epochs <= 0:
@@ -194,18 +199,38 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     if not isinstance(data, ClassificationData):
         data = load_data(data, preset, seed)
     subsample(data, preset, seed)
-    tokenizer = build_tokenizer(data, preset)
+    id2label = dict(enumerate(data.label_names))
+    problem = "multi_label_classification" if data.multi_label else "single_label_classification"
+    # --- fine-tuning from a pretrained word LM (seqhf.ulmfit): its backbone and its tokenizer
+    net = None
+    if init_from:
+        net, tokenizer = ulmfit.classifier_from_lm(init_from, preset["model"], id2label)
+        net.config.problem_type = problem
+        tokenizer.model_max_length = VERY_LARGE_INTEGER if reads_whole_texts(preset) else preset["max_length"]
+        preset["word_vectors"] = None  # the LM's embeddings are the start
+        train_overrides.setdefault("ddp_find_unused_parameters", True)  # frozen groups get no gradient
+    else:
+        tokenizer = build_tokenizer(data, preset)
+    # ---
     encoded = encode_splits(data, preset, tokenizer)
     texts = word_vector_texts(data, preset)
     vector_settings = word_vector_settings(preset, texts) if texts else None
     set_seed(seed)
-    problem = "multi_label_classification" if data.multi_label else "single_label_classification"
-    net = build_model("classification", preset, tokenizer, id2label=dict(enumerate(data.label_names)),
-                      label2id={name: i for i, name in enumerate(data.label_names)}, problem_type=problem)
+    if net is None:
+        net = build_model("classification", preset, tokenizer, id2label=id2label,
+                          label2id={name: i for i, name in id2label.items()}, problem_type=problem)
     best_metric = "macro_f1" if data.multi_label else "accuracy"
     args = make_training_args(output_dir, preset["train"], task="classification", max_grad_norm=max_grad_norm,
                               seed=seed, epochs=epochs, max_steps=max_steps, quick=quick,
                               **{"metric_for_best_model": best_metric, **train_overrides})
+    # --- ULMFiT: discriminative rates, slanted triangular schedule, gradual unfreezing
+    optimizers, unfreezing, recipe = (None, None), None, None
+    if init_from:
+        recipe = {**ulmfit.ULMFIT_DEFAULTS, **preset["train"].get("ulmfit", {})}
+        optimizers = ulmfit.ulmfit_optimizers(net, args, len(encoded["train"]), **recipe)
+        unfreezing = ulmfit.GradualUnfreezing(ulmfit.layer_groups(net))
+        callbacks = [*callbacks, unfreezing]
+    # ---
     checkpoint = resume_checkpoint(output_dir, resume, clock)
     if texts and checkpoint is None:
         # The main process learns the vectors first; the others (same key) read its cache.
@@ -225,6 +250,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         callbacks=[EarlyStoppingCallback(preset["train"]["patience"]), clock, *callbacks],
         lengths=encoded["train"]["length"],
         split_by_length=lstm_on_cpu,
+        optimizers=optimizers,
     )
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.remove_callback(EarlyStoppingCallback)  # the final evaluations are not for early stopping
@@ -244,6 +270,9 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         evaluated_on=final, **{f"{final}_{k}": v for k, v in figures.items()},
     )
     results.update({f"{final}_loss": prediction.metrics.get(f"{final}_loss"), f"{final}_examples": len(encoded[final])})
+    if init_from:
+        results.update(init_from=ulmfit.lm_summary(init_from),
+                       ulmfit=dict(recipe, trainable_groups_per_epoch=unfreezing.trainable_per_epoch))
     if trainer.is_world_process_zero():
         plot_confusion_matrix(confusion_matrix(prediction.predictions, prediction.label_ids), data.label_names,
                               Path(output_dir) / CONFUSION_NAME, title=f"{final} split")

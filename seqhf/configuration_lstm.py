@@ -42,6 +42,13 @@ class SeqLSTMConfig(PretrainedConfig):
         rnn_type: "lstm", "gru" or "rnn" (Elman SimpleRNN with tanh).
         embedding_dropout: dropout on the embeddings.
         hidden_dropout: dropout between stacked recurrent layers.
+        word_dropout: probability of dropping a word type from the vocabulary for a whole batch: every
+            occurrence of it in the batch gets a zero embedding (AWD-LSTM's embedding dropout).
+        weight_dropout: DropConnect on the hidden-to-hidden matrices of every recurrent layer: one mask per
+            forward pass, shared by all time steps (AWD-LSTM's weight drop). torch's fused kernel still runs.
+        output_dropout: dropout on the last recurrent layer's outputs, before the LM head or the pooling.
+        locked_dropout: make `embedding_dropout`, `hidden_dropout` and `output_dropout` locked (variational):
+            one mask per sequence, the same at every time step.
         classifier_dropout: dropout before the classifier (and before the LM head).
         pooling: how the classifier summarises the sequence: "last" (final state of each
             direction), "max", "mean" or "concat" = [last; max; mean].
@@ -65,6 +72,10 @@ class SeqLSTMConfig(PretrainedConfig):
         hidden_dropout=0.0,
         classifier_dropout=0.0,
         pooling="last",
+        word_dropout=0.0,
+        weight_dropout=0.0,
+        output_dropout=0.0,
+        locked_dropout=False,
         classifier_hidden_size=None,
         classifier_activation="relu",
         initializer_range=0.02,
@@ -92,6 +103,9 @@ class SeqLSTMConfig(PretrainedConfig):
             ("embedding_dropout", embedding_dropout),
             ("hidden_dropout", hidden_dropout),
             ("classifier_dropout", classifier_dropout),
+            ("word_dropout", word_dropout),
+            ("weight_dropout", weight_dropout),
+            ("output_dropout", output_dropout),
         ):
             _check_dropout(name, value)
         for name, value in (("pad_token_id", pad_token_id), ("bos_token_id", bos_token_id)):
@@ -115,6 +129,10 @@ class SeqLSTMConfig(PretrainedConfig):
         self.hidden_dropout = hidden_dropout
         self.classifier_dropout = classifier_dropout
         self.pooling = pooling
+        self.word_dropout = word_dropout
+        self.weight_dropout = weight_dropout
+        self.output_dropout = output_dropout
+        self.locked_dropout = bool(locked_dropout)
         self.classifier_hidden_size = classifier_hidden_size
         self.classifier_activation = classifier_activation
         self.initializer_range = initializer_range

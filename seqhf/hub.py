@@ -54,6 +54,14 @@ TASKS = {
         metrics=["bits_per_character", "nats_per_character"],
         template="charlm.md",
     ),
+    "wordlm": dict(
+        pipeline_tag="text-generation",
+        task_name="Word-level language modelling",
+        tags=["seqhf", "language-model", "awd-lstm", "ulmfit", "imdb", "movie-reviews"],
+        datasets=[IMDB_HUB_ID],
+        metrics=["perplexity"],
+        template="wordlm.md",
+    ),
 }
 
 # Pickle-based formats: never published (they run code when loaded). Weights go out as safetensors only.
@@ -69,8 +77,10 @@ CONFIG_FIELDS = (
     "intermediate_size", "hidden_act", "max_position_embeddings", "position_embedding_type", "pre_norm",
     "bidirectional", "rnn_type", "pooling",
     "classifier_hidden_size", "classifier_activation", "embedding_dropout", "hidden_dropout",
-    "classifier_dropout", "attention_dropout", "tie_word_embeddings", "num_labels",
+    "classifier_dropout", "attention_dropout", "word_dropout", "weight_dropout", "output_dropout", "locked_dropout",
+    "tie_word_embeddings", "num_labels",
 )  # fmt: skip
+OPTIONAL_CONFIG_FIELDS = ("word_dropout", "weight_dropout", "output_dropout", "locked_dropout")  # shown when set
 
 
 class FolderNotReadyError(ValueError):
@@ -161,7 +171,7 @@ def _config_rows(config: dict):
     fields = CONFIG_FIELDS
     if any("CausalLM" in a for a in config.get("architectures") or []):
         fields = [f for f in fields if f != "pooling" and not f.startswith("classifier_")]
-    return [(k, _fmt(config[k])) for k in fields if k in config]
+    return [(k, _fmt(config[k])) for k in fields if k in config and (config[k] or k not in OPTIONAL_CONFIG_FIELDS)]
 
 
 def _tbptt_mode(value):
@@ -211,6 +221,13 @@ def eval_results_for_card(task: str, results: dict) -> list:
         metrics = [("accuracy", f"{split.capitalize()} accuracy", f"{split}_accuracy"),
                    ("f1", f"{split.capitalize()} F1", f"{split}_f1"),
                    ("f1", f"{split.capitalize()} macro-F1", f"{split}_macro_f1")]
+    elif task == "wordlm":
+        common = dict(
+            task_type=spec["pipeline_tag"], task_name=spec["task_name"], dataset_type=IMDB_HUB_ID,
+            dataset_name="IMDb (Large Movie Review Dataset)", dataset_config="plain_text",
+            dataset_split="held-out reviews carved from train (never trained on)",
+        )  # fmt: skip
+        metrics = [("perplexity", "Held-out perplexity (full softmax)", "heldout_perplexity")]
     else:
         if is_island_run(results):
             dataset = dict(dataset_type="gutenberg-1268", dataset_name="The Mysterious Island (Project Gutenberg #1268)",

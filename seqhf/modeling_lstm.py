@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn import functional as F
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache, LinearAttentionCacheLayerMixin, LinearAttentionLayer
@@ -175,6 +176,7 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
         self.embeddings = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         self.hidden_dropout = nn.Dropout(config.hidden_dropout)
+        self.output_dropout = nn.Dropout(config.output_dropout)
         rnn_class = RNN_CLASSES[config.rnn_type]
         num_directions = 2 if config.bidirectional else 1
         # One module per layer so each layer's outputs can be returned as hidden states.
@@ -243,8 +245,8 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if inputs_embeds is None:
-            inputs_embeds = self.embeddings(input_ids)
-        hidden = self.embedding_dropout(inputs_embeds)
+            inputs_embeds = self._embed(input_ids)
+        hidden = self._dropout(self.embedding_dropout, inputs_embeds)
         batch_size, seq_len = hidden.shape[:2]
 
         # Padded positions are skipped with packed sequences, so a padded row gives the same result
@@ -267,13 +269,14 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
         final_states = []
         for i, (layer, layer_state) in enumerate(zip(self.layers, self._split_state(initial_state))):
             if i > 0:
-                hidden = self._dropout(hidden, packed)
-            hidden, state = layer(hidden, layer_state)
+                hidden = self._dropout(self.hidden_dropout, hidden)
+            hidden, state = self._run_layer(layer, hidden, layer_state)
             final_states.append(state if isinstance(state, tuple) else (state,))
             if output_hidden_states:
                 all_hidden_states += (unpack(hidden),)
 
-        last_hidden_state = all_hidden_states[-1] if output_hidden_states else unpack(hidden)
+        output = self._dropout(self.output_dropout, hidden)
+        last_hidden_state = all_hidden_states[-1] if output_hidden_states and output is hidden else unpack(output)
         final_state = tuple(torch.cat(parts, dim=0) for parts in zip(*final_states))
         if not return_dict:
             return tuple(v for v in (last_hidden_state, final_state, all_hidden_states) if v is not None)
@@ -281,10 +284,53 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
             last_hidden_state=last_hidden_state, final_state=final_state, hidden_states=all_hidden_states
         )
 
-    def _dropout(self, hidden, packed):
-        if not packed:
-            return self.hidden_dropout(hidden)
-        return hidden._replace(data=self.hidden_dropout(hidden.data))
+    def _embed(self, input_ids):
+        """Token embeddings; in training, `word_dropout` zeroes every occurrence of the dropped word types."""
+        embeds = self.embeddings(input_ids)
+        p = self.config.word_dropout
+        if not self.training or p == 0:
+            return embeds
+        keep = embeds.new_empty(self.config.vocab_size).bernoulli_(1 - p) / (1 - p)
+        return embeds * keep[input_ids].unsqueeze(-1)
+
+    def _dropout(self, dropout, hidden):
+        """`dropout` on a (batch, seq, features) tensor or a PackedSequence; returns `hidden` itself when
+        inactive. With `locked_dropout`, each sequence keeps one mask for all its time steps."""
+        if not self.training or dropout.p == 0:
+            return hidden
+        packed = isinstance(hidden, PackedSequence)
+        values = hidden.data if packed else hidden
+        if not self.config.locked_dropout:
+            dropped = dropout(values)
+        elif not packed:
+            dropped = values * self._locked_mask(values.shape[0], values.shape[-1], dropout.p, values)
+        else:
+            # Packed data holds, at time step t, the first batch_sizes[t] sequences (in sorted order).
+            sizes = hidden.batch_sizes
+            rows = torch.arange(int(sizes[0]))
+            rows = rows.expand(len(sizes), -1)[rows.unsqueeze(0) < sizes.unsqueeze(1)].to(values.device)
+            dropped = values * self._locked_mask(int(sizes[0]), values.shape[-1], dropout.p, values)[rows]
+        return hidden._replace(data=dropped) if packed else dropped
+
+    @staticmethod
+    def _locked_mask(batch_size, features, p, like):
+        shape = (batch_size, features) if like.dim() == 2 else (batch_size, 1, features)
+        return like.new_empty(shape).bernoulli_(1 - p) / (1 - p)
+
+    def _run_layer(self, layer, hidden, state):
+        """One recurrent layer. With `weight_dropout` in training, its hidden-to-hidden matrices are
+        dropped (one mask for the whole sequence) and handed to the layer's own fused kernel."""
+        p = self.config.weight_dropout
+        if not self.training or p == 0:
+            return layer(hidden, state)
+        dropped = {
+            name: F.dropout(getattr(layer, name), p, training=True)
+            for name in layer._flat_weights_names
+            if name.startswith("weight_hh")
+        }
+        # nn.RNNBase keeps its flat weight list in step with its attributes, so the swapped-in tensors
+        # are what the kernel (_VF.lstm / cuDNN) receives, with gradients flowing back to the weights.
+        return torch.func.functional_call(layer, dropped, (hidden, state))
 
 
 def read_empty_texts_as_pad(input_ids, attention_mask, pad_token_id):

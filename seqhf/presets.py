@@ -127,6 +127,82 @@ CHARLM_QUICK = {
     ),
 }
 
+# Word-level LSTM language models on reviews (AWD-LSTM regularisers, tied embeddings), the backbones that
+# `--init-from` fine-tunes (ULMFiT). `lstm` is sized for one GPU's 15 minutes (2 x 1024, bf16, full softmax);
+# `cpu` for the 2-core CPU A/B (2 x 128 on 20,000 unlabelled reviews, sampled softmax, see `seqhf.wordlm`).
+WORDLM_PRESETS = {
+    "lstm": dict(
+        arch="lstm",
+        model=dict(embedding_size=1024, hidden_size=1024, num_hidden_layers=2, tie_word_embeddings=True,
+                   locked_dropout=True, word_dropout=0.05, embedding_dropout=0.25, hidden_dropout=0.2,
+                   weight_dropout=0.3, output_dropout=0.25),
+        vocab_size=30000, seq_len=80, softmax="full", validation_reviews=1000,
+        train=dict(learning_rate=2e-3, epochs=3, batch_size=128, weight_decay=0.01, warmup=0.02,
+                   scheduler="cosine", patience=2),
+    ),
+    "cpu": dict(
+        arch="lstm",
+        model=dict(embedding_size=128, hidden_size=128, num_hidden_layers=2, tie_word_embeddings=True,
+                   locked_dropout=True, word_dropout=0.05, embedding_dropout=0.1, hidden_dropout=0.1,
+                   weight_dropout=0.2, output_dropout=0.1),
+        vocab_size=20000, seq_len=60, softmax="sampled", sampled_words=1024,
+        train_reviews=0, unlabelled_reviews=20000, validation_reviews=400,
+        train=dict(learning_rate=3e-3, epochs=1, batch_size=64, weight_decay=0.01, warmup=0.02,
+                   scheduler="cosine", patience=2),
+    ),
+}
+# The A/B's second LM: the full softmax learns far more per step than the sampled one (see the README's
+# measurement), a 10k vocabulary makes it cheaper, and AWD-LSTM's wider embedding init (0.1) speeds it up.
+WORDLM_PRESETS["cpu-full"] = dict(
+    WORDLM_PRESETS["cpu"], softmax="full", vocab_size=10000,
+    model=dict(WORDLM_PRESETS["cpu"]["model"], initializer_range=0.1),
+    train=dict(WORDLM_PRESETS["cpu"]["train"], learning_rate=5e-3),
+)
+
+WORDLM_QUICK = {
+    "lstm": dict(
+        model=dict(embedding_size=32, hidden_size=32), vocab_size=3000, seq_len=30,
+        train_reviews=0, unlabelled_reviews=600, validation_reviews=60,
+        train=dict(batch_size=16, epochs=1, patience=2),
+    ),
+    "cpu": dict(
+        model=dict(embedding_size=32, hidden_size=32), vocab_size=3000, seq_len=30, sampled_words=256,
+        unlabelled_reviews=600, validation_reviews=60, train=dict(batch_size=16),
+    ),}
+WORDLM_QUICK["cpu-full"] = WORDLM_QUICK["cpu"]
+
+# Classifiers fine-tuned from a word LM (`--init-from`): ULMFiT's discriminative rates, gradual unfreezing,
+# slanted triangular schedule and concat pooling. The architecture fields here are what the random-init and
+# word2vec arms of the A/B build; with --init-from they come from the LM's own config instead.
+ULMFIT_TRAIN = dict(learning_rate=4e-3, epochs=4, batch_size=32, weight_decay=0.01, warmup=0.1,
+                    scheduler="linear", patience=4, ulmfit=dict(lr_factor=2.6, cut_frac=0.1, ratio=32))
+SENTIMENT_PRESETS["ulmfit"] = dict(
+    arch="lstm",
+    model=dict(embedding_size=1024, hidden_size=1024, num_hidden_layers=2, pooling="concat", locked_dropout=True,
+               embedding_dropout=0.1, hidden_dropout=0.1, weight_dropout=0.2, output_dropout=0.1,
+               classifier_dropout=0.2),
+    vocab_size=30000, max_length=2000, truncation="head_tail",
+    train=ULMFIT_TRAIN,
+)
+# The CPU A/B: 5,000 labelled reviews read up to 256 tokens, 1,000 validation and 2,000 test reviews, the
+# `cpu` LM's shape; `-word2vec` starts the
+# embeddings from word2vec vectors of the same 20,000 unlabelled reviews the LM read.
+SENTIMENT_PRESETS["ulmfit-cpu"] = _cpu = dict(
+    arch="lstm",
+    model=dict(embedding_size=128, hidden_size=128, num_hidden_layers=2, pooling="concat", locked_dropout=True,
+               embedding_dropout=0.1, hidden_dropout=0.1, weight_dropout=0.1, output_dropout=0.1,
+               classifier_dropout=0.2),
+    vocab_size=20000, max_length=256, truncation="head_tail", train_size=5000, test_size=2000,
+    validation_size=0.04, unlabelled_size=20000,
+    train=dict(ULMFIT_TRAIN, batch_size=32, epochs=4, patience=4),
+)
+SENTIMENT_PRESETS["ulmfit-cpu-word2vec"] = dict(_cpu, word_vectors=dict(sg=1, window=5, epochs=5))
+SENTIMENT_QUICK["ulmfit"] = dict(
+    model=dict(embedding_size=32, hidden_size=32), vocab_size=3000, max_length=64, train_size=400,
+    validation_size=0.01, test_size=200, unlabelled_size=600, train=dict(epochs=2, batch_size=16),
+)
+SENTIMENT_QUICK["ulmfit-cpu"] = SENTIMENT_QUICK["ulmfit-cpu-word2vec"] = SENTIMENT_QUICK["ulmfit"]
+
 
 def _merge(base: dict, override: dict) -> dict:
     out = copy.deepcopy(base)
@@ -136,11 +212,12 @@ def _merge(base: dict, override: dict) -> dict:
 
 
 def get_preset(task: str, name, quick: bool = False) -> dict:
-    """The preset `name` of `task` ("sentiment" | "charlm"), with its quick overrides when `quick`.
+    """The preset `name` of `task` ("sentiment" | "charlm" | "wordlm"), with its quick overrides when `quick`.
     A dict is taken as a preset itself (tests use tiny ones)."""
     if isinstance(name, dict):
         return copy.deepcopy(name)
-    presets, quicks = {"sentiment": (SENTIMENT_PRESETS, SENTIMENT_QUICK), "charlm": (CHARLM_PRESETS, CHARLM_QUICK)}[task]
+    presets, quicks = {"sentiment": (SENTIMENT_PRESETS, SENTIMENT_QUICK), "charlm": (CHARLM_PRESETS, CHARLM_QUICK),
+                       "wordlm": (WORDLM_PRESETS, WORDLM_QUICK)}[task]
     if name not in presets:
         raise ValueError(f"Unknown {task} preset {name!r}; choose one of {sorted(presets)}.")
     return _merge(presets[name], quicks[name]) if quick else copy.deepcopy(presets[name])

@@ -215,3 +215,19 @@ def finish_run(trainer: Trainer, output_dir, results: dict, clock: RunClock) -> 
     trainer.rank_log.write(trainer.args, wrote_output=main)
     trainer.accelerator.wait_for_everyone()
     return results
+
+
+class TimeBudget(TrainerCallback):
+    """Stops training once `seconds` have passed since it began (the epoch in progress is evaluated as usual),
+    so a run fits a fixed slot such as a device session. The schedule was planned for the full run."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.start, self.stopped_at_step = seconds, None, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.time()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.time() - self.start > self.seconds and not control.should_training_stop:
+            control.should_training_stop = True
+            self.stopped_at_step = state.global_step

@@ -1,0 +1,314 @@
+"""Pretraining and fine-tuning (issue 14): AWD-LSTM regularisers, the word LM, LM -> classifier, ULMFiT."""
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from datasets import ClassLabel, Dataset, Features, Value
+from torch.nn.modules import rnn as torch_rnn
+from torch.nn.utils.rnn import pack_padded_sequence
+from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
+
+from conftest import ROWS, padded_batch, run_without_seqhf
+from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification, SeqLSTMModel
+from seqhf.tokenization import build_word_tokenizer
+from seqhf.ulmfit import (
+    GradualUnfreezing,
+    classifier_from_lm,
+    discriminative_param_groups,
+    layer_groups,
+    ulmfit_optimizers,
+)
+from seqhf.wordlm import sampled_softmax_loss
+
+VOCAB = 23
+AWD = dict(locked_dropout=True, word_dropout=0.1, embedding_dropout=0.2, hidden_dropout=0.2, weight_dropout=0.5,
+           output_dropout=0.2)
+
+
+def tiny_config(**overrides):
+    fields = dict(vocab_size=VOCAB, embedding_size=6, hidden_size=6, num_hidden_layers=2, pad_token_id=0)
+    fields.update(overrides)
+    return SeqLSTMConfig(**fields)
+
+
+@pytest.mark.parametrize("field", ["word_dropout", "weight_dropout", "output_dropout"])
+def test_new_dropouts_are_validated(field):
+    with pytest.raises(ValueError, match=field):
+        tiny_config(**{field: 1.0})
+
+
+# ---------------------------------------------------------------- weight dropout
+
+
+@pytest.fixture
+def lstm_kernel_calls(monkeypatch):
+    """Counts calls of torch's fused LSTM kernel (`_VF.lstm`, what nn.LSTM.forward hands its weights to)."""
+    calls = []
+    fused = torch_rnn._VF.lstm
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return fused(*args, **kwargs)
+
+    monkeypatch.setattr(torch_rnn._VF, "lstm", counting)
+    return calls
+
+
+def test_weight_dropout_drops_hidden_to_hidden_weights_in_the_fused_kernel(lstm_kernel_calls):
+    torch.manual_seed(0)
+    model = SeqLSTMModel(tiny_config(weight_dropout=0.5, num_hidden_layers=1))
+    ids = torch.randint(1, VOCAB, (3, 7))
+    model.train()
+    torch.manual_seed(1)
+    trained = model(ids).last_hidden_state
+    assert len(lstm_kernel_calls) == 1  # one fused call for the layer: the cell is not re-implemented
+    kernel_w_hh = lstm_kernel_calls[0][2][1]  # (input, hx, flat weights, ...): w_ih, w_hh, b_ih, b_hh
+    w_hh = model.layers[0].weight_hh_l0
+    dropped = kernel_w_hh == 0
+    assert 0.3 < dropped.float().mean() < 0.7
+    assert torch.allclose(kernel_w_hh[~dropped], 2 * w_hh[~dropped])  # inverted dropout scaling
+    assert torch.equal(lstm_kernel_calls[0][2][0], model.layers[0].weight_ih_l0)  # input weights untouched
+
+    # The same mask by hand: a copy of the layer with the dropped matrix, run without dropout.
+    reference = SeqLSTMModel(tiny_config(num_hidden_layers=1)).eval()
+    reference.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        reference.layers[0].weight_hh_l0.copy_(kernel_w_hh)
+    assert torch.allclose(trained, reference(ids).last_hidden_state, atol=1e-6)
+
+    trained.sum().backward()  # gradients reach the weights through the mask: none where it dropped
+    assert torch.all(w_hh.grad[dropped] == 0) and w_hh.grad[~dropped].abs().sum() > 0
+
+    model.eval()
+    plain = SeqLSTMModel(tiny_config(num_hidden_layers=1)).eval()
+    plain.load_state_dict(model.state_dict())
+    assert torch.equal(model(ids).last_hidden_state, plain(ids).last_hidden_state)  # absent in eval
+    assert len(lstm_kernel_calls) == 4  # every forward above (dropped, reference, eval, plain) ran the kernel
+
+
+def test_locked_dropout_keeps_one_mask_per_sequence():
+    model = SeqLSTMModel(tiny_config(locked_dropout=True, hidden_dropout=0.5)).train()
+    ones = torch.ones(4, 9, 6)
+    dropped = model._dropout(model.hidden_dropout, ones)
+    assert torch.equal(dropped, dropped[:, :1].expand_as(dropped))  # same mask at every step
+    assert not torch.equal(dropped[0], dropped[1]) or not torch.equal(dropped[1], dropped[2])
+    packed = pack_padded_sequence(ones, torch.tensor([9, 3, 6, 1]), batch_first=True, enforce_sorted=False)
+    out = model._dropout(model.hidden_dropout, packed)
+    first_rows = out.data[: int(packed.batch_sizes[0])]  # step 0 of every sequence, in packed order
+    for t, start in enumerate(torch.cumsum(packed.batch_sizes, 0)[:-1].tolist()):
+        n = int(packed.batch_sizes[t + 1])
+        assert torch.equal(out.data[start : start + n], first_rows[:n])
+
+
+def test_word_dropout_drops_every_occurrence_of_a_word():
+    torch.manual_seed(0)
+    model = SeqLSTMModel(tiny_config(word_dropout=0.5)).train()
+    ids = torch.tensor([[3, 4, 3, 5, 4, 3, 6, 7, 8, 9, 10, 11]])
+    embeds = model._embed(ids)[0]
+    zero = embeds.abs().sum(-1) == 0
+    for word in ids[0].unique():
+        where = ids[0] == word
+        assert zero[where].all() or not zero[where].any()
+    assert zero.any() and not zero.all()
+    model.eval()
+    assert torch.equal(model._embed(ids), model.embeddings(ids))
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_padding_invariance_holds_with_awd_regularisers(side):
+    torch.manual_seed(0)
+    model = SeqLSTMForSequenceClassification(tiny_config(pooling="concat", num_labels=2, **AWD)).eval()
+    ids, mask = padded_batch(ROWS, side)
+    batch = model(input_ids=ids, attention_mask=mask).logits
+    alone = torch.cat([model(input_ids=torch.tensor([row])).logits for row in ROWS])
+    assert torch.allclose(batch, alone, atol=1e-5)
+
+
+# ---------------------------------------------------------------- sampled softmax
+
+
+def test_sampled_softmax_corrects_for_the_proposal():
+    """With many samples the corrected loss estimates the full cross-entropy (uncorrected it would be off
+    by log(num_samples / vocab) = 4.4 nats here)."""
+    torch.manual_seed(0)
+    vocab, width = 50, 8
+    hidden, weight, bias = torch.randn(64, width), torch.randn(vocab, width), torch.randn(vocab)
+    targets = torch.randint(0, vocab, (64,))
+    full = F.cross_entropy(hidden @ weight.T + bias, targets)
+    uniform = torch.full((vocab,), -math.log(vocab))
+    sampled = sampled_softmax_loss(hidden, targets, weight, bias, uniform, 4096)
+    assert abs(sampled.item() - full.item()) < 0.1
+
+
+# ---------------------------------------------------------------- LM -> classifier
+
+
+def _save_tiny_lm(folder, **overrides):
+    texts = ["a good film", "a bad plot", "the film was dull", "superb acting", "the plot was good"]
+    tokenizer = build_word_tokenizer(texts, vocab_size=VOCAB, min_frequency=1)
+    tokenizer.add_special_tokens({"eos_token": "[EOS]"})
+    torch.manual_seed(0)
+    config = tiny_config(vocab_size=len(tokenizer), tie_word_embeddings=True, is_decoder=True,
+                         eos_token_id=tokenizer.eos_token_id, **AWD, **overrides)
+    lm = SeqLSTMForCausalLM(config)
+    lm.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / "eval_results.json").write_text(json.dumps({"task": "wordlm", "heldout_perplexity": 123.4}))
+    return lm, tokenizer
+
+
+def test_classifier_from_lm_loads_every_backbone_tensor_and_a_new_head(tmp_path):
+    lm, tokenizer = _save_tiny_lm(tmp_path / "lm")
+    assert lm.lm_head.weight is lm.model.embeddings.weight  # tied
+    clf, info = SeqLSTMForSequenceClassification.from_pretrained(tmp_path / "lm", num_labels=2,
+                                                                 output_loading_info=True)
+    assert {k for k in info["missing_keys"]} == {n for n, _ in clf.named_parameters() if n.startswith("classifier.")}
+    assert not info["unexpected_keys"] and not info["mismatched_keys"]
+
+    model, loaded_tokenizer = classifier_from_lm(tmp_path / "lm", dict(pooling="concat", hidden_size=999,
+                                                                       classifier_dropout=0.3))
+    backbone, lm_backbone = model.model.state_dict(), lm.model.state_dict()
+    assert backbone.keys() == lm_backbone.keys() and len(backbone) == 1 + 4 * 2
+    for name, tensor in lm_backbone.items():
+        assert torch.equal(backbone[name], tensor), name
+    assert model.config.pooling == "concat" and model.config.classifier_dropout == 0.3
+    assert model.config.hidden_size == 6 and not model.config.is_decoder  # backbone fields stay the LM's
+    assert model.config.weight_dropout == AWD["weight_dropout"]
+    assert loaded_tokenizer.get_vocab() == tokenizer.get_vocab()
+
+
+def test_init_from_a_folder_that_is_not_an_lm_fails_clearly(tmp_path):
+    from seqhf.training import SetupError
+
+    with pytest.raises(SetupError, match="no config.json"):
+        classifier_from_lm(tmp_path)
+    SeqLSTMForSequenceClassification(tiny_config()).save_pretrained(tmp_path / "clf")
+    with pytest.raises(SetupError, match="not a seqhf LSTM LM"):
+        classifier_from_lm(tmp_path / "clf")
+
+
+def test_lm_and_classifier_folders_load_as_remote_code(tmp_path):
+    _save_tiny_lm(tmp_path / "lm")
+    model, tokenizer = classifier_from_lm(tmp_path / "lm", dict(pooling="concat"))
+    model.save_pretrained(tmp_path / "clf")
+    tokenizer.save_pretrained(tmp_path / "clf")
+    code = """
+import torch
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+lm = AutoModelForCausalLM.from_pretrained("lm", trust_remote_code=True).eval()
+clf = AutoModelForSequenceClassification.from_pretrained("clf", trust_remote_code=True).eval()
+ids = AutoTokenizer.from_pretrained("clf", trust_remote_code=True)(["the film was good"], return_tensors="pt")["input_ids"]
+assert torch.equal(lm.model.layers[1].weight_hh_l0, clf.model.layers[1].weight_hh_l0)
+assert lm.config.weight_dropout == 0.5 and clf.config.locked_dropout
+print("REMOTE", tuple(lm(ids).logits.shape), tuple(clf(ids).logits.shape))
+"""
+    assert f"REMOTE (1, 4, {len(tokenizer)}) (1, 2)" in run_without_seqhf(code, cwd=tmp_path)
+
+
+# ---------------------------------------------------------------- ULMFiT
+
+
+def test_discriminative_rates_and_slanted_triangular_schedule(tmp_path):
+    model = SeqLSTMForSequenceClassification(tiny_config(num_hidden_layers=3))
+    groups = discriminative_param_groups(model, 1e-2, weight_decay=0.01)
+    assert [len(g["params"]) for g in groups] == [1, 4, 4, 4, 2]  # embeddings, 3 layers, head
+    assert [g["lr"] for g in groups] == pytest.approx([1e-2 / 2.6**4, 1e-2 / 2.6**3, 1e-2 / 2.6**2, 1e-2 / 2.6, 1e-2])
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+    args = TrainingArguments(str(tmp_path), learning_rate=1e-2, per_device_train_batch_size=10, num_train_epochs=2,
+                             weight_decay=0.01, report_to=[], use_cpu=True)
+    optimizer, schedule = ulmfit_optimizers(model, args, num_examples=500)  # 100 steps, peak at step 10
+    rates = []
+    for _ in range(101):
+        rates.append([g["lr"] for g in optimizer.param_groups])
+        optimizer.step()
+        schedule.step()
+    head = [r[-1] for r in rates]
+    assert head[0] == pytest.approx(1e-2 / 32) and head[10] == pytest.approx(1e-2) and head[100] == pytest.approx(1e-2 / 32)
+    assert head[5] == pytest.approx(1e-2 * (1 + 0.5 * 31) / 32) and max(head) == head[10]
+    for step in (0, 10, 55):
+        assert rates[step][0] == pytest.approx(rates[step][-1] / 2.6**4)
+
+
+class _ChangedGroups(TrainerCallback):
+    """Which of ULMFiT's layer groups changed during each epoch."""
+
+    def __init__(self, groups):
+        self.groups, self.changed = groups, []
+
+    def _snapshot(self):
+        return [[p.detach().clone() for p in group] for group in self.groups]
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.before = self._snapshot()
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        after = self._snapshot()
+        self.changed.append([i for i, (b, a) in enumerate(zip(self.before, after))
+                             if any(not torch.equal(x, y) for x, y in zip(b, a))])
+
+
+def test_gradual_unfreezing_trains_the_head_first_then_one_more_group_each_epoch(tmp_path):
+    torch.manual_seed(0)
+    model = SeqLSTMForSequenceClassification(tiny_config(num_labels=2, pooling="concat"))
+    rows = [{"input_ids": torch.randint(1, VOCAB, (5,)), "labels": torch.tensor(i % 2)} for i in range(16)]
+    args = TrainingArguments(str(tmp_path), learning_rate=1e-2, per_device_train_batch_size=8, num_train_epochs=5,
+                             weight_decay=0.1, report_to=[], use_cpu=True, save_strategy="no", disable_tqdm=True)
+    groups = layer_groups(model)  # embeddings, layer 0, layer 1, head
+    unfreezing, changed = GradualUnfreezing(groups), _ChangedGroups(groups)
+    trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=default_data_collator,
+                      optimizers=ulmfit_optimizers(model, args, len(rows)), callbacks=[unfreezing, changed])
+    trainer.train()
+    assert changed.changed == [[3], [2, 3], [1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3]]
+    assert unfreezing.trainable_per_epoch == [1, 2, 3, 4, 4]
+    assert all(p.requires_grad for p in model.parameters())  # unfrozen again when training ends
+
+
+# ---------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def tiny_imdb_with_unlabelled(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("imdb")
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["neg", "pos"])})
+    g = torch.Generator().manual_seed(0)
+    words = "the a film plot was is great fine superb awful bad dull and but".split()
+    splits = (("train", 96), ("test", 24), ("unsupervised", 96))
+    for split, n in splits:
+        texts = [" ".join(words[i] for i in torch.randint(0, len(words), (12,), generator=g).tolist()) for _ in range(n)]
+        labels = [i % 2 for i in range(n)] if split != "unsupervised" else [-1] * n  # IMDb's own layout
+        Dataset.from_dict({"text": texts, "label": labels}, features=features).to_parquet(str(folder / f"{split}.parquet"))
+    files = "".join(f"  - split: {split}\n    path: {split}.parquet\n" for split, _ in splits)
+    (folder / "README.md").write_text(f"---\nconfigs:\n- config_name: plain_text\n  data_files:\n{files}  default: true\n---\n")
+    return folder
+
+
+TINY_LM = dict(arch="lstm", model=dict(embedding_size=8, hidden_size=8, num_hidden_layers=2, tie_word_embeddings=True,
+                                       **AWD),
+               vocab_size=40, seq_len=8, softmax="sampled", sampled_words=16, validation_size=0.25,
+               train=dict(learning_rate=1e-2, epochs=1, batch_size=8, weight_decay=0.0, warmup=0.0,
+                          scheduler="constant", patience=2))
+TINY_CLASSIFIER = dict(arch="lstm", model=dict(pooling="concat", classifier_dropout=0.1), vocab_size=40, max_length=16,
+                       truncation="head", validation_size=0.25,
+                       train=dict(learning_rate=1e-2, epochs=2, batch_size=8, weight_decay=0.0, warmup=0.0,
+                                  scheduler="linear", patience=5))
+
+
+def test_lm_pretraining_then_fine_tuning_end_to_end(tmp_path, tiny_imdb_with_unlabelled):
+    from seqhf.classification import train_sentiment
+    from seqhf.wordlm import train_wordlm
+
+    lm = train_wordlm(TINY_LM, tiny_imdb_with_unlabelled, tmp_path / "lm", report_to="none", disable_tqdm=True)
+    assert lm["task"] == "wordlm" and lm["softmax"] == "sampled" and math.isfinite(lm["heldout_perplexity"])
+    assert lm["train_reviews"] == 72 + 96  # carved training reviews + unlabelled ones, never validation/test
+    clf = train_sentiment(TINY_CLASSIFIER, tiny_imdb_with_unlabelled, tmp_path / "clf", init_from=str(tmp_path / "lm"),
+                          report_to="none", disable_tqdm=True)
+    assert clf["init_from"]["path"] == str(tmp_path / "lm")
+    assert clf["init_from"]["heldout_perplexity"] == pytest.approx(lm["heldout_perplexity"])
+    assert clf["ulmfit"] == dict(lr_factor=2.6, cut_frac=0.1, ratio=32.0, trainable_groups_per_epoch=[1, 2])
+    card = (tmp_path / "clf" / "README.md").read_text()
+    assert str(tmp_path / "lm") in card and f"{lm['heldout_perplexity']:.1f}" in card
+    assert (tmp_path / "lm" / "README.md").is_file()  # the LM's own card
