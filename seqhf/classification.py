@@ -6,9 +6,11 @@ preset (see `seqhf.presets`), trains, evaluates on the test split and leaves a f
 """
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from datasets import DatasetDict
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
 
 from . import data as seqdata
@@ -92,6 +94,21 @@ class SentimentTrainer(Trainer):
         return (loss, {"loss": loss, "logits": logits}) if return_outputs else loss
 
 
+class PhaseTimes:
+    """Wall seconds of a run's long steps, printed as each ends with its CPU seconds (CPU seconds ≈ wall
+    seconds on an idle machine with one thread, so a loaded machine's log still shows the work)."""
+
+    def __init__(self):
+        self.seconds = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        wall, cpu = time.time(), time.process_time()
+        yield
+        self.seconds[name] = round(time.time() - wall, 1)
+        print(f"[{name}] {self.seconds[name]:.0f} s ({time.process_time() - cpu:.0f} s CPU)", flush=True)
+
+
 def truncate_ids(ids: list, max_length: int, mode: str = "head") -> list:
     """Keep the first `max_length` ids ("head"), or the first quarter and the last three quarters ("head_tail")."""
     if len(ids) <= max_length:
@@ -128,13 +145,22 @@ def prepare_sentiment_data(dataset: str, preset: dict, seed: int = 42):
                                      model_max_length=preset["max_length"])
     unk = tokenizer.unk_token_id
 
-    def encode(batch):
+    def encode(batch, truncate):
         ids = tokenizer(batch["text"], add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
-        ids = [truncate_ids(x, preset["max_length"], preset["truncation"]) or [unk] for x in ids]
+        if truncate:
+            ids = [truncate_ids(x, preset["max_length"], preset["truncation"]) for x in ids]
+        ids = [x or [unk] for x in ids]
         return {"input_ids": ids, "length": [len(x) for x in ids]}
 
+    # An LSTM reads any length: only training is cut (for speed); validation and test reviews are read
+    # whole, as `pipeline` users' reviews are. A Transformer is cut everywhere (its positions end).
+    whole_eval = preset["arch"] == "lstm"
     columns = [c for c in raw["train"].column_names if c != "label"]
-    encoded = raw.map(encode, batched=True, remove_columns=columns, desc="Tokenizing")
+    encoded = DatasetDict({
+        split: ds.map(encode, batched=True, remove_columns=columns, desc=f"Tokenizing {split}",
+                      fn_kwargs=dict(truncate=split == "train" or not whole_eval))
+        for split, ds in raw.items()
+    })
     # Evaluation in length order: fewer distinct lengths per batch, hence less padding work.
     for split in ("validation", "test"):
         encoded[split] = encoded[split].sort("length")
@@ -162,7 +188,9 @@ def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/s
     if epochs is not None and epochs <= 0:
         raise SetupError(f"--epochs must be positive, got {epochs}.")
     set_seed(seed)
-    tokenizer, encoded, texts = prepare_sentiment_data(dataset, preset, seed)
+    phases = PhaseTimes()
+    with phases("data and tokenizer"):
+        tokenizer, encoded, texts = prepare_sentiment_data(dataset, preset, seed)
     set_seed(seed)
     net = build_model("classification", preset, tokenizer, id2label=ID2LABEL,
                       label2id={v: k for k, v in ID2LABEL.items()})
@@ -171,7 +199,7 @@ def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/s
     checkpoint = resume_checkpoint(output_dir, resume)
     if texts and checkpoint is None:
         # The main process learns the vectors first; the others (same key) read its cache.
-        with args.main_process_first(desc="word vectors"):
+        with args.main_process_first(desc="word vectors"), phases("word vectors"):
             vectors, found = cached_word_vectors(Path(output_dir) / WORD_VECTOR_CACHE, tokenizer, texts,
                                                  net.config.embedding_size, seed=seed, **preset["word_vectors"])
         load_embeddings(net, vectors, found)
@@ -188,17 +216,21 @@ def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/s
         lengths=encoded["train"]["length"],
         split_by_length=lstm_on_cpu,
     )
-    trainer.train(resume_from_checkpoint=checkpoint)
+    with phases("training (with validation)"):
+        trainer.train(resume_from_checkpoint=checkpoint)
     trainer.remove_callback(EarlyStoppingCallback)  # the final evaluations are not for early stopping
-    test = trainer.evaluate(encoded["test"].remove_columns("length"), metric_key_prefix="test")
+    with phases("test evaluation"):
+        test = trainer.evaluate(encoded["test"].remove_columns("length"), metric_key_prefix="test")
     results = dict(
         run_record("sentiment", preset_name, preset, quick, net, dataset, seed, max_grad_norm, trainer),
         vocab_size=len(tokenizer), max_length=preset["max_length"], truncation=preset["truncation"],
+        eval_truncation="none (whole reviews)" if preset["arch"] == "lstm" else preset["truncation"],
         word_vectors=(dict(preset["word_vectors"], texts=len(texts)) if texts else None),
         train_examples=len(encoded["train"]), validation_examples=len(encoded["validation"]),
         test_accuracy=test["test_accuracy"], test_f1=test["test_f1"], test_loss=test["test_loss"],
         test_examples=len(encoded["test"]),
         best_validation_accuracy=trainer.state.best_metric,
+        phase_wall_time_s=phases.seconds,
     )
     return finish_run(trainer, output_dir, results, start)
 
