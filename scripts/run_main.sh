@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's main command: train the best sentiment LSTM preset, print its test accuracy, and
 # classify a few reviews through `pipeline`. Uses the Hub's stanfordnlp/imdb when it is reachable,
-# the local copy ../shared/data/imdb otherwise. About 25 minutes on 2 CPU cores (9 of them learning
-# word vectors on one core), less on a GPU.
+# the local copy ../shared/data/imdb otherwise. About 15 minutes on 2 CPU cores with OMP_NUM_THREADS=1
+# (3.5 of them learning word vectors on one core, 9 training), less on a GPU.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup_env.sh

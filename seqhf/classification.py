@@ -5,7 +5,9 @@ preset (see `seqhf.presets`), trains, evaluates on the test split and leaves a f
 `pipeline("text-classification", ...)` loads.
 """
 
+import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -95,6 +97,21 @@ class ClassifierTrainer(Trainer):
             logits[rows] = out.logits
         loss = loss / len(labels)
         return (loss, {"loss": loss, "logits": logits}) if return_outputs else loss
+
+
+class PhaseTimes:
+    """Wall seconds of a run's long steps, printed as each ends with its CPU seconds (CPU seconds ≈ wall
+    seconds on an idle machine with one thread, so a loaded machine's log still shows the work)."""
+
+    def __init__(self):
+        self.seconds = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        wall, cpu = time.time(), time.process_time()
+        yield
+        self.seconds[name] = round(time.time() - wall, 1)
+        print(f"[{name}] {self.seconds[name]:.0f} s ({time.process_time() - cpu:.0f} s CPU)", flush=True)
 
 
 def truncate_ids(ids: list, max_length: int, mode: str = "head") -> list:
@@ -196,8 +213,10 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     if epochs is not None and epochs <= 0:
         raise SetupError(f"--epochs must be positive, got {epochs}.")
     set_seed(seed)
+    phases = PhaseTimes()
     if not isinstance(data, ClassificationData):
-        data = load_data(data, preset, seed)
+        with phases("data"):
+            data = load_data(data, preset, seed)
     subsample(data, preset, seed)
     id2label = dict(enumerate(data.label_names))
     problem = "multi_label_classification" if data.multi_label else "single_label_classification"
@@ -212,7 +231,8 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     else:
         tokenizer = build_tokenizer(data, preset)
     # ---
-    encoded = encode_splits(data, preset, tokenizer)
+    with phases("tokenizing"):
+        encoded = encode_splits(data, preset, tokenizer)
     texts = word_vector_texts(data, preset)
     vector_settings = word_vector_settings(preset, texts) if texts else None
     set_seed(seed)
@@ -234,7 +254,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     checkpoint = resume_checkpoint(output_dir, resume, clock)
     if texts and checkpoint is None:
         # The main process learns the vectors first; the others (same key) read its cache.
-        with args.main_process_first(desc="word vectors"):
+        with args.main_process_first(desc="word vectors"), phases("word vectors"):
             vectors, found = cached_word_vectors(Path(output_dir) / WORD_VECTOR_CACHE, tokenizer, texts,
                                                  net.config.embedding_size, seed=seed, **vector_settings)
         load_embeddings(net, vectors, found)
@@ -252,10 +272,12 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         split_by_length=lstm_on_cpu,
         optimizers=optimizers,
     )
-    trainer.train(resume_from_checkpoint=checkpoint)
+    with phases("training (with validation)"):
+        trainer.train(resume_from_checkpoint=checkpoint)
     trainer.remove_callback(EarlyStoppingCallback)  # the final evaluations are not for early stopping
     final = data.final_split
-    prediction = trainer.predict(encoded[final].remove_columns("length"), metric_key_prefix=final)
+    with phases(f"{final} evaluation"):
+        prediction = trainer.predict(encoded[final].remove_columns("length"), metric_key_prefix=final)
     figures = classification_metrics(prediction.predictions, prediction.label_ids, data.label_names, per_class=True)
     results = dict(
         run_record("classification", preset_name, preset, quick, net, data.description["source"], seed,
@@ -278,7 +300,9 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
                               Path(output_dir) / CONFUSION_NAME, title=f"{final} split")
         if baseline:
             print("Fitting the TF-IDF + logistic-regression baseline on the same splits ...")
-            results["baseline"] = tfidf_logistic_regression(data)
+            with phases("baseline"):
+                results["baseline"] = tfidf_logistic_regression(data)
+        results["phase_wall_time_s"] = phases.seconds
     return finish_run(trainer, output_dir, results, clock)
 
 

@@ -14,6 +14,29 @@ import torch
 from safetensors.torch import load_file, save_file
 
 
+class EpochProgress:
+    """Prints a line after each word2vec epoch, so a long run is not mistaken for a hung one."""
+
+    def __init__(self, epochs: int):
+        self.epochs, self.epoch, self.start = epochs, 0, time.time()
+
+    # gensim calls these hooks by name (the CallbackAny2Vec interface, without importing gensim here).
+    def on_train_begin(self, model):
+        self.start = time.time()
+
+    def on_epoch_begin(self, model):
+        pass
+
+    def on_epoch_end(self, model):
+        self.epoch += 1
+        elapsed = time.time() - self.start
+        left = elapsed / self.epoch * (self.epochs - self.epoch)
+        print(f"word2vec: epoch {self.epoch}/{self.epochs} done, {elapsed:.0f} s, about {left:.0f} s left", flush=True)
+
+    def on_train_end(self, model):
+        pass
+
+
 def train_word_vectors(tokenizer, texts, dim: int, *, sg: int = 1, window: int = 5, negative: int = 5,
                        epochs: int = 5, seed: int = 42) -> tuple[torch.Tensor, torch.Tensor]:
     """word2vec vectors for every id of `tokenizer`, learnt from `texts` as the tokenizer splits them.
@@ -28,7 +51,7 @@ def train_word_vectors(tokenizer, texts, dim: int, *, sg: int = 1, window: int =
     if not sentences:
         raise ValueError("No text to learn word vectors from.")
     w2v = Word2Vec(sentences, vector_size=dim, window=window, min_count=1, sg=sg, negative=negative,
-                   epochs=epochs, workers=1, seed=seed)
+                   epochs=epochs, workers=1, seed=seed, callbacks=[EpochProgress(epochs)])
     vectors, found = torch.zeros(len(tokenizer), dim), torch.zeros(len(tokenizer), dtype=torch.bool)
     for key, index in w2v.wv.key_to_index.items():
         vectors[int(key)] = torch.from_numpy(w2v.wv.vectors[index].copy())
@@ -49,6 +72,7 @@ def cached_word_vectors(cache_dir, tokenizer, texts, dim: int, **settings) -> tu
         stored = load_file(path)
         return stored["vectors"], stored["found"]
     start = time.time()
+    print(f"word2vec: learning {dim}-d vectors from {len(texts):,} texts (one core; cached in {path.parent})", flush=True)
     vectors, found = train_word_vectors(tokenizer, texts, dim, **settings)
     print(f"word2vec: {int(found.sum()):,} of {len(found):,} ids from {len(texts):,} texts in {time.time() - start:.0f} s")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -157,6 +157,28 @@ def test_two_processes_learn_the_vectors_once(tmp_path):
            str(script)]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    assert proc.stdout.count("word2vec:") == 1, proc.stdout  # learnt once, by the main process
+    assert proc.stdout.count(" ids from ") == 1, proc.stdout  # learnt once, by the main process (its closing line)
     assert len(list((tmp_path / "out" / WORD_VECTOR_CACHE).glob("word_vectors-*.safetensors"))) == 1
     assert json.loads((tmp_path / "out" / "eval_results.json").read_text())["train_args"]["world_size"] == 2
+
+
+def test_word2vec_reports_each_epoch(corpus_and_tokenizer, capsys):
+    texts, tokenizer = corpus_and_tokenizer
+    train_word_vectors(tokenizer, texts, 8, epochs=3, window=2)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "epoch" in line]
+    assert [line.split(" done")[0] for line in lines] == [f"word2vec: epoch {i}/3" for i in (1, 2, 3)]
+
+
+def test_lstm_trains_on_cut_reviews_and_is_evaluated_on_whole_ones(tmp_path):
+    """`pipeline` users' reviews are read whole by the LSTM, so the reported figures are on whole reviews."""
+    from seqhf.classification import build_tokenizer, encode_splits
+    from seqhf.classification_data import load_classification_data
+
+    data = load_classification_data(str(_write_imdb_with_unlabelled(tmp_path / "imdb")))
+    preset = dict(TINY_WITH_VECTORS, max_length=3, word_vectors=None)
+    encoded = encode_splits(data, preset, build_tokenizer(data, preset))
+    assert max(encoded["train"]["length"]) == 3
+    assert min(encoded["validation"]["length"]) == min(encoded["test"]["length"]) == 5  # the corpus' reviews
+    transformer = dict(preset, arch="transformer")  # positions end: cut everywhere, as truncation=True does
+    encoded = encode_splits(data, transformer, build_tokenizer(data, transformer))
+    assert max(encoded["test"]["length"]) == max(encoded["validation"]["length"]) == 3
