@@ -25,6 +25,8 @@ out = sys.argv[1]
 r = json.load(open(f"{out}/eval_results.json"))
 print(f"\nTest accuracy: {100 * r['test_accuracy']:.2f}% (F1 {r['test_f1']:.4f}) on {r['test_examples']} reviews, "
       f"{r['wall_time_s'] / 60:.1f} min on {r['hardware']}")
+if r.get("baseline"):
+    print(f"Classic baseline on the same split, {r['baseline']['method']}: {100 * r['baseline']['accuracy']:.2f}%")
 reviews = [
     "A wonderful film: the acting is superb and the story kept me hooked until the very end.",
     "Two hours of my life I will never get back. Wooden dialogue, a plot full of holes, and no suspense at all.",
