@@ -196,12 +196,17 @@ def subsample(data: ClassificationData, preset: dict, seed: int) -> None:
             data.splits[split] = ds.select(range(min(preset[key], len(ds))))
 
 
+def tokenizer_length_limit(preset: dict) -> int:
+    """The saved tokenizer's `model_max_length`. An RNN declares no limit (it reads any length; transformers
+    would otherwise warn about long texts); a Transformer declares its positions, so `truncation=True` cuts
+    where evaluation cut."""
+    return VERY_LARGE_INTEGER if reads_whole_texts(preset) else preset["max_length"]
+
+
 def build_tokenizer(data: ClassificationData, preset: dict):
-    """The word tokenizer, its vocabulary from the training texts. An RNN tokenizer declares no length limit
-    (it reads any length; transformers would otherwise warn about long texts); a Transformer's declares its
-    positions, so `truncation=True` cuts where evaluation cut."""
-    limit = VERY_LARGE_INTEGER if reads_whole_texts(preset) else preset["max_length"]
-    return build_word_tokenizer(data.splits["train"]["text"], vocab_size=preset["vocab_size"], model_max_length=limit)
+    """The word tokenizer, its vocabulary from the training texts."""
+    return build_word_tokenizer(data.splits["train"]["text"], vocab_size=preset["vocab_size"],
+                                model_max_length=tokenizer_length_limit(preset))
 
 
 def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=False, epochs=None,
@@ -228,7 +233,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     if init_from:
         net, tokenizer = ulmfit.classifier_from_lm(init_from, preset["model"], id2label)
         net.config.problem_type = problem
-        tokenizer.model_max_length = VERY_LARGE_INTEGER if reads_whole_texts(preset) else preset["max_length"]
+        tokenizer.model_max_length = tokenizer_length_limit(preset)
         preset["word_vectors"] = None  # the LM's embeddings are the start
         train_overrides.setdefault("ddp_find_unused_parameters", True)  # frozen groups get no gradient
     else:

@@ -9,11 +9,12 @@ Every problem with the data is raised as a `DataError` that names it, before any
 """
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from datasets import ClassLabel, Dataset, DatasetDict, Sequence, concatenate_datasets, load_dataset, load_from_disk
+
+from .data import is_hub_id
 
 VALIDATION_NAMES = ("validation", "valid", "dev")
 UNLABELLED_NAMES = ("unsupervised", "unlabelled", "unlabeled")
@@ -43,11 +44,6 @@ class ClassificationData:
     def final_split(self) -> str:
         """Where the final figures come from: the test split, else validation."""
         return "test" if "test" in self.splits else "validation"
-
-
-def is_hub_id(name_or_path: str) -> bool:
-    """`name` or `owner/name`, and not a relative or absolute path."""
-    return re.fullmatch(r"[\w-][\w.-]*(/[\w-][\w.-]*)?", name_or_path) is not None
 
 
 # ---------------------------------------------------------------- raw loading

@@ -14,7 +14,7 @@ ISLAND_URL = "https://www.gutenberg.org/files/1268/1268-0.txt"
 ISLAND_START, ISLAND_END = "THE MYSTERIOUS ISLAND", "End of the Project Gutenberg"
 
 
-def _is_hub_id(name_or_path: str) -> bool:
+def is_hub_id(name_or_path: str) -> bool:
     """`name` or `owner/name`, and not a relative or absolute path."""
     return re.fullmatch(r"[\w-][\w.-]*(/[\w-][\w.-]*)?", name_or_path) is not None
 
@@ -23,7 +23,7 @@ def load_imdb(name_or_path: str = IMDB_HUB_ID, validation_size: int | float = 0.
     """IMDb as train / validation / test, plus `unsupervised` (unlabelled reviews) when the source has it.
     Validation is carved from train with a fixed seed; test is kept for final figures. `name_or_path` is a
     hub id or a local folder in the `stanfordnlp/imdb` layout (e.g. ../shared/data/imdb for offline use)."""
-    if not os.path.exists(os.path.expanduser(name_or_path)) and not _is_hub_id(name_or_path):
+    if not os.path.exists(os.path.expanduser(name_or_path)) and not is_hub_id(name_or_path):
         raise FileNotFoundError(
             f"IMDb folder not found: {name_or_path!r}. Pass the hub id {IMDB_HUB_ID!r} (needs network) "
             f"or a local copy in that repository's layout, e.g. {LOCAL_IMDB}."
@@ -203,7 +203,7 @@ def load_text_dataset(name_or_path: str, text_column: str = "text", split: str =
     """The `text_column` of a dataset's `split` (a hub id or a local dataset folder or data file), one row a
     paragraph."""
     path = os.path.expanduser(name_or_path)
-    if not os.path.exists(path) and not _is_hub_id(name_or_path):
+    if not os.path.exists(path) and not is_hub_id(name_or_path):
         raise FileNotFoundError(f"Dataset not found: {name_or_path!r} is neither a local path nor a hub id.")
     if os.path.isfile(path):
         extension = {"jsonl": "json", "txt": "text", "tsv": "csv"}.get(path.rsplit(".", 1)[-1], path.rsplit(".", 1)[-1])

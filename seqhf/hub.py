@@ -16,7 +16,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_token
 from transformers import TrainerCallback
 
-from .classification_data import is_hub_id
+from .data import is_hub_id
 from .plots import CONFUSION_NAME, final_figures, plot_training_curves
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "model_cards"

@@ -51,9 +51,10 @@ def _display_task(run: dict) -> dict:
     elsewhere; runs recorded before any-dataset training are `sentiment` already."""
     if run["task"] != "classification":
         return run
+    from .hub import is_imdb
+
     source = str((run.get("data") or {}).get("source") or run.get("dataset") or "")
-    name = Path(source).name or source
-    return dict(run, task="sentiment" if name.lower() == "imdb" else f"classification ({name})")
+    return dict(run, task="sentiment" if is_imdb(source) else f"classification ({Path(source).name or source})")
 
 
 def _result(run: dict) -> str:

@@ -49,6 +49,15 @@ def run_without_seqhf(code: str, cwd, timeout: int = 300) -> str:
     return proc.stdout
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run faster, and do not fight other processes for the cores, with one torch thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def imdb_dir():
     if not IMDB_DIR.is_dir():

@@ -34,12 +34,7 @@ TINY_TRANSFORMER = dict(
 QUIET = dict(report_to="none", disable_tqdm=True)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def topic_rows(n, seed, min_words=3, max_words=10):

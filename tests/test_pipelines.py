@@ -25,12 +25,7 @@ REVIEWS = ["a good movie , really good", "a bad film . bad acting", "good fun", 
 MAX_LENGTH = 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
