@@ -182,3 +182,18 @@ def test_lstm_trains_on_cut_reviews_and_is_evaluated_on_whole_ones(tmp_path):
     transformer = dict(preset, arch="transformer")  # positions end: cut everywhere, as truncation=True does
     encoded = encode_splits(data, transformer, build_tokenizer(data, transformer))
     assert max(encoded["test"]["length"]) == max(encoded["validation"]["length"]) == 3
+
+
+def test_baseline_is_fitted_beside_word2vec_with_the_same_figures(tmp_path):
+    """With word vectors to learn, the TF-IDF baseline runs in a child process meanwhile (on the core word2vec
+    leaves free); its figures are those of fitting it in this process."""
+    from seqhf.baseline import tfidf_logistic_regression
+    from seqhf.classification import load_data
+
+    data = _write_imdb_with_unlabelled(tmp_path / "imdb")
+    results = train_sentiment(TINY_WITH_VECTORS, str(data), tmp_path / "out", report_to="none", disable_tqdm=True)
+    assert "baseline (waiting for the background fit)" in results["phase_wall_time_s"]
+    here = tfidf_logistic_regression(load_data(dict(source=str(data), label_names=["negative", "positive"]),
+                                               TINY_WITH_VECTORS, seed=42))
+    assert results["baseline"]["examples"] == here["examples"] > 0
+    assert results["baseline"]["accuracy"] == here["accuracy"] and results["baseline"]["f1"] == here["f1"]
