@@ -56,17 +56,33 @@ class LengthBucketSampler(torch.utils.data.Sampler):
         return iter(torch.cat([full, order[n_full:]]).tolist())
 
 
+def trim_to_shortest(input_ids: torch.Tensor, lengths: torch.Tensor, mode: str = "head") -> torch.Tensor:
+    """Every row of a right-padded batch cut to the batch's shortest length, as `truncate_ids` cuts a text
+    ("head": its first tokens; "head_tail": the first quarter and the end)."""
+    shortest = int(lengths.min())
+    positions = torch.arange(shortest, device=input_ids.device).expand(len(input_ids), shortest)
+    if mode == "head_tail":
+        head = shortest // 4
+        positions = torch.where(positions < head, positions, positions + (lengths - shortest).unsqueeze(1))
+    return input_ids.gather(1, positions)
+
+
 class ClassifierTrainer(Trainer):
     """Trainer with length-bucketed batches.
 
     On CPU, torch's LSTM is several times slower on packed (padded) batches than on full ones, so for
-    LSTMs each batch is run as groups of equal-length rows without padding. The result is the same (the
-    models are padding-invariant); the loss is the row-weighted mean of the groups' losses.
+    LSTMs (`split_by_length`) no batch is run padded:
+    - a training batch is cut to its shortest review (`trim_mode`, the preset's truncation). Bucketed
+      batches differ by a token or a few, so this drops about 0.5 % of IMDb's training tokens, and runs
+      one recurrence a batch instead of one per distinct length (IMDb: 98k recurrent steps an epoch
+      instead of 583k);
+    - an evaluation batch is run as groups of equal-length rows, so every text is read whole. The result
+      is the same as one padded pass (the models are padding-invariant).
     """
 
-    def __init__(self, *args, lengths=None, split_by_length=False, **kwargs):
+    def __init__(self, *args, lengths=None, split_by_length=False, trim_mode="head", **kwargs):
         super().__init__(*args, **kwargs)
-        self.lengths, self.split_by_length = lengths, split_by_length
+        self.lengths, self.split_by_length, self.trim_mode = lengths, split_by_length, trim_mode
         self.model_accepts_loss_kwargs = False  # our losses are means; let the Trainer scale for accumulation
         self.rank_log = RankLog()
 
@@ -76,16 +92,22 @@ class ClassifierTrainer(Trainer):
         return LengthBucketSampler(self.lengths, self.args.per_device_train_batch_size, self.args.data_seed)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        mask = inputs.get("attention_mask")
+        padded = mask is not None and not bool(mask.all())
+        lengths = mask.sum(dim=1) if padded else None
+        if model.training and self.split_by_length and padded and int(lengths.min()) > 0:
+            ids = trim_to_shortest(inputs["input_ids"], lengths, self.trim_mode)
+            inputs = {**inputs, "input_ids": ids, "attention_mask": torch.ones_like(ids)}
+            padded = False
         if model.training:
             self.rank_log.record(inputs["input_ids"])
-        mask = inputs.get("attention_mask")
         # Several forward passes before one backward are not allowed under DDP: split only in one process
         # or without gradients.
         can_split = self.split_by_length and (not model.training or self.args.world_size == 1)
-        if not can_split or mask is None or bool(mask.all()):
+        if not (can_split and padded):
             outputs = model(**inputs)
             return (outputs.loss, outputs) if return_outputs else outputs.loss
-        lengths, labels = mask.sum(dim=1), inputs["labels"]
+        labels = inputs["labels"]
         loss, logits = 0.0, None
         for length in lengths.unique().tolist():
             rows = (lengths == length).nonzero().squeeze(1)
@@ -281,6 +303,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         callbacks=[EarlyStoppingCallback(preset["train"]["patience"]), clock, *callbacks],
         lengths=encoded["train"]["length"],
         split_by_length=lstm_on_cpu,
+        trim_mode=preset["truncation"],
         optimizers=optimizers,
     )
     with phases("training (with validation)"):

@@ -9,12 +9,13 @@ import time
 import pytest
 import torch
 from datasets import ClassLabel, Dataset, Features, Value
-from transformers import TrainerCallback, default_data_collator
+from transformers import DataCollatorWithPadding, TrainerCallback, default_data_collator
 
 from conftest import REPO, run_without_seqhf
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
 from seqhf.charlm import CharLMTrainer, StreamChunks, train_charlm
-from seqhf.classification import SentimentTrainer, train_sentiment
+from seqhf.classification import ClassifierTrainer, SentimentTrainer, train_sentiment, trim_to_shortest, truncate_ids
+from seqhf.tokenization import build_word_tokenizer
 from seqhf.training import SetupError, make_training_args
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -362,3 +363,57 @@ def test_tied_lm_head_reloads_without_a_missing_key_warning(tmp_path, caplog):
     assert trainer.state.best_model_checkpoint is not None  # the best checkpoint was reloaded
     assert "missing keys" not in caplog.text
     assert model.lm_head.weight.data_ptr() == model.model.embeddings.weight.data_ptr()  # still tied
+
+
+# ------------------------------------------------------------------ bucketed LSTM batches on CPU
+
+
+@pytest.mark.parametrize("mode", ["head", "head_tail"])
+def test_trim_to_shortest_cuts_each_row_as_truncate_ids_does(mode):
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([9, 7, 12, 7])
+    ids = torch.zeros(4, 12, dtype=torch.long)
+    for row, length in enumerate(lengths.tolist()):
+        ids[row, :length] = torch.randint(1, 50, (length,), generator=g)
+    expected = [truncate_ids(ids[row, :length].tolist(), 7, mode) for row, length in enumerate(lengths.tolist())]
+    assert trim_to_shortest(ids, lengths, mode).tolist() == expected
+
+
+class _CountForwards(TrainerCallback):
+    def __init__(self, model):
+        self.shapes = {"train": [], "eval": []}
+        model.register_forward_pre_hook(self.record, with_kwargs=True)
+
+    def record(self, module, args, kwargs):
+        ids = kwargs["input_ids"]
+        mask = kwargs.get("attention_mask")
+        self.shapes["train" if module.training else "eval"].append((tuple(ids.shape), mask is None or bool(mask.all())))
+
+
+def test_lstm_training_batches_run_unpadded_once_and_evaluation_reads_whole_texts(tmp_path):
+    """Training: each padded batch is cut to its shortest row and run once, without padding. Evaluation:
+    split into equal-length groups, whose logits equal one padded pass (the model is padding-invariant)."""
+    torch.manual_seed(0)
+    model = SeqLSTMForSequenceClassification(SeqLSTMConfig(vocab_size=30, embedding_size=4, hidden_size=4,
+                                                           bidirectional=True, num_labels=2, pad_token_id=0))
+    g = torch.Generator().manual_seed(1)
+    lengths = [5, 6, 6, 9, 3, 4, 4, 8]
+    rows = [{"input_ids": torch.randint(1, 30, (n,), generator=g).tolist(), "labels": i % 2} for i, n in enumerate(lengths)]
+    args = make_training_args(tmp_path, TINY_TRAIN, task="classification", max_grad_norm=1.0, max_steps=2,
+                              eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
+                              report_to="none", disable_tqdm=True)
+    tokenizer = build_word_tokenizer(["a b c", "a b c"], vocab_size=30)  # pads with id 0
+    counter = _CountForwards(model)
+    trainer = ClassifierTrainer(model=model, args=args, train_dataset=rows, data_collator=DataCollatorWithPadding(tokenizer),
+                                lengths=lengths, split_by_length=True, trim_mode="head_tail")
+    trainer.train()
+    assert len(counter.shapes["train"]) == 2  # one forward a batch of 4
+    assert all(unpadded for _, unpadded in counter.shapes["train"])
+    assert sorted(shape[1] for shape, _ in counter.shapes["train"]) == [3, 6]  # batches {3,4,4,5}, {6,6,8,9}
+    prediction = trainer.predict(rows)
+    assert all(unpadded for _, unpadded in counter.shapes["eval"])
+    model.eval()
+    with torch.no_grad():
+        padded = DataCollatorWithPadding(tokenizer)([{"input_ids": r["input_ids"]} for r in rows])
+        reference = model(**padded).logits
+    torch.testing.assert_close(torch.as_tensor(prediction.predictions), reference, rtol=1e-5, atol=1e-6)
