@@ -21,7 +21,7 @@ from .classification_data import ClassificationData, DataError, load_classificat
 from .embeddings import cached_word_vectors, load_embeddings
 from .metrics import MULTI_LABEL_THRESHOLD, classification_metrics, compute_classification_metrics, confusion_matrix
 from .plots import CONFUSION_NAME, plot_confusion_matrix
-from .presets import get_preset
+from .presets import SENTIMENT_SMALL_DATA, _merge, get_preset
 from .tokenization import build_word_tokenizer
 from .training import RankLog, RunClock, SetupError, build_model, finish_run, make_training_args, resume_checkpoint, run_record
 
@@ -218,6 +218,19 @@ def subsample(data: ClassificationData, preset: dict, seed: int) -> None:
             data.splits[split] = ds.select(range(min(preset[key], len(ds))))
 
 
+def small_data_preset(preset_name, preset: dict, train_texts: int, quick: bool = False) -> tuple[dict, dict | None]:
+    """The preset adapted to a small labelled set: `SENTIMENT_SMALL_DATA[preset_name]`'s overrides when there
+    are fewer than its `max_train_texts` training texts (not with --quick, whose figures stay as measured).
+    Returns the preset to train and the overrides applied (None when it is unchanged)."""
+    rule = SENTIMENT_SMALL_DATA.get(preset_name) if isinstance(preset_name, str) and not quick else None
+    if rule is None or train_texts >= rule["max_train_texts"]:
+        return preset, None
+    overrides = {key: value for key, value in rule.items() if key != "max_train_texts"}
+    print(f"{train_texts:,} training texts (< {rule['max_train_texts']:,}): the {preset_name} preset's small-data "
+          f"settings {overrides}")
+    return _merge(preset, overrides), overrides
+
+
 def tokenizer_length_limit(preset: dict) -> int:
     """The saved tokenizer's `model_max_length`. An RNN declares no limit (it reads any length; transformers
     would otherwise warn about long texts); a Transformer declares its positions, so `truncation=True` cuts
@@ -248,6 +261,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         with phases("data"):
             data = load_data(data, preset, seed)
     subsample(data, preset, seed)
+    preset, small_data = small_data_preset(preset_name, preset, len(data.splits["train"]), quick)
     id2label = dict(enumerate(data.label_names))
     problem = "multi_label_classification" if data.multi_label else "single_label_classification"
     # --- fine-tuning from a pretrained word LM (seqhf.ulmfit): its backbone and its tokenizer
@@ -321,6 +335,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         vocab_size=len(tokenizer), max_length=preset["max_length"], truncation=preset["truncation"],
         evaluation_reads="whole texts" if reads_whole_texts(preset) else f"the first {preset['max_length']} tokens",
         word_vectors=(dict(vector_settings, texts=len(texts)) if texts else None),
+        small_data_overrides=small_data,
         train_examples=len(encoded["train"]), validation_examples=len(encoded["validation"]),
         best_validation_metric=best_metric, best_validation_value=trainer.state.best_metric,
         evaluated_on=final, **{f"{final}_{k}": v for k, v in figures.items()},

@@ -63,6 +63,16 @@ SENTIMENT_QUICK = {
     ),
 }
 
+# A small labelled set (fewer than `max_train_texts` training texts) gets these overrides of its preset,
+# applied by `seqhf.classification.small_data_preset` (never with --quick). Measured on ag_news_8k (7,200
+# training texts, selected on the 800 carved validation texts): a GRU learns more than an LSTM from so few
+# examples (validation 90.4 / 89.6 % vs 89.8 / 88.6 % on two training seeds), dropping whole word types
+# (word_dropout) regularises the embeddings that the labels fine-tune, and a third epoch still helps. IMDb's
+# 22,500 reviews keep the preset as measured.
+SENTIMENT_SMALL_DATA = {
+    "lstm": dict(max_train_texts=15_000, model=dict(rnn_type="gru", word_dropout=0.1), train=dict(epochs=3)),
+}
+
 CHARLM_PRESETS = {
     # The chapter: embedding 256 → LSTM 512 → Dense(vocab), chunks of 40 characters, batch 64, Adam.
     "book": dict(

@@ -13,8 +13,9 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from transformers import AutoTokenizer, pipeline
 
 from conftest import REPO
-from seqhf.classification import train_classifier
+from seqhf.classification import small_data_preset, train_classifier, word_vector_settings
 from seqhf.classification_data import DataError, load_classification_data
+from seqhf.presets import get_preset
 from seqhf.training import SetupError
 
 TOPICS = {"sport": ["match", "goal", "team", "coach"], "money": ["bank", "stock", "price", "market"],
@@ -230,6 +231,39 @@ def test_rnn_tokenizer_declares_no_length_limit(tmp_path, caplog):
 
 
 # ------------------------------------------------------------------ bad input
+
+
+def test_small_labelled_sets_get_the_lstm_presets_small_data_settings():
+    lstm = get_preset("sentiment", "lstm")
+    small, applied = small_data_preset("lstm", lstm, 7_200)  # ag_news_8k's carved training split
+    assert applied is not None and small["model"]["rnn_type"] == "gru" and small["model"]["word_dropout"] == 0.1
+    assert small["train"]["epochs"] == 3
+    unchanged = {k: v for k, v in small["model"].items() if k not in ("rnn_type", "word_dropout")}
+    assert unchanged == lstm["model"] and small["word_vectors"] == lstm["word_vectors"]
+    assert small["train"]["learning_rate"] == lstm["train"]["learning_rate"]
+    # IMDb's 22,500 training reviews, --quick runs and presets given as dicts train as they are.
+    assert small_data_preset("lstm", lstm, 22_500) == (lstm, None)
+    assert small_data_preset("lstm", lstm, 7_200, quick=True) == (lstm, None)
+    assert small_data_preset("custom", TINY, 50) == (TINY, None)
+    assert small_data_preset("transformer", get_preset("sentiment", "transformer"), 50)[1] is None
+
+
+def test_word2vec_on_a_small_corpus_uses_skip_gram_and_more_epochs():
+    preset = dict(word_vectors=dict(sg=0, window=5, epochs=5, min_words=1_000))
+    assert word_vector_settings(preset, ["one two three four"] * 50) == dict(sg=1, window=5, epochs=5)  # 200 words: 5
+    assert word_vector_settings(preset, ["one two"] * 10) == dict(sg=1, window=5, epochs=50)  # 20 words: 50 at most
+    assert word_vector_settings(preset, ["one two"] * 500) == dict(sg=0, window=5, epochs=5)  # 1,000 words: as is
+
+
+def test_lstm_preset_on_a_small_dataset_trains_the_small_data_model(tmp_path):
+    folder = write_format(tmp_path / "data", "csv")
+    out = tmp_path / "out"
+    results = train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), "lstm", out,
+                               baseline=False, **QUIET)
+    assert results["small_data_overrides"] == dict(model=dict(rnn_type="gru", word_dropout=0.1), train=dict(epochs=3))
+    config = json.loads((out / "config.json").read_text())
+    assert config["rnn_type"] == "gru" and config["word_dropout"] == 0.1 and config["hidden_size"] == 128
+    assert results["train_args"]["num_train_epochs"] == 3 and results["word_vectors"]["sg"] == 1
 
 
 def test_bad_inputs_are_named_before_training(tmp_path):
