@@ -14,9 +14,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", choices=["lstm", "cpu", "cpu-full"], default="lstm",
-                   help="preset: lstm (2 x 1024, for a GPU), cpu (2 x 128 on 20,000 unlabelled reviews, sampled softmax) "
-                        "or cpu-full (the same with a full softmax over 10k words)")
+    p.add_argument("--model", choices=["lstm", "cpu", "cpu-full", "cpu-ab"], default="lstm",
+                   help="preset: lstm (2 x 1024, for a GPU), cpu (2 x 128 on 20,000 unlabelled reviews, sampled softmax), "
+                        "cpu-full (the same with a full softmax over 10k words) or cpu-ab (the equal-budget A/B's: "
+                        "lighter regularisers, a higher rate)")
     p.add_argument("--dataset", default="stanfordnlp/imdb", help="hub id or local folder in the stanfordnlp/imdb layout")
     p.add_argument("--output-dir", required=True)
     p.add_argument("--quick", action="store_true", help="tiny preset: 600 reviews, 32 units, one epoch")

@@ -161,6 +161,16 @@ WORDLM_PRESETS["cpu-full"] = dict(
     train=dict(WORDLM_PRESETS["cpu"]["train"], learning_rate=5e-3),
 )
 
+# The equal-budget CPU A/B's LM (scripts/run_pretrain_ab.sh): the `cpu` LM with light regularisers (one pass
+# over 20,000 reviews under-fits, it does not over-fit) and a higher rate; its output bias starts at the log
+# unigram frequencies, as every word LM's does (`seqhf.wordlm.start_at_unigram`). The CPU budget stops it.
+WORDLM_PRESETS["cpu-ab"] = dict(
+    WORDLM_PRESETS["cpu"],
+    model=dict(WORDLM_PRESETS["cpu"]["model"], word_dropout=0.0, embedding_dropout=0.05, hidden_dropout=0.05,
+               weight_dropout=0.1, output_dropout=0.05),
+    train=dict(WORDLM_PRESETS["cpu"]["train"], learning_rate=5e-3, warmup=0.01),
+)
+
 WORDLM_QUICK = {
     "lstm": dict(
         model=dict(embedding_size=32, hidden_size=32), vocab_size=3000, seq_len=30,
@@ -171,7 +181,7 @@ WORDLM_QUICK = {
         model=dict(embedding_size=32, hidden_size=32), vocab_size=3000, seq_len=30, sampled_words=256,
         unlabelled_reviews=600, validation_reviews=60, train=dict(batch_size=16),
     ),}
-WORDLM_QUICK["cpu-full"] = WORDLM_QUICK["cpu"]
+WORDLM_QUICK["cpu-full"] = WORDLM_QUICK["cpu-ab"] = WORDLM_QUICK["cpu"]
 
 # Classifiers fine-tuned from a word LM (`--init-from`): ULMFiT's discriminative rates, gradual unfreezing,
 # slanted triangular schedule and concat pooling. The architecture fields here are what the random-init and

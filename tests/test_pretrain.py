@@ -371,3 +371,23 @@ def test_word_lm_learns_context_instead_of_saturating_at_the_unigram(tmp_path, z
         h, c = model.model(input_ids=windows).final_state
     assert c[-1].abs().mean() < 8  # collapsed: ~ 16, growing by one a token
     assert h[-1].std(dim=0).mean() > 0.1  # the top layer's state depends on the input (collapsed: ~ 0.01)
+
+
+def test_cpu_budget_counts_the_process_cpu_seconds_not_the_wall_clock():
+    import time
+
+    from transformers import TrainerControl, TrainerState
+
+    from seqhf.training import TimeBudget
+
+    budget, state, control = TimeBudget(time.process_time() + 0.2, cpu=True), TrainerState(), TrainerControl()
+    budget.on_train_begin(None, state, control)
+    time.sleep(0.3)  # wall time passes, CPU time does not
+    budget.on_step_end(None, state, control)
+    assert not control.should_training_stop
+    start = time.process_time()
+    while time.process_time() - start < 0.3:  # spend CPU time
+        sum(range(1000))
+    state.global_step = 7
+    budget.on_step_end(None, state, control)
+    assert control.should_training_stop and budget.stopped_at_step == 7
