@@ -41,7 +41,7 @@ def data_options(a) -> dict:
 def build_parser(**defaults) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
                                 epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=["lstm", "transformer", "book", "ulmfit", "ulmfit-cpu", "ulmfit-cpu-word2vec"],
+    p.add_argument("--model", choices=["lstm", "transformer", "book", "ulmfit", "ulmfit-cpu", "ulmfit-cpu-word2vec", "ulmfit-cpu-all"],
                    default="lstm", help="preset (default: lstm; ulmfit* go with --init-from)")
     add_data_arguments(p, **defaults)
     p.add_argument("--output-dir", required=True)

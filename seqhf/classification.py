@@ -257,9 +257,11 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     optimizers, unfreezing, recipe = (None, None), None, None
     if init_from:
         recipe = {**ulmfit.ULMFIT_DEFAULTS, **preset["train"].get("ulmfit", {})}
-        optimizers = ulmfit.ulmfit_optimizers(net, args, len(encoded["train"]), **recipe)
-        unfreezing = ulmfit.GradualUnfreezing(ulmfit.layer_groups(net))
-        callbacks = [*callbacks, unfreezing]
+        optimizers = ulmfit.ulmfit_optimizers(net, args, len(encoded["train"]),
+                                              **{k: v for k, v in recipe.items() if k != "gradual_unfreezing"})
+        if recipe["gradual_unfreezing"]:
+            unfreezing = ulmfit.GradualUnfreezing(ulmfit.layer_groups(net))
+            callbacks = [*callbacks, unfreezing]
     # ---
     budget = TimeBudget(cpu_budget_s, cpu=True) if cpu_budget_s else None
     callbacks = [*callbacks, budget] if budget else list(callbacks)
@@ -309,7 +311,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
                        train_steps=trainer.state.global_step, train_cpu_s=round(time.process_time(), 1))
     if init_from:
         results.update(init_from=ulmfit.lm_summary(init_from),
-                       ulmfit=dict(recipe, trainable_groups_per_epoch=unfreezing.trainable_per_epoch))
+                       ulmfit=dict(recipe, trainable_groups_per_epoch=unfreezing and unfreezing.trainable_per_epoch))
     if trainer.is_world_process_zero():
         plot_confusion_matrix(confusion_matrix(prediction.predictions, prediction.label_ids), data.label_names,
                               Path(output_dir) / CONFUSION_NAME, title=f"{final} split")

@@ -209,11 +209,16 @@ SENTIMENT_PRESETS["ulmfit-cpu"] = _cpu = dict(
     train=dict(ULMFIT_TRAIN, batch_size=32, epochs=4, patience=4),
 )
 SENTIMENT_PRESETS["ulmfit-cpu-word2vec"] = dict(_cpu, word_vectors=dict(sg=1, window=5, epochs=5))
+# The A/B's second LM-init recipe: every layer trains from the first step at one rate (no gradual unfreezing, no
+# discriminative rates), as the random-init arm trains; the slanted triangular schedule stays.
+SENTIMENT_PRESETS["ulmfit-cpu-all"] = dict(
+    _cpu, train=dict(_cpu["train"], ulmfit=dict(lr_factor=1.0, cut_frac=0.1, ratio=32, gradual_unfreezing=False)))
 SENTIMENT_QUICK["ulmfit"] = dict(
     model=dict(embedding_size=32, hidden_size=32), vocab_size=3000, max_length=64, train_size=400,
     validation_size=0.01, test_size=200, unlabelled_size=600, train=dict(epochs=2, batch_size=16),
 )
 SENTIMENT_QUICK["ulmfit-cpu"] = SENTIMENT_QUICK["ulmfit-cpu-word2vec"] = SENTIMENT_QUICK["ulmfit"]
+SENTIMENT_QUICK["ulmfit-cpu-all"] = SENTIMENT_QUICK["ulmfit"]
 
 
 def _merge(base: dict, override: dict) -> dict:

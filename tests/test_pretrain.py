@@ -308,7 +308,8 @@ def test_lm_pretraining_then_fine_tuning_end_to_end(tmp_path, tiny_imdb_with_unl
                           report_to="none", disable_tqdm=True)
     assert clf["init_from"]["path"] == str(tmp_path / "lm")
     assert clf["init_from"]["heldout_perplexity"] == pytest.approx(lm["heldout_perplexity"])
-    assert clf["ulmfit"] == dict(lr_factor=2.6, cut_frac=0.1, ratio=32.0, trainable_groups_per_epoch=[1, 2])
+    assert clf["ulmfit"] == dict(lr_factor=2.6, cut_frac=0.1, ratio=32.0, gradual_unfreezing=True,
+                                 trainable_groups_per_epoch=[1, 2])
     card = (tmp_path / "clf" / "README.md").read_text()
     assert str(tmp_path / "lm") in card and f"{lm['heldout_perplexity']:.1f}" in card
     assert (tmp_path / "lm" / "README.md").is_file()  # the LM's own card
