@@ -31,7 +31,7 @@ def main(argv=None):
     from seqhf import data as seqdata
     from seqhf.configuration_lstm import SeqLSTMConfig
     from seqhf.modeling_lstm import SeqLSTMForCausalLM
-    from seqhf.wordlm import build_lm_tokenizer, encode_stream, sampled_softmax_loss, unigram_log_proposal
+    from seqhf.wordlm import build_lm_tokenizer, encode_stream, sampled_softmax_loss, start_at_unigram, unigram_log_proposal
 
     texts = list(seqdata.load_imdb(a.dataset)["unsupervised"].select(range(a.reviews))["text"])
     tokenizer = build_lm_tokenizer(texts, dict(vocab_size=a.vocab_size))
@@ -45,8 +45,9 @@ def main(argv=None):
     for softmax in a.softmax:
         torch.manual_seed(0)
         config = SeqLSTMConfig(vocab_size=vocab, embedding_size=a.width, hidden_size=a.width, num_hidden_layers=2,
-                               tie_word_embeddings=True, is_decoder=True, pad_token_id=0)
+                               tie_word_embeddings=True, lm_head_bias=True, is_decoder=True, pad_token_id=0)
         model = SeqLSTMForCausalLM(config).train()
+        start_at_unigram(model, train_ids)  # as train_wordlm does
         optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
         g = torch.Generator().manual_seed(0)
         losses, cpu = [], time.process_time()

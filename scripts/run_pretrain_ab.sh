@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
-# CPU A/B of where a classifier starts: random init, word2vec init, or a pretrained word LM (ULMFiT).
-# 5,000 labelled IMDb reviews (up to 256 tokens each), 1,000 validation and 2,000 test reviews; the LM and
-# the word vectors read the same 20,000 unlabelled reviews; one classifier shape (2 x 128 LSTM, concat pooling).
+# CPU A/B of where a classifier starts, at an equal CPU budget per arm: random init, word2vec init, or a word LM
+# pretrained on unlabelled reviews and fine-tuned ULMFiT's way. 5,000 labelled IMDb reviews (read up to 256
+# tokens), 1,000 validation and 2,000 test reviews; word2vec and the LM read the same 20,000 unlabelled reviews
+# (word2vec also reads the 5,000 labelled ones); one classifier shape (2 x 128 LSTM, concat pooling).
 #
-#   scripts/run_pretrain_ab.sh runs/ab            # the A/B (about 25 CPU-minutes)
-#   scripts/run_pretrain_ab.sh runs/ab-q --quick  # rehearsal at tiny scale (a minute)
+#   scripts/run_pretrain_ab.sh runs/ab                   # the A/B: each arm BUDGET CPU seconds (default 420)
+#   BUDGET=30 LM_BUDGET=15 EPOCHS=4 scripts/run_pretrain_ab.sh runs/ab-q --quick   # rehearsal at tiny scale
 #
-# ARMS picks the arms (default: four, in this order; also lm-full and lm-full-init: a second LM with a full
-# softmax, stopped after LM_FULL_STEPS=300 steps, and the classifier fine-tuned from it); BASELINE_EPOCHS gives the random and word2vec
-# arms the epochs that match the LM arm's total CPU time (LM pretraining + fine-tuning).
-# Every command runs with OMP_NUM_THREADS=1 under nice; user+sys CPU seconds and wall seconds go to times.txt.
+# The budget is each arm's process CPU seconds, setup included (data, tokenizer, word vectors, LM pretraining:
+# `--cpu-budget-s`, seqhf.training.TimeBudget(cpu=True)); run with OMP_NUM_THREADS=1, where CPU seconds equal
+# wall seconds on an idle core, so a machine shared with other jobs gives every arm the same work. The random
+# and word2vec arms spend theirs on classifier epochs (best validation checkpoint kept); the LM arm spends
+# LM_BUDGET on the LM (`cpu-ab` preset) and the rest, measured, on fine-tuning. The test evaluation comes after
+# the budget and is the same work in every arm. ARMS picks the arms (default: "lm lm-init lm-init-all random
+# word2vec"; lm-init-all fine-tunes the same LM without gradual unfreezing or discriminative rates).
 set -euo pipefail
 OUT=${1:?usage: $0 OUT_DIR [--quick]}
 QUICK=${2:-}
 DATA=${DATA:-../shared/data/imdb}
-ARMS=${ARMS:-"lm lm-init random word2vec"}
-BASELINE_EPOCHS=${BASELINE_EPOCHS:-4}
+ARMS=${ARMS:-"lm lm-init lm-init-all random word2vec"}
+BUDGET=${BUDGET:-420}
+LM_BUDGET=${LM_BUDGET:-270}
+EPOCHS=${EPOCHS:-12}  # the schedule's length; the budget or early stopping ends training first
 export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 mkdir -p "$OUT"
 
@@ -27,17 +33,20 @@ run() {  # name, then the command
 
 for arm in $ARMS; do
   case $arm in
-    lm) run lm scripts/train_lm.py --model cpu $QUICK --dataset "$DATA" --output-dir "$OUT/lm" ;;
-    lm-init) run lm-init scripts/train_sentiment.py --model ulmfit-cpu $QUICK --dataset "$DATA" \
-               --init-from "$OUT/lm" --output-dir "$OUT/lm-init" ;;
-    lm-full) run lm-full scripts/train_lm.py --model cpu-full $QUICK --dataset "$DATA" --output-dir "$OUT/lm-full" \
-               --max-steps "${LM_FULL_STEPS:-300}" ;;
-    lm-full-init) run lm-full-init scripts/train_sentiment.py --model ulmfit-cpu $QUICK --dataset "$DATA" \
-                    --init-from "$OUT/lm-full" --output-dir "$OUT/lm-full-init" ;;
+    lm) run lm scripts/train_lm.py --model cpu-ab $QUICK --dataset "$DATA" --output-dir "$OUT/lm" \
+          --epochs 1 --cpu-budget-s "$LM_BUDGET" ;;
+    lm-init)  # what the LM process spent comes off the arm's budget
+      left=$(python -c "import json,sys; print(round($BUDGET - json.load(open(sys.argv[1]))['process_cpu_s'], 1))" "$OUT/lm/eval_results.json")
+      run lm-init scripts/train_sentiment.py --model ulmfit-cpu $QUICK --dataset "$DATA" --init-from "$OUT/lm" \
+        --output-dir "$OUT/lm-init" --epochs "$EPOCHS" --cpu-budget-s "$left" --no-baseline ;;
+    lm-init-all)  # the same LM, every layer trained from the start at one rate (preset ulmfit-cpu-all)
+      left=$(python -c "import json,sys; print(round($BUDGET - json.load(open(sys.argv[1]))['process_cpu_s'], 1))" "$OUT/lm/eval_results.json")
+      run lm-init-all scripts/train_sentiment.py --model ulmfit-cpu-all $QUICK --dataset "$DATA" --init-from "$OUT/lm" \
+        --output-dir "$OUT/lm-init-all" --epochs "$EPOCHS" --cpu-budget-s "$left" --no-baseline ;;
     random) run random scripts/train_sentiment.py --model ulmfit-cpu $QUICK --dataset "$DATA" \
-              --epochs "$BASELINE_EPOCHS" --output-dir "$OUT/random" ;;
+              --output-dir "$OUT/random" --epochs "$EPOCHS" --cpu-budget-s "$BUDGET" --no-baseline ;;
     word2vec) run word2vec scripts/train_sentiment.py --model ulmfit-cpu-word2vec $QUICK --dataset "$DATA" \
-                --epochs "$BASELINE_EPOCHS" --output-dir "$OUT/word2vec" ;;
+                --output-dir "$OUT/word2vec" --epochs "$EPOCHS" --cpu-budget-s "$BUDGET" --no-baseline ;;
     *) echo "unknown arm $arm" >&2; exit 2 ;;
   esac
 done

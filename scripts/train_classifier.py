@@ -41,13 +41,16 @@ def data_options(a) -> dict:
 def build_parser(**defaults) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
                                 epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=["lstm", "transformer", "book", "ulmfit", "ulmfit-cpu", "ulmfit-cpu-word2vec"],
+    p.add_argument("--model", choices=["lstm", "transformer", "book", "ulmfit", "ulmfit-cpu", "ulmfit-cpu-word2vec", "ulmfit-cpu-all"],
                    default="lstm", help="preset (default: lstm; ulmfit* go with --init-from)")
     add_data_arguments(p, **defaults)
     p.add_argument("--output-dir", required=True)
     p.add_argument("--quick", action="store_true",
                    help="small preset for a smoke test: at most 4,000-6,000 training texts and 2,000 test texts")
     p.add_argument("--epochs", type=int, default=None, help="default: the preset's")
+    p.add_argument("--cpu-budget-s", type=float, default=None,
+                   help="stop training once this process has spent this many CPU seconds, data and word vectors "
+                        "included (equal-budget comparisons on a shared machine; run with OMP_NUM_THREADS=1)")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping threshold; 0 disables it")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
@@ -72,7 +75,7 @@ def main(argv=None, **defaults):
     try:
         results = train_classifier(data_options(a), a.model, a.output_dir, quick=a.quick, epochs=a.epochs,
                                    max_grad_norm=a.max_grad_norm, seed=a.seed, resume=a.resume,
-                                   baseline=a.baseline, init_from=a.init_from)
+                                   baseline=a.baseline, init_from=a.init_from, cpu_budget_s=a.cpu_budget_s)
     except SetupError as err:
         sys.exit(f"error: {err}")
     if int(os.environ.get("RANK", "0")) == 0:

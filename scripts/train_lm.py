@@ -14,9 +14,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", choices=["lstm", "cpu", "cpu-full"], default="lstm",
-                   help="preset: lstm (2 x 1024, for a GPU), cpu (2 x 128 on 20,000 unlabelled reviews, sampled softmax) "
-                        "or cpu-full (the same with a full softmax over 10k words)")
+    p.add_argument("--model", choices=["lstm", "cpu", "cpu-full", "cpu-ab"], default="lstm",
+                   help="preset: lstm (2 x 1024, for a GPU), cpu (2 x 128 on 20,000 unlabelled reviews, sampled softmax), "
+                        "cpu-full (the same with a full softmax over 10k words) or cpu-ab (the equal-budget A/B's: "
+                        "lighter regularisers, a higher rate)")
     p.add_argument("--dataset", default="stanfordnlp/imdb", help="hub id or local folder in the stanfordnlp/imdb layout")
     p.add_argument("--output-dir", required=True)
     p.add_argument("--quick", action="store_true", help="tiny preset: 600 reviews, 32 units, one epoch")
@@ -26,6 +27,9 @@ def main(argv=None):
     p.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimizer steps (overrides --epochs)")
     p.add_argument("--time-budget-min", type=float, default=None,
                    help="stop training after this many minutes (e.g. to fit a device session); the epoch in progress is evaluated")
+    p.add_argument("--cpu-budget-s", type=float, default=None,
+                   help="stop training once this process has spent this many CPU seconds, setup included (equal-budget "
+                        "comparisons on a shared machine; run with OMP_NUM_THREADS=1)")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping threshold; 0 disables it")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
@@ -37,7 +41,8 @@ def main(argv=None):
     try:
         results = train_wordlm(a.model, a.dataset, a.output_dir, quick=a.quick, softmax=a.softmax, seq_len=a.seq_len,
                                epochs=a.epochs, max_steps=a.max_steps, max_grad_norm=a.max_grad_norm, seed=a.seed,
-                               resume=a.resume, time_budget_s=a.time_budget_min * 60 if a.time_budget_min else None)
+                               resume=a.resume, time_budget_s=a.time_budget_min * 60 if a.time_budget_min else None,
+                               cpu_budget_s=a.cpu_budget_s)
     except SetupError as err:
         sys.exit(f"error: {err}")
     if int(os.environ.get("RANK", "0")) == 0:

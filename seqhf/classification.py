@@ -23,7 +23,7 @@ from .metrics import MULTI_LABEL_THRESHOLD, classification_metrics, compute_clas
 from .plots import CONFUSION_NAME, plot_confusion_matrix
 from .presets import SENTIMENT_SMALL_DATA, _merge, get_preset
 from .tokenization import build_word_tokenizer
-from .training import RankLog, RunClock, SetupError, build_model, finish_run, make_training_args, resume_checkpoint, run_record
+from .training import RankLog, RunClock, SetupError, TimeBudget, build_model, finish_run, make_training_args, resume_checkpoint, run_record
 
 IMDB_LABELS = ("negative", "positive")
 WORD_VECTOR_CACHE = "_cache"  # under the output folder; "_" folders are not uploaded to the Hub
@@ -246,11 +246,13 @@ def build_tokenizer(data: ClassificationData, preset: dict):
 
 def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=False, epochs=None,
                      max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), baseline=True,
-                     init_from=None, **train_overrides) -> dict:
+                     init_from=None, cpu_budget_s=None, **train_overrides) -> dict:
     """Train a text classifier on `data` (a `ClassificationData`, or a dict of `load_classification_data`
     arguments) and return the results written to eval_results.json. With `baseline`, the TF-IDF + logistic
     regression baseline is fitted on the same training split and scored on the same final split beside it.
-    `init_from`: a word LM folder (scripts/train_lm.py) to fine-tune from, ULMFiT's way (`seqhf.ulmfit`)."""
+    `init_from`: a word LM folder (scripts/train_lm.py) to fine-tune from, ULMFiT's way (`seqhf.ulmfit`).
+    `cpu_budget_s`: stop training once the process has spent that many CPU seconds, data and word vectors
+    included (`TimeBudget`); the best checkpoint on validation is kept as usual."""
     clock = RunClock()
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("sentiment", model, quick)
     if epochs is not None and epochs <= 0:
@@ -291,10 +293,14 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     optimizers, unfreezing, recipe = (None, None), None, None
     if init_from:
         recipe = {**ulmfit.ULMFIT_DEFAULTS, **preset["train"].get("ulmfit", {})}
-        optimizers = ulmfit.ulmfit_optimizers(net, args, len(encoded["train"]), **recipe)
-        unfreezing = ulmfit.GradualUnfreezing(ulmfit.layer_groups(net))
-        callbacks = [*callbacks, unfreezing]
+        optimizers = ulmfit.ulmfit_optimizers(net, args, len(encoded["train"]),
+                                              **{k: v for k, v in recipe.items() if k != "gradual_unfreezing"})
+        if recipe["gradual_unfreezing"]:
+            unfreezing = ulmfit.GradualUnfreezing(ulmfit.layer_groups(net))
+            callbacks = [*callbacks, unfreezing]
     # ---
+    budget = TimeBudget(cpu_budget_s, cpu=True) if cpu_budget_s else None
+    callbacks = [*callbacks, budget] if budget else list(callbacks)
     checkpoint = resume_checkpoint(output_dir, resume, clock)
     background_baseline = None
     if baseline and texts and checkpoint is None and args.process_index == 0:
@@ -341,9 +347,12 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         evaluated_on=final, **{f"{final}_{k}": v for k, v in figures.items()},
     )
     results.update({f"{final}_loss": prediction.metrics.get(f"{final}_loss"), f"{final}_examples": len(encoded[final])})
+    if budget:
+        results.update(cpu_budget_s=cpu_budget_s, stopped_by_cpu_budget=bool(budget.stopped_at_step),
+                       train_steps=trainer.state.global_step, train_cpu_s=round(time.process_time(), 1))
     if init_from:
         results.update(init_from=ulmfit.lm_summary(init_from),
-                       ulmfit=dict(recipe, trainable_groups_per_epoch=unfreezing.trainable_per_epoch))
+                       ulmfit=dict(recipe, trainable_groups_per_epoch=unfreezing and unfreezing.trainable_per_epoch))
     if trainer.is_world_process_zero():
         plot_confusion_matrix(confusion_matrix(prediction.predictions, prediction.label_ids), data.label_names,
                               Path(output_dir) / CONFUSION_NAME, title=f"{final} split")

@@ -56,6 +56,10 @@ class SeqLSTMConfig(PretrainedConfig):
             (the book uses Dense(64, relu)); `None` means a single linear layer.
         classifier_activation: activation of that hidden layer.
         initializer_range: std of the normal init of embeddings and linear layers.
+        lm_head_bias: whether the causal LM's output layer has a bias; `None` (default): one unless the head
+            is tied to the embeddings. A tied word LM needs one: without an output bias to hold the unigram
+            frequencies, its first steps push them into the top layer's state, which saturates and stops
+            learning (see `seqhf.wordlm`, which sets True and starts the bias at the log unigram frequencies).
     """
 
     model_type = "seqhf-lstm"
@@ -84,6 +88,7 @@ class SeqLSTMConfig(PretrainedConfig):
         eos_token_id=None,
         tie_word_embeddings=False,
         use_cache=True,
+        lm_head_bias=None,
         **kwargs,
     ):
         for name, value in (
@@ -137,6 +142,7 @@ class SeqLSTMConfig(PretrainedConfig):
         self.classifier_activation = classifier_activation
         self.initializer_range = initializer_range
         self.use_cache = use_cache
+        self.lm_head_bias = lm_head_bias
         kwargs.setdefault("auto_map", dict(LSTM_AUTO_MAP))
         super().__init__(
             pad_token_id=pad_token_id,

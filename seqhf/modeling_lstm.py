@@ -467,7 +467,9 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
         super().__init__(config)
         self.model = SeqLSTMModel(config)
         self.dropout = nn.Dropout(config.classifier_dropout)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=not config.tie_word_embeddings)
+        bias = getattr(config, "lm_head_bias", None)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size,
+                                 bias=not config.tie_word_embeddings if bias is None else bool(bias))
         self._cell = RNN_CELLS[config.rnn_type]
         self.post_init()
         if config.tie_word_embeddings:

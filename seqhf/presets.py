@@ -172,6 +172,16 @@ WORDLM_PRESETS["cpu-full"] = dict(
     train=dict(WORDLM_PRESETS["cpu"]["train"], learning_rate=5e-3),
 )
 
+# The equal-budget CPU A/B's LM (scripts/run_pretrain_ab.sh): the `cpu` LM with light regularisers (one pass
+# over 20,000 reviews under-fits, it does not over-fit) and a higher rate; its output bias starts at the log
+# unigram frequencies, as every word LM's does (`seqhf.wordlm.start_at_unigram`). The CPU budget stops it.
+WORDLM_PRESETS["cpu-ab"] = dict(
+    WORDLM_PRESETS["cpu"],
+    model=dict(WORDLM_PRESETS["cpu"]["model"], word_dropout=0.0, embedding_dropout=0.05, hidden_dropout=0.05,
+               weight_dropout=0.1, output_dropout=0.05),
+    train=dict(WORDLM_PRESETS["cpu"]["train"], learning_rate=5e-3, warmup=0.01),
+)
+
 WORDLM_QUICK = {
     "lstm": dict(
         model=dict(embedding_size=32, hidden_size=32), vocab_size=3000, seq_len=30,
@@ -182,7 +192,7 @@ WORDLM_QUICK = {
         model=dict(embedding_size=32, hidden_size=32), vocab_size=3000, seq_len=30, sampled_words=256,
         unlabelled_reviews=600, validation_reviews=60, train=dict(batch_size=16),
     ),}
-WORDLM_QUICK["cpu-full"] = WORDLM_QUICK["cpu"]
+WORDLM_QUICK["cpu-full"] = WORDLM_QUICK["cpu-ab"] = WORDLM_QUICK["cpu"]
 
 # Classifiers fine-tuned from a word LM (`--init-from`): ULMFiT's discriminative rates, gradual unfreezing,
 # slanted triangular schedule and concat pooling. The architecture fields here are what the random-init and
@@ -210,11 +220,16 @@ SENTIMENT_PRESETS["ulmfit-cpu"] = _cpu = dict(
     train=dict(ULMFIT_TRAIN, batch_size=32, epochs=4, patience=4),
 )
 SENTIMENT_PRESETS["ulmfit-cpu-word2vec"] = dict(_cpu, word_vectors=dict(sg=1, window=5, epochs=5))
+# The A/B's second LM-init recipe: every layer trains from the first step at one rate (no gradual unfreezing, no
+# discriminative rates), as the random-init arm trains; the slanted triangular schedule stays.
+SENTIMENT_PRESETS["ulmfit-cpu-all"] = dict(
+    _cpu, train=dict(_cpu["train"], ulmfit=dict(lr_factor=1.0, cut_frac=0.1, ratio=32, gradual_unfreezing=False)))
 SENTIMENT_QUICK["ulmfit"] = dict(
     model=dict(embedding_size=32, hidden_size=32), vocab_size=3000, max_length=64, train_size=400,
     validation_size=0.01, test_size=200, unlabelled_size=600, train=dict(epochs=2, batch_size=16),
 )
 SENTIMENT_QUICK["ulmfit-cpu"] = SENTIMENT_QUICK["ulmfit-cpu-word2vec"] = SENTIMENT_QUICK["ulmfit"]
+SENTIMENT_QUICK["ulmfit-cpu-all"] = SENTIMENT_QUICK["ulmfit"]
 
 
 def _merge(base: dict, override: dict) -> dict:

@@ -22,7 +22,7 @@ from .training import EVAL_RESULTS, SetupError
 
 # What the LM decides (the backbone's shape); the classifier preset cannot change these.
 BACKBONE_FIELDS = ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "bidirectional", "rnn_type")
-ULMFIT_DEFAULTS = dict(lr_factor=2.6, cut_frac=0.1, ratio=32.0)  # the paper's values
+ULMFIT_DEFAULTS = dict(lr_factor=2.6, cut_frac=0.1, ratio=32.0, gradual_unfreezing=True)  # the paper's values
 # The LM's own figures a fine-tuned classifier's card quotes.
 LM_SUMMARY_KEYS = ("preset", "heldout_perplexity", "heldout_tokens", "train_tokens", "train_reviews", "vocab_size",
                    "softmax", "epochs", "wall_time_s", "hardware", "num_parameters")

@@ -308,7 +308,87 @@ def test_lm_pretraining_then_fine_tuning_end_to_end(tmp_path, tiny_imdb_with_unl
                           report_to="none", disable_tqdm=True)
     assert clf["init_from"]["path"] == str(tmp_path / "lm")
     assert clf["init_from"]["heldout_perplexity"] == pytest.approx(lm["heldout_perplexity"])
-    assert clf["ulmfit"] == dict(lr_factor=2.6, cut_frac=0.1, ratio=32.0, trainable_groups_per_epoch=[1, 2])
+    assert clf["ulmfit"] == dict(lr_factor=2.6, cut_frac=0.1, ratio=32.0, gradual_unfreezing=True,
+                                 trainable_groups_per_epoch=[1, 2])
     card = (tmp_path / "clf" / "README.md").read_text()
     assert str(tmp_path / "lm") in card and f"{lm['heldout_perplexity']:.1f}" in card
     assert (tmp_path / "lm" / "README.md").is_file()  # the LM's own card
+
+
+# ---------------------------------------------------------------- the LM must not collapse to a unigram model
+
+
+@pytest.fixture(scope="module")
+def zipf_reviews(tmp_path_factory):
+    """Reviews of 500 Zipf-distributed words in which every second word repeats the one before it: a unigram
+    model gets nothing of that, an LM that reads its context halves its loss."""
+    folder = tmp_path_factory.mktemp("zipf_imdb")
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["neg", "pos"])})
+    g = torch.Generator().manual_seed(0)
+    zipf = 1.0 / torch.arange(1, 501).double()
+
+    def review():
+        words = torch.multinomial(zipf, 50, replacement=True, generator=g).tolist()
+        return " ".join(f"w{w} w{w}" for w in words)
+
+    splits = (("train", 40), ("test", 4), ("unsupervised", 300))
+    for split, n in splits:
+        labels = [i % 2 for i in range(n)] if split != "unsupervised" else [-1] * n
+        Dataset.from_dict({"text": [review() for _ in range(n)], "label": labels},
+                          features=features).to_parquet(str(folder / f"{split}.parquet"))
+    files = "".join(f"  - split: {split}\n    path: {split}.parquet\n" for split, _ in splits)
+    (folder / "README.md").write_text(f"---\nconfigs:\n- config_name: plain_text\n  data_files:\n{files}  default: true\n---\n")
+    return folder
+
+
+def test_word_lm_learns_context_instead_of_saturating_at_the_unigram(tmp_path, zipf_reviews):
+    """The A/B's LM-initialised classifier was at 50 %: its LM had collapsed. With its output bias at zero, the
+    first Adam steps put the unigram frequencies into the top layer's state, which saturated (|c| ~ 16 here,
+    ~ 55 on IMDb, the same h for every input) and never left the unigram perplexity. The LM head's bias now
+    starts at the log unigram frequencies, so the state is free to learn the context."""
+    from transformers import AutoTokenizer
+
+    from seqhf.wordlm import train_wordlm
+
+    preset = dict(arch="lstm", model=dict(embedding_size=16, hidden_size=16, num_hidden_layers=2,
+                                          tie_word_embeddings=True),
+                  vocab_size=600, seq_len=20, softmax="full", validation_size=0.25,
+                  train=dict(learning_rate=3e-3, epochs=1, batch_size=16, weight_decay=0.0, warmup=0.0,
+                             scheduler="constant", patience=2))
+    lm = train_wordlm(preset, zipf_reviews, tmp_path / "lm", max_steps=200, report_to="none", disable_tqdm=True)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "lm")
+    model = SeqLSTMForCausalLM.from_pretrained(tmp_path / "lm").eval()
+    assert model.lm_head.bias is not None and model.config.lm_head_bias is True
+
+    texts = Dataset.from_parquet(str(zipf_reviews / "unsupervised.parquet"))["text"]
+    ids = torch.tensor([i for text in texts for i in tokenizer(text)["input_ids"]])
+    frequencies = torch.bincount(ids, minlength=len(tokenizer)).double() / len(ids)
+    frequencies = frequencies[frequencies > 0]
+    unigram_perplexity = math.exp(-(frequencies * frequencies.log()).sum())
+    assert lm["heldout_perplexity"] < 0.8 * unigram_perplexity  # collapsed: about the unigram's
+
+    windows = ids[: 32 * 20].view(32, 20)
+    with torch.no_grad():
+        h, c = model.model(input_ids=windows).final_state
+    assert c[-1].abs().mean() < 8  # collapsed: ~ 16, growing by one a token
+    assert h[-1].std(dim=0).mean() > 0.1  # the top layer's state depends on the input (collapsed: ~ 0.01)
+
+
+def test_cpu_budget_counts_the_process_cpu_seconds_not_the_wall_clock():
+    import time
+
+    from transformers import TrainerControl, TrainerState
+
+    from seqhf.training import TimeBudget
+
+    budget, state, control = TimeBudget(time.process_time() + 0.2, cpu=True), TrainerState(), TrainerControl()
+    budget.on_train_begin(None, state, control)
+    time.sleep(0.3)  # wall time passes, CPU time does not
+    budget.on_step_end(None, state, control)
+    assert not control.should_training_stop
+    start = time.process_time()
+    while time.process_time() - start < 0.3:  # spend CPU time
+        sum(range(1000))
+    state.global_step = 7
+    budget.on_step_end(None, state, control)
+    assert control.should_training_stop and budget.stopped_at_step == 7
