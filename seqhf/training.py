@@ -93,6 +93,11 @@ def make_training_args(output_dir, train: dict, *, task, max_grad_norm=1.0, seed
         # sets up gloo DDP when told to use the CPU.
         use_cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
     )
+    if classification:
+        # The preset's batch is the batch of one optimizer step whatever the number of processes (each takes its
+        # share of it), so a recipe gives the same figures on one core or several. Each shared batch is of
+        # reviews of one length (`LengthBucketSampler`), so no process waits for another's longer reviews.
+        kwargs["accelerator_config"] = {"split_batches": True}
     kwargs.update(overrides)
     return TrainingArguments(**kwargs)
 
@@ -112,6 +117,7 @@ def train_args_summary(args: TrainingArguments, early_stopping_patience=None) ->
         "per_device_train_batch_size": args.per_device_train_batch_size,
         "per_device_eval_batch_size": args.per_device_eval_batch_size,
         "world_size": args.world_size,
+        "split_batches": bool(args.accelerator_config.split_batches),  # each process takes a share of the batch
         "gradient_accumulation_steps": args.gradient_accumulation_steps,
         "warmup_steps": args.warmup_steps,
         "weight_decay": args.weight_decay,
