@@ -124,7 +124,9 @@ def results_table(runs: list[dict]) -> str:
     """Markdown table: preset, result, target (met or not), wall time, hardware, epochs run."""
     lines = ["| preset | result | target | wall time | hardware | epochs |", "|---|---|---|---|---|---|"]
     for run in runs:
-        hardware = re.sub(r"^CPU: (.*?), (\d+) cores, torch threads (\d+)$", r"\1 (\2 cores, torch threads \3)",
+        processes = run.get("train_args", {}).get("world_size", 1)
+        hardware = re.sub(r"^CPU: (.*?), (\d+) cores, torch threads (\d+)$",
+                          r"\1 (\2 cores, torch threads \3" + (f", {processes} processes)" if processes > 1 else ")"),
                           run["hardware"])
         preset = f"{run['task']} `{run['preset']}`"
         if run.get("seed", 42) != 42:

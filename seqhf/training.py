@@ -134,13 +134,16 @@ def train_args_summary(args: TrainingArguments, early_stopping_patience=None) ->
 
 
 class RankLog:
-    """When $SEQHF_RANK_LOG names a folder, each process records the first rows it trained on."""
+    """When $SEQHF_RANK_LOG names a folder, each process records the first rows it trained on and the number
+    of rows of each of its batches."""
 
     def __init__(self):
         self.folder = os.environ.get(RANK_LOG_ENV)
-        self.rows = []
+        self.rows, self.batch_rows = [], []
 
     def record(self, input_ids):
+        if self.folder:
+            self.batch_rows.append(len(input_ids))
         if self.folder and len(self.rows) < 64:
             self.rows.extend(input_ids[:, :16].tolist())
 
@@ -148,7 +151,8 @@ class RankLog:
         if not self.folder:
             return
         Path(self.folder).mkdir(parents=True, exist_ok=True)
-        record = dict(rank=args.process_index, world_size=args.world_size, rows=self.rows, wrote_output=wrote_output)
+        record = dict(rank=args.process_index, world_size=args.world_size, rows=self.rows,
+                      batch_rows=self.batch_rows, wrote_output=wrote_output)
         with open(Path(self.folder) / f"rank{args.process_index}.json", "w") as f:
             json.dump(record, f)
 

@@ -256,6 +256,9 @@ def test_accelerate_two_processes_on_cpu(tmp_path, tiny_imdb):
     assert [log["rank"] for log in logs] == [0, 1]
     rows0, rows1 = ({tuple(r) for r in log["rows"]} for log in logs)
     assert rows0 and rows1 and not rows0 & rows1  # each rank trained on its own shard
+    # The quick preset's batch of 64 is one optimizer step's batch, shared: 32 rows each, as many steps as alone.
+    assert [max(log["batch_rows"]) for log in logs] == [32, 32]
+    assert len(logs[0]["batch_rows"]) == len(logs[1]["batch_rows"]) == -(-sum(logs[0]["batch_rows"] + logs[1]["batch_rows"]) // 64)
     assert [log["wrote_output"] for log in logs] == [True, False]  # only the main process writes
     assert proc.stdout.count("test accuracy") == 1
     noise = ("had defaults used instead", "find_unused_parameters=True", "There were missing keys")
