@@ -68,9 +68,12 @@ SENTIMENT_QUICK = {
 # training texts, selected on the 800 carved validation texts): a GRU learns more than an LSTM from so few
 # examples (validation 90.4 / 89.6 % vs 89.8 / 88.6 % on two training seeds), dropping whole word types
 # (word_dropout) regularises the embeddings that the labels fine-tune, and a third epoch still helps. IMDb's
-# 22,500 reviews keep the preset as measured.
+# 22,500 reviews keep the preset as measured. The sizes are those the rule was measured with (256-d embeddings
+# did better than 128-d there: validation 88.75 vs 88.50 %).
 SENTIMENT_SMALL_DATA = {
-    "lstm": dict(max_train_texts=15_000, model=dict(rnn_type="gru", word_dropout=0.1), train=dict(epochs=3)),
+    "lstm": dict(max_train_texts=15_000,
+                 model=dict(rnn_type="gru", word_dropout=0.1, embedding_size=256, hidden_size=128),
+                 train=dict(epochs=3)),
 }
 
 CHARLM_PRESETS = {

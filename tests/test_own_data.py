@@ -238,8 +238,11 @@ def test_small_labelled_sets_get_the_lstm_presets_small_data_settings():
     small, applied = small_data_preset("lstm", lstm, 7_200)  # ag_news_8k's carved training split
     assert applied is not None and small["model"]["rnn_type"] == "gru" and small["model"]["word_dropout"] == 0.1
     assert small["train"]["epochs"] == 3
-    unchanged = {k: v for k, v in small["model"].items() if k not in ("rnn_type", "word_dropout")}
-    assert unchanged == lstm["model"] and small["word_vectors"] == lstm["word_vectors"]
+    assert (small["model"]["embedding_size"], small["model"]["hidden_size"]) == (256, 128)  # the sizes it was measured at
+    unchanged = {k: v for k, v in small["model"].items()
+                 if k not in ("rnn_type", "word_dropout", "embedding_size", "hidden_size")}
+    assert unchanged == {k: v for k, v in lstm["model"].items() if k not in ("embedding_size", "hidden_size")}
+    assert small["word_vectors"] == lstm["word_vectors"]
     assert small["train"]["learning_rate"] == lstm["train"]["learning_rate"]
     # IMDb's 22,500 training reviews, --quick runs and presets given as dicts train as they are.
     assert small_data_preset("lstm", lstm, 22_500) == (lstm, None)
@@ -260,7 +263,8 @@ def test_lstm_preset_on_a_small_dataset_trains_the_small_data_model(tmp_path):
     out = tmp_path / "out"
     results = train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), "lstm", out,
                                baseline=False, **QUIET)
-    assert results["small_data_overrides"] == dict(model=dict(rnn_type="gru", word_dropout=0.1), train=dict(epochs=3))
+    assert results["small_data_overrides"] == dict(
+        model=dict(rnn_type="gru", word_dropout=0.1, embedding_size=256, hidden_size=128), train=dict(epochs=3))
     config = json.loads((out / "config.json").read_text())
     assert config["rnn_type"] == "gru" and config["word_dropout"] == 0.1 and config["hidden_size"] == 128
     assert results["train_args"]["num_train_epochs"] == 3 and results["word_vectors"]["sg"] == 1
