@@ -354,4 +354,7 @@ def test_extra_unlabelled_text_errors_are_named(tmp_path):
     with pytest.raises(SetupError, match="not found"):  # before anything is trained or written
         train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), "lstm",
                          tmp_path / "never", unlabelled_data=[str(tmp_path / "no-such-folder")])
+    with pytest.raises(SetupError, match="names the labelled dataset itself"):  # its test split must not leak in
+        train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), "lstm",
+                         tmp_path / "never", unlabelled_data=[str(folder)])
     assert not (tmp_path / "never").exists()
