@@ -38,12 +38,27 @@ def data_options(a) -> dict:
                 test_split=a.test_split, unlabelled_split=a.unlabelled_split)
 
 
+def unlabelled_options(a) -> dict | None:
+    """`train_classifier(unlabelled_data=...)` from the parsed options."""
+    if not a.unlabelled_data:
+        return None
+    return dict(sources=a.unlabelled_data, text_column=a.unlabelled_text_column, split=a.unlabelled_data_split)
+
+
 def build_parser(**defaults) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
                                 epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=["lstm", "transformer", "book", "ulmfit", "ulmfit-cpu", "ulmfit-cpu-word2vec", "ulmfit-cpu-all"],
                    default="lstm", help="preset (default: lstm; ulmfit* go with --init-from)")
     add_data_arguments(p, **defaults)
+    p.add_argument("--unlabelled-data", nargs="+", default=None, metavar="SOURCE",
+                   help="extra unlabelled text for the word vectors only (never labels, validation or test): dataset "
+                        "folders, data files, Hub ids, .txt files or folders of them (read as paragraphs)")
+    p.add_argument("--unlabelled-text-column", default="text", help="the text column of --unlabelled-data datasets")
+    p.add_argument("--unlabelled-data-split", default=None,
+                   help="the split of --unlabelled-data datasets to read (default: every split)")
+    p.add_argument("--word-vector-train-repeats", type=int, default=1, metavar="K",
+                   help="word2vec reads the training texts K times (keeps their weight beside much --unlabelled-data)")
     p.add_argument("--output-dir", required=True)
     p.add_argument("--quick", action="store_true",
                    help="small preset for a smoke test: at most 4,000-6,000 training texts and 2,000 test texts")
@@ -75,7 +90,9 @@ def main(argv=None, **defaults):
     try:
         results = train_classifier(data_options(a), a.model, a.output_dir, quick=a.quick, epochs=a.epochs,
                                    max_grad_norm=a.max_grad_norm, seed=a.seed, resume=a.resume,
-                                   baseline=a.baseline, init_from=a.init_from, cpu_budget_s=a.cpu_budget_s)
+                                   baseline=a.baseline, init_from=a.init_from, cpu_budget_s=a.cpu_budget_s,
+                                   unlabelled_data=unlabelled_options(a),
+                                   word_vector_train_repeats=a.word_vector_train_repeats)
     except SetupError as err:
         sys.exit(f"error: {err}")
     if int(os.environ.get("RANK", "0")) == 0:

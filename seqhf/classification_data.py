@@ -9,6 +9,7 @@ Every problem with the data is raised as a `DataError` that names it, before any
 """
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -308,3 +309,66 @@ def _carve_validation(train: Dataset, size: float, seed: int, multi_label: bool)
         raise DataError(f"Cannot carve a {size:g} validation split from {len(train)} training rows ({err}); "
                         "pass a dataset with a validation split or more data.") from err
     return parts["train"], parts["test"]
+
+
+# ---------------------------------------------------------------- extra unlabelled text (word vectors only)
+
+
+def load_unlabelled_texts(sources, text_column: str = "text", split: str | None = None) -> tuple[list, list]:
+    """Texts without labels from other sources, for the word vectors only (the role pretrained vectors play
+    when the labelled set is small). Each source is anything `load_raw` reads (its `split`, else every
+    split, read from `text_column`), or a `.txt` file or folder of them, read as paragraphs (blank-line
+    separated, Project Gutenberg header and licence stripped) or as lines when a file has no blank line.
+    Returns the texts and, for the card, one `{source, splits, text_column, texts}` per source."""
+    texts, described = [], []
+    for source in sources:
+        path = Path(os.path.expanduser(str(source)))
+        if path.suffix.lower() == TEXT_LIST_SUFFIX or (path.is_dir() and _plain_text_files(path)):
+            if not path.exists():
+                raise DataError(f"Unlabelled text not found: {str(source)!r} (--unlabelled-data).")
+            files = [path] if path.is_file() else _plain_text_files(path)
+            found = [t for f in files for t in _read_paragraphs(f)]
+            described.append(dict(source=str(source), splits=None, text_column=None, texts=len(found)))
+        else:
+            found, splits = _dataset_texts(source, text_column, split)
+            described.append(dict(source=str(source), splits=splits, text_column=text_column, texts=len(found)))
+        texts += found
+    return texts, described
+
+
+def _plain_text_files(folder: Path) -> list:
+    """The `.txt` files of a folder that holds no other data files; [] otherwise."""
+    if any(p.is_file() and p.suffix.lower() in FILE_BUILDERS for p in folder.rglob("*")):
+        return []
+    return sorted(folder.rglob("*.txt"))
+
+
+def _read_paragraphs(path: Path) -> list:
+    from .data import strip_gutenberg
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start}).") from err
+    text = strip_gutenberg(text.replace("\r\n", "\n"))[0]
+    blocks = re.split(r"\n\s*\n", text) if re.search(r"\n\s*\n", text) else text.splitlines()
+    paragraphs = [" ".join(block.split()) for block in blocks if block.strip()]
+    if not paragraphs:
+        raise DataError(f"{str(path)!r} holds no text (--unlabelled-data).")
+    return paragraphs
+
+
+def _dataset_texts(source, text_column: str, split: str | None) -> tuple[list, list]:
+    raw = load_raw(source)
+    if split is not None and split not in raw:
+        raise DataError(f"No split {split!r} (--unlabelled-data-split) in {str(source)!r}; its splits are {sorted(raw)}.")
+    splits = [split] if split is not None else list(raw)
+    texts = []
+    for name in splits:
+        if text_column not in raw[name].column_names:
+            raise DataError(f"The {name!r} split of {str(source)!r} has no column {text_column!r}; its columns are "
+                            f"{raw[name].column_names} (choose with --unlabelled-text-column).")
+        texts += [t for t in raw[name][text_column] if isinstance(t, str) and t.strip()]
+    if not texts:
+        raise DataError(f"{str(source)!r} holds no text in its {text_column!r} column (--unlabelled-data).")
+    return texts, splits

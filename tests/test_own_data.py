@@ -14,7 +14,7 @@ from transformers import AutoTokenizer, pipeline
 
 from conftest import REPO
 from seqhf.classification import small_data_preset, train_classifier, word_vector_settings
-from seqhf.classification_data import DataError, load_classification_data
+from seqhf.classification_data import DataError, load_classification_data, load_unlabelled_texts
 from seqhf.presets import get_preset
 from seqhf.training import SetupError
 
@@ -310,3 +310,58 @@ def test_script_reports_a_missing_column_without_traceback(tmp_path):
                            "--output-dir", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "error: The 'train' split has no column 'text' and 'label'; its columns are ['body', 'topic']" in proc.stderr
+
+
+# ------------------------------------------------------------------ extra unlabelled text (--unlabelled-data)
+
+
+def test_extra_unlabelled_text_reaches_word2vec_only(tmp_path, monkeypatch):
+    import seqhf.classification as classification
+
+    folder = write_format(tmp_path / "data", "csv")
+    book = tmp_path / "book.txt"
+    book.write_text("header\n*** START OF THIS BOOK ***\nthe team\nwon a match\n\nthe bank said\n\n"
+                    "*** END OF THIS BOOK ***\nlicence\n")
+    pd.DataFrame({"review": ["a goal for the team", "a stock price today"]}).to_parquet(tmp_path / "reviews.parquet")
+    seen = {}
+    learn = classification.cached_word_vectors
+
+    def spy(cache, tokenizer, texts, *args, **kwargs):
+        seen["texts"] = list(texts)
+        return learn(cache, tokenizer, texts, *args, **kwargs)
+
+    monkeypatch.setattr(classification, "cached_word_vectors", spy)
+    preset = dict(TINY, word_vectors=dict(sg=1, window=2, epochs=1))
+    extra = dict(sources=[str(book), str(tmp_path / "reviews.parquet")], text_column="review")
+    results = train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), preset,
+                               tmp_path / "out", baseline=False, unlabelled_data=extra, word_vector_train_repeats=3,
+                               **QUIET)
+    n = results["train_examples"]
+    extra_texts = ["the team won a match", "the bank said", "a goal for the team", "a stock price today"]
+    assert seen["texts"][n : n + 4] == extra_texts  # paragraphs, Gutenberg header and licence stripped
+    assert seen["texts"][n + 4 :] == seen["texts"][:n] * 2  # the training texts three times in all
+    assert results["word_vectors"]["texts"] == 3 * n + 4 == len(seen["texts"])
+    # the 48 training texts come first: none carved for validation (the count) and no test text
+    assert set(seen["texts"][: results["train_examples"]]) <= set(frame(60, 0)["body"])
+    assert results["data"]["split_sizes"] == {"train": 48, "validation": 12, "test": 30}  # labelled splits as before
+    assert [d["texts"] for d in results["data"]["unlabelled_data"]] == [2, 2]
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert f"2 texts from `{book}` (paragraphs)" in card and "the training texts (3 times) and the extra" in card
+
+
+def test_extra_unlabelled_text_errors_are_named(tmp_path):
+    pd.DataFrame({"review": ["some text"]}).to_csv(tmp_path / "reviews.csv", index=False)
+    with pytest.raises(DataError, match=r"no column 'text'; its columns are \['review'\].*--unlabelled-text-column"):
+        load_unlabelled_texts([str(tmp_path / "reviews.csv")])
+    with pytest.raises(DataError, match=r"No split 'unsupervised' \(--unlabelled-data-split\).*\['train'\]"):
+        load_unlabelled_texts([str(tmp_path / "reviews.csv")], "review", "unsupervised")
+    with pytest.raises(DataError, match="Unlabelled text not found: .*missing.txt"):
+        load_unlabelled_texts([str(tmp_path / "missing.txt")])
+    folder = write_format(tmp_path / "data", "csv")
+    with pytest.raises(SetupError, match="not found"):  # before anything is trained or written
+        train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), "lstm",
+                         tmp_path / "never", unlabelled_data=[str(tmp_path / "no-such-folder")])
+    with pytest.raises(SetupError, match="names the labelled dataset itself"):  # its test split must not leak in
+        train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), "lstm",
+                         tmp_path / "never", unlabelled_data=[str(folder)])
+    assert not (tmp_path / "never").exists()
