@@ -194,7 +194,8 @@ def word_vector_texts(data: ClassificationData, preset: dict, extra_texts=(), tr
     (ag_news_8k with IMDb's 50,000 reviews: validation 90.00 % once, 90.50 % ten times)."""
     if not preset.get("word_vectors"):
         return []
-    texts = list(data.splits["train"]["text"]) + list(extra_texts)
+    train_texts = list(data.splits["train"]["text"])
+    texts = train_texts + list(extra_texts)
     unlabelled = data.unlabelled
     if unlabelled is not None and preset.get("unlabelled_size") is not None:  # the same sample a word LM reads
         unlabelled = unlabelled.shuffle(seed=42).select(range(min(preset["unlabelled_size"], len(unlabelled))))
@@ -202,7 +203,7 @@ def word_vector_texts(data: ClassificationData, preset: dict, extra_texts=(), tr
         texts += [t for t in unlabelled["text"] if t]
     elif not extra_texts:
         print("No unlabelled split: word vectors learn from the training texts alone.")
-    return texts + list(data.splits["train"]["text"]) * (train_repeats - 1)
+    return texts + train_texts * (train_repeats - 1)
 
 
 def word_vector_settings(preset: dict, texts: list) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from datasets import ClassLabel, Dataset, DatasetDict, Sequence, concatenate_datasets, load_dataset, load_from_disk
 
-from .data import is_hub_id
+from .data import is_hub_id, strip_gutenberg
 
 VALIDATION_NAMES = ("validation", "valid", "dev")
 UNLABELLED_NAMES = ("unsupervised", "unlabelled", "unlabeled")
@@ -344,8 +344,6 @@ def _plain_text_files(folder: Path) -> list:
 
 
 def _read_paragraphs(path: Path) -> list:
-    from .data import strip_gutenberg
-
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
