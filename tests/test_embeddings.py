@@ -15,6 +15,7 @@ import seqhf.embeddings as embeddings
 from seqhf import SeqLSTMConfig, SeqLSTMForSequenceClassification
 from seqhf.embeddings import cached_word_vectors, load_embeddings, train_word_vectors
 from seqhf.tokenization import build_word_tokenizer
+from seqhf.runtime import cpu_cores
 from seqhf.classification import WORD_VECTOR_CACHE, train_sentiment
 
 POSITIVE, NEGATIVE = ["great", "superb", "wonderful"], ["awful", "dull", "boring"]
@@ -159,7 +160,23 @@ def test_two_processes_learn_the_vectors_once(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert proc.stdout.count(" ids from ") == 1, proc.stdout  # learnt once, by the main process (its closing line)
     assert len(list((tmp_path / "out" / WORD_VECTOR_CACHE).glob("word_vectors-*.safetensors"))) == 1
-    assert json.loads((tmp_path / "out" / "eval_results.json").read_text())["train_args"]["world_size"] == 2
+    results = json.loads((tmp_path / "out" / "eval_results.json").read_text())
+    assert results["train_args"]["world_size"] == 2
+    # the waiting process lends its core to word2vec (one thread each)
+    assert results["word_vectors"]["workers"] == min(2, cpu_cores())
+
+
+def test_word2vec_takes_the_cores_the_training_processes_hold(monkeypatch):
+    from seqhf import classification
+
+    monkeypatch.setattr(classification.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(classification, "cpu_cores", lambda: 2)
+    monkeypatch.setattr(classification.torch, "get_num_threads", lambda: 1)
+    assert classification.word_vector_workers(1) == 1  # reproducible: one process, one thread
+    assert classification.word_vector_workers(2) == 2
+    assert classification.word_vector_workers(4) == 2  # never more than the cores
+    monkeypatch.setattr(classification.torch, "get_num_threads", lambda: 2)
+    assert classification.word_vector_workers(1) == 2
 
 
 def test_word2vec_reports_each_epoch(corpus_and_tokenizer, capsys):
