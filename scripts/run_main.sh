@@ -31,6 +31,8 @@ echo "dataset: $DATASET -> $OUT ($PROCS training process(es))"
 python - "$OUT" <<'PY'
 import json, sys
 from seqhf.classification import classify
+from seqhf.runtime import configure_output
+configure_output()
 out = sys.argv[1]
 r = json.load(open(f"{out}/eval_results.json"))
 print(f"\nTest accuracy: {100 * r['test_accuracy']:.2f}% (F1 {r['test_f1']:.4f}) on {r['test_examples']} reviews, "

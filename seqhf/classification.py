@@ -5,6 +5,7 @@ preset (see `seqhf.presets`), trains, evaluates on the test split and leaves a f
 `pipeline("text-classification", ...)` loads.
 """
 
+import os
 import time
 import warnings
 from contextlib import contextmanager
@@ -140,7 +141,8 @@ class PhaseTimes:
         wall, cpu = time.time(), time.process_time()
         yield
         self.seconds[name] = round(time.time() - wall, 1)
-        print(f"[{name}] {self.seconds[name]:.0f} s ({time.process_time() - cpu:.0f} s CPU)", flush=True)
+        if os.environ.get("RANK", "0") == "0":  # under accelerate launch, the main process speaks for all
+            print(f"[{name}] {self.seconds[name]:.0f} s ({time.process_time() - cpu:.0f} s CPU)", flush=True)
 
 
 def truncate_ids(ids: list, max_length: int, mode: str = "head") -> list:

@@ -52,11 +52,14 @@ def configure_threads(verbose: bool = True) -> int:
 
 def configure_output() -> None:
     """Progress bars only on a terminal: in a log file tqdm's redraws are noise (the Trainer then prints
-    its logged values as lines, see `make_training_args`)."""
+    its logged values as lines, see `make_training_args`). transformers draws bars when it writes and
+    loads weights, datasets when it maps."""
     if not sys.stderr.isatty():
         import datasets
+        from transformers.utils import logging as transformers_logging
 
         datasets.disable_progress_bars()
+        transformers_logging.disable_progress_bar()
 
 
 def configure_run() -> None:

@@ -261,8 +261,10 @@ def test_accelerate_two_processes_on_cpu(tmp_path, tiny_imdb):
     assert len(logs[0]["batch_rows"]) == len(logs[1]["batch_rows"]) == -(-sum(logs[0]["batch_rows"] + logs[1]["batch_rows"]) // 64)
     assert [log["wrote_output"] for log in logs] == [True, False]  # only the main process writes
     assert proc.stdout.count("test accuracy") == 1
-    noise = ("had defaults used instead", "find_unused_parameters=True", "There were missing keys")
+    noise = ("had defaults used instead", "find_unused_parameters=True", "There were missing keys",
+             "Writing model shards", "Loading weights", "\r")  # progress bars redrawn in a log file
     assert not [n for n in noise if n in proc.stdout + proc.stderr], "log noise"
+    assert proc.stdout.count("[tokenizing]") == 1  # one line a phase, from the main process
     results = json.loads((out / "eval_results.json").read_text())
     assert results["train_args"]["world_size"] == 2
     assert (out / "model.safetensors").is_file() and (out / "modeling_lstm.py").is_file()
