@@ -10,6 +10,7 @@ OMP_NUM_THREADS says otherwise, take the cores that the load average leaves free
 
 import os
 import sys
+import time
 
 
 def choose_threads(cores: int, load: float) -> int:
@@ -21,6 +22,31 @@ def cpu_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """(idle, total) CPU time ticks since boot, from /proc/stat (Linux); None elsewhere."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; user..steal (guest time is in user)
+
+
+def busy_cores_now(seconds: float = 1.0) -> float | None:
+    """How many cores other processes keep busy, measured over the next `seconds` (None without /proc/stat).
+    Unlike the load average, this forgets what ran a minute ago (the package installation that just
+    finished, a previous run), so a quiet machine is seen as quiet."""
+    before = cpu_ticks()
+    if before is None:
+        return None
+    time.sleep(seconds)
+    after = cpu_ticks()
+    total = after[1] - before[1]
+    if total <= 0:
+        return None
+    return cpu_cores() * (1 - (after[0] - before[0]) / total)
+
+
 def training_processes() -> int:
     """How many processes `scripts/run_main.sh` trains with: one per free core on a machine without a GPU.
     torch's LSTM gains little from a second thread (IMDb, 2 cores: 1.04x) but about 1.8x from a second
@@ -29,7 +55,10 @@ def training_processes() -> int:
 
     if torch.cuda.is_available():
         return 1
-    return choose_threads(cpu_cores(), os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0)
+    busy = busy_cores_now()
+    if busy is None:
+        busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return choose_threads(cpu_cores(), busy)
 
 
 def configure_threads(verbose: bool = True) -> int:

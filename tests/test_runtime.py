@@ -1,0 +1,39 @@
+"""How runs choose their threads and processes."""
+
+import seqhf.runtime as runtime
+
+
+def test_free_cores_are_those_the_load_leaves():
+    assert runtime.choose_threads(2, 0.1) == 2
+    assert runtime.choose_threads(2, 1.2) == 1
+    assert runtime.choose_threads(2, 5.0) == 1  # always at least one
+
+
+def _ticks(monkeypatch, samples):
+    samples = iter(samples)
+    monkeypatch.setattr(runtime, "cpu_ticks", lambda: next(samples))
+    monkeypatch.setattr(runtime.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(runtime, "cpu_cores", lambda: 2)
+
+
+def test_training_processes_count_the_cores_busy_now_not_a_minute_ago(monkeypatch):
+    """Right after a package installation the load average is still about 1 on a now-idle machine;
+    the idle ticks of the last second say both cores are free."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (1.3, 1.0, 0.8))
+    _ticks(monkeypatch, [(1000, 2000), (1195, 2200)])  # 195 of 200 ticks idle
+    assert runtime.training_processes() == 2
+    _ticks(monkeypatch, [(1000, 2000), (1100, 2200)])  # one core busy with another job
+    assert runtime.training_processes() == 1
+    _ticks(monkeypatch, [None, None])  # no /proc/stat: the load average decides
+    assert runtime.training_processes() == 1
+
+
+def test_cpu_ticks_read_proc_stat():
+    ticks = runtime.cpu_ticks()
+    if ticks is not None:  # Linux
+        idle, total = ticks
+        assert 0 <= idle <= total and total > 0
+        assert runtime.busy_cores_now(0.2) is not None
