@@ -22,7 +22,7 @@ from .classification_data import ClassificationData, DataError, load_classificat
 from .embeddings import cached_word_vectors, load_embeddings
 from .metrics import MULTI_LABEL_THRESHOLD, classification_metrics, compute_classification_metrics, confusion_matrix
 from .plots import CONFUSION_NAME, plot_confusion_matrix
-from .presets import SENTIMENT_SMALL_DATA, _merge, get_preset
+from .presets import SENTIMENT_SMALL_DATA, merge_overrides, get_preset
 from .runtime import cpu_cores
 from .tokenization import build_word_tokenizer
 from .training import RankLog, RunClock, SetupError, TimeBudget, build_model, finish_run, make_training_args, resume_checkpoint, run_record
@@ -251,7 +251,7 @@ def small_data_preset(preset_name, preset: dict, train_texts: int, quick: bool =
     overrides = {key: value for key, value in rule.items() if key != "max_train_texts"}
     print(f"{train_texts:,} training texts (< {rule['max_train_texts']:,}): the {preset_name} preset's small-data "
           f"settings {overrides}")
-    return _merge(preset, overrides), overrides
+    return merge_overrides(preset, overrides), overrides
 
 
 def tokenizer_length_limit(preset: dict) -> int:

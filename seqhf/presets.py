@@ -235,10 +235,10 @@ SENTIMENT_QUICK["ulmfit-cpu"] = SENTIMENT_QUICK["ulmfit-cpu-word2vec"] = SENTIME
 SENTIMENT_QUICK["ulmfit-cpu-all"] = SENTIMENT_QUICK["ulmfit"]
 
 
-def _merge(base: dict, override: dict) -> dict:
+def merge_overrides(base: dict, override: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in override.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = merge_overrides(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
 
 
@@ -251,4 +251,4 @@ def get_preset(task: str, name, quick: bool = False) -> dict:
                        "wordlm": (WORDLM_PRESETS, WORDLM_QUICK)}[task]
     if name not in presets:
         raise ValueError(f"Unknown {task} preset {name!r}; choose one of {sorted(presets)}.")
-    return _merge(presets[name], quicks[name]) if quick else copy.deepcopy(presets[name])
+    return merge_overrides(presets[name], quicks[name]) if quick else copy.deepcopy(presets[name])
