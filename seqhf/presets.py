@@ -236,6 +236,7 @@ SENTIMENT_QUICK["ulmfit-cpu-all"] = SENTIMENT_QUICK["ulmfit"]
 
 
 def merge_overrides(base: dict, override: dict) -> dict:
+    """A deep copy of `base` with `override`'s values, nested dicts merged key by key."""
     out = copy.deepcopy(base)
     for key, value in override.items():
         out[key] = merge_overrides(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
