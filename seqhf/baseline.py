@@ -44,8 +44,8 @@ def tfidf_logistic_regression(data: ClassificationData, *, max_features: int = 2
 
 def tfidf_in_background(data: ClassificationData) -> Future | None:
     """`tfidf_logistic_regression(data)` in a forked child process, for a run to collect later; None where
-    processes cannot fork (the run then fits it itself). A classifier run starts it while word2vec (one
-    thread) keeps one core busy, so on 2 cores the baseline costs no wall time (on IMDb about 45 s of CPU).
+    processes cannot fork (the run then fits it itself). A classifier run starts it as word2vec starts, so
+    it shares the cores with word2vec instead of waiting for the end (on IMDb about 31 s of CPU).
     Forked, not spawned: a spawned child would re-run a user's script that has no `__main__` guard."""
     if "fork" not in multiprocessing.get_all_start_methods():
         return None

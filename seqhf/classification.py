@@ -311,7 +311,13 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     else:
         tokenizer = build_tokenizer(data, preset)
     # ---
-    with phases("tokenizing"):
+    best_metric = "macro_f1" if data.multi_label else "accuracy"
+    args = make_training_args(output_dir, preset["train"], task="classification", max_grad_norm=max_grad_norm,
+                              seed=seed, epochs=epochs, max_steps=max_steps, quick=quick,
+                              **{"metric_for_best_model": best_metric, **train_overrides})
+    # Under accelerate launch the main process tokenizes with every core while the others wait, then they
+    # read its datasets cache, instead of each tokenizing everything on one core.
+    with args.main_process_first(desc="tokenizing"), phases("tokenizing"):
         encoded = encode_splits(data, preset, tokenizer)
     texts = word_vector_texts(data, preset, extra_texts, word_vector_train_repeats)
     vector_settings = word_vector_settings(preset, texts) if texts else None
@@ -319,10 +325,6 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     if net is None:
         net = build_model("classification", preset, tokenizer, id2label=id2label,
                           label2id={name: i for i, name in id2label.items()}, problem_type=problem)
-    best_metric = "macro_f1" if data.multi_label else "accuracy"
-    args = make_training_args(output_dir, preset["train"], task="classification", max_grad_norm=max_grad_norm,
-                              seed=seed, epochs=epochs, max_steps=max_steps, quick=quick,
-                              **{"metric_for_best_model": best_metric, **train_overrides})
     if vector_settings:
         vector_settings["workers"] = word_vector_workers(args.world_size)
     # --- ULMFiT: discriminative rates, slanted triangular schedule, gradual unfreezing

@@ -214,3 +214,26 @@ def test_baseline_is_fitted_beside_word2vec_with_the_same_figures(tmp_path):
                                                TINY_WITH_VECTORS, seed=42))
     assert results["baseline"]["examples"] == here["examples"] > 0
     assert results["baseline"]["accuracy"] == here["accuracy"] and results["baseline"]["f1"] == here["f1"]
+
+
+def test_another_process_reads_the_tokenized_splits_from_the_datasets_cache(tmp_path, monkeypatch):
+    """Under accelerate launch the main process tokenizes (with every core) while the others wait, then they
+    read its datasets cache: that needs the same fingerprint from the tokenizer each process builds itself."""
+    from transformers import PreTrainedTokenizerFast
+
+    from seqhf.classification import build_tokenizer, encode_splits
+    from seqhf.classification_data import load_classification_data
+
+    folder = str(_write_imdb_with_unlabelled(tmp_path / "imdb"))
+    preset = dict(TINY_WITH_VECTORS, word_vectors=None)
+    main = load_classification_data(folder)
+    first = encode_splits(main, preset, build_tokenizer(main, preset))
+    other = load_classification_data(folder)  # what a second process loads and builds
+    tokenizer = build_tokenizer(other, preset)
+    calls = []
+    call = PreTrainedTokenizerFast.__call__
+    monkeypatch.setattr(PreTrainedTokenizerFast, "__call__", lambda self, *a, **k: calls.append(1) or call(self, *a, **k))
+    again = encode_splits(other, preset, tokenizer)
+    assert not calls  # read from the cache
+    for split in first:
+        assert again[split]["input_ids"] == first[split]["input_ids"]
