@@ -280,37 +280,17 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     `text_column`, `split`): text from other sources that word2vec also learns from, never labelled;
     `word_vector_train_repeats`: how many times word2vec reads the training texts (`word_vector_texts`)."""
     clock = RunClock()
+    check_options(epochs, word_vector_train_repeats, unlabelled_data, init_from)
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("sentiment", model, quick)
-    if epochs is not None and epochs <= 0:
-        raise SetupError(f"--epochs must be positive, got {epochs}.")
-    if word_vector_train_repeats < 1:
-        raise SetupError(f"--word-vector-train-repeats must be at least 1, got {word_vector_train_repeats}.")
     set_seed(seed)
     phases = PhaseTimes()
-    if not isinstance(data, ClassificationData):
-        with phases("data"):
-            data = load_data(data, preset, seed)
-    extra_texts = []
-    if unlabelled_data:
-        if init_from:
-            raise SetupError("--unlabelled-data feeds the word vectors, which --init-from replaces: pass one of them.")
-        with phases("extra unlabelled text"):
-            extra_texts = load_extra_texts(unlabelled_data, data, preset)
+    data, extra_texts = load_inputs(data, preset, seed, unlabelled_data, phases)
     subsample(data, preset, seed)
     preset, small_data = small_data_preset(preset_name, preset, len(data.splits["train"]), quick)
-    id2label = dict(enumerate(data.label_names))
-    problem = "multi_label_classification" if data.multi_label else "single_label_classification"
-    # --- fine-tuning from a pretrained word LM (seqhf.ulmfit): its backbone and its tokenizer
-    net = None
     if init_from:
-        net, tokenizer = ulmfit.classifier_from_lm(init_from, preset["model"], id2label)
-        net.config.problem_type = problem
-        tokenizer.model_max_length = tokenizer_length_limit(preset)
-        preset["word_vectors"] = None  # the LM's embeddings are the start
-        train_overrides.setdefault("ddp_find_unused_parameters", True)  # frozen groups get no gradient
+        net, tokenizer = classifier_from_lm(init_from, preset, data, train_overrides)
     else:
-        tokenizer = build_tokenizer(data, preset)
-    # ---
+        net, tokenizer = None, build_tokenizer(data, preset)
     best_metric = "macro_f1" if data.multi_label else "accuracy"
     args = make_training_args(output_dir, preset["train"], task="classification", max_grad_norm=max_grad_norm,
                               seed=seed, epochs=epochs, max_steps=max_steps, quick=quick,
@@ -323,33 +303,25 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     vector_settings = word_vector_settings(preset, texts) if texts else None
     set_seed(seed)
     if net is None:
-        net = build_model("classification", preset, tokenizer, id2label=id2label,
-                          label2id={name: i for i, name in id2label.items()}, problem_type=problem)
-    if vector_settings:
-        vector_settings["workers"] = word_vector_workers(args.world_size)
-    # --- ULMFiT: discriminative rates, slanted triangular schedule, gradual unfreezing
+        net = new_classifier(preset, tokenizer, data)
     optimizers, unfreezing, recipe = (None, None), None, None
     if init_from:
-        recipe = {**ulmfit.ULMFIT_DEFAULTS, **preset["train"].get("ulmfit", {})}
-        optimizers = ulmfit.ulmfit_optimizers(net, args, len(encoded["train"]),
-                                              **{k: v for k, v in recipe.items() if k != "gradual_unfreezing"})
-        if recipe["gradual_unfreezing"]:
-            unfreezing = ulmfit.GradualUnfreezing(ulmfit.layer_groups(net))
-            callbacks = [*callbacks, unfreezing]
-    # ---
+        optimizers, unfreezing, recipe = ulmfit_recipe(net, args, preset, len(encoded["train"]))
+    callbacks = [*callbacks, *([unfreezing] if unfreezing else [])]
     budget = TimeBudget(cpu_budget_s, cpu=True) if cpu_budget_s else None
     callbacks = [*callbacks, budget] if budget else list(callbacks)
     checkpoint = resume_checkpoint(output_dir, resume, clock)
     background_baseline = None
-    if baseline and texts and checkpoint is None and args.process_index == 0:
-        background_baseline = tfidf_in_background(data)  # in a child process, beside word2vec
+    if texts:
+        vector_settings["workers"] = word_vector_workers(args.world_size)
     if texts and checkpoint is None:
+        if baseline and args.process_index == 0:
+            background_baseline = tfidf_in_background(data)  # in a child process, beside word2vec
         # The main process learns the vectors first; the others (same key) read its cache.
         with args.main_process_first(desc="word vectors"), phases("word vectors"):
             vectors, found = cached_word_vectors(Path(output_dir) / WORD_VECTOR_CACHE, tokenizer, texts,
                                                  net.config.embedding_size, seed=seed, **vector_settings)
         load_embeddings(net, vectors, found)
-    lstm_on_cpu = preset["arch"] == "lstm" and not torch.cuda.is_available()
     trainer = ClassifierTrainer(
         model=net,
         args=args,
@@ -360,7 +332,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         compute_metrics=compute_classification_metrics,
         callbacks=[EarlyStoppingCallback(preset["train"]["patience"]), clock, *callbacks],
         lengths=encoded["train"]["length"],
-        split_by_length=lstm_on_cpu,
+        split_by_length=preset["arch"] == "lstm" and not torch.cuda.is_available(),
         trim_mode=preset["truncation"],
         optimizers=optimizers,
     )
@@ -370,21 +342,15 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     final = data.final_split
     with phases(f"{final} evaluation"):
         prediction = trainer.predict(encoded[final].remove_columns("length"), metric_key_prefix=final)
-    figures = classification_metrics(prediction.predictions, prediction.label_ids, data.label_names, per_class=True)
     results = dict(
         run_record("classification", preset_name, preset, quick, net, data.description["source"], seed,
                    max_grad_norm, trainer),
-        data=data.description, labels=data.label_names, multi_label=data.multi_label,
-        multi_label_threshold=MULTI_LABEL_THRESHOLD if data.multi_label else None,
-        vocab_size=len(tokenizer), max_length=preset["max_length"], truncation=preset["truncation"],
-        evaluation_reads="whole texts" if reads_whole_texts(preset) else f"the first {preset['max_length']} tokens",
+        **describe_inputs(data, preset, tokenizer, encoded),
         word_vectors=(dict(vector_settings, texts=len(texts), train_repeats=word_vector_train_repeats) if texts else None),
         small_data_overrides=small_data,
-        train_examples=len(encoded["train"]), validation_examples=len(encoded["validation"]),
         best_validation_metric=best_metric, best_validation_value=trainer.state.best_metric,
-        evaluated_on=final, **{f"{final}_{k}": v for k, v in figures.items()},
     )
-    results.update({f"{final}_loss": prediction.metrics.get(f"{final}_loss"), f"{final}_examples": len(encoded[final])})
+    results.update(final_figures(prediction, data, len(encoded[final])))  # may restate validation_examples
     if budget:
         results.update(cpu_budget_s=cpu_budget_s, stopped_by_cpu_budget=bool(budget.stopped_at_step),
                        train_steps=trainer.state.global_step, train_cpu_s=round(time.process_time(), 1))
@@ -394,15 +360,95 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     if trainer.is_world_process_zero():
         plot_confusion_matrix(confusion_matrix(prediction.predictions, prediction.label_ids), data.label_names,
                               Path(output_dir) / CONFUSION_NAME, title=f"{final} split")
-        if background_baseline is not None:
-            with phases("baseline (waiting for the background fit)"):
-                results["baseline"] = background_baseline.result()
-        elif baseline:
-            print("Fitting the TF-IDF + logistic-regression baseline on the same splits ...")
-            with phases("baseline"):
-                results["baseline"] = tfidf_logistic_regression(data)
+        if baseline:
+            results["baseline"] = collect_baseline(background_baseline, data, phases)
         results["phase_wall_time_s"] = phases.seconds
     return finish_run(trainer, output_dir, results, clock)
+
+
+def check_options(epochs, word_vector_train_repeats: int, unlabelled_data, init_from) -> None:
+    """`train_classifier`'s options that cannot work, as SetupError, before anything is loaded."""
+    if epochs is not None and epochs <= 0:
+        raise SetupError(f"--epochs must be positive, got {epochs}.")
+    if word_vector_train_repeats < 1:
+        raise SetupError(f"--word-vector-train-repeats must be at least 1, got {word_vector_train_repeats}.")
+    if unlabelled_data and init_from:
+        raise SetupError("--unlabelled-data feeds the word vectors, which --init-from replaces: pass one of them.")
+
+
+def load_inputs(data, preset: dict, seed: int, unlabelled_data, phases: PhaseTimes) -> tuple[ClassificationData, list]:
+    """The labelled splits (`data` itself when already loaded) and the `--unlabelled-data` texts."""
+    if not isinstance(data, ClassificationData):
+        with phases("data"):
+            data = load_data(data, preset, seed)
+    extra_texts = []
+    if unlabelled_data:
+        with phases("extra unlabelled text"):
+            extra_texts = load_extra_texts(unlabelled_data, data, preset)
+    return data, extra_texts
+
+
+def label_config(data: ClassificationData) -> dict:
+    """The config fields that name the classes and the kind of problem."""
+    id2label = dict(enumerate(data.label_names))
+    return dict(id2label=id2label, label2id={name: i for i, name in id2label.items()},
+                problem_type="multi_label_classification" if data.multi_label else "single_label_classification")
+
+
+def new_classifier(preset: dict, tokenizer, data: ClassificationData):
+    """The preset's classifier, untrained, sized to the tokenizer and the classes."""
+    return build_model("classification", preset, tokenizer, **label_config(data))
+
+
+def classifier_from_lm(init_from, preset: dict, data: ClassificationData, train_overrides: dict):
+    """Fine-tuning from a pretrained word LM (`seqhf.ulmfit`): its backbone under a new head, and its tokenizer.
+    The preset then learns no word vectors (the LM's embeddings are the start)."""
+    labels = label_config(data)
+    net, tokenizer = ulmfit.classifier_from_lm(init_from, preset["model"], labels["id2label"])
+    net.config.problem_type = labels["problem_type"]
+    tokenizer.model_max_length = tokenizer_length_limit(preset)
+    preset["word_vectors"] = None
+    train_overrides.setdefault("ddp_find_unused_parameters", True)  # frozen groups get no gradient
+    return net, tokenizer
+
+
+def ulmfit_recipe(net, args, preset: dict, train_texts: int):
+    """ULMFiT's optimisation: discriminative rates and a slanted triangular schedule (the optimizer and
+    scheduler), and gradual unfreezing (a callback, or None). Returns them with the recipe's settings."""
+    recipe = {**ulmfit.ULMFIT_DEFAULTS, **preset["train"].get("ulmfit", {})}
+    optimizers = ulmfit.ulmfit_optimizers(net, args, train_texts,
+                                          **{k: v for k, v in recipe.items() if k != "gradual_unfreezing"})
+    unfreezing = ulmfit.GradualUnfreezing(ulmfit.layer_groups(net)) if recipe["gradual_unfreezing"] else None
+    return optimizers, unfreezing, recipe
+
+
+def describe_inputs(data: ClassificationData, preset: dict, tokenizer, encoded) -> dict:
+    """What a run read, for eval_results.json: the data, labels, vocabulary and how texts were cut."""
+    return dict(
+        data=data.description, labels=data.label_names, multi_label=data.multi_label,
+        multi_label_threshold=MULTI_LABEL_THRESHOLD if data.multi_label else None,
+        vocab_size=len(tokenizer), max_length=preset["max_length"], truncation=preset["truncation"],
+        evaluation_reads="whole texts" if reads_whole_texts(preset) else f"the first {preset['max_length']} tokens",
+        train_examples=len(encoded["train"]), validation_examples=len(encoded["validation"]),
+    )
+
+
+def final_figures(prediction, data: ClassificationData, examples: int) -> dict:
+    """The final split's figures (`test_accuracy`, ..., `test_loss`, `test_examples`)."""
+    final = data.final_split
+    figures = classification_metrics(prediction.predictions, prediction.label_ids, data.label_names, per_class=True)
+    return dict(evaluated_on=final, **{f"{final}_{k}": v for k, v in figures.items()},
+                **{f"{final}_loss": prediction.metrics.get(f"{final}_loss"), f"{final}_examples": examples})
+
+
+def collect_baseline(background_baseline, data: ClassificationData, phases: PhaseTimes) -> dict:
+    """The TF-IDF baseline's figures: from the child process fitting it, or fitted here."""
+    if background_baseline is not None:
+        with phases("baseline (waiting for the background fit)"):
+            return background_baseline.result()
+    print("Fitting the TF-IDF + logistic-regression baseline on the same splits ...")
+    with phases("baseline"):
+        return tfidf_logistic_regression(data)
 
 
 def load_data(options: dict, preset: dict, seed: int) -> ClassificationData:
