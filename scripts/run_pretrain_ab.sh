@@ -31,18 +31,20 @@ run() {  # name, then the command
   tail -n 1 "$OUT/$name.log"
 }
 
+budget_left() {  # the arm's budget less what the LM process spent
+  python -c "import json,sys; print(round($BUDGET - json.load(open(sys.argv[1]))['process_cpu_s'], 1))" "$OUT/lm/eval_results.json"
+}
+
 for arm in $ARMS; do
   case $arm in
     lm) run lm scripts/train_lm.py --model cpu-ab $QUICK --dataset "$DATA" --output-dir "$OUT/lm" \
           --epochs 1 --cpu-budget-s "$LM_BUDGET" ;;
     lm-init)  # what the LM process spent comes off the arm's budget
-      left=$(python -c "import json,sys; print(round($BUDGET - json.load(open(sys.argv[1]))['process_cpu_s'], 1))" "$OUT/lm/eval_results.json")
       run lm-init scripts/train_sentiment.py --model ulmfit-cpu $QUICK --dataset "$DATA" --init-from "$OUT/lm" \
-        --output-dir "$OUT/lm-init" --epochs "$EPOCHS" --cpu-budget-s "$left" --no-baseline ;;
+        --output-dir "$OUT/lm-init" --epochs "$EPOCHS" --cpu-budget-s "$(budget_left)" --no-baseline ;;
     lm-init-all)  # the same LM, every layer trained from the start at one rate (preset ulmfit-cpu-all)
-      left=$(python -c "import json,sys; print(round($BUDGET - json.load(open(sys.argv[1]))['process_cpu_s'], 1))" "$OUT/lm/eval_results.json")
       run lm-init-all scripts/train_sentiment.py --model ulmfit-cpu-all $QUICK --dataset "$DATA" --init-from "$OUT/lm" \
-        --output-dir "$OUT/lm-init-all" --epochs "$EPOCHS" --cpu-budget-s "$left" --no-baseline ;;
+        --output-dir "$OUT/lm-init-all" --epochs "$EPOCHS" --cpu-budget-s "$(budget_left)" --no-baseline ;;
     random) run random scripts/train_sentiment.py --model ulmfit-cpu $QUICK --dataset "$DATA" \
               --output-dir "$OUT/random" --epochs "$EPOCHS" --cpu-budget-s "$BUDGET" --no-baseline ;;
     word2vec) run word2vec scripts/train_sentiment.py --model ulmfit-cpu-word2vec $QUICK --dataset "$DATA" \

@@ -45,7 +45,7 @@ def main(argv=None):
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
     a = p.parse_args(argv)
 
-    from seqhf.runtime import configure_run
+    from seqhf.runtime import configure_run, is_main_process
 
     configure_run()
     from seqhf.charlm import train_charlm
@@ -60,7 +60,7 @@ def main(argv=None):
         )
     except SetupError as err:
         sys.exit(f"error: {err}")
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_process():
         print(summary(results) + f" -> {a.output_dir}")
 
 

@@ -81,7 +81,7 @@ def build_parser(**defaults) -> argparse.ArgumentParser:
 def main(argv=None, **defaults):
     a = build_parser(**defaults).parse_args(argv)
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    from seqhf.runtime import configure_run
+    from seqhf.runtime import configure_run, is_main_process
 
     configure_run()
     from seqhf.classification import train_classifier
@@ -95,7 +95,7 @@ def main(argv=None, **defaults):
                                    word_vector_train_repeats=a.word_vector_train_repeats)
     except SetupError as err:
         sys.exit(f"error: {err}")
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_process():
         split = results["evaluated_on"]
         print(f"{split} accuracy {results[f'{split}_accuracy']:.4f}  F1 {results[f'{split}_f1']:.4f}  "
               f"macro-F1 {results[f'{split}_macro_f1']:.4f}  ({results[f'{split}_examples']} texts, "

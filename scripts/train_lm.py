@@ -35,6 +35,7 @@ def main(argv=None):
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
     a = p.parse_args(argv)
 
+    from seqhf.runtime import is_main_process
     from seqhf.training import SetupError
     from seqhf.wordlm import train_wordlm
 
@@ -45,7 +46,7 @@ def main(argv=None):
                                cpu_budget_s=a.cpu_budget_s)
     except SetupError as err:
         sys.exit(f"error: {err}")
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_process():
         print(f"held-out perplexity {results['heldout_perplexity']:.1f} ({results['heldout_tokens']:,} tokens), "
               f"{results['train_tokens_per_second']:,.0f} training tokens/s, {results['wall_time_s']:.0f} s "
               f"-> {a.output_dir}")

@@ -5,7 +5,6 @@ preset (see `seqhf.presets`), trains, evaluates on the test split and leaves a f
 `pipeline("text-classification", ...)` loads.
 """
 
-import os
 import time
 import warnings
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from .embeddings import cached_word_vectors, load_embeddings
 from .metrics import MULTI_LABEL_THRESHOLD, classification_metrics, compute_classification_metrics, confusion_matrix
 from .plots import CONFUSION_NAME, plot_confusion_matrix
 from .presets import SENTIMENT_SMALL_DATA, merge_overrides, get_preset
-from .runtime import cpu_cores
+from .runtime import cpu_cores, is_main_process
 from .tokenization import build_word_tokenizer
 from .training import RankLog, RunClock, SetupError, TimeBudget, build_model, finish_run, make_training_args, resume_checkpoint, run_record
 
@@ -141,7 +140,7 @@ class PhaseTimes:
         wall, cpu = time.time(), time.process_time()
         yield
         self.seconds[name] = round(time.time() - wall, 1)
-        if os.environ.get("RANK", "0") == "0":  # under accelerate launch, the main process speaks for all
+        if is_main_process():  # under accelerate launch, the main process speaks for all
             print(f"[{name}] {self.seconds[name]:.0f} s ({time.process_time() - cpu:.0f} s CPU)", flush=True)
 
 
@@ -300,20 +299,19 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     with args.main_process_first(desc="tokenizing"), phases("tokenizing"):
         encoded = encode_splits(data, preset, tokenizer)
     texts = word_vector_texts(data, preset, extra_texts, word_vector_train_repeats)
-    vector_settings = word_vector_settings(preset, texts) if texts else None
+    vector_settings = None
+    if texts:
+        vector_settings = dict(word_vector_settings(preset, texts), workers=word_vector_workers(args.world_size))
     set_seed(seed)
     if net is None:
         net = new_classifier(preset, tokenizer, data)
     optimizers, unfreezing, recipe = (None, None), None, None
     if init_from:
         optimizers, unfreezing, recipe = ulmfit_recipe(net, args, preset, len(encoded["train"]))
-    callbacks = [*callbacks, *([unfreezing] if unfreezing else [])]
     budget = TimeBudget(cpu_budget_s, cpu=True) if cpu_budget_s else None
-    callbacks = [*callbacks, budget] if budget else list(callbacks)
+    callbacks = [*callbacks, *(callback for callback in (unfreezing, budget) if callback)]
     checkpoint = resume_checkpoint(output_dir, resume, clock)
     background_baseline = None
-    if texts:
-        vector_settings["workers"] = word_vector_workers(args.world_size)
     if texts and checkpoint is None:
         if baseline and args.process_index == 0:
             background_baseline = tfidf_in_background(data)  # in a child process, beside word2vec

@@ -18,6 +18,16 @@ def choose_threads(cores: int, load: float) -> int:
     return max(1, min(cores, cores - int(load + 0.5)))
 
 
+def is_main_process() -> bool:
+    """True except in the non-main processes of `accelerate launch` (their RANK > 0): the one that speaks."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def load_average() -> float:
+    """The 1-minute load average (0 where the system has none)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+
 def cpu_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -56,9 +66,7 @@ def training_processes() -> int:
     if torch.cuda.is_available():
         return 1
     busy = busy_cores_now()
-    if busy is None:
-        busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return choose_threads(cpu_cores(), busy)
+    return choose_threads(cpu_cores(), load_average() if busy is None else busy)
 
 
 def configure_threads(verbose: bool = True) -> int:
@@ -71,10 +79,10 @@ def configure_threads(verbose: bool = True) -> int:
     if os.environ.get("OMP_NUM_THREADS"):
         reason = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"
     else:
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        load = load_average()
         torch.set_num_threads(choose_threads(cores, load))
         reason = f"{cores} cores, load average {load:.1f}; set OMP_NUM_THREADS to choose"
-    if verbose and os.environ.get("RANK", "0") == "0":  # under accelerate launch, say it once
+    if verbose and is_main_process():  # under accelerate launch, say it once
         print(f"torch threads: {torch.get_num_threads()} ({reason})")
     return torch.get_num_threads()
 
