@@ -73,6 +73,51 @@ def trims_little(lengths: torch.Tensor, keep: float = 0.9) -> bool:
     return int(lengths.min()) >= keep * int(lengths.max())
 
 
+class EmbeddingPerturbation:
+    """Adversarial training on word embeddings (Miyato, Dai & Goodfellow, 2017): after the clean pass, each
+    text's embedded sequence is pushed along its loss gradient, `epsilon` times the sequence's own norm, and
+    the loss of that worst-case neighbour is learnt from too. A forward hook on the input embedding records
+    the clean outputs and adds the perturbations on the second pass, so word dropout and length-split
+    batches work unchanged."""
+
+    def __init__(self, embedding: torch.nn.Module, epsilon: float):
+        self.embedding, self.epsilon = embedding, epsilon
+        self.recorded, self.perturbations = [], []
+
+    def _record(self, module, args, output):
+        output.retain_grad()
+        self.recorded.append(output)
+
+    def _perturb(self, module, args, output):
+        return output + self.perturbations.pop(0)
+
+    @contextmanager
+    def recording(self):
+        self.recorded = []
+        handle = self.embedding.register_forward_hook(self._record)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    @contextmanager
+    def perturbing(self):
+        self.perturbations = [self._step(output) for output in self.recorded]
+        self.recorded = []
+        handle = self.embedding.register_forward_hook(self._perturb)
+        try:
+            yield
+        finally:
+            handle.remove()
+            self.perturbations = []
+
+    def _step(self, output):
+        grad = output.grad if output.grad is not None else torch.zeros_like(output)
+        dims = tuple(range(1, output.dim()))
+        scale = self.epsilon * output.detach().norm(dim=dims, keepdim=True)
+        return scale * grad / grad.norm(dim=dims, keepdim=True).clamp_min(1e-12)
+
+
 class ClassifierTrainer(Trainer):
     """Trainer with length-bucketed batches.
 
@@ -87,9 +132,11 @@ class ClassifierTrainer(Trainer):
       is the same as one padded pass (the models are padding-invariant).
     """
 
-    def __init__(self, *args, lengths=None, split_by_length=False, trim_mode="head", **kwargs):
+    def __init__(self, *args, lengths=None, split_by_length=False, trim_mode="head", adversarial_epsilon=0.0,
+                 consistency_alpha=0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.lengths, self.split_by_length, self.trim_mode = lengths, split_by_length, trim_mode
+        self.adversarial_epsilon, self.consistency_alpha = adversarial_epsilon, consistency_alpha
         self.model_accepts_loss_kwargs = False  # our losses are means; let the Trainer scale for accumulation
         self.rank_log = RankLog()
 
@@ -98,7 +145,32 @@ class ClassifierTrainer(Trainer):
             return super()._get_train_sampler(train_dataset)
         return LengthBucketSampler(self.lengths, self.args.per_device_train_batch_size, self.args.data_seed)
 
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if not self.adversarial_epsilon:
+            return super().training_step(model, inputs, num_items_in_batch)
+        embedding = self.accelerator.unwrap_model(model).get_input_embeddings()
+        perturbation = EmbeddingPerturbation(embedding, self.adversarial_epsilon)
+        with perturbation.recording():
+            loss = super().training_step(model, inputs, num_items_in_batch)
+        with perturbation.perturbing():
+            super().training_step(model, inputs, num_items_in_batch)  # its gradients add to the clean ones
+        return loss
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not (model.training and self.consistency_alpha):
+            return self._loss(model, inputs, return_outputs)
+        # R-Drop (Liang et al., 2021): each text twice in one batch, under two dropout masks; the two
+        # predictions are pulled together by their symmetric KL divergence.
+        doubled = {key: torch.cat([value, value]) for key, value in inputs.items()}
+        loss, outputs = self._loss(model, doubled, return_outputs=True)
+        first, second = outputs["logits"].float().log_softmax(-1).chunk(2)
+        kl = torch.nn.functional.kl_div
+        divergence = 0.5 * (kl(first, second, log_target=True, reduction="batchmean")
+                            + kl(second, first, log_target=True, reduction="batchmean"))
+        loss = loss + self.consistency_alpha * divergence
+        return (loss, outputs) if return_outputs else loss
+
+    def _loss(self, model, inputs, return_outputs=False):
         mask = inputs.get("attention_mask")
         padded = mask is not None and not bool(mask.all())
         lengths = mask.sum(dim=1) if padded else None
@@ -333,6 +405,8 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         split_by_length=preset["arch"] == "lstm" and not torch.cuda.is_available(),
         trim_mode=preset["truncation"],
         optimizers=optimizers,
+        adversarial_epsilon=preset["train"].get("adversarial_epsilon", 0.0),
+        consistency_alpha=preset["train"].get("consistency_alpha", 0.0),
     )
     with phases("training (with validation)"):
         trainer.train(resume_from_checkpoint=checkpoint)
