@@ -119,7 +119,9 @@ class EmbeddingPerturbation:
 
 
 class ClassifierTrainer(Trainer):
-    """Trainer with length-bucketed batches.
+    """Trainer with length-bucketed batches, and adversarial training on the word embeddings when
+    `adversarial_epsilon` > 0 (`EmbeddingPerturbation`: each step learns from the texts and from their
+    perturbed embeddings, two forward and backward passes).
 
     On CPU, torch's LSTM is several times slower on packed (padded) batches than on full ones, so for
     LSTMs (`split_by_length`) no batch is run padded:
@@ -132,11 +134,10 @@ class ClassifierTrainer(Trainer):
       is the same as one padded pass (the models are padding-invariant).
     """
 
-    def __init__(self, *args, lengths=None, split_by_length=False, trim_mode="head", adversarial_epsilon=0.0,
-                 consistency_alpha=0.0, **kwargs):
+    def __init__(self, *args, lengths=None, split_by_length=False, trim_mode="head", adversarial_epsilon=0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.lengths, self.split_by_length, self.trim_mode = lengths, split_by_length, trim_mode
-        self.adversarial_epsilon, self.consistency_alpha = adversarial_epsilon, consistency_alpha
+        self.adversarial_epsilon = adversarial_epsilon
         self.model_accepts_loss_kwargs = False  # our losses are means; let the Trainer scale for accumulation
         self.rank_log = RankLog()
 
@@ -157,20 +158,6 @@ class ClassifierTrainer(Trainer):
         return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if not (model.training and self.consistency_alpha):
-            return self._loss(model, inputs, return_outputs)
-        # R-Drop (Liang et al., 2021): each text twice in one batch, under two dropout masks; the two
-        # predictions are pulled together by their symmetric KL divergence.
-        doubled = {key: torch.cat([value, value]) for key, value in inputs.items()}
-        loss, outputs = self._loss(model, doubled, return_outputs=True)
-        first, second = outputs["logits"].float().log_softmax(-1).chunk(2)
-        kl = torch.nn.functional.kl_div
-        divergence = 0.5 * (kl(first, second, log_target=True, reduction="batchmean")
-                            + kl(second, first, log_target=True, reduction="batchmean"))
-        loss = loss + self.consistency_alpha * divergence
-        return (loss, outputs) if return_outputs else loss
-
-    def _loss(self, model, inputs, return_outputs=False):
         mask = inputs.get("attention_mask")
         padded = mask is not None and not bool(mask.all())
         lengths = mask.sum(dim=1) if padded else None
@@ -406,7 +393,6 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         trim_mode=preset["truncation"],
         optimizers=optimizers,
         adversarial_epsilon=preset["train"].get("adversarial_epsilon", 0.0),
-        consistency_alpha=preset["train"].get("consistency_alpha", 0.0),
     )
     with phases("training (with validation)"):
         trainer.train(resume_from_checkpoint=checkpoint)
@@ -420,6 +406,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         **describe_inputs(data, preset, tokenizer, encoded),
         word_vectors=(dict(vector_settings, texts=len(texts), train_repeats=word_vector_train_repeats) if texts else None),
         small_data_overrides=small_data,
+        adversarial_epsilon=trainer.adversarial_epsilon or None,
         best_validation_metric=best_metric, best_validation_value=trainer.state.best_metric,
     )
     results.update(final_figures(prediction, data, len(encoded[final])))  # may restate validation_examples

@@ -83,7 +83,7 @@ SENTIMENT_QUICK = {
 SENTIMENT_SMALL_DATA = {
     "lstm": dict(max_train_texts=15_000,
                  model=dict(rnn_type="gru", word_dropout=0.1, embedding_size=256, hidden_size=128),
-                 train=dict(epochs=3, patience=3)),
+                 train=dict(epochs=3, patience=3, adversarial_epsilon=0.05)),
 }
 
 CHARLM_PRESETS = {

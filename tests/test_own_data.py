@@ -237,7 +237,8 @@ def test_small_labelled_sets_get_the_lstm_presets_small_data_settings():
     lstm = get_preset("sentiment", "lstm")
     small, applied = small_data_preset("lstm", lstm, 7_200)  # ag_news_8k's carved training split
     assert applied is not None and small["model"]["rnn_type"] == "gru" and small["model"]["word_dropout"] == 0.1
-    assert small["train"]["epochs"] == 3
+    assert small["train"]["epochs"] == 3 and small["train"]["adversarial_epsilon"] == 0.05
+    assert not lstm["train"].get("adversarial_epsilon")  # IMDb's 10-minute command stays as measured
     # No early stopping on the small validation split: the cosine schedule always runs out.
     assert small["train"]["patience"] >= small["train"]["epochs"] and lstm["train"]["patience"] == 1
     assert (small["model"]["embedding_size"], small["model"]["hidden_size"]) == (256, 128)  # the sizes it was measured at
@@ -266,11 +267,14 @@ def test_lstm_preset_on_a_small_dataset_trains_the_small_data_model(tmp_path):
     results = train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), "lstm", out,
                                baseline=False, **QUIET)
     assert results["small_data_overrides"] == dict(
-        model=dict(rnn_type="gru", word_dropout=0.1, embedding_size=256, hidden_size=128), train=dict(epochs=3, patience=3))
+        model=dict(rnn_type="gru", word_dropout=0.1, embedding_size=256, hidden_size=128),
+        train=dict(epochs=3, patience=3, adversarial_epsilon=0.05))
     config = json.loads((out / "config.json").read_text())
     assert config["rnn_type"] == "gru" and config["word_dropout"] == 0.1 and config["hidden_size"] == 128
     assert results["train_args"]["num_train_epochs"] == 3 and results["word_vectors"]["sg"] == 1
     assert results["epochs"] == 3  # never stopped early
+    assert results["adversarial_epsilon"] == 0.05
+    assert "Adversarial training** (Miyato et al., 2017)" in (out / "README.md").read_text()
 
 
 def test_bad_inputs_are_named_before_training(tmp_path):
