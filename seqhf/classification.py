@@ -387,7 +387,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_classification_metrics,
-        callbacks=[EarlyStoppingCallback(preset["train"]["patience"]), clock, *callbacks],
+        callbacks=[*early_stopping(args, preset), clock, *callbacks],
         lengths=encoded["train"]["length"],
         split_by_length=preset["arch"] == "lstm" and not torch.cuda.is_available(),
         trim_mode=preset["truncation"],
@@ -408,6 +408,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         small_data_overrides=small_data,
         adversarial_epsilon=trainer.adversarial_epsilon or None,
         best_validation_metric=best_metric, best_validation_value=trainer.state.best_metric,
+        **kept_model(trainer, best_metric),
     )
     results.update(final_figures(prediction, data, len(encoded[final])))  # may restate validation_examples
     if budget:
@@ -423,6 +424,20 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
             results["baseline"] = collect_baseline(background_baseline, data, phases)
         results["phase_wall_time_s"] = phases.seconds
     return finish_run(trainer, output_dir, results, clock)
+
+
+def early_stopping(args, preset: dict) -> list:
+    """The preset's early stopping, where the best checkpoint is kept (a run that keeps its final model
+    runs its whole schedule)."""
+    return [EarlyStoppingCallback(preset["train"]["patience"])] if args.load_best_model_at_end else []
+
+
+def kept_model(trainer, metric: str) -> dict:
+    """Which model the run saved, the best validation epoch's or the final one, and its validation figure."""
+    if trainer.args.load_best_model_at_end:
+        return dict(kept_model="best validation epoch", kept_validation_value=trainer.state.best_metric)
+    last = [h[f"eval_{metric}"] for h in trainer.state.log_history if f"eval_{metric}" in h]
+    return dict(kept_model="final epoch", kept_validation_value=last[-1] if last else None)
 
 
 def check_options(epochs, word_vector_train_repeats: int, unlabelled_data, init_from) -> None:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from safetensors.torch import load_file
 from transformers import AutoTokenizer, pipeline
 
 from conftest import REPO
@@ -238,6 +239,7 @@ def test_small_labelled_sets_get_the_lstm_presets_small_data_settings():
     small, applied = small_data_preset("lstm", lstm, 7_200)  # ag_news_8k's carved training split
     assert applied is not None and small["model"]["rnn_type"] == "gru" and small["model"]["word_dropout"] == 0.1
     assert small["train"]["epochs"] == 3 and small["train"]["adversarial_epsilon"] == 0.05
+    assert small["train"]["load_best_model_at_end"] is False and "load_best_model_at_end" not in lstm["train"]
     assert not lstm["train"].get("adversarial_epsilon")  # IMDb's 10-minute command stays as measured
     # No early stopping on the small validation split: the cosine schedule always runs out.
     assert small["train"]["patience"] >= small["train"]["epochs"] and lstm["train"]["patience"] == 1
@@ -268,12 +270,21 @@ def test_lstm_preset_on_a_small_dataset_trains_the_small_data_model(tmp_path):
                                baseline=False, **QUIET)
     assert results["small_data_overrides"] == dict(
         model=dict(rnn_type="gru", word_dropout=0.1, embedding_size=256, hidden_size=128),
-        train=dict(epochs=3, patience=3, adversarial_epsilon=0.05))
+        train=dict(epochs=3, patience=3, load_best_model_at_end=False, adversarial_epsilon=0.05))
     config = json.loads((out / "config.json").read_text())
     assert config["rnn_type"] == "gru" and config["word_dropout"] == 0.1 and config["hidden_size"] == 128
     assert results["train_args"]["num_train_epochs"] == 3 and results["word_vectors"]["sg"] == 1
     assert results["epochs"] == 3  # never stopped early
     assert results["adversarial_epsilon"] == 0.05
+    # The final epoch's model is saved (800 validation texts are too few to choose an epoch on) and its
+    # validation figure is the one the card gives.
+    state = json.loads((out / "trainer_state.json").read_text())
+    last_eval = [h["eval_accuracy"] for h in state["log_history"] if "eval_accuracy" in h][-1]
+    assert results["kept_model"] == "final epoch" and results["kept_validation_value"] == last_eval
+    final_checkpoint = max(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    saved, final = load_file(out / "model.safetensors"), load_file(final_checkpoint / "model.safetensors")
+    assert all(torch.equal(saved[name], final[name]) for name in final)
+    assert f"{last_eval * 100:.2f} %" in (out / "README.md").read_text()
     assert "Adversarial training** (Miyato et al., 2017)" in (out / "README.md").read_text()
 
 
