@@ -137,7 +137,7 @@ class ClassifierTrainer(Trainer):
     def __init__(self, *args, lengths=None, split_by_length=False, trim_mode="head", adversarial_epsilon=0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.lengths, self.split_by_length, self.trim_mode = lengths, split_by_length, trim_mode
-        self.adversarial_epsilon = adversarial_epsilon
+        self.adversarial_epsilon, self.perturbed_pass = adversarial_epsilon, False
         self.model_accepts_loss_kwargs = False  # our losses are means; let the Trainer scale for accumulation
         self.rank_log = RankLog()
 
@@ -154,7 +154,11 @@ class ClassifierTrainer(Trainer):
         with perturbation.recording():
             loss = super().training_step(model, inputs, num_items_in_batch)
         with perturbation.perturbing():
-            super().training_step(model, inputs, num_items_in_batch)  # its gradients add to the clean ones
+            self.perturbed_pass = True
+            try:
+                super().training_step(model, inputs, num_items_in_batch)  # its gradients add to the clean ones
+            finally:
+                self.perturbed_pass = False
         return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -165,7 +169,7 @@ class ClassifierTrainer(Trainer):
             ids = trim_to_shortest(inputs["input_ids"], lengths, self.trim_mode)
             inputs = {**inputs, "input_ids": ids, "attention_mask": torch.ones_like(ids)}
             padded = False
-        if model.training:
+        if model.training and not self.perturbed_pass:
             self.rank_log.record(inputs["input_ids"])
         # Several forward passes before one backward are not allowed under DDP: split only in one process
         # or without gradients.

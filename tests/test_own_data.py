@@ -3,6 +3,7 @@ figures of a trained folder equal to what `pipeline` users get."""
 
 import json
 import logging
+import os
 import subprocess
 import sys
 
@@ -383,3 +384,22 @@ def test_extra_unlabelled_text_errors_are_named(tmp_path):
         train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), "lstm",
                          tmp_path / "never", unlabelled_data=[str(folder)])
     assert not (tmp_path / "never").exists()
+
+
+def test_small_data_rule_trains_adversarially_under_two_processes(tmp_path):
+    """Adversarial training's second pass runs under DDP (two forward and backward passes a step), and each
+    process logs its batches once."""
+    folder, out, ranks = write_format(tmp_path / "data", "csv"), tmp_path / "out", tmp_path / "ranks"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "scripts" / "accelerate_cpu.yaml"),
+           "--num_processes", "2", "--main_process_port", "29533", str(REPO / "scripts" / "train_classifier.py"),
+           "--model", "lstm", "--dataset", str(folder), "--text-column", "body", "--label-column", "topic",
+           "--output-dir", str(out)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "SEQHF_RANK_LOG": str(ranks), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["train_args"]["world_size"] == 2 and results["adversarial_epsilon"] == 0.05
+    state = json.loads((out / "trainer_state.json").read_text())
+    logs = [json.loads((ranks / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [len(log["batch_rows"]) for log in logs] == [state["global_step"]] * 2
