@@ -92,24 +92,22 @@ class EmbeddingPerturbation:
         return output + self.perturbations.pop(0)
 
     @contextmanager
-    def recording(self):
-        self.recorded = []
-        handle = self.embedding.register_forward_hook(self._record)
+    def _hooked(self, hook):
+        handle = self.embedding.register_forward_hook(hook)
         try:
             yield
         finally:
             handle.remove()
 
-    @contextmanager
-    def perturbing(self):
-        self.perturbations = [self._step(output) for output in self.recorded]
+    def recording(self):
+        """The clean pass: its embedding outputs (and, after its backward pass, their gradients) are kept."""
         self.recorded = []
-        handle = self.embedding.register_forward_hook(self._perturb)
-        try:
-            yield
-        finally:
-            handle.remove()
-            self.perturbations = []
+        return self._hooked(self._record)
+
+    def perturbing(self):
+        """The second pass: each embedding output moved by its recorded text's step, in the same order."""
+        self.perturbations, self.recorded = [self._step(output) for output in self.recorded], []
+        return self._hooked(self._perturb)
 
     def _step(self, output):
         grad = output.grad if output.grad is not None else torch.zeros_like(output)
