@@ -73,8 +73,53 @@ def trims_little(lengths: torch.Tensor, keep: float = 0.9) -> bool:
     return int(lengths.min()) >= keep * int(lengths.max())
 
 
+class EmbeddingPerturbation:
+    """Adversarial training on word embeddings (Miyato, Dai & Goodfellow, 2017): after the clean pass, each
+    text's embedded sequence is pushed along its loss gradient, `epsilon` times the sequence's own norm, and
+    the loss of that worst-case neighbour is learnt from too. A forward hook on the input embedding records
+    the clean outputs and adds the perturbations on the second pass, so word dropout and length-split
+    batches work unchanged."""
+
+    def __init__(self, embedding: torch.nn.Module, epsilon: float):
+        self.embedding, self.epsilon = embedding, epsilon
+        self.recorded, self.perturbations = [], []
+
+    def _record(self, module, args, output):
+        output.retain_grad()
+        self.recorded.append(output)
+
+    def _perturb(self, module, args, output):
+        return output + self.perturbations.pop(0)
+
+    @contextmanager
+    def _hooked(self, hook):
+        handle = self.embedding.register_forward_hook(hook)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def recording(self):
+        """The clean pass: its embedding outputs (and, after its backward pass, their gradients) are kept."""
+        self.recorded = []
+        return self._hooked(self._record)
+
+    def perturbing(self):
+        """The second pass: each embedding output moved by its recorded text's step, in the same order."""
+        self.perturbations, self.recorded = [self._step(output) for output in self.recorded], []
+        return self._hooked(self._perturb)
+
+    def _step(self, output):
+        grad = output.grad if output.grad is not None else torch.zeros_like(output)
+        dims = tuple(range(1, output.dim()))
+        scale = self.epsilon * output.detach().norm(dim=dims, keepdim=True)
+        return scale * grad / grad.norm(dim=dims, keepdim=True).clamp_min(1e-12)
+
+
 class ClassifierTrainer(Trainer):
-    """Trainer with length-bucketed batches.
+    """Trainer with length-bucketed batches, and adversarial training on the word embeddings when
+    `adversarial_epsilon` > 0 (`EmbeddingPerturbation`: each step learns from the texts and from their
+    perturbed embeddings, two forward and backward passes).
 
     On CPU, torch's LSTM is several times slower on packed (padded) batches than on full ones, so for
     LSTMs (`split_by_length`) no batch is run padded:
@@ -87,9 +132,10 @@ class ClassifierTrainer(Trainer):
       is the same as one padded pass (the models are padding-invariant).
     """
 
-    def __init__(self, *args, lengths=None, split_by_length=False, trim_mode="head", **kwargs):
+    def __init__(self, *args, lengths=None, split_by_length=False, trim_mode="head", adversarial_epsilon=0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.lengths, self.split_by_length, self.trim_mode = lengths, split_by_length, trim_mode
+        self.adversarial_epsilon, self.perturbed_pass = adversarial_epsilon, False
         self.model_accepts_loss_kwargs = False  # our losses are means; let the Trainer scale for accumulation
         self.rank_log = RankLog()
 
@@ -97,6 +143,21 @@ class ClassifierTrainer(Trainer):
         if self.lengths is None:
             return super()._get_train_sampler(train_dataset)
         return LengthBucketSampler(self.lengths, self.args.per_device_train_batch_size, self.args.data_seed)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if not self.adversarial_epsilon:
+            return super().training_step(model, inputs, num_items_in_batch)
+        embedding = self.accelerator.unwrap_model(model).get_input_embeddings()
+        perturbation = EmbeddingPerturbation(embedding, self.adversarial_epsilon)
+        with perturbation.recording():
+            loss = super().training_step(model, inputs, num_items_in_batch)
+        with perturbation.perturbing():
+            self.perturbed_pass = True
+            try:
+                super().training_step(model, inputs, num_items_in_batch)  # its gradients add to the clean ones
+            finally:
+                self.perturbed_pass = False
+        return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mask = inputs.get("attention_mask")
@@ -106,7 +167,7 @@ class ClassifierTrainer(Trainer):
             ids = trim_to_shortest(inputs["input_ids"], lengths, self.trim_mode)
             inputs = {**inputs, "input_ids": ids, "attention_mask": torch.ones_like(ids)}
             padded = False
-        if model.training:
+        if model.training and not self.perturbed_pass:
             self.rank_log.record(inputs["input_ids"])
         # Several forward passes before one backward are not allowed under DDP: split only in one process
         # or without gradients.
@@ -328,11 +389,12 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_classification_metrics,
-        callbacks=[EarlyStoppingCallback(preset["train"]["patience"]), clock, *callbacks],
+        callbacks=[*early_stopping(args, preset), clock, *callbacks],
         lengths=encoded["train"]["length"],
         split_by_length=preset["arch"] == "lstm" and not torch.cuda.is_available(),
         trim_mode=preset["truncation"],
         optimizers=optimizers,
+        adversarial_epsilon=preset["train"].get("adversarial_epsilon", 0.0),
     )
     with phases("training (with validation)"):
         trainer.train(resume_from_checkpoint=checkpoint)
@@ -346,7 +408,9 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         **describe_inputs(data, preset, tokenizer, encoded),
         word_vectors=(dict(vector_settings, texts=len(texts), train_repeats=word_vector_train_repeats) if texts else None),
         small_data_overrides=small_data,
+        adversarial_epsilon=trainer.adversarial_epsilon or None,
         best_validation_metric=best_metric, best_validation_value=trainer.state.best_metric,
+        **kept_model(trainer, best_metric),
     )
     results.update(final_figures(prediction, data, len(encoded[final])))  # may restate validation_examples
     if budget:
@@ -362,6 +426,20 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
             results["baseline"] = collect_baseline(background_baseline, data, phases)
         results["phase_wall_time_s"] = phases.seconds
     return finish_run(trainer, output_dir, results, clock)
+
+
+def early_stopping(args, preset: dict) -> list:
+    """The preset's early stopping, where the best checkpoint is kept (a run that keeps its final model
+    runs its whole schedule)."""
+    return [EarlyStoppingCallback(preset["train"]["patience"])] if args.load_best_model_at_end else []
+
+
+def kept_model(trainer, metric: str) -> dict:
+    """Which model the run saved, the best validation epoch's or the final one, and its validation figure."""
+    if trainer.args.load_best_model_at_end:
+        return dict(kept_model="best validation epoch", kept_validation_value=trainer.state.best_metric)
+    last = [h[f"eval_{metric}"] for h in trainer.state.log_history if f"eval_{metric}" in h]
+    return dict(kept_model="final epoch", kept_validation_value=last[-1] if last else None)
 
 
 def check_options(epochs, word_vector_train_repeats: int, unlabelled_data, init_from) -> None:

@@ -3,6 +3,7 @@ figures of a trained folder equal to what `pipeline` users get."""
 
 import json
 import logging
+import os
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from safetensors.torch import load_file
 from transformers import AutoTokenizer, pipeline
 
 from conftest import REPO
@@ -237,7 +239,9 @@ def test_small_labelled_sets_get_the_lstm_presets_small_data_settings():
     lstm = get_preset("sentiment", "lstm")
     small, applied = small_data_preset("lstm", lstm, 7_200)  # ag_news_8k's carved training split
     assert applied is not None and small["model"]["rnn_type"] == "gru" and small["model"]["word_dropout"] == 0.1
-    assert small["train"]["epochs"] == 3
+    assert small["train"]["epochs"] == 3 and small["train"]["adversarial_epsilon"] == 0.05
+    assert small["train"]["load_best_model_at_end"] is False and "load_best_model_at_end" not in lstm["train"]
+    assert not lstm["train"].get("adversarial_epsilon")  # IMDb's 10-minute command stays as measured
     # No early stopping on the small validation split: the cosine schedule always runs out.
     assert small["train"]["patience"] >= small["train"]["epochs"] and lstm["train"]["patience"] == 1
     assert (small["model"]["embedding_size"], small["model"]["hidden_size"]) == (256, 128)  # the sizes it was measured at
@@ -266,11 +270,23 @@ def test_lstm_preset_on_a_small_dataset_trains_the_small_data_model(tmp_path):
     results = train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), "lstm", out,
                                baseline=False, **QUIET)
     assert results["small_data_overrides"] == dict(
-        model=dict(rnn_type="gru", word_dropout=0.1, embedding_size=256, hidden_size=128), train=dict(epochs=3, patience=3))
+        model=dict(rnn_type="gru", word_dropout=0.1, embedding_size=256, hidden_size=128),
+        train=dict(epochs=3, patience=3, load_best_model_at_end=False, adversarial_epsilon=0.05))
     config = json.loads((out / "config.json").read_text())
     assert config["rnn_type"] == "gru" and config["word_dropout"] == 0.1 and config["hidden_size"] == 128
     assert results["train_args"]["num_train_epochs"] == 3 and results["word_vectors"]["sg"] == 1
     assert results["epochs"] == 3  # never stopped early
+    assert results["adversarial_epsilon"] == 0.05
+    # The final epoch's model is saved (800 validation texts are too few to choose an epoch on) and its
+    # validation figure is the one the card gives.
+    state = json.loads((out / "trainer_state.json").read_text())
+    last_eval = [h["eval_accuracy"] for h in state["log_history"] if "eval_accuracy" in h][-1]
+    assert results["kept_model"] == "final epoch" and results["kept_validation_value"] == last_eval
+    final_checkpoint = max(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    saved, final = load_file(out / "model.safetensors"), load_file(final_checkpoint / "model.safetensors")
+    assert all(torch.equal(saved[name], final[name]) for name in final)
+    assert f"{last_eval * 100:.2f} %" in (out / "README.md").read_text()
+    assert "Adversarial training** (Miyato et al., 2017)" in (out / "README.md").read_text()
 
 
 def test_bad_inputs_are_named_before_training(tmp_path):
@@ -368,3 +384,22 @@ def test_extra_unlabelled_text_errors_are_named(tmp_path):
         train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), "lstm",
                          tmp_path / "never", unlabelled_data=[str(folder)])
     assert not (tmp_path / "never").exists()
+
+
+def test_small_data_rule_trains_adversarially_under_two_processes(tmp_path):
+    """Adversarial training's second pass runs under DDP (two forward and backward passes a step), and each
+    process logs its batches once."""
+    folder, out, ranks = write_format(tmp_path / "data", "csv"), tmp_path / "out", tmp_path / "ranks"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "scripts" / "accelerate_cpu.yaml"),
+           "--num_processes", "2", "--main_process_port", "29533", str(REPO / "scripts" / "train_classifier.py"),
+           "--model", "lstm", "--dataset", str(folder), "--text-column", "body", "--label-column", "topic",
+           "--output-dir", str(out)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "SEQHF_RANK_LOG": str(ranks), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["train_args"]["world_size"] == 2 and results["adversarial_epsilon"] == 0.05
+    state = json.loads((out / "trainer_state.json").read_text())
+    logs = [json.loads((ranks / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [len(log["batch_rows"]) for log in logs] == [state["global_step"]] * 2

@@ -14,7 +14,7 @@ from transformers import DataCollatorWithPadding, TrainerCallback, default_data_
 from conftest import REPO, run_without_seqhf
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
 from seqhf.charlm import CharLMTrainer, StreamChunks, train_charlm
-from seqhf.classification import ClassifierTrainer, SentimentTrainer, train_sentiment, trim_to_shortest, truncate_ids
+from seqhf.classification import ClassifierTrainer, EmbeddingPerturbation, SentimentTrainer, train_sentiment, trim_to_shortest, truncate_ids
 from seqhf.tokenization import build_word_tokenizer
 from seqhf.training import SetupError, make_training_args
 
@@ -423,3 +423,52 @@ def test_lstm_training_batches_run_unpadded_once_and_evaluation_reads_whole_text
         padded = DataCollatorWithPadding(tokenizer)([{"input_ids": r["input_ids"]} for r in rows])
         reference = model(**padded).logits
     torch.testing.assert_close(torch.as_tensor(prediction.predictions), reference, rtol=1e-5, atol=1e-6)
+
+
+def _tiny_classifier(seed=0, **config):
+    torch.manual_seed(seed)
+    return SeqLSTMForSequenceClassification(SeqLSTMConfig(vocab_size=30, embedding_size=6, hidden_size=5, bidirectional=True,
+                                                          num_labels=3, pad_token_id=0, **config))
+
+
+def test_adversarial_perturbation_moves_each_text_uphill_by_epsilon_of_its_norm():
+    model = _tiny_classifier(initializer_range=0.5).eval()
+    ids, labels = torch.randint(1, 30, (4, 7), generator=torch.Generator().manual_seed(1)), torch.tensor([0, 1, 2, 1])
+    clean = model(input_ids=ids, labels=labels)
+    embedding = model.get_input_embeddings()
+    perturbation = EmbeddingPerturbation(embedding, epsilon=0.1)
+    with perturbation.recording():
+        recorded = model(input_ids=ids, labels=labels)
+    recorded.loss.backward()
+    torch.testing.assert_close(recorded.loss, clean.loss)  # recording leaves the pass as it is
+    steps = [perturbation._step(output) for output in perturbation.recorded]
+    assert len(steps) == 1
+    embedded = embedding(ids).detach()
+    torch.testing.assert_close(steps[0].norm(dim=(1, 2)), 0.1 * embedded.norm(dim=(1, 2)))
+    with perturbation.perturbing(), torch.no_grad():
+        perturbed = model(input_ids=ids, labels=labels)
+    assert perturbed.loss > clean.loss + 0.01  # the step goes up the loss
+    assert not embedding._forward_hooks  # both hooks are gone
+    torch.testing.assert_close(model(input_ids=ids, labels=labels).loss, clean.loss)
+
+
+def test_adversarial_training_adds_the_perturbed_texts_gradients(tmp_path):
+    """With a vanishing epsilon the perturbed loss equals the clean one, so one SGD step moves every weight
+    twice as far as without adversarial training; with a real epsilon it moves it elsewhere."""
+    g = torch.Generator().manual_seed(2)
+    rows = [{"input_ids": torch.randint(1, 30, (6,), generator=g).tolist(), "labels": i % 3} for i in range(4)]
+    tokenizer = build_word_tokenizer(["a b c", "a b c"], vocab_size=30)
+    moves = {}
+    for epsilon in (0.0, 1e-7, 0.5):
+        model = _tiny_classifier()
+        start = {name: p.detach().clone() for name, p in model.named_parameters()}
+        args = make_training_args(tmp_path / str(epsilon), TINY_TRAIN, task="classification", max_grad_norm=0.0,
+                                  max_steps=1, optim="sgd", eval_strategy="no", save_strategy="no",
+                                  load_best_model_at_end=False, report_to="none", disable_tqdm=True)
+        trainer = ClassifierTrainer(model=model, args=args, train_dataset=rows, adversarial_epsilon=epsilon,
+                                    data_collator=DataCollatorWithPadding(tokenizer))
+        trainer.train()
+        moves[epsilon] = torch.cat([(p.detach() - start[name]).flatten() for name, p in model.named_parameters()])
+        assert not model.get_input_embeddings()._forward_hooks
+    torch.testing.assert_close(moves[1e-7], 2 * moves[0.0], rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(moves[0.5], 2 * moves[0.0], rtol=1e-2, atol=1e-4)
