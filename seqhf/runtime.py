@@ -65,8 +65,17 @@ def training_processes() -> int:
 
     if torch.cuda.is_available():
         return 1
-    busy = busy_cores_now()
-    return choose_threads(cpu_cores(), load_average() if busy is None else busy)
+    return choose_threads(cpu_cores(), other_work()[0])
+
+
+def other_work(seconds: float = 1.0) -> tuple[float, str]:
+    """How many cores other work keeps busy, and words saying how that was measured: the cores busy over the
+    next `seconds` (`busy_cores_now`), or the 1-minute load average where /proc/stat does not exist."""
+    busy = busy_cores_now(seconds)
+    if busy is not None:
+        return busy, f"{busy:.1f} busy over {seconds:g} s"
+    load = load_average()
+    return load, f"load average {load:.1f}"
 
 
 def configure_threads(verbose: bool = True) -> int:
@@ -79,9 +88,9 @@ def configure_threads(verbose: bool = True) -> int:
     if os.environ.get("OMP_NUM_THREADS"):
         reason = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"
     else:
-        load = load_average()
-        torch.set_num_threads(choose_threads(cores, load))
-        reason = f"{cores} cores, load average {load:.1f}; set OMP_NUM_THREADS to choose"
+        busy, measured = other_work(0.5)  # the load average still counts a run that ended a minute ago
+        torch.set_num_threads(choose_threads(cores, busy))
+        reason = f"{cores} cores, {measured}; set OMP_NUM_THREADS to choose"
     if verbose and is_main_process():  # under accelerate launch, say it once
         print(f"torch threads: {torch.get_num_threads()} ({reason})")
     return torch.get_num_threads()

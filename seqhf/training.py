@@ -126,7 +126,9 @@ def train_args_summary(args: TrainingArguments, early_stopping_patience=None) ->
         "num_train_epochs": args.num_train_epochs,
         "max_steps": args.max_steps,
         "bf16": args.bf16,
-        "early_stopping_patience": early_stopping_patience,
+        "load_best_model_at_end": args.load_best_model_at_end,
+        # without the best checkpoint to go back to, no run stops early (`classification.early_stopping`)
+        "early_stopping_patience": early_stopping_patience if args.load_best_model_at_end else None,
     }
 
 

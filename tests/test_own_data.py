@@ -282,6 +282,8 @@ def test_lstm_preset_on_a_small_dataset_trains_the_small_data_model(tmp_path):
     state = json.loads((out / "trainer_state.json").read_text())
     last_eval = [h["eval_accuracy"] for h in state["log_history"] if "eval_accuracy" in h][-1]
     assert results["kept_model"] == "final epoch" and results["kept_validation_value"] == last_eval
+    assert results["train_args"]["early_stopping_patience"] is None
+    assert results["train_args"]["load_best_model_at_end"] is False
     final_checkpoint = max(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     saved, final = load_file(out / "model.safetensors"), load_file(final_checkpoint / "model.safetensors")
     assert all(torch.equal(saved[name], final[name]) for name in final)

@@ -37,3 +37,22 @@ def test_cpu_ticks_read_proc_stat():
         idle, total = ticks
         assert 0 <= idle <= total and total > 0
         assert runtime.busy_cores_now(0.2) is not None
+
+
+def test_torch_threads_follow_the_cores_busy_now(monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (1.3, 1.0, 0.8))
+    before = torch.get_num_threads()
+    try:
+        _ticks(monkeypatch, [(1000, 2000), (1195, 2200)])  # idle now, though the load average says 1.3
+        assert runtime.configure_threads() == 2
+        assert "2 cores, 0.1 busy over 0.5 s" in capsys.readouterr().out
+        _ticks(monkeypatch, [(1000, 2000), (1100, 2200)])  # one core busy with another job
+        assert runtime.configure_threads() == 1
+        _ticks(monkeypatch, [None, None])
+        assert runtime.configure_threads() == 1 and "load average 1.3" in capsys.readouterr().out
+    finally:
+        torch.set_num_threads(before)
