@@ -85,7 +85,10 @@ class EmbeddingPerturbation:
         self.recorded, self.perturbations = [], []
 
     def _record(self, module, args, output):
-        output.retain_grad()
+        if output.requires_grad:
+            output.retain_grad()
+        else:  # frozen embeddings (ULMFiT's first epochs): the texts still get their gradient, and their step
+            output.requires_grad_(True)
         self.recorded.append(output)
 
     def _perturb(self, module, args, output):

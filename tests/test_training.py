@@ -450,6 +450,12 @@ def test_adversarial_perturbation_moves_each_text_uphill_by_epsilon_of_its_norm(
     assert perturbed.loss > clean.loss + 0.01  # the step goes up the loss
     assert not embedding._forward_hooks  # both hooks are gone
     torch.testing.assert_close(model(input_ids=ids, labels=labels).loss, clean.loss)
+    # Frozen embeddings (ULMFiT's gradual unfreezing) still give each text its step.
+    embedding.weight.requires_grad_(False)
+    with perturbation.recording():
+        model(input_ids=ids, labels=labels).loss.backward()
+    frozen_steps = [perturbation._step(output) for output in perturbation.recorded]
+    torch.testing.assert_close(frozen_steps[0].norm(dim=(1, 2)), 0.1 * embedded.norm(dim=(1, 2)))
 
 
 def test_adversarial_training_adds_the_perturbed_texts_gradients(tmp_path):
