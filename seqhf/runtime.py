@@ -5,7 +5,8 @@ Threads: fewer than the cores when other processes keep them busy.
 torch starts one thread a core. When another process is busy on the same cores, its threads wait on
 each other at every parallel region and a run can take ten times longer (measured on 2 cores: a quick
 run took 5-14 minutes with torch's default threads, 22-46 s with one thread). So, unless
-OMP_NUM_THREADS says otherwise, take the cores that the load average leaves free, at least one.
+OMP_NUM_THREADS says otherwise, take the cores that other work leaves free, at least one: the cores
+busy over the last moment (`/proc/stat`), or the load average where that cannot be read.
 """
 
 import os
@@ -14,7 +15,8 @@ import time
 
 
 def choose_threads(cores: int, load: float) -> int:
-    """The cores left free by a load average of `load` (runnable processes), at least one."""
+    """The cores left free when other work keeps `load` of them busy (cores busy now, or a load average),
+    at least one."""
     return max(1, min(cores, cores - int(load + 0.5)))
 
 
