@@ -23,8 +23,8 @@ def main(argv=None):
     p.add_argument("--json", default=None, help="also write the figures to this file")
     a = p.parse_args(argv)
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    from seqhf.baseline import tfidf_logistic_regression
-    from seqhf.classification_data import DataError, load_classification_data
+    from seqhf.evaluation.baseline import tfidf_logistic_regression
+    from seqhf.data.classification import DataError, load_classification_data
 
     try:
         data = load_classification_data(**data_options(a), seed=a.seed)

@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-# The row groups of seqhf.benchmark.ROW_GROUPS, named here so that --help needs no torch (a test checks).
+# The row groups of benchmarks.benchmark.ROW_GROUPS, named here so that --help needs no torch (a test checks).
 ROW_GROUP_NAMES = ("train", "generate", "decode", "pipeline", "onnx")
 
 
@@ -36,7 +36,7 @@ def main(argv=None):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
     import torch
 
-    from seqhf.benchmark import IMDB_DIR, format_table, run_benchmark, write_json
+    from benchmarks.benchmark import IMDB_DIR, format_table, run_benchmark, write_json
 
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device here")

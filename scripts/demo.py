@@ -31,7 +31,7 @@ def main(argv=None):
         parser.error("give --classifier, --generator, or both")
 
     if args.write_space:
-        from seqhf.demo import write_space
+        from seqhf.demo.page import write_space
 
         try:
             files = write_space(args.write_space, args.classifier, args.generator, title=args.title)
@@ -41,7 +41,7 @@ def main(argv=None):
         return 0
 
     import seqhf  # noqa: F401  (registers the seqhf models, so local folders need no remote code)
-    from seqhf.demo import build_app
+    from seqhf.demo.page import build_app
 
     app = build_app(args.classifier, args.generator, trust_remote_code=args.trust_remote_code, title=args.title)
     app.launch(server_name=args.host, server_port=args.port)

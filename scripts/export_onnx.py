@@ -31,7 +31,7 @@ def main(argv=None):
     if args.limit is not None and args.limit < 1:
         parser.error(f"--limit must be at least 1, got {args.limit}")
 
-    from seqhf.onnx_export import MANIFEST_FILE, export_folder
+    from seqhf.export.onnx_export import MANIFEST_FILE, export_folder
 
     try:
         manifest = export_folder(args.dir, args.out, int8=args.int8)
@@ -44,7 +44,7 @@ def main(argv=None):
     if args.imdb:
         if manifest["task"] != "text-classification":
             parser.error("--imdb measures a classifier; this folder holds a language model")
-        from seqhf.onnx_export import imdb_accuracy
+        from seqhf.export.onnx_export import imdb_accuracy
 
         accuracy = imdb_accuracy(args.dir, args.out, args.imdb, limit=args.limit, log=print)
         manifest["imdb_accuracy"] = accuracy

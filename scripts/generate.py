@@ -44,7 +44,7 @@ def main(argv=None):
     args = parse_args(argv)
     # The heavy imports come after the arguments are checked, so --help and mistakes answer at once.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-    from seqhf.generation import check_device, generate_text, load_generator
+    from seqhf.inference.generation import check_device, generate_text, load_generator
 
     try:
         device = check_device(args.device)
@@ -69,7 +69,7 @@ def main(argv=None):
 def adapted_model(model, tokenizer, args):
     import json
 
-    from seqhf.dynamic_eval import adapt_to_text
+    from seqhf.evaluation.dynamic_eval import adapt_to_text
 
     lr = args.adapt_lr
     results = Path(args.model) / "eval_results.json"

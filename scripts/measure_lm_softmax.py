@@ -8,6 +8,7 @@ after the same number of steps (the measurement behind the word LM presets' choi
 import argparse
 import os
 import sys
+import seqhf.data.sources as seqdata
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -28,10 +29,9 @@ def main(argv=None):
     import torch
     import torch.nn.functional as F
 
-    from seqhf import data as seqdata
-    from seqhf.configuration_lstm import SeqLSTMConfig
-    from seqhf.modeling_lstm import SeqLSTMForCausalLM
-    from seqhf.wordlm import build_lm_tokenizer, encode_stream, sampled_softmax_loss, start_at_unigram, unigram_log_proposal
+    from seqhf.models.lstm.configuration_lstm import SeqLSTMConfig
+    from seqhf.models.lstm.modeling_lstm import SeqLSTMForCausalLM
+    from seqhf.training.wordlm import build_lm_tokenizer, encode_stream, sampled_softmax_loss, start_at_unigram, unigram_log_proposal
 
     texts = list(seqdata.load_imdb(a.dataset)["unsupervised"].select(range(a.reviews))["text"])
     tokenizer = build_lm_tokenizer(texts, dict(vocab_size=a.vocab_size))

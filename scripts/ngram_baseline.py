@@ -24,13 +24,13 @@ def main(argv=None):
     p.add_argument("--add-to", nargs="+", default=[], metavar="EVAL_RESULTS_JSON")
     a = p.parse_args(argv)
 
-    from seqhf.charlm import load_corpus
-    from seqhf.ngram import CharKneserNey
+    from seqhf.training.charlm import load_corpus
+    from seqhf.evaluation.ngram import CharKneserNey
 
     corpus = load_corpus(a.text, a.heldout)
     train = corpus.train[: int(len(corpus.train) * 0.95)]
     ngram = CharKneserNey(a.order).fit(train)
-    figure = dict(order=a.order, method="interpolated Kneser-Ney, modified discounts (seqhf.ngram)",
+    figure = dict(order=a.order, method="interpolated Kneser-Ney, modified discounts (seqhf.evaluation.ngram)",
                   train_chars=len(train), heldout_nats_per_char=ngram.nats_per_char(corpus.heldout))
     print(f"{a.order}-gram Kneser-Ney: {figure['heldout_nats_per_char']:.4f} nats/char on {len(corpus.heldout):,} "
           f"held-out characters (trained on {len(train):,})")

@@ -45,7 +45,8 @@ def main(argv=None):
     from huggingface_hub import constants
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
-    from seqhf.hub import FolderNotReadyError, MissingTokenError, format_upload_plan, push_folder, push_space
+    from seqhf.hub.upload import FolderNotReadyError, MissingTokenError, format_upload_plan, push_folder
+    from seqhf.hub.space import push_space
 
     if args.space and args.revision:
         print("error: --revision is for model repositories; a Space is pushed to its main branch", file=sys.stderr)

@@ -19,7 +19,7 @@ def main():
     parser.add_argument("--write", action="store_true", help="update README.md in place")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    from seqhf.results import benchmark_table, load_benchmarks, load_measured, results_table, update_benchmark_block, update_readme
+    from benchmarks.results import benchmark_table, load_benchmarks, load_measured, results_table, update_benchmark_block, update_readme
 
     results = results_table(load_measured(args.measured))
     benchmarks = benchmark_table(*load_benchmarks(args.measured))

@@ -19,7 +19,7 @@ fi
 # Without a GPU: one training process per free core, one thread each (accelerate launch, gloo DDP; the batch
 # is shared, so the figures are those of one process). A second thread speeds torch's LSTM up 1.04x, a
 # second process about 1.8x.
-PROCS=${PROCS:-$(python -c "from seqhf.runtime import training_processes; print(training_processes())")}
+PROCS=${PROCS:-$(python -c "from seqhf.utils.runtime import training_processes; print(training_processes())")}
 if [ "$PROCS" -gt 1 ]; then
   export OMP_NUM_THREADS=1
   LAUNCH=(accelerate launch --config_file scripts/accelerate_cpu.yaml --num_processes "$PROCS")
@@ -30,8 +30,8 @@ echo "dataset: $DATASET -> $OUT ($PROCS training process(es))"
 "${LAUNCH[@]}" scripts/train_sentiment.py --model lstm --dataset "$DATASET" --output-dir "$OUT" "$@"
 python - "$OUT" <<'PY'
 import json, sys
-from seqhf.classification import classify
-from seqhf.runtime import configure_output
+from seqhf.training.classifier import classify
+from seqhf.utils.runtime import configure_output
 configure_output()
 out = sys.argv[1]
 r = json.load(open(f"{out}/eval_results.json"))

@@ -8,7 +8,7 @@
 #   BUDGET=30 LM_BUDGET=15 EPOCHS=4 scripts/run_pretrain_ab.sh runs/ab-q --quick   # rehearsal at tiny scale
 #
 # The budget is each arm's process CPU seconds, setup included (data, tokenizer, word vectors, LM pretraining:
-# `--cpu-budget-s`, seqhf.training.TimeBudget(cpu=True)); run with OMP_NUM_THREADS=1, where CPU seconds equal
+# `--cpu-budget-s`, seqhf.training.common.TimeBudget(cpu=True)); run with OMP_NUM_THREADS=1, where CPU seconds equal
 # wall seconds on an idle core, so a machine shared with other jobs gives every arm the same work. The random
 # and word2vec arms spend theirs on classifier epochs (best validation checkpoint kept); the LM arm spends
 # LM_BUDGET on the LM (`cpu-ab` preset) and the rest, measured, on fine-tuning. The test evaluation comes after

@@ -45,11 +45,11 @@ def main(argv=None):
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
     a = p.parse_args(argv)
 
-    from seqhf.runtime import configure_run, is_main_process
+    from seqhf.utils.runtime import configure_run, is_main_process
 
     configure_run()
-    from seqhf.charlm import train_charlm
-    from seqhf.training import SetupError
+    from seqhf.training.charlm import train_charlm
+    from seqhf.training.common import SetupError
 
     try:
         results = train_charlm(

@@ -81,11 +81,11 @@ def build_parser(**defaults) -> argparse.ArgumentParser:
 def main(argv=None, **defaults):
     a = build_parser(**defaults).parse_args(argv)
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    from seqhf.runtime import configure_run, is_main_process
+    from seqhf.utils.runtime import configure_run, is_main_process
 
     configure_run()
-    from seqhf.classification import train_classifier
-    from seqhf.training import SetupError
+    from seqhf.training.classifier import train_classifier
+    from seqhf.training.common import SetupError
 
     try:
         results = train_classifier(data_options(a), a.model, a.output_dir, quick=a.quick, epochs=a.epochs,

@@ -35,9 +35,9 @@ def main(argv=None):
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
     a = p.parse_args(argv)
 
-    from seqhf.runtime import is_main_process
-    from seqhf.training import SetupError
-    from seqhf.wordlm import train_wordlm
+    from seqhf.utils.runtime import is_main_process
+    from seqhf.training.common import SetupError
+    from seqhf.training.wordlm import train_wordlm
 
     try:
         results = train_wordlm(a.model, a.dataset, a.output_dir, quick=a.quick, softmax=a.softmax, seq_len=a.seq_len,

@@ -1,16 +1,21 @@
 """seqhf: classic sequence models (RNN, LSTM, GRU, small Transformers) as Hugging Face models."""
 
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+)
 
-from .configuration_lstm import SeqLSTMConfig
-from .modeling_lstm import (
+from .models.lstm.configuration_lstm import SeqLSTMConfig
+from .models.lstm.modeling_lstm import (
     SeqLSTMForCausalLM,
     SeqLSTMForSequenceClassification,
     SeqLSTMModel,
     SeqLSTMPreTrainedModel,
 )
-from .configuration_transformer import SeqTransformerConfig
-from .modeling_transformer import (
+from .models.transformer.configuration_transformer import SeqTransformerConfig
+from .models.transformer.modeling_transformer import (
     SeqTransformerForCausalLM,
     SeqTransformerForSequenceClassification,
     SeqTransformerModel,

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from seqhf.benchmark import KEYS, Contender, PeakMemory, measure
+from benchmarks.benchmark import KEYS, Contender, PeakMemory, measure
 from tests.conftest import REPO
+import benchmarks.benchmark as bench
 
 
 def test_quick_run_writes_every_key(tmp_path):
@@ -48,7 +49,7 @@ def test_measure_alternates_and_takes_the_median():
 
 
 def test_bad_arguments_are_refused():
-    from seqhf.benchmark import run_benchmark
+    from benchmarks.benchmark import run_benchmark
 
     with pytest.raises(ValueError, match="device"):
         run_benchmark(device="tpu")
@@ -81,7 +82,6 @@ def test_generate_fast_path_matches_the_full_forward(rnn_type):
 
 
 def test_rows_without_the_seqhf_transformer_still_have_their_key(monkeypatch):
-    import seqhf.benchmark as bench
 
     monkeypatch.setattr(bench, "transformer_classes", lambda: None)
     row = bench.transformer_train_row("cpu", bench.Scale.quick(), bench.PeakMemory("cpu"), bench.TARGETS_CPU)

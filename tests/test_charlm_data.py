@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from seqhf import data as seqdata
-from seqhf.charlm import train_charlm
-from seqhf.training import SetupError
+from seqhf.training.charlm import train_charlm
+from seqhf.training.common import SetupError
+import seqhf.data.char_text as seqdata
 
 TINY_CHARLM = dict(
     arch="lstm", model=dict(embedding_size=8, hidden_size=16), seq_len=16, tbptt="stateful",

@@ -8,9 +8,9 @@ import torch
 from safetensors.torch import load_file
 
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM
-from seqhf.charlm_eval import char_log_probs, mixture_nats, tune_mixture
-from seqhf.dynamic_eval import adapt, dynamic_eval
-from seqhf.ngram import CharKneserNey
+from seqhf.evaluation.charlm import char_log_probs, mixture_nats, tune_mixture
+from seqhf.evaluation.dynamic_eval import adapt, dynamic_eval
+from seqhf.evaluation.ngram import CharKneserNey
 
 TEXT = "the cat sat on the mat. the dog sat on the log. " * 20
 
@@ -112,8 +112,8 @@ def test_zero_learning_rate_is_static_evaluation():
 
 
 def test_generation_option_adapts_a_copy_to_a_text():
-    from seqhf.dynamic_eval import adapt_to_text
-    from seqhf.tokenization import build_char_tokenizer
+    from seqhf.evaluation.dynamic_eval import adapt_to_text
+    from seqhf.data.tokenization import build_char_tokenizer
 
     text = "the engineer lit the fire. " * 12
     tokenizer = build_char_tokenizer(text + "xyz")

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from seqhf.data import CharChunks, load_imdb, read_island_text, split_heldout
+from seqhf.data.char_text import CharChunks, read_island_text, split_heldout
+from seqhf.data.sources import load_imdb
 
 
 def test_imdb_splits_validation_from_train_with_fixed_seed(imdb_dir):

@@ -12,11 +12,12 @@ pytest.importorskip("gradio", reason="gradio is in the `demo` and `dev` extras")
 
 from conftest import REPO, run_without_seqhf
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
-from seqhf import hub
-from seqhf.demo import classify_and_explain, stream_generation, write_space
-from seqhf.generation import generate_text
-from seqhf.tokenization import build_char_tokenizer, build_word_tokenizer
+from seqhf.demo.page import classify_and_explain, stream_generation, write_space
+from seqhf.inference.generation import generate_text
+from seqhf.data.tokenization import build_char_tokenizer, build_word_tokenizer
 from test_hub import _FakeApi
+from seqhf.hub import upload
+from seqhf.hub import space as hub_space
 
 BOOK = "The engineer looked at the island. Then the sailor spoke! Cyrus Harding and Pencroft walked on."
 REVIEWS = ["a wonderful film , great acting", "a terrible film , bad acting", "great fun", "boring and bad"]
@@ -47,7 +48,7 @@ def make_generator_folder(folder, hidden_size=16, num_hidden_layers=1):
 
 @pytest.fixture(scope="module")
 def generator(tmp_path_factory):
-    from seqhf.generation import load_generator
+    from seqhf.inference.generation import load_generator
 
     return load_generator(make_generator_folder(tmp_path_factory.mktemp("lm")))
 
@@ -74,7 +75,8 @@ def test_generation_errors_reach_the_caller(generator):
 def test_space_folder_has_the_header_and_loads_by_repo_id(tmp_path):
     files = write_space(tmp_path / "space", "someone/imdb-lstm", "someone/charlm-lstm", title="seqhf demo")
     assert files == sorted(["README.md", "app.py", "requirements.txt", "seqhf_demo/__init__.py",
-                            "seqhf_demo/demo.py", "seqhf_demo/explain.py", "seqhf_demo/generation.py"])  # fmt: skip
+                            "seqhf_demo/demo/__init__.py", "seqhf_demo/demo/page.py", "seqhf_demo/inference/__init__.py",
+                            "seqhf_demo/inference/explain.py", "seqhf_demo/inference/generation.py"])  # fmt: skip
     readme = (tmp_path / "space" / "README.md").read_text()
     header = yaml.safe_load(readme.split("---\n")[1])
     import gradio
@@ -105,7 +107,7 @@ def test_space_package_runs_without_seqhf(tmp_path):
         f"""
         import sys
         sys.path.insert(0, {str(tmp_path / "space")!r})
-        from seqhf_demo.demo import build_app, classify_and_explain, load_classifier, load_generator, stream_generation
+        from seqhf_demo.demo.page import build_app, classify_and_explain, load_classifier, load_generator, stream_generation
         app = build_app({str(clf)!r}, {str(lm)!r}, trust_remote_code=True)
         probabilities, spans = classify_and_explain(*load_classifier({str(clf)!r}, True), "great fun , bad acting")
         print(sorted(probabilities), "".join(piece for piece, _ in spans))
@@ -117,7 +119,7 @@ def test_space_package_runs_without_seqhf(tmp_path):
 
 
 def test_classify_and_explain_shades_every_word(tmp_path):
-    from seqhf.demo import load_classifier
+    from seqhf.demo.page import load_classifier
 
     model, tok = load_classifier(make_classifier_folder(tmp_path / "clf"))
     probabilities, spans = classify_and_explain(model, tok, "a wonderful film, great acting")
@@ -140,7 +142,7 @@ def test_space_push_dry_run_and_fake_upload(tmp_path, capsys):
     assert [line.split()[0] for line in out.splitlines()[1:-1]] == files
 
     api = _FakeApi()
-    hub.push_space(space, "someone/seqhf-demo", private=True, api=api)
+    hub_space.push_space(space, "someone/seqhf-demo", private=True, api=api)
     assert api.names() == ["create_repo", "upload_folder"]
     create = api.calls[0][2]
     assert create["repo_type"] == "space" and create["space_sdk"] == "gradio" and create["private"] is True
@@ -153,8 +155,8 @@ def test_incomplete_space_is_refused_with_the_list(tmp_path, capsys):
     write_space(space, "someone/imdb-lstm", None)
     (space / "app.py").unlink()
     (space / "README.md").write_text("# no header\n")
-    with pytest.raises(hub.FolderNotReadyError) as err:
-        hub.push_space(space, "someone/seqhf-demo", dry_run=True)
+    with pytest.raises(upload.FolderNotReadyError) as err:
+        hub_space.push_space(space, "someone/seqhf-demo", dry_run=True)
     assert any("app.py" in p for p in err.value.problems) and any("sdk" in p for p in err.value.problems)
     script = [sys.executable, str(REPO / "scripts" / "push_to_hub.py"), str(space), "--repo-id", "x/y", "--space", "--dry-run"]
     proc = subprocess.run(script, capture_output=True, text=True, timeout=120)

@@ -1,4 +1,4 @@
-"""Word vectors (seqhf.embeddings): word2vec on the tokenizer's ids, the cache, and their use in training."""
+"""Word vectors (seqhf.training.embeddings): word2vec on the tokenizer's ids, the cache, and their use in training."""
 
 import json
 import os
@@ -11,12 +11,13 @@ from datasets import ClassLabel, Dataset, Features, Value
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-import seqhf.embeddings as embeddings
 from seqhf import SeqLSTMConfig, SeqLSTMForSequenceClassification
-from seqhf.embeddings import cached_word_vectors, load_embeddings, train_word_vectors
-from seqhf.tokenization import build_word_tokenizer
-from seqhf.runtime import cpu_cores
-from seqhf.classification import WORD_VECTOR_CACHE, train_sentiment
+from seqhf.training.embeddings import cached_word_vectors, load_embeddings, train_word_vectors
+from seqhf.data.tokenization import build_word_tokenizer
+from seqhf.utils.runtime import cpu_cores
+from seqhf.training.classifier import WORD_VECTOR_CACHE, train_sentiment
+import seqhf.training.embeddings as classification
+import seqhf.training.embeddings as embeddings
 
 POSITIVE, NEGATIVE = ["great", "superb", "wonderful"], ["awful", "dull", "boring"]
 
@@ -146,7 +147,7 @@ def test_two_processes_learn_the_vectors_once(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(
         "import json, sys\n"
-        "from seqhf.classification import train_sentiment\n"
+        "from seqhf.training.classifier import train_sentiment\n"
         f"train_sentiment(json.loads({json.dumps(json.dumps(TINY_WITH_VECTORS))}), {str(data)!r}, {str(tmp_path / 'out')!r},"
         " report_to='none', disable_tqdm=True)\n"
     )
@@ -167,7 +168,6 @@ def test_two_processes_learn_the_vectors_once(tmp_path):
 
 
 def test_word2vec_takes_the_cores_the_training_processes_hold(monkeypatch):
-    from seqhf import classification
 
     monkeypatch.setattr(classification.torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(classification, "cpu_cores", lambda: 2)
@@ -188,8 +188,8 @@ def test_word2vec_reports_each_epoch(corpus_and_tokenizer, capsys):
 
 def test_lstm_trains_on_cut_reviews_and_is_evaluated_on_whole_ones(tmp_path):
     """`pipeline` users' reviews are read whole by the LSTM, so the reported figures are on whole reviews."""
-    from seqhf.classification import build_tokenizer, encode_splits
-    from seqhf.classification_data import load_classification_data
+    from seqhf.training.classifier_inputs import build_tokenizer, encode_splits
+    from seqhf.data.classification import load_classification_data
 
     data = load_classification_data(str(_write_imdb_with_unlabelled(tmp_path / "imdb")))
     preset = dict(TINY_WITH_VECTORS, max_length=3, word_vectors=None)
@@ -204,8 +204,8 @@ def test_lstm_trains_on_cut_reviews_and_is_evaluated_on_whole_ones(tmp_path):
 def test_baseline_is_fitted_beside_word2vec_with_the_same_figures(tmp_path):
     """With word vectors to learn, the TF-IDF baseline runs in a child process meanwhile (on the core word2vec
     leaves free); its figures are those of fitting it in this process."""
-    from seqhf.baseline import tfidf_logistic_regression
-    from seqhf.classification import load_data
+    from seqhf.evaluation.baseline import tfidf_logistic_regression
+    from seqhf.training.classifier_inputs import load_data
 
     data = _write_imdb_with_unlabelled(tmp_path / "imdb")
     results = train_sentiment(TINY_WITH_VECTORS, str(data), tmp_path / "out", report_to="none", disable_tqdm=True)
@@ -221,8 +221,8 @@ def test_another_process_reads_the_tokenized_splits_from_the_datasets_cache(tmp_
     read its datasets cache: that needs the same fingerprint from the tokenizer each process builds itself."""
     from transformers import PreTrainedTokenizerFast
 
-    from seqhf.classification import build_tokenizer, encode_splits
-    from seqhf.classification_data import load_classification_data
+    from seqhf.training.classifier_inputs import build_tokenizer, encode_splits
+    from seqhf.data.classification import load_classification_data
 
     folder = str(_write_imdb_with_unlabelled(tmp_path / "imdb"))
     preset = dict(TINY_WITH_VECTORS, word_vectors=None)

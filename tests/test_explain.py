@@ -1,4 +1,4 @@
-"""Word attributions (seqhf.explain): the decisive word of a review gets the largest weight."""
+"""Word attributions (seqhf.inference.explain): the decisive word of a review gets the largest weight."""
 
 import random
 
@@ -7,8 +7,8 @@ import torch
 
 from seqhf import SeqLSTMConfig, SeqLSTMForSequenceClassification, SeqTransformerConfig
 from seqhf import SeqTransformerForSequenceClassification
-from seqhf.explain import explain, integrated_gradients
-from seqhf.tokenization import build_word_tokenizer
+from seqhf.inference.explain import explain, integrated_gradients
+from seqhf.data.tokenization import build_word_tokenizer
 
 FILLER = "the film plot actor scene story music camera script ending cast and it was a with".split()
 LABELS = {0: "negative", 1: "positive"}

@@ -13,9 +13,9 @@ from transformers import CompileConfig, DynamicCache, StaticCache, TextStreamer,
 from transformers.cache_utils import LinearAttentionLayer
 
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqTransformerConfig, SeqTransformerForCausalLM
-from seqhf.generation import encode_prompt, generate_text
-from seqhf.modeling_lstm import tokens_read
-from seqhf.tokenization import build_char_tokenizer
+from seqhf.inference.generation import encode_prompt, generate_text
+from seqhf.models.lstm.modeling_lstm import tokens_read
+from seqhf.data.tokenization import build_char_tokenizer
 
 TEXT = "The island was far away, and the sea was calm.\nThey saw the smoke of the volcano!\n"
 PROMPTS = ["The isl", "sea", "They saw th"]

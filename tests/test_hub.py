@@ -14,8 +14,10 @@ from huggingface_hub.utils import filter_repo_objects
 
 from conftest import REPO, run_without_seqhf
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
-from seqhf import hub
-from seqhf.tokenization import build_char_tokenizer, build_word_tokenizer
+from seqhf.data.tokenization import build_char_tokenizer, build_word_tokenizer
+from seqhf.hub import upload
+from seqhf.hub import cards
+from seqhf.hub import card_data
 
 REVIEWS = [
     "a wonderful film , great acting and a moving story",
@@ -97,7 +99,7 @@ def make_sentiment_folder(folder, card=True):
     write_fake_eval_results(folder, "classification", model.num_parameters())
     write_fake_trainer_state(folder, "eval_accuracy")
     if card:
-        hub.write_model_card(folder, repo_id="someone/tiny-imdb")
+        cards.write_model_card(folder, repo_id="someone/tiny-imdb")
     return folder
 
 
@@ -114,7 +116,7 @@ def make_charlm_folder(folder):
     tok.save_pretrained(folder)
     write_fake_eval_results(folder, "charlm", model.num_parameters())
     write_fake_trainer_state(folder, "eval_bits_per_char")
-    hub.write_model_card(folder)
+    cards.write_model_card(folder)
     return folder
 
 
@@ -224,7 +226,7 @@ def test_card_renders_without_matplotlib(tmp_path, monkeypatch):
     assert not (folder / "training_curves.png").exists()
     assert "matplotlib is not installed" in text and "training_curves.png" not in text
     assert meta["model-index"][0]["results"][0]["metrics"][0]["value"] == 0.8125
-    hub.validate_repo_folder(folder)  # still a complete repository
+    upload.validate_repo_folder(folder)  # still a complete repository
 
 
 def test_charlm_card(tmp_path):
@@ -262,7 +264,7 @@ def test_charlm_card_without_stream_metric(tmp_path):
     results["tbptt"] = "windows"
     results["heldout_nats_per_char"] = results["heldout_window_nats_per_char"]
     (folder / "eval_results.json").write_text(json.dumps(results))
-    hub.write_model_card(folder)
+    cards.write_model_card(folder)
     _, text = card_metadata(folder)
     assert "one stream" not in text and "`windows`: independent windows of 40 characters, each read from a zero state" in text
     assert "| nats per character (windows of 40) | 1.6250 |" in text
@@ -276,33 +278,33 @@ def test_curves_from_last_checkpoint_when_state_not_saved(sentiment_dir):
         (sentiment_dir / f"checkpoint-{step}").mkdir()
         history = [{"step": step, "epoch": 1.0, "loss": 0.5}, {"step": step, "epoch": 1.0, "eval_loss": 0.4, "eval_accuracy": acc}]
         (sentiment_dir / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps({"log_history": history}))
-    hub.write_model_card(sentiment_dir)
+    cards.write_model_card(sentiment_dir)
     _, text = card_metadata(sentiment_dir)
     assert "| 1 | 10 | 0.875 | 0.4 |" in text and "0.625" not in text
     assert (sentiment_dir / "training_curves.png").is_file()
 
 
 def test_architecture_line_per_model_type():
-    from seqhf.configuration_transformer import SeqTransformerConfig
+    from seqhf.models.transformer.configuration_transformer import SeqTransformerConfig
 
     lstm = SeqLSTMConfig(num_hidden_layers=2, rnn_type="gru", classifier_hidden_size=64, pooling="max").to_dict()
     lstm["architectures"] = ["SeqLSTMForSequenceClassification"]
-    assert hub.describe_architecture(lstm) == (
+    assert card_data.describe_architecture(lstm) == (
         "embedding 128 → 2 × GRU 256 → max pooling → dense 64 (relu) → linear classifier (2 labels)"
     )
     gpt = SeqTransformerConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, is_decoder=True).to_dict()
     gpt["architectures"] = ["SeqTransformerForCausalLM"]
-    line = hub.describe_architecture(gpt)
+    line = card_data.describe_architecture(gpt)
     assert "2 × pre-norm Transformer layer (2 heads" in line and line.endswith("linear head over 30000 tokens")
-    assert hub.describe_architecture({"model_type": "bert", "architectures": ["BertModel"]}) == "BertModel (`bert`)"
+    assert card_data.describe_architecture({"model_type": "bert", "architectures": ["BertModel"]}) == "BertModel (`bert`)"
 
 
 def test_card_needs_results_and_config(tmp_path):
     with pytest.raises(FileNotFoundError, match="eval_results.json"):
-        hub.write_model_card(tmp_path)
+        cards.write_model_card(tmp_path)
     write_fake_eval_results(tmp_path, "classification", 10)
     with pytest.raises(FileNotFoundError, match="config.json"):
-        hub.write_model_card(tmp_path)
+        cards.write_model_card(tmp_path)
 
 
 # ------------------------------------------------------------------------------------ validation/push
@@ -332,17 +334,17 @@ def test_dry_run_lists_complete_repository(sentiment_dir, capsys):
 def test_upload_with_fake_api(sentiment_dir, tmp_path):
     (sentiment_dir / "training_args.bin").write_bytes(b"pickle")
     api = _FakeApi()
-    planned = [f.path for f in hub.push_folder(sentiment_dir, "someone/tiny-imdb", dry_run=True)]
-    hub.push_folder(
+    planned = [f.path for f in upload.push_folder(sentiment_dir, "someone/tiny-imdb", dry_run=True)]
+    upload.push_folder(
         sentiment_dir, "someone/tiny-imdb", private=True, revision="v1", commit_message="First model", api=api
     )
     assert api.names() == ["create_repo", "create_branch", "upload_folder"]
     (_, args, kwargs) = api.calls[0]
     assert args == ("someone/tiny-imdb",) and kwargs["exist_ok"] is True and kwargs["private"] is True
     assert api.calls[1][2]["branch"] == "v1" and api.calls[1][2]["exist_ok"] is True
-    upload = api.calls[2][2]
-    assert upload["repo_id"] == "someone/tiny-imdb"
-    assert upload["revision"] == "v1" and upload["commit_message"] == "First model"
+    uploaded = api.calls[2][2]
+    assert uploaded["repo_id"] == "someone/tiny-imdb"
+    assert uploaded["revision"] == "v1" and uploaded["commit_message"] == "First model"
     assert api.uploaded == planned and "training_args.bin" not in api.uploaded
 
     # the exact uploaded set, copied to a fresh folder, loads without seqhf through pipeline()
@@ -365,7 +367,7 @@ def test_upload_with_fake_api(sentiment_dir, tmp_path):
 
 def test_main_branch_needs_no_new_branch(sentiment_dir):
     api = _FakeApi()
-    hub.push_folder(sentiment_dir, "tiny-imdb", api=api)
+    upload.push_folder(sentiment_dir, "tiny-imdb", api=api)
     assert api.names() == ["create_repo", "upload_folder"]
     assert api.calls[0][2]["private"] is None  # not --private: the account's default visibility
     assert api.calls[1][2]["revision"] is None and "tiny-imdb" in api.calls[1][2]["commit_message"]
@@ -376,9 +378,9 @@ def test_incomplete_folder_refused_with_list(sentiment_dir, monkeypatch):
         (sentiment_dir / name).unlink()
     (sentiment_dir / "pytorch_model.bin").write_bytes(b"pickle")
     api = _FakeApi()
-    monkeypatch.setattr(hub, "HfApi", lambda *a, **k: api)
-    with pytest.raises(hub.FolderNotReadyError) as info:
-        hub.push_folder(sentiment_dir, "someone/tiny-imdb", api=api)
+    monkeypatch.setattr(upload, "HfApi", lambda *a, **k: api)
+    with pytest.raises(upload.FolderNotReadyError) as info:
+        upload.push_folder(sentiment_dir, "someone/tiny-imdb", api=api)
     problems = "\n".join(info.value.problems)
     for name in ("model.safetensors", "tokenizer.json", "modeling_lstm.py", "README.md", "pytorch_model.bin"):
         assert name in problems, name
@@ -390,8 +392,8 @@ def test_config_without_auto_map_refused(sentiment_dir):
     config = json.loads((sentiment_dir / "config.json").read_text())
     del config["auto_map"]
     (sentiment_dir / "config.json").write_text(json.dumps(config))
-    with pytest.raises(hub.FolderNotReadyError, match="auto_map"):
-        hub.validate_repo_folder(sentiment_dir)
+    with pytest.raises(upload.FolderNotReadyError, match="auto_map"):
+        upload.validate_repo_folder(sentiment_dir)
 
 
 def test_missing_token_message(sentiment_dir, tmp_path, monkeypatch, capsys):
@@ -399,9 +401,9 @@ def test_missing_token_message(sentiment_dir, tmp_path, monkeypatch, capsys):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "no-token"))
     called = []
-    monkeypatch.setattr(hub, "HfApi", lambda *a, **k: called.append(1))
-    with pytest.raises(hub.MissingTokenError, match="HF_TOKEN.*hf auth login"):
-        hub.push_folder(sentiment_dir, "someone/tiny-imdb")
+    monkeypatch.setattr(upload, "HfApi", lambda *a, **k: called.append(1))
+    with pytest.raises(upload.MissingTokenError, match="HF_TOKEN.*hf auth login"):
+        upload.push_folder(sentiment_dir, "someone/tiny-imdb")
     assert called == []
     sys.path.insert(0, str(REPO / "scripts"))
     try:
@@ -489,8 +491,8 @@ def test_trainer_push_path_carries_the_card(tmp_path, monkeypatch):
     for key in ("test_accuracy", "test_f1", "test_examples", "wall_time_s"):
         run_info.pop(key)
     with pytest.raises(ValueError, match="task"):
-        hub.attach_model_card(trainer, {"preset": "no task"})
-    hub.attach_model_card(trainer, run_info)
+        cards.attach_model_card(trainer, {"preset": "no task"})
+    cards.attach_model_card(trainer, run_info)
     trainer.train()
     assert uploads, "the Trainer pushed nothing"
     checkpoint_cards = [card for _, msg, card in uploads if msg.startswith("Training in progress")]
@@ -504,7 +506,7 @@ def test_trainer_push_path_carries_the_card(tmp_path, monkeypatch):
 
 
 def test_training_curves_show_scales_honestly_and_mark_the_final_figure():
-    from seqhf.plots import training_curves_figure
+    from seqhf.hub.plots import training_curves_figure
 
     history = [{"step": s, "loss": 0.5 - 0.01 * s} for s in range(1, 5)]
     history += [{"step": 2, "eval_loss": 0.3, "eval_accuracy": 0.900, "eval_f1": 0.901, "eval_perplexity": 3.2,

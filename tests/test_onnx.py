@@ -13,9 +13,9 @@ pytest.importorskip("onnxruntime", reason="onnxruntime is in the `onnx` and `dev
 from conftest import REPO
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
 from seqhf import SeqTransformerConfig, SeqTransformerForCausalLM, SeqTransformerForSequenceClassification
-from seqhf.onnx_export import INT8_FILE, MANIFEST_FILE, MODEL_FILE, export_folder, sample_padded_batch
-from seqhf.ort_inference import OrtCausalLM, OrtTextClassifier, sample_next, session
-from seqhf.tokenization import build_char_tokenizer, build_word_tokenizer
+from seqhf.export.onnx_export import INT8_FILE, MANIFEST_FILE, MODEL_FILE, export_folder, sample_padded_batch
+from seqhf.export.ort_inference import OrtCausalLM, OrtTextClassifier, sample_next, session
+from seqhf.data.tokenization import build_char_tokenizer, build_word_tokenizer
 
 REVIEWS = [
     "a wonderful film , great acting and a moving story",

@@ -15,10 +15,13 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer, pipeline
 
 from conftest import REPO
-from seqhf.classification import small_data_preset, train_classifier, word_vector_settings
-from seqhf.classification_data import DataError, load_classification_data, load_unlabelled_texts
-from seqhf.presets import get_preset
-from seqhf.training import SetupError
+from seqhf.training.presets import small_data_preset
+from seqhf.training.classifier import train_classifier
+from seqhf.training.embeddings import word_vector_settings
+from seqhf.data.classification import DataError, load_classification_data, load_unlabelled_texts
+from seqhf.training.presets import get_preset
+from seqhf.training.common import SetupError
+import seqhf.training.classifier as classification
 
 TOPICS = {"sport": ["match", "goal", "team", "coach"], "money": ["bank", "stock", "price", "market"],
           "science": ["cell", "atom", "study", "lab"]}
@@ -337,7 +340,6 @@ def test_script_reports_a_missing_column_without_traceback(tmp_path):
 
 
 def test_extra_unlabelled_text_reaches_word2vec_only(tmp_path, monkeypatch):
-    import seqhf.classification as classification
 
     folder = write_format(tmp_path / "data", "csv")
     book = tmp_path / "book.txt"

@@ -11,13 +11,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, pipeline
 
-from seqhf import (
-    SeqLSTMConfig,
-    SeqLSTMForSequenceClassification,
-    SeqTransformerConfig,
-    SeqTransformerForSequenceClassification,
-)
-from seqhf.tokenization import build_char_tokenizer, build_word_tokenizer
+from seqhf import SeqLSTMConfig, SeqLSTMForSequenceClassification, SeqTransformerConfig, SeqTransformerForSequenceClassification
+from seqhf.data.tokenization import build_char_tokenizer, build_word_tokenizer
 from tests.conftest import _BLOCK_SEQHF, REPO, run_without_seqhf
 from tests.test_generation import TEXT, tiny_lm
 
@@ -239,7 +234,7 @@ def test_pipelines_as_remote_code_without_seqhf(lm_dirs, clf_dir, char_tok, tmp_
 
 def card_snippets(task):
     """The card's Python blocks that load the model with AutoTokenizer (the user's copy-and-paste)."""
-    blocks = re.findall(r"```python\n(.*?)```", (REPO / "model_cards" / f"{task}.md").read_text(), re.S)
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "seqhf" / "hub" / "templates" / f"{task}.md").read_text(), re.S)
     return [block for block in blocks if "AutoTokenizer" in block]
 
 

@@ -13,15 +13,9 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, default_da
 
 from conftest import ROWS, padded_batch, run_without_seqhf
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification, SeqLSTMModel
-from seqhf.tokenization import build_word_tokenizer
-from seqhf.ulmfit import (
-    GradualUnfreezing,
-    classifier_from_lm,
-    discriminative_param_groups,
-    layer_groups,
-    ulmfit_optimizers,
-)
-from seqhf.wordlm import sampled_softmax_loss
+from seqhf.data.tokenization import build_word_tokenizer
+from seqhf.training.ulmfit import GradualUnfreezing, classifier_from_lm, discriminative_param_groups, layer_groups, ulmfit_optimizers
+from seqhf.training.wordlm import sampled_softmax_loss
 
 VOCAB = 23
 AWD = dict(locked_dropout=True, word_dropout=0.1, embedding_dropout=0.2, hidden_dropout=0.2, weight_dropout=0.5,
@@ -181,7 +175,7 @@ def test_classifier_from_lm_loads_every_backbone_tensor_and_a_new_head(tmp_path)
 
 
 def test_init_from_a_folder_that_is_not_an_lm_fails_clearly(tmp_path):
-    from seqhf.training import SetupError
+    from seqhf.training.common import SetupError
 
     with pytest.raises(SetupError, match="no config.json"):
         classifier_from_lm(tmp_path)
@@ -298,8 +292,8 @@ TINY_CLASSIFIER = dict(arch="lstm", model=dict(pooling="concat", classifier_drop
 
 
 def test_lm_pretraining_then_fine_tuning_end_to_end(tmp_path, tiny_imdb_with_unlabelled):
-    from seqhf.classification import train_sentiment
-    from seqhf.wordlm import train_wordlm
+    from seqhf.training.classifier import train_sentiment
+    from seqhf.training.wordlm import train_wordlm
 
     lm = train_wordlm(TINY_LM, tiny_imdb_with_unlabelled, tmp_path / "lm", report_to="none", disable_tqdm=True)
     assert lm["task"] == "wordlm" and lm["softmax"] == "sampled" and math.isfinite(lm["heldout_perplexity"])
@@ -348,7 +342,7 @@ def test_word_lm_learns_context_instead_of_saturating_at_the_unigram(tmp_path, z
     starts at the log unigram frequencies, so the state is free to learn the context."""
     from transformers import AutoTokenizer
 
-    from seqhf.wordlm import train_wordlm
+    from seqhf.training.wordlm import train_wordlm
 
     preset = dict(arch="lstm", model=dict(embedding_size=16, hidden_size=16, num_hidden_layers=2,
                                           tie_word_embeddings=True),
@@ -379,7 +373,7 @@ def test_cpu_budget_counts_the_process_cpu_seconds_not_the_wall_clock():
 
     from transformers import TrainerControl, TrainerState
 
-    from seqhf.training import TimeBudget
+    from seqhf.training.common import TimeBudget
 
     budget, state, control = TimeBudget(time.process_time() + 0.2, cpu=True), TrainerState(), TrainerControl()
     budget.on_train_begin(None, state, control)

@@ -3,16 +3,7 @@
 import pytest
 
 from conftest import REPO
-from seqhf.results import (
-    BEGIN,
-    END,
-    benchmark_table,
-    load_benchmarks,
-    load_measured,
-    results_table,
-    update_benchmark_block,
-    update_readme,
-)
+from benchmarks.results import BEGIN, END, benchmark_table, load_benchmarks, load_measured, results_table, update_benchmark_block, update_readme
 
 
 def test_readme_tables_match_the_measured_runs():

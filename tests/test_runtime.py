@@ -1,6 +1,6 @@
+import seqhf.utils.runtime as runtime
 """How runs choose their threads and processes."""
 
-import seqhf.runtime as runtime
 
 
 def test_free_cores_are_those_the_load_leaves():

@@ -41,7 +41,7 @@ def test_benchmark_cli_names_every_row_group():
         import benchmark
     finally:
         sys.path.pop(0)
-    from seqhf.benchmark import ROW_GROUPS
+    from benchmarks.benchmark import ROW_GROUPS
 
     assert set(benchmark.ROW_GROUP_NAMES) == set(ROW_GROUPS)
 
@@ -49,7 +49,7 @@ def test_benchmark_cli_names_every_row_group():
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     from seqhf import SeqTransformerConfig, SeqTransformerForSequenceClassification
-    from seqhf.tokenization import build_char_tokenizer
+    from seqhf.data.tokenization import build_char_tokenizer
 
     tok = build_char_tokenizer(TEXT)
     lm = tmp_path_factory.mktemp("lm")

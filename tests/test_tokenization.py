@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
-from seqhf.tokenization import build_char_tokenizer, build_word_tokenizer
+from seqhf.data.tokenization import build_char_tokenizer, build_word_tokenizer
 from tests.conftest import run_without_seqhf
 
 REVIEWS = [

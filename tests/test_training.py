@@ -13,10 +13,13 @@ from transformers import DataCollatorWithPadding, TrainerCallback, default_data_
 
 from conftest import REPO, run_without_seqhf
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
-from seqhf.charlm import CharLMTrainer, StreamChunks, train_charlm
-from seqhf.classification import ClassifierTrainer, EmbeddingPerturbation, SentimentTrainer, train_sentiment, trim_to_shortest, truncate_ids
-from seqhf.tokenization import build_word_tokenizer
-from seqhf.training import SetupError, make_training_args
+from seqhf.training.charlm import CharLMTrainer, StreamChunks, train_charlm
+from seqhf.training.classifier_trainer import ClassifierTrainer, SentimentTrainer, trim_to_shortest
+from seqhf.training.adversarial import EmbeddingPerturbation
+from seqhf.training.classifier import train_sentiment
+from seqhf.data.tokenization import truncate_ids
+from seqhf.data.tokenization import build_word_tokenizer
+from seqhf.training.common import SetupError, make_training_args
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 ENV.pop("PYTHONPATH", None)
@@ -352,7 +355,7 @@ def test_tied_lm_head_reloads_without_a_missing_key_warning(tmp_path, caplog):
     import logging
 
     from seqhf import SeqTransformerConfig, SeqTransformerForCausalLM
-    from seqhf.data import CharChunks
+    from seqhf.data.char_text import CharChunks
 
     torch.manual_seed(0)
     config = SeqTransformerConfig(vocab_size=12, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,

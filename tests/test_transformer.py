@@ -8,13 +8,8 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
 from transformers.cache_utils import DynamicCache
 
-from seqhf import (
-    SeqTransformerConfig,
-    SeqTransformerForCausalLM,
-    SeqTransformerForSequenceClassification,
-    SeqTransformerModel,
-)
-from seqhf.modeling_transformer import CACHE_FIELD, sinusoids
+from seqhf import SeqTransformerConfig, SeqTransformerForCausalLM, SeqTransformerForSequenceClassification, SeqTransformerModel
+from seqhf.models.transformer.modeling_transformer import CACHE_FIELD, sinusoids
 from tests.conftest import ROWS, padded_batch, run_without_seqhf
 
 VOCAB = 31
@@ -302,7 +297,7 @@ def test_input_longer_than_max_positions_is_a_clear_error():
 
 
 def test_tokenizer_truncates_to_model_max_length():
-    from seqhf.tokenization import build_word_tokenizer
+    from seqhf.data.tokenization import build_word_tokenizer
 
     texts = ["the film was good and the plot was fine"] * 3
     tokenizer = build_word_tokenizer(texts, vocab_size=VOCAB, min_frequency=1, model_max_length=MAX_POS)

@@ -1,0 +1,1 @@
+"""The `seqhf` command (a typer app)."""

@@ -1,0 +1,381 @@
+"""A user's text-classification data, loaded through `datasets`: any source, any labels, checked splits.
+
+`load_classification_data` takes a Hub id, a folder saved with `save_to_disk`, a folder of data files
+(datasets infers the splits from the file names: `train.csv`, `test.csv`, ...), or one data file
+(`.csv`, `.tsv`, `.json`, `.jsonl`, `.parquet`; `.txt`: one text a line, the file name is the label).
+It returns the splits with two columns, `text` and `labels` (class ids, or multi-hot floats for a column
+of label lists), the label names, and a description of where everything came from for the card.
+Every problem with the data is raised as a `DataError` that names it, before any training starts.
+"""
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import (
+    ClassLabel,
+    Dataset,
+    DatasetDict,
+    Sequence,
+    concatenate_datasets,
+    load_dataset,
+    load_from_disk,
+)
+
+from .char_text import strip_gutenberg
+from .sources import is_hub_id
+
+VALIDATION_NAMES = ("validation", "valid", "dev")
+UNLABELLED_NAMES = ("unsupervised", "unlabelled", "unlabeled")
+FILE_BUILDERS = {  # suffix -> datasets' builder and its options
+    ".csv": ("csv", {}),
+    ".tsv": ("csv", {"delimiter": "\t"}),
+    ".json": ("json", {}),
+    ".jsonl": ("json", {}),
+    ".parquet": ("parquet", {}),
+}
+TEXT_LIST_SUFFIX = ".txt"
+
+
+class DataError(ValueError):
+    """The data cannot be trained on as given; the message says why and what to do."""
+
+
+@dataclass
+class ClassificationData:
+    splits: DatasetDict  # train, validation, and test when the source has one; columns text, labels
+    label_names: list[str]
+    multi_label: bool
+    unlabelled: Dataset | None = None  # texts without labels (word vectors learn from them)
+    description: dict = field(default_factory=dict)  # source, split names and sizes, for the card
+
+    @property
+    def final_split(self) -> str:
+        """Where the final figures come from: the test split, else validation."""
+        return "test" if "test" in self.splits else "validation"
+
+
+# ---------------------------------------------------------------- raw loading
+
+
+def load_raw(source: str, config: str | None = None) -> DatasetDict:
+    """The dataset at `source` as datasets loads it."""
+    path = Path(os.path.expanduser(str(source)))
+    if path.is_file():
+        return _load_files({"train": [path]})
+    if path.is_dir():
+        if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+            saved = load_from_disk(str(path))
+            return saved if isinstance(saved, DatasetDict) else DatasetDict(train=saved)
+        if _text_lists(path):
+            return _load_text_lists(path)
+        return _load_folder(path, config)
+    if not is_hub_id(str(source)):
+        raise DataError(f"Dataset not found: {str(source)!r} is neither a file, a folder nor a Hub id.")
+    try:
+        return load_dataset(str(source), config)
+    except (ConnectionError, FileNotFoundError, OSError) as err:
+        raise DataError(f"Could not load the Hub dataset {source!r} ({err}). Offline, pass a local copy.") from err
+    except ValueError as err:  # e.g. a missing or unknown config name
+        raise DataError(f"Could not load the Hub dataset {source!r}: {err}") from err
+
+
+def _builder(path: Path):
+    suffix = path.suffix.lower()
+    if suffix not in FILE_BUILDERS:
+        readable = ", ".join([*FILE_BUILDERS, TEXT_LIST_SUFFIX])
+        raise DataError(f"Cannot read {path.name!r}: seqhf reads {readable} files (or a dataset folder or Hub id).")
+    return FILE_BUILDERS[suffix]
+
+
+def _load_files(files: dict) -> DatasetDict:
+    paths = [p for group in files.values() for p in group]
+    if all(p.suffix.lower() == TEXT_LIST_SUFFIX for p in paths):
+        return DatasetDict({split: _text_list(group) for split, group in files.items()})
+    suffixes = {p.suffix.lower() for p in paths}
+    if len(suffixes) > 1:
+        raise DataError(f"Mixed file formats ({sorted(suffixes)}): use one format for all splits.")
+    name, options = _builder(paths[0])
+    try:
+        return load_dataset(name, data_files={s: [str(p) for p in g] for s, g in files.items()}, **options)
+    except Exception as err:  # datasets raises many types for unreadable files
+        raise DataError(f"datasets could not read {[p.name for p in paths]} as {name}: {err}") from err
+
+
+def _load_folder(path: Path, config) -> DatasetDict:
+    try:
+        return load_dataset(str(path), config)
+    except Exception as err:
+        raise DataError(f"datasets could not read the folder {str(path)!r}: {err}") from err
+
+
+def _text_lists(folder: Path) -> dict:
+    """`{split: [files]}` for a folder of `.txt` lists (one text a line, the file name is the label),
+    directly or in split sub-folders (`train/`, `test/`, ...); {} when the folder holds other files."""
+    splits = {d.name: sorted(d.glob("*.txt")) for d in sorted(folder.iterdir()) if d.is_dir()}
+    splits = {s: f for s, f in splits.items() if f} or {"train": sorted(folder.glob("*.txt"))}
+    others = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in FILE_BUILDERS]
+    return {} if others or not any(splits.values()) else splits
+
+
+def _load_text_lists(folder: Path) -> DatasetDict:
+    return DatasetDict({split: _text_list(files) for split, files in _text_lists(folder).items()})
+
+
+def _text_list(files) -> Dataset:
+    parts = []
+    for path in files:
+        try:
+            lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except UnicodeDecodeError as err:
+            raise DataError(f"{str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start}).") from err
+        if not lines:
+            raise DataError(f"{str(path)!r} is empty: a text list needs one text a line.")
+        parts.append(Dataset.from_dict({"text": lines, "label": [path.stem] * len(lines)}))
+    return concatenate_datasets(parts)
+
+
+# ---------------------------------------------------------------- splits
+
+
+def pick_splits(raw: DatasetDict, train=None, validation=None, test=None, unlabelled=None) -> dict:
+    """Split names: the ones asked for (each must exist), else the usual names when present."""
+    for role, name in (("train", train), ("validation", validation), ("test", test), ("unlabelled", unlabelled)):
+        if name is not None and name not in raw:
+            raise DataError(f"No split {name!r} (--{role}-split) in the dataset; its splits are {sorted(raw)}.")
+    chosen = dict(
+        train=train or ("train" if "train" in raw else None),
+        validation=validation or next((n for n in VALIDATION_NAMES if n in raw), None),
+        test=test or ("test" if "test" in raw else None),
+        unlabelled=unlabelled or next((n for n in UNLABELLED_NAMES if n in raw), None),
+    )
+    if chosen["train"] is None:
+        raise DataError(f"No 'train' split in the dataset (its splits: {sorted(raw)}): name one with --train-split.")
+    return chosen
+
+
+# ---------------------------------------------------------------- labels
+
+
+def read_label_names(value: str | None) -> list[str] | None:
+    """`--label-names`: a comma list, or a file with one name a line."""
+    if not value:
+        return None
+    path = Path(os.path.expanduser(value))
+    if path.is_file():
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+    if len(set(names)) != len(names):
+        raise DataError(f"--label-names has repeated names: {names}.")
+    return names
+
+
+def _check_columns(ds: Dataset, split: str, columns) -> None:
+    missing = [c for c in columns if c not in ds.column_names]
+    if missing:
+        which = " and ".join(repr(c) for c in missing)
+        raise DataError(f"The {split!r} split has no column {which}; its columns are {ds.column_names} "
+                        "(choose with --text-column / --label-column).")
+
+
+def _all_unlabelled(ds: Dataset, column: str) -> bool:
+    """A ClassLabel column whose every value is -1, datasets' mark for "no label"."""
+    return isinstance(ds.features[column], ClassLabel) and all(v == -1 for v in ds[column])
+
+
+def _check_no_missing(ds: Dataset, split: str, column: str) -> None:
+    no_label = -1 if isinstance(ds.features[column], ClassLabel) else None  # datasets' mark for a missing label
+    missing = [i for i, v in enumerate(ds[column]) if v is None or v == no_label or (isinstance(v, float) and v != v)]
+    if missing:
+        rows = ", ".join(str(i) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise DataError(f"The {split!r} split has {len(missing)} rows without a {column!r} value (rows {rows}).")
+
+
+def _is_list_feature(feature) -> bool:
+    return isinstance(feature, (Sequence, list)) or type(feature).__name__ in ("List", "LargeList")
+
+
+def _inner_feature(feature):
+    return feature[0] if isinstance(feature, list) else feature.feature
+
+
+def label_scheme(labelled: dict, column: str, label_names: list | None):
+    """(values in class order, names, multi_label) of the label column over the labelled splits."""
+    feature = labelled["train"].features[column]
+    multi_label = _is_list_feature(feature)
+    inner = _inner_feature(feature) if multi_label else feature
+    if isinstance(inner, ClassLabel):
+        values, names = list(range(inner.num_classes)), list(inner.names)
+    else:
+        seen = set()
+        for ds in labelled.values():
+            for value in ds[column]:
+                seen.update(value if multi_label else [value])
+        try:
+            values = sorted(seen)
+        except TypeError as err:
+            raise DataError(f"The {column!r} column mixes label types ({err}).") from err
+        names = [str(v) for v in values]
+    if label_names is not None:
+        if len(label_names) != len(values):
+            raise DataError(f"--label-names gives {len(label_names)} names for {len(values)} labels "
+                            f"(the sorted label values are {values}).")
+        names = list(label_names)
+    if len(values) < 2:
+        raise DataError(f"The {column!r} column has a single class ({names}): a classifier needs at least two.")
+    return values, names, multi_label
+
+
+def _encoder(values, multi_label):
+    index = {v: i for i, v in enumerate(values)}
+    if multi_label:
+        def encode(labels):
+            hot = [0.0] * len(values)
+            for label in labels:
+                hot[index[label]] = 1.0
+            return hot
+        return encode
+    return index.__getitem__
+
+
+# ---------------------------------------------------------------- the whole load
+
+
+def load_classification_data(
+    source: str,
+    *,
+    config: str | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    label_names: list | str | None = None,
+    train_split: str | None = None,
+    validation_split: str | None = None,
+    test_split: str | None = None,
+    unlabelled_split: str | None = None,
+    validation_size: float = 0.1,
+    seed: int = 42,
+) -> ClassificationData:
+    """Load and check a text-classification dataset; see the module docstring."""
+    if isinstance(label_names, str):
+        label_names = read_label_names(label_names)
+    raw = load_raw(source, config)
+    names = pick_splits(raw, train_split, validation_split, test_split, unlabelled_split)
+    labelled = {role: raw[names[role]] for role in ("train", "validation", "test") if names[role] is not None}
+    if "test" in labelled and label_column in labelled["test"].column_names and _all_unlabelled(labelled["test"], label_column):
+        print(f"The {names['test']!r} split has no labels (every one is -1, as in GLUE's hidden test sets): "
+              "the final figures come from the validation split.")
+        del labelled["test"]
+        names["test"] = None
+    for role, ds in labelled.items():
+        if len(ds) == 0:
+            raise DataError(f"The {names[role]!r} split is empty.")
+        _check_columns(ds, names[role], (text_column, label_column))
+        _check_no_missing(ds, names[role], label_column)
+        _check_no_missing(ds, names[role], text_column)
+    values, label_list, multi_label = label_scheme(labelled, label_column, label_names)
+    encode = _encoder(values, multi_label)
+    known = set(values)
+    for role, ds in labelled.items():
+        found = {v for row in ds[label_column] for v in (row if multi_label else [row])}
+        if found - known:
+            raise DataError(f"The {names[role]!r} split has labels {sorted(found - known)} that the training split "
+                            f"does not have ({values}).")
+
+    def tidy(ds):
+        keep = ds.select_columns([text_column, label_column])
+        return keep.map(lambda row: {"text": row[text_column], "labels": encode(row[label_column])},
+                        remove_columns=keep.column_names, desc="Reading labels")
+
+    splits = {role: tidy(ds) for role, ds in labelled.items()}
+    carved = "validation" not in splits
+    if carved:
+        splits["train"], splits["validation"] = _carve_validation(splits["train"], validation_size, seed, multi_label)
+    unlabelled = None
+    if names["unlabelled"] is not None:
+        _check_columns(raw[names["unlabelled"]], names["unlabelled"], (text_column,))
+        unlabelled = raw[names["unlabelled"]].select_columns([text_column]).rename_column(text_column, "text") \
+            if text_column != "text" else raw[names["unlabelled"]].select_columns(["text"])
+    description = dict(
+        source=str(source), config=config, text_column=text_column, label_column=label_column,
+        split_names={role: names[role] for role in ("train", "validation", "test", "unlabelled") if names[role]},
+        validation_carved_from_train=carved,
+        split_sizes={role: len(ds) for role, ds in splits.items()},
+        unlabelled_texts=len(unlabelled) if unlabelled is not None else 0,
+    )
+    return ClassificationData(DatasetDict(splits), label_list, multi_label, unlabelled, description)
+
+
+def _carve_validation(train: Dataset, size: float, seed: int, multi_label: bool):
+    """A validation split from train: stratified by class (not for label lists), fixed seed."""
+    if not multi_label:
+        train = train.cast_column("labels", ClassLabel(num_classes=max(train["labels"]) + 1))
+    try:
+        parts = train.train_test_split(test_size=size, seed=seed,
+                                       stratify_by_column=None if multi_label else "labels")
+    except ValueError as err:  # too few rows of a class to stratify
+        raise DataError(f"Cannot carve a {size:g} validation split from {len(train)} training rows ({err}); "
+                        "pass a dataset with a validation split or more data.") from err
+    return parts["train"], parts["test"]
+
+
+# ---------------------------------------------------------------- extra unlabelled text (word vectors only)
+
+
+def load_unlabelled_texts(sources, text_column: str = "text", split: str | None = None) -> tuple[list, list]:
+    """Texts without labels from other sources, for the word vectors only (the role pretrained vectors play
+    when the labelled set is small). Each source is anything `load_raw` reads (its `split`, else every
+    split, read from `text_column`), or a `.txt` file or folder of them, read as paragraphs (blank-line
+    separated, Project Gutenberg header and licence stripped) or as lines when a file has no blank line.
+    Returns the texts and, for the card, one `{source, splits, text_column, texts}` per source."""
+    texts, described = [], []
+    for source in sources:
+        path = Path(os.path.expanduser(str(source)))
+        if path.suffix.lower() == TEXT_LIST_SUFFIX or (path.is_dir() and _plain_text_files(path)):
+            if not path.exists():
+                raise DataError(f"Unlabelled text not found: {str(source)!r} (--unlabelled-data).")
+            files = [path] if path.is_file() else _plain_text_files(path)
+            found = [t for f in files for t in _read_paragraphs(f)]
+            described.append(dict(source=str(source), splits=None, text_column=None, texts=len(found)))
+        else:
+            found, splits = _dataset_texts(source, text_column, split)
+            described.append(dict(source=str(source), splits=splits, text_column=text_column, texts=len(found)))
+        texts += found
+    return texts, described
+
+
+def _plain_text_files(folder: Path) -> list:
+    """The `.txt` files of a folder that holds no other data files; [] otherwise."""
+    if any(p.is_file() and p.suffix.lower() in FILE_BUILDERS for p in folder.rglob("*")):
+        return []
+    return sorted(folder.rglob("*.txt"))
+
+
+def _read_paragraphs(path: Path) -> list:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start}).") from err
+    text = strip_gutenberg(text.replace("\r\n", "\n"))[0]
+    blocks = re.split(r"\n\s*\n", text) if re.search(r"\n\s*\n", text) else text.splitlines()
+    paragraphs = [" ".join(block.split()) for block in blocks if block.strip()]
+    if not paragraphs:
+        raise DataError(f"{str(path)!r} holds no text (--unlabelled-data).")
+    return paragraphs
+
+
+def _dataset_texts(source, text_column: str, split: str | None) -> tuple[list, list]:
+    raw = load_raw(source)
+    if split is not None and split not in raw:
+        raise DataError(f"No split {split!r} (--unlabelled-data-split) in {str(source)!r}; its splits are {sorted(raw)}.")
+    splits = [split] if split is not None else list(raw)
+    texts = []
+    for name in splits:
+        if text_column not in raw[name].column_names:
+            raise DataError(f"The {name!r} split of {str(source)!r} has no column {text_column!r}; its columns are "
+                            f"{raw[name].column_names} (choose with --unlabelled-text-column).")
+        texts += [t for t in raw[name][text_column] if isinstance(t, str) and t.strip()]
+    if not texts:
+        raise DataError(f"{str(source)!r} holds no text in its {text_column!r} column (--unlabelled-data).")
+    return texts, splits

@@ -1,0 +1,41 @@
+"""Where data comes from: Hub ids or local paths, and IMDb (the chapter's sentiment project) as train / validation / test."""
+
+import os
+import re
+
+from datasets import DatasetDict, load_dataset
+
+IMDB_HUB_ID = "stanfordnlp/imdb"
+
+
+LOCAL_IMDB = "../shared/data/imdb"
+
+
+def is_hub_id(name_or_path: str) -> bool:
+    """`name` or `owner/name`, and not a relative or absolute path."""
+    return re.fullmatch(r"[\w-][\w.-]*(/[\w-][\w.-]*)?", name_or_path) is not None
+
+
+def load_imdb(name_or_path: str = IMDB_HUB_ID, validation_size: int | float = 0.2, seed: int = 42) -> DatasetDict:
+    """IMDb as train / validation / test, plus `unsupervised` (unlabelled reviews) when the source has it.
+    Validation is carved from train with a fixed seed; test is kept for final figures. `name_or_path` is a
+    hub id or a local folder in the `stanfordnlp/imdb` layout (e.g. ../shared/data/imdb for offline use)."""
+    if not os.path.exists(os.path.expanduser(name_or_path)) and not is_hub_id(name_or_path):
+        raise FileNotFoundError(
+            f"IMDb folder not found: {name_or_path!r}. Pass the hub id {IMDB_HUB_ID!r} (needs network) "
+            f"or a local copy in that repository's layout, e.g. {LOCAL_IMDB}."
+        )
+    try:
+        raw = load_dataset(os.path.expanduser(name_or_path))
+    except (ConnectionError, FileNotFoundError) as err:
+        raise FileNotFoundError(
+            f"Could not load IMDb from {name_or_path!r} ({err}). Offline, pass a local copy such as {LOCAL_IMDB}."
+        ) from err
+    for split in ("train", "test"):
+        if split not in raw or len(raw[split]) == 0:
+            raise ValueError(f"The IMDb data at {name_or_path!r} has no (or an empty) {split!r} split.")
+    carved = raw["train"].train_test_split(test_size=validation_size, seed=seed, stratify_by_column="label")
+    splits = dict(train=carved["train"], validation=carved["test"], test=raw["test"])
+    if "unsupervised" in raw:
+        splits["unsupervised"] = raw["unsupervised"]
+    return DatasetDict(splits)

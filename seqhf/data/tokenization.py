@@ -1,0 +1,97 @@
+"""Word-level (reviews) and character-level (char LM) tokenizers built with the `tokenizers` library.
+
+Both are returned as `PreTrainedTokenizerFast`, so `save_pretrained` writes `tokenizer.json` and
+`tokenizer_config.json`, and `AutoTokenizer.from_pretrained(folder)` loads them without seqhf.
+"""
+
+from collections.abc import Iterable
+
+from tokenizers import (
+    Regex,
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    trainers,
+)
+from transformers import PreTrainedTokenizerFast
+
+PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
+
+
+def review_normalizer():
+    """The chapter's cleaning: HTML line breaks become spaces, everything is lowercased."""
+    return normalizers.Sequence(
+        [normalizers.NFKC(), normalizers.Replace(Regex(r"<br\s*/?>"), " "), normalizers.Lowercase()]
+    )
+
+
+def build_word_tokenizer(
+    texts: Iterable[str], vocab_size: int = 30000, min_frequency: int = 2, model_max_length: int = 512
+) -> PreTrainedTokenizerFast:
+    """Word-level tokenizer for reviews: words and single punctuation marks, vocabulary from `texts`.
+
+    The vocabulary keeps at most `vocab_size` entries (the two specials included), each seen at least
+    `min_frequency` times. Unknown words become `[UNK]`. `model_max_length` is where truncation cuts.
+    """
+    if vocab_size < 3:
+        raise ValueError(f"`vocab_size` must be at least 3 ([PAD], [UNK] and one word), got {vocab_size}.")
+    tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
+    tokenizer.normalizer = review_normalizer()
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation(behavior="isolated")]
+    )
+    tokenizer.decoder = decoders.WordPiece(prefix="##", cleanup=True)  # joins words with spaces, tidies punctuation
+    trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[PAD, UNK])
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    if tokenizer.get_vocab_size() <= 2:
+        raise ValueError("No word reached `min_frequency`: the training texts are empty or too few.")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token=PAD,
+        unk_token=UNK,
+        model_max_length=model_max_length,
+        padding_side="right",
+        truncation_side="right",
+        model_input_names=["input_ids", "attention_mask"],
+    )
+
+
+def build_char_tokenizer(text: str, model_max_length: int = 1_000_000) -> PreTrainedTokenizerFast:
+    """Character-level tokenizer: ids 0..n-1 are the sorted characters of `text`, as in the book.
+
+    `[PAD]`, `[UNK]` and `[BOS]` come after the characters, so the book's ids stay as they are.
+    A character not in `text` becomes `[UNK]`. Decoding the ids of in-vocabulary text restores it exactly.
+    """
+    chars = sorted(set(text))
+    if not chars:
+        raise ValueError("Cannot build a character vocabulary from an empty text.")
+    vocab = {ch: i for i, ch in enumerate(chars)}
+    for special in (PAD, UNK, BOS):
+        vocab[special] = len(vocab)
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    # Every single character is its own piece, spaces and newlines included.
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tokenizer.decoder = decoders.Fuse()  # concatenate characters, no spaces added
+    tokenizer.add_special_tokens([PAD, UNK, BOS])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token=PAD,
+        unk_token=UNK,
+        bos_token=BOS,
+        model_max_length=model_max_length,
+        padding_side="left",  # generation pads on the left
+        clean_up_tokenization_spaces=False,
+        model_input_names=["input_ids", "attention_mask"],
+    )
+
+
+def truncate_ids(ids: list, max_length: int, mode: str = "head") -> list:
+    """Keep the first `max_length` ids ("head"), or the first quarter and the last three quarters ("head_tail")."""
+    if len(ids) <= max_length:
+        return ids
+    if mode == "head":
+        return ids[:max_length]
+    head = max_length // 4
+    return ids[:head] + ids[len(ids) - (max_length - head) :]

@@ -1,0 +1,219 @@
+"""A Gradio page for a sentiment classifier and a character LM, and the Hub Space folder that serves it.
+
+`build_app(classifier=..., generator=...)` returns a `gradio.Blocks` with a Classify tab (label
+probabilities and the text with each word shaded by its integrated-gradients attribution) and a
+Generate tab (prompt, temperature, top-k, top-p, length, seed; the text streams in through
+`TextIteratorStreamer`). `write_space(out, classifier_repo, generator_repo)` writes a Space folder
+(`app.py`, `requirements.txt`, `README.md` with the Space YAML header) that builds the same page.
+
+This module imports only torch, transformers, gradio and `seqhf.inference`'s `explain` and `generation`
+(relatively), so the Space carries the three files in a `seqhf_demo/` package with the same subfolders
+and runs without seqhf.
+"""
+
+import threading
+from importlib import resources
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    TextIteratorStreamer,
+)
+
+from ..inference.explain import explain
+from ..inference.generation import generate_text
+
+EXAMPLE_REVIEWS = [
+    "One of the best films I have seen in years: a moving story and wonderful acting.",
+    "A dull, predictable plot and wooden acting. I wanted my two hours back.",
+]
+EXAMPLE_PROMPT = "The island"
+SPACE_PACKAGE = "seqhf_demo"
+SPACE_MODULES = ("demo/page.py", "inference/explain.py", "inference/generation.py")  # paths inside seqhf
+
+
+def load_classifier(name_or_path, trust_remote_code=False):
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    model = AutoModelForSequenceClassification.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    return model.eval(), tokenizer
+
+
+def load_generator(name_or_path, trust_remote_code=False):
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    return model.eval(), tokenizer
+
+
+def classify_and_explain(model, tokenizer, text, steps=32):
+    """(label probabilities, shaded spans) for the page: the text's words weighted in [-1, 1]."""
+    explanation = explain(model, tokenizer, text, steps=steps)
+    return explanation.probabilities, explanation.spans(text)
+
+
+def stream_generation(model, tokenizer, prompt, temperature, top_k, top_p, max_new_tokens, seed):
+    """Yield the prompt's continuation as it grows: `generate()` runs in a thread and feeds a
+    `TextIteratorStreamer`, which this generator reads."""
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120)
+    options = dict(
+        max_new_tokens=int(max_new_tokens),
+        temperature=float(temperature),
+        top_k=int(top_k) or None,
+        top_p=float(top_p) if top_p and float(top_p) < 1.0 else None,
+        seed=None if seed is None else int(seed),
+        streamer=streamer,
+    )
+    failure = []
+
+    def run():
+        try:
+            with torch.no_grad():
+                generate_text(model, tokenizer, prompt, **options)
+        except Exception as err:  # reported on the page below, not lost in the thread
+            failure.append(err)
+            streamer.end()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    text = ""
+    for piece in streamer:
+        if piece:  # the streamer also hands out empty strings while it waits for a word to end
+            text += piece
+            yield text
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+def build_app(classifier=None, generator=None, trust_remote_code=False, title="seqhf: classic sequence models"):
+    """The page: a Classify tab when `classifier` (folder or repo id) is given, a Generate tab for `generator`."""
+    import gradio as gr
+
+    if classifier is None and generator is None:
+        raise ValueError("Give a classifier, a generator, or both: the page has nothing to show otherwise.")
+    clf = load_classifier(classifier, trust_remote_code) if classifier else None
+    lm = load_generator(generator, trust_remote_code) if generator else None
+
+    def on_classify(text):
+        if not text or not text.strip():
+            raise gr.Error("Type a review first.")
+        return classify_and_explain(*clf, text)
+
+    def on_generate(prompt, temperature, top_k, top_p, length, seed):
+        try:
+            for continuation in stream_generation(*lm, prompt, temperature, top_k, top_p, length, seed):
+                yield prompt + continuation
+        except ValueError as err:
+            raise gr.Error(str(err)) from err
+
+    with gr.Blocks(title=title) as app:
+        gr.Markdown(f"# {title}")
+        if clf:
+            with gr.Tab("Classify", id="classify"):
+                gr.Markdown(
+                    f"`{classifier}`. Each word is shaded by how much it moved the decision (integrated "
+                    "gradients on the word embeddings): red towards the predicted label, purple against it."
+                )
+                review = gr.Textbox(label="Review", lines=5, elem_id="review")
+                classify_button = gr.Button("Classify", variant="primary", elem_id="classify-button")
+                labels = gr.Label(label="Label probabilities", num_top_classes=len(clf[0].config.id2label), elem_id="labels")
+                shaded = gr.HighlightedText(label="Words that moved the decision", elem_id="shaded", show_legend=True)
+                gr.Examples([[r] for r in EXAMPLE_REVIEWS], inputs=[review])
+                classify_button.click(on_classify, inputs=review, outputs=[labels, shaded])
+                review.submit(on_classify, inputs=review, outputs=[labels, shaded])
+        if lm:
+            with gr.Tab("Generate", id="generate"):
+                gr.Markdown(f"`{generator}`. The text appears as it is generated.")
+                prompt = gr.Textbox(label="Prompt", value=EXAMPLE_PROMPT, elem_id="prompt")
+                with gr.Row():
+                    temperature = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Temperature (0 = greedy)")
+                    top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0 = off)")
+                    top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p (1 = off)")
+                with gr.Row():
+                    length = gr.Slider(1, 2000, value=300, step=1, label="New characters", elem_id="length")
+                    seed = gr.Number(value=42, precision=0, label="Seed")
+                generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
+                generated = gr.Textbox(label="Prompt and generated text", lines=10, elem_id="generated")
+                generate_button.click(
+                    on_generate, inputs=[prompt, temperature, top_k, top_p, length, seed], outputs=generated
+                )
+    return app
+
+
+# --------------------------------------------------------------------------------------------- Space
+
+SPACE_APP = '''"""seqhf demo Space: the page of seqhf.demo.page, models loaded from the Hub with their own code."""
+
+from seqhf_demo.demo.page import build_app
+
+app = build_app(classifier={classifier!r}, generator={generator!r}, trust_remote_code=True, title={title!r})
+
+if __name__ == "__main__":
+    app.launch()
+'''
+
+SPACE_README = """---
+title: {title}
+emoji: 🎬
+colorFrom: indigo
+colorTo: blue
+sdk: gradio
+sdk_version: {gradio_version}
+app_file: app.py
+pinned: false
+license: apache-2.0
+{models}---
+
+# {title}
+
+Try the seqhf models in the browser:
+{model_lines}
+The classifier shades each word by its integrated-gradients attribution; the generator streams
+its text as it samples. Models are loaded with `trust_remote_code=True` (their code is in their repos).
+"""
+
+
+def space_requirements():
+    """requirements.txt of the Space: what the page and the models' code import. Gradio itself is
+    installed by the Space from the README's `sdk_version`."""
+    import transformers
+
+    major = int(transformers.__version__.split(".")[0])
+    return f"torch>=2.4,<2.15\ntransformers>={major},<{major + 1}\ntokenizers>=0.21\nsafetensors>=0.4\n"
+
+
+def write_space(out, classifier=None, generator=None, title="seqhf demo") -> list:
+    """Write a Hub Space folder at `out` serving `classifier` and `generator` (Hub repo ids); return its files."""
+    import gradio
+
+    if classifier is None and generator is None:
+        raise ValueError("Give the repo id of a classifier, a generator, or both.")
+    for repo_id in (classifier, generator):
+        if repo_id is not None and (repo_id.count("/") != 1 or Path(repo_id).exists()):
+            raise ValueError(
+                f"A Space loads models from the Hub: give a repo id 'owner/name', not {repo_id!r} "
+                "(push the folder first with scripts/push_to_hub.py)."
+            )
+    out = Path(out)
+    package = out / SPACE_PACKAGE
+    package.mkdir(parents=True, exist_ok=True)
+    source = resources.files("seqhf")
+    (package / "__init__.py").write_text('"""seqhf.demo.page and the two modules it uses, copied from seqhf."""\n')
+    for name in SPACE_MODULES:  # the same subpackages as in seqhf, so the relative imports hold
+        (package / name).parent.mkdir(exist_ok=True)
+        (package / name).parent.joinpath("__init__.py").write_text("")
+        (package / name).write_bytes(source.joinpath(name).read_bytes())
+    repos = [r for r in (classifier, generator) if r]
+    models = "models:\n" + "".join(f"  - {r}\n" for r in repos)
+    model_lines = "".join(f"- [{r}](https://huggingface.co/{r})\n" for r in repos)
+    (out / "app.py").write_text(SPACE_APP.format(classifier=classifier, generator=generator, title=title))
+    (out / "requirements.txt").write_text(space_requirements())
+    (out / "README.md").write_text(
+        SPACE_README.format(title=title, gradio_version=gradio.__version__, models=models, model_lines=model_lines)
+    )
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+
+
+__all__ = ["build_app", "write_space", "classify_and_explain", "stream_generation", "load_classifier", "load_generator"]

@@ -1,0 +1,1 @@
+"""Model cards (templates, curves, confusion matrices) and publishing folders and Spaces to the Hub."""

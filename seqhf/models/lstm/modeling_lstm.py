@@ -1,0 +1,740 @@
+"""Recurrent sequence models (SimpleRNN, LSTM, GRU) as transformers models.
+
+This file imports only torch, transformers and its sibling configuration file, so a saved
+folder loads with `trust_remote_code=True` where seqhf is not installed.
+"""
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from transformers import GenerationMixin, PreTrainedModel
+from transformers.activations import ACT2FN
+from transformers.cache_utils import (
+    Cache,
+    DynamicCache,
+    LinearAttentionCacheLayerMixin,
+    LinearAttentionLayer,
+)
+from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.utils import ModelOutput
+
+from .configuration_lstm import SeqLSTMConfig
+
+RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+@dataclass
+class SeqLSTMModelOutput(ModelOutput):
+    """
+    last_hidden_state: (batch, seq, hidden_size * num_directions) outputs of the last layer;
+        zero at padded positions.
+    final_state: the recurrent state after each row's last real token, as torch returns it:
+        `(h, c)` for an LSTM, `(h,)` for GRU/RNN, each (num_layers * num_directions, batch, hidden_size).
+    hidden_states: embeddings plus each layer's outputs, when `output_hidden_states=True`.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    final_state: tuple[torch.FloatTensor, ...] | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class SeqLSTMCausalLMOutput(ModelOutput):
+    """
+    loss: mean next-token cross-entropy (nats per token) when `labels` is given.
+    logits: (batch, seq, vocab_size), or only the last `logits_to_keep` positions.
+    final_state: recurrent state after the last token; feed it back as `initial_state` to continue.
+    cache: the same state in a transformers `Cache`, when `use_cache` (default: `config.use_cache`) or a
+        cache was passed in; this is what `generate()` carries from step to step.
+    hidden_states: as in `SeqLSTMModelOutput`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    final_state: tuple[torch.FloatTensor, ...] | None = None
+    cache: Cache | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+# The recurrent state lives in transformers' own caches (see `SeqLSTMConfig.layer_types`): layer i of a
+# `DynamicCache(config=...)` or `StaticCache` is a `LinearAttentionLayer` whose recurrent-state slots hold
+# h (slot 0) and, for an LSTM, c (slot 1), each (batch, hidden_size). Such a layer keeps no sequence length
+# (transformers' `Cache.get_seq_length()` refuses an all-recurrent cache), so one more slot of the first layer
+# counts the positions read, padding included: a (batch,) int64 tensor updated in place like the states.
+
+
+def state_slots(config):
+    return 2 if config.rnn_type == "lstm" else 1
+
+
+def prepare_recurrent_cache(cache, config):
+    """Check that `cache` can hold this model's state; give an empty `DynamicCache()` (made without a config)
+    the recurrent layers that `DynamicCache(config=model.config)` would have."""
+    if not isinstance(cache, Cache):
+        raise ValueError(
+            f"`cache` must be a transformers `Cache` (e.g. DynamicCache(config=model.config)), got {type(cache)}."
+        )
+    if len(cache.layers) == 0 and getattr(cache, "layer_class_to_replicate", None) is not None:
+        slots = config.number_of_conv_states
+        cache.layers.extend(LinearAttentionLayer(number_of_states=slots) for _ in range(config.num_hidden_layers))
+    if len(cache.layers) != config.num_hidden_layers or not all(
+        isinstance(layer, LinearAttentionCacheLayerMixin) and layer.number_of_states > state_slots(config)
+        for layer in cache.layers
+    ):
+        raise ValueError(
+            f"This cache ({cache!r}) cannot hold the recurrent state of a {config.num_hidden_layers}-layer "
+            f"{config.rnn_type.upper()}: build it from the model's config, DynamicCache(config=model.config)."
+        )
+    return cache
+
+
+def cache_is_filled(cache):
+    initialized = cache.layers[0].is_recurrent_states_initialized
+    return initialized[0] and initialized[len(initialized) - 1]
+
+
+def tokens_read(cache) -> int:
+    """How many positions (padding included) the recurrent state in `cache` has read; 0 for a fresh cache."""
+    if len(cache.layers) == 0 or not cache_is_filled(cache):
+        return 0
+    layer = cache.layers[0]
+    return int(layer.recurrent_states[layer.number_of_states - 1][0])
+
+
+def cached_state(cache, config):
+    """The state in `cache`, stacked over layers as `SeqLSTMModel` takes it: `(h, c)` or `(h,)`, each
+    (num_layers, batch, hidden_size)."""
+    slots = range(state_slots(config))
+    return tuple(torch.stack([layer.recurrent_states[s] for layer in cache.layers]) for s in slots)
+
+
+def store_state(cache, final_state, new_tokens):
+    """Copy a state as `SeqLSTMModel` returns it into the cache (in place), and count the tokens read."""
+    for slot, stacked in enumerate(final_state):
+        for layer_idx, layer_state in enumerate(stacked.unbind(0)):
+            cache.update_recurrent_state(layer_state, layer_idx, slot)
+    count_slot = cache.layers[0].number_of_states - 1
+    batch_size = final_state[0].shape[1]
+    if cache.layers[0].is_recurrent_states_initialized[count_slot]:
+        count = cache.layers[0].recurrent_states[count_slot] + new_tokens
+    else:
+        count = torch.full((batch_size,), new_tokens, dtype=torch.long, device=final_state[0].device)
+    cache.update_recurrent_state(count, 0, count_slot)
+
+
+# One time step of each recurrent layer type, with the layer's own weights. For a single token at
+# batch 1 these fused cells are several times faster on CPU than calling nn.LSTM on a length-1 sequence.
+RNN_CELLS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
+
+
+def valid_tokens_first(attention_mask):
+    """Per row, the time order that puts real tokens first (left or right padding alike)."""
+    # Unique keys (padding after every real token, then by position) make a plain argsort stable,
+    # which ONNX export can translate (its TopK has no stable sort).
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    return torch.argsort((attention_mask == 0).long() * attention_mask.shape[1] + positions, dim=1)
+
+
+def gather_time_steps(x, order):
+    """`x[b, order[b, t]]` for every row b and step t of a (batch, time, ...) tensor, as one gather of rows of
+    the flattened (batch * time) axis: ONNX Runtime runs that as a copy of whole rows, many times faster
+    than a GatherElements/ScatterElements over every element (as fast as them in PyTorch)."""
+    offsets = torch.arange(order.shape[0], device=order.device).unsqueeze(1) * order.shape[1]
+    rows = x.reshape(-1, *x.shape[2:]).index_select(0, (order + offsets).reshape(-1))
+    return rows.reshape_as(x)
+
+
+class SeqLSTMPreTrainedModel(PreTrainedModel):
+    config_class = SeqLSTMConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    _no_split_modules = []
+
+    def _init_weights(self, module):
+        std = self.config.initializer_range
+        if isinstance(module, nn.Embedding):
+            module.weight.data.normal_(0.0, std)
+            if module.padding_idx is not None:
+                module.weight.data[module.padding_idx].zero_()
+        elif isinstance(module, nn.Linear):
+            module.weight.data.normal_(0.0, std)
+            if module.bias is not None:
+                module.bias.data.zero_()
+        elif isinstance(module, (nn.LSTM, nn.GRU, nn.RNN)):
+            bound = module.hidden_size**-0.5  # torch's own default
+            for name, param in module.named_parameters():
+                param.data.uniform_(-bound, bound)
+                if isinstance(module, nn.LSTM) and name.startswith("bias_ih"):
+                    # Forget-gate bias 1 (Jozefowicz et al. 2015): remember by default early in training.
+                    param.data[module.hidden_size : 2 * module.hidden_size] = 1.0
+
+
+class SeqLSTMModel(SeqLSTMPreTrainedModel):
+    """Embedding followed by stacked (bi)directional recurrent layers."""
+
+    def __init__(self, config: SeqLSTMConfig):
+        super().__init__(config)
+        self.embeddings = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        self.hidden_dropout = nn.Dropout(config.hidden_dropout)
+        self.output_dropout = nn.Dropout(config.output_dropout)
+        rnn_class = RNN_CLASSES[config.rnn_type]
+        num_directions = 2 if config.bidirectional else 1
+        # One module per layer so each layer's outputs can be returned as hidden states.
+        self.layers = nn.ModuleList(
+            rnn_class(
+                config.embedding_size if i == 0 else config.hidden_size * num_directions,
+                config.hidden_size,
+                batch_first=True,
+                bidirectional=config.bidirectional,
+            )
+            for i in range(config.num_hidden_layers)
+        )
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings = value
+
+    def _check_inputs(self, input_ids, attention_mask, inputs_embeds):
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+        if input_ids is not None:
+            if input_ids.dim() != 2:
+                raise ValueError(f"`input_ids` must be (batch, seq), got shape {tuple(input_ids.shape)}.")
+            # On an accelerator the range check costs a host sync, which a training step should not pay.
+            checked = input_ids.device.type == "cpu" or not self.training
+            if checked and input_ids.numel():
+                low, high = int(input_ids.min()), int(input_ids.max())
+                if low < 0 or high >= self.config.vocab_size:
+                    raise ValueError(
+                        f"`input_ids` holds ids outside [0, {self.config.vocab_size}): min {low}, max {high}. "
+                        "Is the tokenizer the model's own?"
+                    )
+        shape = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+        if shape[1] == 0:
+            raise ValueError("The input sequence is empty (length 0).")
+        if attention_mask is not None:
+            if tuple(attention_mask.shape) != tuple(shape):
+                raise ValueError(f"`attention_mask` shape {tuple(attention_mask.shape)} != input shape {tuple(shape)}.")
+            if not bool(attention_mask.any(dim=1).all()):
+                raise ValueError("Some rows of `attention_mask` are all zeros: every sequence needs a real token.")
+
+    def _split_state(self, initial_state):
+        """Cut a stacked (num_layers * dirs, B, H) state into one state per layer."""
+        if initial_state is None:
+            return [None] * len(self.layers)
+        dirs = 2 if self.config.bidirectional else 1
+        per_layer = [tuple(t[i * dirs : (i + 1) * dirs] for t in initial_state) for i in range(len(self.layers))]
+        return [s if self.config.rnn_type == "lstm" else s[0] for s in per_layer]
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        initial_state=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
+        self._check_inputs(input_ids, attention_mask, inputs_embeds)
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if inputs_embeds is None:
+            inputs_embeds = self._embed(input_ids)
+        hidden = self._dropout(self.embedding_dropout, inputs_embeds)
+        batch_size, seq_len = hidden.shape[:2]
+
+        # Padded positions are skipped with packed sequences, so a padded row gives the same result
+        # as the row alone. Real tokens are moved to the front first, which makes left padding work too.
+        packed = attention_mask is not None and not bool(attention_mask.all())
+        if packed:
+            order = valid_tokens_first(attention_mask)
+            lengths = attention_mask.sum(dim=1).cpu()
+            hidden = gather_time_steps(hidden, order)
+            hidden = pack_padded_sequence(hidden, lengths, batch_first=True, enforce_sorted=False)
+
+        def unpack(h):
+            if not packed:
+                return h
+            h, _ = pad_packed_sequence(h, batch_first=True, total_length=seq_len)
+            # Back to the input's time order; padded positions read the zeros after each row's real tokens.
+            return gather_time_steps(h, torch.argsort(order, dim=1))
+
+        all_hidden_states = (inputs_embeds,) if output_hidden_states else None
+        final_states = []
+        for i, (layer, layer_state) in enumerate(zip(self.layers, self._split_state(initial_state))):
+            if i > 0:
+                hidden = self._dropout(self.hidden_dropout, hidden)
+            hidden, state = self._run_layer(layer, hidden, layer_state)
+            final_states.append(state if isinstance(state, tuple) else (state,))
+            if output_hidden_states:
+                all_hidden_states += (unpack(hidden),)
+
+        output = self._dropout(self.output_dropout, hidden)
+        last_hidden_state = all_hidden_states[-1] if output_hidden_states and output is hidden else unpack(output)
+        final_state = tuple(torch.cat(parts, dim=0) for parts in zip(*final_states))
+        if not return_dict:
+            return tuple(v for v in (last_hidden_state, final_state, all_hidden_states) if v is not None)
+        return SeqLSTMModelOutput(
+            last_hidden_state=last_hidden_state, final_state=final_state, hidden_states=all_hidden_states
+        )
+
+    def _embed(self, input_ids):
+        """Token embeddings; in training, `word_dropout` zeroes every occurrence of the dropped word types."""
+        embeds = self.embeddings(input_ids)
+        p = self.config.word_dropout
+        if not self.training or p == 0:
+            return embeds
+        keep = embeds.new_empty(self.config.vocab_size).bernoulli_(1 - p) / (1 - p)
+        return embeds * keep[input_ids].unsqueeze(-1)
+
+    def _dropout(self, dropout, hidden):
+        """`dropout` on a (batch, seq, features) tensor or a PackedSequence; returns `hidden` itself when
+        inactive. With `locked_dropout`, each sequence keeps one mask for all its time steps."""
+        if not self.training or dropout.p == 0:
+            return hidden
+        packed = isinstance(hidden, PackedSequence)
+        values = hidden.data if packed else hidden
+        if not self.config.locked_dropout:
+            dropped = dropout(values)
+        elif not packed:
+            dropped = values * self._locked_mask(values.shape[0], values.shape[-1], dropout.p, values)
+        else:
+            # Packed data holds, at time step t, the first batch_sizes[t] sequences (in sorted order).
+            sizes = hidden.batch_sizes
+            rows = torch.arange(int(sizes[0]))
+            rows = rows.expand(len(sizes), -1)[rows.unsqueeze(0) < sizes.unsqueeze(1)].to(values.device)
+            dropped = values * self._locked_mask(int(sizes[0]), values.shape[-1], dropout.p, values)[rows]
+        return hidden._replace(data=dropped) if packed else dropped
+
+    @staticmethod
+    def _locked_mask(batch_size, features, p, like):
+        shape = (batch_size, features) if like.dim() == 2 else (batch_size, 1, features)
+        return like.new_empty(shape).bernoulli_(1 - p) / (1 - p)
+
+    def _run_layer(self, layer, hidden, state):
+        """One recurrent layer. With `weight_dropout` in training, its hidden-to-hidden matrices are
+        dropped (one mask for the whole sequence) and handed to the layer's own fused kernel."""
+        p = self.config.weight_dropout
+        if not self.training or p == 0:
+            return layer(hidden, state)
+        dropped = {
+            name: F.dropout(getattr(layer, name), p, training=True)
+            for name in layer._flat_weights_names
+            if name.startswith("weight_hh")
+        }
+        # nn.RNNBase keeps its flat weight list in step with its attributes, so the swapped-in tensors
+        # are what the kernel (_VF.lstm / cuDNN) receives, with gradients flowing back to the weights.
+        return torch.func.functional_call(layer, dropped, (hidden, state))
+
+
+def read_empty_texts_as_pad(input_ids, attention_mask, pad_token_id):
+    """A classifier reads an empty text (a row without a real token) as a single `[PAD]` token, so it gets
+    the model's answer to "nothing" and the rest of its batch is classified as usual."""
+    if input_ids is None or pad_token_id is None:
+        return input_ids, attention_mask
+    if input_ids.shape[1] == 0:
+        input_ids = input_ids.new_full((input_ids.shape[0], 1), pad_token_id)
+        return input_ids, None if attention_mask is None else attention_mask.new_ones(input_ids.shape)
+    if attention_mask is not None:
+        empty = ~attention_mask.bool().any(dim=1)
+        if bool(empty.any()):
+            attention_mask, input_ids = attention_mask.clone(), input_ids.clone()
+            attention_mask[empty, 0], input_ids[empty, 0] = 1, pad_token_id
+    return input_ids, attention_mask
+
+
+class SeqLSTMForSequenceClassification(SeqLSTMPreTrainedModel):
+    """Recurrent encoder, a pooling of its outputs, and a (optionally two-layer) classifier."""
+
+    def __init__(self, config: SeqLSTMConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = SeqLSTMModel(config)
+        width = config.hidden_size * (2 if config.bidirectional else 1)
+        pooled_size = 3 * width if config.pooling == "concat" else width
+        layers = [nn.Dropout(config.classifier_dropout)]
+        if config.classifier_hidden_size is not None:
+            layers += [
+                nn.Linear(pooled_size, config.classifier_hidden_size),
+                ACT2FN[config.classifier_activation],
+                nn.Dropout(config.classifier_dropout),
+            ]
+            pooled_size = config.classifier_hidden_size
+        layers.append(nn.Linear(pooled_size, config.num_labels))
+        self.classifier = nn.Sequential(*layers)
+        self.post_init()
+
+    def pool(self, outputs, attention_mask):
+        """Summarise the sequence as `config.pooling` says; padded positions never count."""
+        hidden = outputs.last_hidden_state
+        if attention_mask is None:
+            attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+        mask = attention_mask.unsqueeze(-1).bool()
+        h_n = outputs.final_state[0]
+        # The final state of the last layer: forward (and backward) direction.
+        last = torch.cat([h_n[-2], h_n[-1]], dim=-1) if self.config.bidirectional else h_n[-1]
+        if self.config.pooling == "last":
+            return last
+        max_pool = hidden.masked_fill(~mask, torch.finfo(hidden.dtype).min).amax(dim=1)
+        mean_pool = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+        if self.config.pooling == "max":
+            return max_pool
+        if self.config.pooling == "mean":
+            return mean_pool
+        return torch.cat([last, max_pool, mean_pool], dim=-1)
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        labels=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        input_ids, attention_mask = read_empty_texts_as_pad(input_ids, attention_mask, self.config.pad_token_id)
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.classifier(self.pool(outputs, attention_mask))
+        loss = None
+        if labels is not None:
+            if self.config.problem_type in (None, "single_label_classification") and labels.dtype in (
+                torch.long,
+                torch.int,
+            ):
+                if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_labels):
+                    raise ValueError(
+                        f"`labels` must be in [0, {self.num_labels}) (id2label={self.config.id2label}), "
+                        f"got min {int(labels.min())}, max {int(labels.max())}."
+                    )
+            loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config)
+        if not return_dict:
+            output = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
+            return ((loss,) + output) if loss is not None else output
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+def refuse_config_without_lm_head(config):
+    """A config saved from a classifier (or a backbone) has no trained LM head: building a causal LM from it
+    would generate noise from a random head, so say so instead."""
+    saved_as = config.architectures or []
+    if saved_as and not any(name.endswith("ForCausalLM") for name in saved_as):
+        is_classifier = any("Classification" in name for name in saved_as)
+        kind = "a text classifier" if is_classifier else "a model without an LM head"
+        raise ValueError(
+            f"This folder holds {', '.join(saved_as)} ({kind}), not a language model: it has no trained "
+            "language-model head, so generating from it would print noise. Load it with "
+            "AutoModelForSequenceClassification or AutoModel. To build a new, untrained language model from this "
+            "config on purpose, set `config.architectures = None` first."
+        )
+
+
+class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
+    """Unidirectional recurrent language model: next-token logits at every position.
+
+    `generate()` carries the recurrent state in transformers' own caches (`DynamicCache`, or `StaticCache`
+    with `cache_implementation="static"`; see `SeqLSTMConfig.layer_types`): the prompt is read once, then each
+    new token costs one recurrent step, which `torch.compile` can compile (transformers' compile path with a
+    static cache). All of transformers' decoding options work (greedy, sampling, `top_k`, `top_p`,
+    `repetition_penalty`, `num_return_sequences`, `eos_token_id`, streamers, beam search), and a generation
+    continues from a returned cache as with any transformers model: pass the whole sequence so far and the cache.
+
+    Sampling temperature: the book samples from `softmax(alpha * logits)` with a scale factor alpha;
+    transformers divides the logits by `temperature`, so the book's alpha equals `1 / temperature`
+    (alpha = 2 is `temperature=0.5`, sharper; alpha = 0.5 is `temperature=2.0`, more random).
+    """
+
+    _tied_weights_keys = {"lm_head.weight": "model.embeddings.weight"}
+    _is_stateful = True  # the state cannot be rewound, so transformers refuses assisted decoding
+
+    def __init__(self, config: SeqLSTMConfig):
+        refuse_config_without_lm_head(config)
+        if config.bidirectional:
+            raise ValueError("`bidirectional=True` is not valid for a causal LM: it would read the future.")
+        super().__init__(config)
+        self.model = SeqLSTMModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        bias = getattr(config, "lm_head_bias", None)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size,
+                                 bias=not config.tie_word_embeddings if bias is None else bool(bias))
+        self._cell = RNN_CELLS[config.rnn_type]
+        self.post_init()
+        if config.tie_word_embeddings:
+            # Stored once, as the embedding; the Trainer then re-ties the head when it reloads a checkpoint
+            # instead of warning that `lm_head.weight` is missing.
+            self._keys_to_ignore_on_save = ["lm_head.weight"]
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head = new_embeddings
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        initial_state=None,
+        cache=None,
+        use_cache=None,
+        labels=None,
+        output_hidden_states=None,
+        return_dict=None,
+        logits_to_keep=0,
+        past_key_values=None,
+        **kwargs,
+    ):
+        r"""
+        cache (`Cache`, *optional*): a transformers cache with the state left by an earlier call (`past_key_values`
+            is transformers' older name for it); the model continues from it and updates it in place. Takes the
+            place of `initial_state`.
+        attention_mask (*optional*): as in transformers, once the cache has read n tokens the mask covers the
+            cached and the new tokens (n + seq columns). A mask exactly as long as the input says that the input
+            is the whole sequence so far: only its tokens after the first n are read.
+        use_cache (`bool`, *optional*): return the state in a cache (a new `DynamicCache` when none is passed).
+            Defaults to `config.use_cache`, except in training.
+        logits_to_keep (`int`, *optional*): if > 0, compute logits for the last `logits_to_keep` positions
+            only (generation needs the last one).
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        cache = cache if cache is not None else past_key_values
+        if use_cache is None:
+            use_cache = self.config.use_cache and not self.training
+        if cache is None and use_cache:
+            cache = DynamicCache(config=self.config)
+        if cache is not None:
+            decoding = (
+                input_ids is not None
+                and input_ids.shape[1] == 1
+                and attention_mask is None
+                and initial_state is None
+                and labels is None
+                and not output_hidden_states
+                and not self.training
+            )
+            # Checked without reading the token count, which would cost a host sync in the decoding loop.
+            if decoding and len(cache.layers) and isinstance(cache.layers[0], LinearAttentionCacheLayerMixin):
+                if cache_is_filled(cache):
+                    return self._decode_step(input_ids, cache, return_dict)
+            prepare_recurrent_cache(cache, self.config)
+            read = tokens_read(cache)
+            if read:
+                if initial_state is not None:
+                    raise ValueError("Pass either a filled `cache` or `initial_state`, not both.")
+                input_ids, inputs_embeds, attention_mask = self._unread_inputs(
+                    read, input_ids, inputs_embeds, attention_mask
+                )
+                initial_state = cached_state(cache, self.config)
+
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            initial_state=initial_state,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        if cache is not None:
+            store_state(cache, outputs.final_state, outputs.last_hidden_state.shape[1])
+        hidden = outputs.last_hidden_state
+        if isinstance(logits_to_keep, int) and logits_to_keep > 0:
+            hidden = hidden[:, -logits_to_keep:]
+        elif isinstance(logits_to_keep, torch.Tensor):
+            hidden = hidden[:, logits_to_keep]
+        logits = self.lm_head(self.dropout(hidden))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+        if not return_dict:
+            output = (logits, outputs.final_state) + ((cache,) if cache is not None else ())
+            return ((loss,) + output) if loss is not None else output
+        return SeqLSTMCausalLMOutput(
+            loss=loss,
+            logits=logits,
+            final_state=outputs.final_state,
+            cache=cache,
+            hidden_states=outputs.hidden_states,
+        )
+
+    @staticmethod
+    def _unread_inputs(read, input_ids, inputs_embeds, attention_mask):
+        """The part of the input the cache has not read yet: all of it (new tokens), or, when the mask is as
+        long as the input (the whole sequence so far), what comes after the `read` tokens."""
+        seq_len = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        if attention_mask is None or attention_mask.shape[1] == read + seq_len:
+            return input_ids, inputs_embeds, None if attention_mask is None else attention_mask[:, read:]
+        if attention_mask.shape[1] != seq_len:
+            raise ValueError(
+                f"`attention_mask` has {attention_mask.shape[1]} columns; with a cache that has read {read} tokens "
+                f"it covers the cached and the new tokens ({read} + {seq_len}), or, when the input is the whole "
+                f"sequence so far, the input ({seq_len})."
+            )
+        if seq_len <= read:
+            raise ValueError(
+                f"The input ({seq_len} tokens, read as the whole sequence so far since the attention mask is as long "
+                f"as it) does not extend the {read} tokens the cache has already read. Pass the whole sequence "
+                "including the new tokens, or only the new tokens with a mask covering the cached ones too."
+            )
+        cut = slice(read, None)
+        return (
+            None if input_ids is None else input_ids[:, cut],
+            None if inputs_embeds is None else inputs_embeds[:, cut],
+            attention_mask[:, cut],
+        )
+
+    def _decode_step(self, input_ids, cache, return_dict):
+        """One token per row from the cached state: the hot loop of generate(), also what a compiled decode
+        step traces. No checks, packing or host syncs (the ids come from the model's own sampling); eval mode
+        only, so no dropout. The cache is updated in place, keeping its tensors' addresses."""
+        backbone = self.model
+        hidden = backbone.embeddings(input_ids[:, 0])
+        for layer, cache_layer in zip(backbone.layers, cache.layers):
+            slots = cache_layer.recurrent_states
+            state = (slots[0], slots[1]) if self.config.rnn_type == "lstm" else slots[0]
+            # _flat_weights is (w_ih, w_hh, b_ih, b_hh), the list nn.LSTM/GRU/RNN itself hands to its kernel.
+            new_state = self._cell(hidden, state, *layer._flat_weights)
+            new_state = new_state if isinstance(new_state, tuple) else (new_state,)
+            for slot, value in enumerate(new_state):
+                slots[slot].copy_(value)
+            hidden = new_state[0]
+        first = cache.layers[0]
+        first.recurrent_states[first.number_of_states - 1].add_(1)
+        logits = self.lm_head(hidden).unsqueeze(1)
+        final_state = cached_state(cache, self.config)
+        if not return_dict:
+            return (logits, final_state, cache)
+        if torch.compiler.is_compiling():
+            return SeqLSTMCausalLMOutput(logits=logits, final_state=final_state, cache=cache)
+        # Filled directly: the dataclass __init__ re-validates every field as it is set (~15 us, a
+        # sixth of a book-sized cell step), once per generated token.
+        output = SeqLSTMCausalLMOutput.__new__(SeqLSTMCausalLMOutput)
+        for name, value in (("logits", logits), ("final_state", final_state), ("cache", cache)):
+            OrderedDict.__setitem__(output, name, value)
+            object.__setattr__(output, name, value)
+        return output
+
+    # ---- generation hooks -------------------------------------------------------------------------
+
+    def get_compiled_call(self, compile_config):
+        """transformers' compiled forward (decoding with a static cache and a `compile_config`), traced with
+        dynamo's `allow_rnn`: dynamo refuses to touch an nn.LSTM/GRU/RNN module otherwise, although the decode
+        step only reads their weights and never runs them."""
+        compiled_call = super().get_compiled_call(compile_config)
+
+        def call(*args, **kwargs):
+            with torch._dynamo.config.patch(allow_rnn=True):
+                return compiled_call(*args, **kwargs)
+
+        return call
+
+    def generate(self, inputs=None, generation_config=None, **kwargs):
+        """transformers' `generate()`, except that an empty prompt (or an all-padding row of a batch)
+        starts from `bos_token_id` instead of failing, with a clear error when the model has none."""
+        key = "inputs" if inputs is not None else "input_ids"
+        input_ids = inputs if inputs is not None else kwargs.get("input_ids")
+        if isinstance(input_ids, torch.Tensor) and input_ids.dim() == 2 and kwargs.get("inputs_embeds") is None:
+            attention_mask = kwargs.get("attention_mask")
+            if input_ids.shape[1] == 0:
+                empty = torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            elif attention_mask is not None and attention_mask.shape == input_ids.shape:
+                empty = ~attention_mask.bool().any(dim=1)
+            else:
+                empty = None
+            if empty is not None and bool(empty.any()):
+                bos = kwargs.get("bos_token_id")
+                for config in (generation_config, self.generation_config, self.config):
+                    bos = bos if bos is not None else getattr(config, "bos_token_id", None)
+                if bos is None:
+                    raise ValueError(
+                        "The prompt is empty and the model has no `bos_token_id` to start from: "
+                        "give a non-empty prompt, or set `model.config.bos_token_id`."
+                    )
+                if input_ids.shape[1] == 0:
+                    input_ids = input_ids.new_full((input_ids.shape[0], 1), bos)
+                    attention_mask = torch.ones_like(input_ids)
+                else:  # put BOS in the last (padding) slot of the empty rows
+                    input_ids, attention_mask = input_ids.clone(), attention_mask.clone()
+                    input_ids[empty, -1] = bos
+                    attention_mask[empty, -1] = 1
+                if key == "inputs":
+                    inputs = input_ids
+                else:
+                    kwargs["input_ids"] = input_ids
+                kwargs["attention_mask"] = attention_mask
+        return super().generate(inputs, generation_config, **kwargs)
+
+    def prepare_inputs_for_generation(
+        self,
+        input_ids,
+        cache=None,
+        past_key_values=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        use_cache=None,
+        is_first_iteration=False,
+        **kwargs,
+    ):
+        cache = cache if cache is not None else past_key_values
+        if cache is not None and not is_first_iteration:
+            # The state summarises every earlier token: the newest token is all the model needs to read.
+            model_inputs = {"input_ids": input_ids[:, -1:], "cache": cache}
+            if kwargs.get("output_hidden_states"):
+                model_inputs["output_hidden_states"] = True
+            return model_inputs
+
+        # First step (the whole prompt, padding handled by the attention mask), or no cache at all.
+        if inputs_embeds is not None and is_first_iteration:
+            model_inputs = {"input_ids": None, "inputs_embeds": inputs_embeds}
+        else:
+            model_inputs = {"input_ids": input_ids}
+        if cache is not None and attention_mask is None:
+            # generate() drops a mask of all ones; as for transformers' own models, the input is then the whole
+            # sequence so far, and the forward reads only what a returned cache has not read yet.
+            first = input_ids if inputs_embeds is None or not is_first_iteration else inputs_embeds
+            attention_mask = torch.ones(first.shape[:2], dtype=torch.long, device=first.device)
+        model_inputs.update(attention_mask=attention_mask, cache=cache, use_cache=use_cache)
+        for key, value in kwargs.items():
+            if key not in ("labels", "next_sequence_length", "position_ids", "cache_position", "token_type_ids"):
+                model_inputs.setdefault(key, value)
+        return model_inputs
+
+    def _update_model_kwargs_for_generation(self, outputs, model_kwargs, is_encoder_decoder=False, num_new_tokens=1):
+        cache = outputs.get("cache") if isinstance(outputs, dict) else None
+        if cache is None:  # use_cache=False: the whole sequence is re-read each step, so the mask must grow
+            return super()._update_model_kwargs_for_generation(
+                outputs, model_kwargs, is_encoder_decoder=is_encoder_decoder, num_new_tokens=num_new_tokens
+            )
+        # The state already went through the prompt's padding; later steps read real tokens only,
+        # so the attention mask is not needed (nor grown) any more.
+        model_kwargs["cache"] = cache
+        model_kwargs["attention_mask"] = None
+        return model_kwargs
+
+
+__all__ = [
+    "SeqLSTMPreTrainedModel",
+    "SeqLSTMModel",
+    "SeqLSTMForSequenceClassification",
+    "SeqLSTMForCausalLM",
+    "SeqLSTMModelOutput",
+    "SeqLSTMCausalLMOutput",
+]

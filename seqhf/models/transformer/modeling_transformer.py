@@ -1,0 +1,557 @@
+"""Small Transformers (self-attention as in "Attention Is All You Need") as transformers models.
+
+This file imports only torch, transformers and its sibling configuration file, so a saved
+folder loads with `trust_remote_code=True` where seqhf is not installed.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.generation import MaxLengthCriteria
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPast,
+    CausalLMOutputWithPast,
+    SequenceClassifierOutput,
+)
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import logging
+
+from .configuration_transformer import SeqTransformerConfig
+
+logger = logging.get_logger(__name__)
+
+# transformers 5.24 calls the KV cache `cache` (in outputs and in generate's model kwargs); earlier 5.x
+# releases call it `past_key_values`. The forwards accept both; outputs use the installed name.
+CACHE_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+
+def sinusoids(num_positions, dim):
+    """The paper's table: PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(pos / 10000^(2i/d))."""
+    position = torch.arange(num_positions, dtype=torch.float32).unsqueeze(1)
+    inv_freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(num_positions, dim + dim % 2)
+    table[:, 0::2] = torch.sin(position * inv_freq)
+    table[:, 1::2] = torch.cos(position * inv_freq)
+    return table[:, :dim]
+
+
+class SinusoidalPositionEmbedding(nn.Module):
+    """Fixed sinusoidal position table, stored as a non-persistent buffer named like nn.Embedding's weight."""
+
+    def __init__(self, num_positions, dim):
+        super().__init__()
+        self.register_buffer("weight", sinusoids(num_positions, dim), persistent=False)
+
+
+def eager_attention_forward(
+    module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=False, **kwargs
+):
+    """softmax(QKᵀ/√d + mask)·V written out, so the attention weights can be returned.
+
+    Same contract as transformers' attention functions: (batch, heads, seq, head_dim) inputs, a boolean mask
+    (True = may attend), output (batch, seq, heads, head_dim) plus the weights (batch, heads, seq, kv_seq).
+    """
+    scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
+    scores = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    if is_causal and attention_mask is None:
+        q_len, kv_len = scores.shape[-2:]
+        attention_mask = torch.ones(q_len, kv_len, dtype=torch.bool, device=scores.device).tril(kv_len - q_len)
+    if attention_mask is not None:
+        scores = scores.masked_fill(~attention_mask, float("-inf"))
+    weights = scores.softmax(dim=-1)
+    output = torch.matmul(F.dropout(weights, p=dropout, training=module.training), value)
+    return output.transpose(1, 2).contiguous(), weights
+
+
+class SeqTransformerAttention(nn.Module):
+    """Multi-head self-attention with one fused projection for queries, keys and values."""
+
+    def __init__(self, config: SeqTransformerConfig, layer_idx: int):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        self.attention_dropout = config.attention_dropout
+        self.qkv_proj = nn.Linear(config.hidden_size, 3 * config.hidden_size)
+        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden_states, attention_mask=None, is_causal=False, cache=None, output_attentions=False):
+        batch_size, seq_len, width = hidden_states.shape
+        qkv = self.qkv_proj(hidden_states).view(batch_size, seq_len, 3, self.num_heads, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, seq, head_dim)
+        if cache is not None:
+            key, value = cache.update(key, value, self.layer_idx)
+        # SDPA (the default) does not return the weights, so a call that asks for them runs eagerly.
+        attention_interface = (
+            eager_attention_forward
+            if output_attentions
+            else ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
+        )
+        output, weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.attention_dropout if self.training else 0.0,
+            scaling=self.scaling,
+            is_causal=is_causal,
+        )
+        return self.out_proj(output.reshape(batch_size, seq_len, width)), weights
+
+
+class SeqTransformerMLP(nn.Module):
+    """Position-wise feed-forward network: Linear → activation → Linear."""
+
+    def __init__(self, config: SeqTransformerConfig):
+        super().__init__()
+        self.fc_in = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = ACT2FN[config.hidden_act]
+        self.fc_out = nn.Linear(config.intermediate_size, config.hidden_size)
+
+    def forward(self, hidden_states):
+        return self.fc_out(self.act(self.fc_in(hidden_states)))
+
+
+class SeqTransformerLayer(GradientCheckpointingLayer):
+    """Self-attention and feed-forward sub-layers, each with a residual connection and LayerNorm."""
+
+    def __init__(self, config: SeqTransformerConfig, layer_idx: int):
+        super().__init__()
+        self.pre_norm = config.pre_norm
+        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = SeqTransformerAttention(config, layer_idx)
+        self.mlp_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = SeqTransformerMLP(config)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, hidden_states, attention_mask=None, is_causal=False, cache=None, output_attentions=False):
+        attend = dict(
+            attention_mask=attention_mask, is_causal=is_causal, cache=cache, output_attentions=output_attentions
+        )
+        if self.pre_norm:
+            attention_output, weights = self.attention(self.attention_norm(hidden_states), **attend)
+            hidden_states = hidden_states + self.dropout(attention_output)
+            hidden_states = hidden_states + self.dropout(self.mlp(self.mlp_norm(hidden_states)))
+        else:
+            attention_output, weights = self.attention(hidden_states, **attend)
+            hidden_states = self.attention_norm(hidden_states + self.dropout(attention_output))
+            hidden_states = self.mlp_norm(hidden_states + self.dropout(self.mlp(hidden_states)))
+        return hidden_states, weights
+
+
+class SeqTransformerPreTrainedModel(PreTrainedModel):
+    config_class = SeqTransformerConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["SeqTransformerLayer"]
+    _supports_sdpa = True
+
+    def _init_weights(self, module):
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, SinusoidalPositionEmbedding):
+            # A non-persistent buffer is not in the checkpoint: rebuild it when loading on the meta device.
+            init.copy_(module.weight, sinusoids(*module.weight.shape))
+
+
+class SeqTransformerModel(SeqTransformerPreTrainedModel):
+    """Token + position embeddings followed by stacked Transformer layers.
+
+    Attention is causal when `causal=True` (the causal LM) or, by default, when `config.is_decoder`;
+    otherwise bidirectional. Padded positions (attention_mask 0) are never attended to and take
+    no position, so left and right padding give the same outputs at the real tokens.
+    """
+
+    def __init__(self, config: SeqTransformerConfig, causal: bool | None = None):
+        super().__init__(config)
+        self.is_causal = bool(config.is_decoder) if causal is None else causal
+        self.embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
+        if config.position_embedding_type == "learned":
+            self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        else:
+            self.position_embeddings = SinusoidalPositionEmbedding(config.max_position_embeddings, config.hidden_size)
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        self.layers = nn.ModuleList(SeqTransformerLayer(config, i) for i in range(config.num_hidden_layers))
+        # Pre-norm leaves the residual stream unnormalised, so it ends with a LayerNorm; post-norm already did.
+        self.final_norm = (
+            nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.pre_norm else nn.Identity()
+        )
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings = value
+
+    def _check_inputs(self, input_ids, attention_mask, inputs_embeds, position_ids, past_length):
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+        if input_ids is not None:
+            if input_ids.dim() != 2:
+                raise ValueError(f"`input_ids` must be (batch, seq), got shape {tuple(input_ids.shape)}.")
+            # On an accelerator the range check costs a host sync, which a training step should not pay.
+            if (input_ids.device.type == "cpu" or not self.training) and input_ids.numel():
+                low, high = int(input_ids.min()), int(input_ids.max())
+                if low < 0 or high >= self.config.vocab_size:
+                    raise ValueError(
+                        f"`input_ids` holds ids outside [0, {self.config.vocab_size}): min {low}, max {high}. "
+                        "Is the tokenizer the model's own?"
+                    )
+        batch_size, seq_len = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+        if seq_len == 0:
+            raise ValueError("The input sequence is empty (length 0).")
+        max_positions = self.config.max_position_embeddings
+        if past_length + seq_len > max_positions:
+            if past_length:
+                what = f" ({seq_len} new + {past_length} cached tokens)"
+                fix = f"Read at most the last {max_positions} tokens (generate() slides its window by itself)."
+            else:
+                what, fix = "", f"Truncate it: tokenizer(..., truncation=True, max_length={max_positions})."
+            raise ValueError(
+                f"Input length {past_length + seq_len}{what} exceeds max_position_embeddings={max_positions}. {fix}"
+            )
+        if attention_mask is not None:
+            expected = (batch_size, past_length + seq_len)
+            if tuple(attention_mask.shape) != expected:
+                raise ValueError(
+                    f"`attention_mask` shape {tuple(attention_mask.shape)} != {expected} (batch, cached + new tokens)."
+                )
+            if not bool(attention_mask.any(dim=1).all()):
+                raise ValueError("Some rows of `attention_mask` are all zeros: every sequence needs a real token.")
+        if position_ids is not None and position_ids.numel() and bool(
+            (position_ids.min() < 0) | (position_ids.max() >= max_positions)
+        ):
+            raise ValueError(
+                f"`position_ids` must be in [0, {max_positions}) (max_position_embeddings), "
+                f"got min {int(position_ids.min())}, max {int(position_ids.max())}."
+            )
+
+    def _attention_mask(self, attention_mask, seq_len, past_length, device, kv_len=None):
+        """The (mask, is_causal) pair for SDPA; mask is boolean, True = may attend, or None. `kv_len` is how
+        many keys the cache returns: more than past + new tokens for a static cache, whose unfilled slots
+        must stay hidden."""
+        filled = past_length + seq_len
+        kv_len = filled if kv_len is None else kv_len
+        if attention_mask is None:
+            if not self.is_causal or (seq_len == 1 and kv_len == filled):
+                return None, False
+            if past_length == 0 and kv_len == filled:
+                return None, True  # SDPA's own causal kernel, no mask materialised
+            return torch.ones(seq_len, kv_len, dtype=torch.bool, device=device).tril(past_length), False
+        mask = F.pad(attention_mask.bool(), (0, kv_len - filled))  # unfilled static slots: hidden
+        mask = mask[:, None, None, :]  # (batch, 1, 1, kv_len): padded keys are hidden
+        if not self.is_causal or seq_len == 1:
+            return mask, False  # broadcast over queries; every row has a real token to attend to
+        mask = mask & torch.ones(seq_len, kv_len, dtype=torch.bool, device=device).tril(past_length)
+        # A left-padding query may attend to nothing, which gives NaN (and NaN * 0 leaks through later
+        # layers); let it attend to everything instead. Its output is never used.
+        return mask | ~mask.any(dim=-1, keepdim=True), False
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        position_ids=None,
+        past_key_values=None,
+        inputs_embeds=None,
+        use_cache=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        cache=None,
+        **kwargs,
+    ):
+        cache = cache if cache is not None else past_key_values
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if use_cache is None:
+            use_cache = self.config.use_cache and self.is_causal and not self.training
+        if (use_cache or cache is not None) and not self.is_causal:
+            raise ValueError("A KV cache needs causal attention; this model attends in both directions.")
+        if cache is not None and not isinstance(cache, Cache):
+            raise ValueError(f"The KV cache must be a transformers `Cache` (e.g. DynamicCache), got {type(cache)}.")
+        if self.gradient_checkpointing and self.training and torch.is_grad_enabled() and use_cache:
+            logger.warning_once("Gradient checkpointing recomputes layers, so it cannot fill a KV cache: no cache.")
+            use_cache, cache = False, None
+        if use_cache and cache is None:
+            cache = DynamicCache()
+        past_length = cache.get_seq_length() if cache is not None else 0
+        self._check_inputs(input_ids, attention_mask, inputs_embeds, position_ids, past_length)
+
+        if inputs_embeds is None:
+            inputs_embeds = self.embeddings(input_ids)
+        seq_len = inputs_embeds.shape[1]
+        if attention_mask is not None and bool(attention_mask.all()):
+            attention_mask = None  # no padding: take the fast path
+        if position_ids is None and attention_mask is not None:
+            # Positions count real tokens only, so a left-padded row gets the positions it has alone.
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -seq_len:]
+        table = self.position_embeddings.weight
+        if position_ids is None:
+            hidden_states = inputs_embeds + table[past_length : past_length + seq_len]
+        else:
+            hidden_states = inputs_embeds + F.embedding(position_ids, table)
+        hidden_states = self.embedding_dropout(hidden_states)
+
+        # A StaticCache hands back all its slots, filled or not.
+        kv_len = max(cache.get_mask_sizes(seq_len, 0)[0], past_length + seq_len) if cache is not None else None
+        mask, is_causal = self._attention_mask(attention_mask, seq_len, past_length, hidden_states.device, kv_len)
+        all_hidden_states = () if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layers:
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            hidden_states, weights = layer(
+                hidden_states,
+                attention_mask=mask,
+                is_causal=is_causal,
+                cache=cache,
+                output_attentions=output_attentions,
+            )
+            if output_attentions:
+                all_attentions += (weights,)
+        hidden_states = self.final_norm(hidden_states)
+        if output_hidden_states:
+            all_hidden_states += (hidden_states,)
+
+        output = BaseModelOutputWithPast(
+            last_hidden_state=hidden_states,
+            hidden_states=all_hidden_states,
+            attentions=all_attentions,
+            **{CACHE_FIELD: cache if use_cache else None},
+        )
+        return output if return_dict else output.to_tuple()
+
+
+def read_empty_texts_as_pad(input_ids, attention_mask, pad_token_id):
+    """A classifier reads an empty text (a row without a real token) as a single `[PAD]` token, so it gets
+    the model's answer to "nothing" and the rest of its batch is classified as usual."""
+    if input_ids is None or pad_token_id is None:
+        return input_ids, attention_mask
+    if input_ids.shape[1] == 0:
+        input_ids = input_ids.new_full((input_ids.shape[0], 1), pad_token_id)
+        return input_ids, None if attention_mask is None else attention_mask.new_ones(input_ids.shape)
+    if attention_mask is not None:
+        empty = ~attention_mask.bool().any(dim=1)
+        if bool(empty.any()):
+            attention_mask, input_ids = attention_mask.clone(), input_ids.clone()
+            attention_mask[empty, 0], input_ids[empty, 0] = 1, pad_token_id
+    return input_ids, attention_mask
+
+
+class SeqTransformerForSequenceClassification(SeqTransformerPreTrainedModel):
+    """Bidirectional Transformer encoder, mean or [CLS] pooling, and a linear classifier."""
+
+    def __init__(self, config: SeqTransformerConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = SeqTransformerModel(config, causal=False)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def pool(self, hidden_states, attention_mask):
+        """Summarise each row as `config.pooling` says; padded positions never count."""
+        if attention_mask is None:
+            return hidden_states[:, 0] if self.config.pooling == "cls" else hidden_states.mean(dim=1)
+        if self.config.pooling == "cls":
+            first = attention_mask.long().argmax(dim=1)  # first real token, wherever the padding is
+            return hidden_states[torch.arange(hidden_states.shape[0], device=hidden_states.device), first]
+        mask = attention_mask.unsqueeze(-1).to(hidden_states.dtype)
+        return (hidden_states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ):
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        input_ids, attention_mask = read_empty_texts_as_pad(input_ids, attention_mask, self.config.pad_token_id)
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            use_cache=False,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.classifier(self.dropout(self.pool(outputs.last_hidden_state, attention_mask)))
+        loss = None
+        if labels is not None:
+            if self.config.problem_type in (None, "single_label_classification") and labels.dtype in (
+                torch.long,
+                torch.int,
+            ):
+                if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_labels):
+                    raise ValueError(
+                        f"`labels` must be in [0, {self.num_labels}) (id2label={self.config.id2label}), "
+                        f"got min {int(labels.min())}, max {int(labels.max())}."
+                    )
+            loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config)
+        output = SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return output if return_dict else output.to_tuple()
+
+
+def refuse_config_without_lm_head(config):
+    """A config saved from a classifier (or a backbone) has no trained LM head: building a causal LM from it
+    would generate noise from a random head, so say so instead."""
+    saved_as = config.architectures or []
+    if saved_as and not any(name.endswith("ForCausalLM") for name in saved_as):
+        is_classifier = any("Classification" in name for name in saved_as)
+        kind = "a text classifier" if is_classifier else "a model without an LM head"
+        raise ValueError(
+            f"This folder holds {', '.join(saved_as)} ({kind}), not a language model: it has no trained "
+            "language-model head, so generating from it would print noise. Load it with "
+            "AutoModelForSequenceClassification or AutoModel. To build a new, untrained language model from this "
+            "config on purpose, set `config.architectures = None` first."
+        )
+
+
+class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
+    """Causal (decoder-only) Transformer language model with a KV cache for generation."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.embeddings.weight"}
+
+    def __init__(self, config: SeqTransformerConfig):
+        refuse_config_without_lm_head(config)
+        super().__init__(config)
+        self.model = SeqTransformerModel(config, causal=True)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+        if config.tie_word_embeddings:
+            # Stored once, as the embedding; the Trainer then re-ties the head when it reloads a checkpoint
+            # instead of warning that `lm_head.weight` is missing.
+            self._keys_to_ignore_on_save = ["lm_head.weight"]
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head = new_embeddings
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        position_ids=None,
+        past_key_values=None,
+        inputs_embeds=None,
+        labels=None,
+        use_cache=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        logits_to_keep=0,
+        cache=None,
+        **kwargs,
+    ):
+        r"""
+        labels: next-token targets aligned with `input_ids` (shifted inside the loss); -100 is ignored.
+        logits_to_keep: compute logits only for the last `logits_to_keep` positions (0 = all); `generate` uses 1.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            cache=cache if cache is not None else past_key_values,
+        )
+        hidden_states = outputs.last_hidden_state
+        keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.lm_head(hidden_states[:, keep])
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+        output = CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            **{CACHE_FIELD: getattr(outputs, CACHE_FIELD)},
+        )
+        return output if return_dict else output.to_tuple()
+
+    def create_masks_for_generate(self, attention_mask=None, **kwargs):
+        """generate() builds a 4D mask for a static cache; this model builds its own from the 2D one."""
+        return attention_mask
+
+    def prepare_inputs_for_generation(self, input_ids, **kwargs):
+        """transformers' preparation, until the text outgrows the model's positions. From then on each new
+        token sees the last `max_position_embeddings` tokens, read afresh at positions 0.. (the cached keys
+        were computed at other positions), as a char model generates past its training window."""
+        window = self.config.max_position_embeddings
+        embeds_first = kwargs.get("inputs_embeds") is not None and kwargs.get("is_first_iteration")
+        if input_ids.shape[1] <= window or embeds_first:
+            return super().prepare_inputs_for_generation(input_ids, **kwargs)
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        if cache is not None:
+            cache.reset()
+            if cache.get_seq_length() or not isinstance(cache, DynamicCache):  # older reset(), or static slots
+                cache = DynamicCache(config=self.config)
+        attention_mask = kwargs.get("attention_mask")
+        model_inputs = {
+            "input_ids": input_ids[:, -window:].contiguous(),
+            "attention_mask": None if attention_mask is None else attention_mask[:, -window:],
+            "cache": cache,
+            "use_cache": kwargs.get("use_cache"),
+        }
+        for key in ("output_attentions", "output_hidden_states", "logits_to_keep"):
+            if key in kwargs:
+                model_inputs[key] = kwargs[key]
+        return model_inputs
+
+    def _get_stopping_criteria(self, *args, **kwargs):
+        criteria = super()._get_stopping_criteria(*args, **kwargs)
+        for criterion in criteria:
+            if isinstance(criterion, MaxLengthCriteria):
+                # It warns that generating past max_position_embeddings may fail; here the window slides.
+                criterion.max_position_embeddings = None
+        return criteria
+
+
+__all__ = [
+    "SeqTransformerPreTrainedModel",
+    "SeqTransformerModel",
+    "SeqTransformerForSequenceClassification",
+    "SeqTransformerForCausalLM",
+]

@@ -1,0 +1,253 @@
+"""Text classification through `transformers.Trainer`: length-bucketed batches, word vectors, evaluation.
+
+`train_classifier` loads a dataset, builds the word tokenizer on its training texts and the model of a
+preset (see `seqhf.training.presets`), trains, evaluates on the test split and leaves a folder that
+`pipeline("text-classification", ...)` loads."""
+
+import time
+from pathlib import Path
+
+import torch
+from transformers import DataCollatorWithPadding, EarlyStoppingCallback, set_seed
+
+from ..data import sources as seqdata
+from ..data.classification import ClassificationData
+from ..evaluation.baseline import tfidf_in_background, tfidf_logistic_regression
+from ..evaluation.metrics import (
+    classification_metrics,
+    compute_classification_metrics,
+    confusion_matrix,
+)
+from ..hub.plots import CONFUSION_NAME, plot_confusion_matrix
+from . import ulmfit as ulmfit
+from .classifier_inputs import (
+    build_tokenizer,
+    describe_inputs,
+    encode_splits,
+    label_config,
+    load_data,
+    load_extra_texts,
+    subsample,
+    tokenizer_length_limit,
+)
+from .classifier_trainer import ClassifierTrainer
+from .common import (
+    PhaseTimes,
+    RunClock,
+    SetupError,
+    TimeBudget,
+    build_model,
+    finish_run,
+    make_training_args,
+    resume_checkpoint,
+    run_record,
+)
+from .embeddings import (
+    cached_word_vectors,
+    load_embeddings,
+    word_vector_settings,
+    word_vector_texts,
+    word_vector_workers,
+)
+from .presets import get_preset, small_data_preset
+
+IMDB_LABELS = ("negative", "positive")
+
+
+WORD_VECTOR_CACHE = "_cache"  # under the output folder; "_" folders are not uploaded to the Hub
+
+
+def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=False, epochs=None,
+                     max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), baseline=True,
+                     init_from=None, cpu_budget_s=None, unlabelled_data=None, word_vector_train_repeats=1, **train_overrides) -> dict:
+    """Train a text classifier on `data` (a `ClassificationData`, or a dict of `load_classification_data`
+    arguments) and return the results written to eval_results.json. With `baseline`, the TF-IDF + logistic
+    regression baseline is fitted on the same training split and scored on the same final split beside it.
+    `init_from`: a word LM folder (scripts/train_lm.py) to fine-tune from, ULMFiT's way (`seqhf.training.ulmfit`).
+    `cpu_budget_s`: stop training once the process has spent that many CPU seconds, data and word vectors
+    included (`TimeBudget`); the best checkpoint on validation is kept as usual.
+    `unlabelled_data`: `load_unlabelled_texts` arguments (a list of sources, or a dict with `sources`,
+    `text_column`, `split`): text from other sources that word2vec also learns from, never labelled;
+    `word_vector_train_repeats`: how many times word2vec reads the training texts (`word_vector_texts`)."""
+    clock = RunClock()
+    check_options(epochs, word_vector_train_repeats, unlabelled_data, init_from)
+    preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("sentiment", model, quick)
+    set_seed(seed)
+    phases = PhaseTimes()
+    data, extra_texts = load_inputs(data, preset, seed, unlabelled_data, phases)
+    subsample(data, preset, seed)
+    preset, small_data = small_data_preset(preset_name, preset, len(data.splits["train"]), quick)
+    if init_from:
+        net, tokenizer = classifier_from_lm(init_from, preset, data, train_overrides)
+    else:
+        net, tokenizer = None, build_tokenizer(data, preset)
+    best_metric = "macro_f1" if data.multi_label else "accuracy"
+    args = make_training_args(output_dir, preset["train"], task="classification", max_grad_norm=max_grad_norm,
+                              seed=seed, epochs=epochs, max_steps=max_steps, quick=quick,
+                              **{"metric_for_best_model": best_metric, **train_overrides})
+    # Under accelerate launch the main process tokenizes with every core while the others wait, then they
+    # read its datasets cache, instead of each tokenizing everything on one core.
+    with args.main_process_first(desc="tokenizing"), phases("tokenizing"):
+        encoded = encode_splits(data, preset, tokenizer)
+    texts = word_vector_texts(data, preset, extra_texts, word_vector_train_repeats)
+    vector_settings = None
+    if texts:
+        vector_settings = dict(word_vector_settings(preset, texts), workers=word_vector_workers(args.world_size))
+    set_seed(seed)
+    if net is None:
+        net = new_classifier(preset, tokenizer, data)
+    optimizers, unfreezing, recipe = (None, None), None, None
+    if init_from:
+        optimizers, unfreezing, recipe = ulmfit_recipe(net, args, preset, len(encoded["train"]))
+    budget = TimeBudget(cpu_budget_s, cpu=True) if cpu_budget_s else None
+    callbacks = [*callbacks, *(callback for callback in (unfreezing, budget) if callback)]
+    checkpoint = resume_checkpoint(output_dir, resume, clock)
+    background_baseline = None
+    if texts and checkpoint is None:
+        if baseline and args.process_index == 0:
+            background_baseline = tfidf_in_background(data)  # in a child process, beside word2vec
+        # The main process learns the vectors first; the others (same key) read its cache.
+        with args.main_process_first(desc="word vectors"), phases("word vectors"):
+            vectors, found = cached_word_vectors(Path(output_dir) / WORD_VECTOR_CACHE, tokenizer, texts,
+                                                 net.config.embedding_size, seed=seed, **vector_settings)
+        load_embeddings(net, vectors, found)
+    trainer = ClassifierTrainer(
+        model=net,
+        args=args,
+        train_dataset=encoded["train"].remove_columns("length"),
+        eval_dataset=encoded["validation"].remove_columns("length"),
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_classification_metrics,
+        callbacks=[*early_stopping(args, preset), clock, *callbacks],
+        lengths=encoded["train"]["length"],
+        split_by_length=preset["arch"] == "lstm" and not torch.cuda.is_available(),
+        trim_mode=preset["truncation"],
+        optimizers=optimizers,
+        adversarial_epsilon=preset["train"].get("adversarial_epsilon", 0.0),
+    )
+    with phases("training (with validation)"):
+        trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.remove_callback(EarlyStoppingCallback)  # the final evaluations are not for early stopping
+    final = data.final_split
+    with phases(f"{final} evaluation"):
+        prediction = trainer.predict(encoded[final].remove_columns("length"), metric_key_prefix=final)
+    results = dict(
+        run_record("classification", preset_name, preset, quick, net, data.description["source"], seed,
+                   max_grad_norm, trainer),
+        **describe_inputs(data, preset, tokenizer, encoded),
+        word_vectors=(dict(vector_settings, texts=len(texts), train_repeats=word_vector_train_repeats) if texts else None),
+        small_data_overrides=small_data,
+        adversarial_epsilon=trainer.adversarial_epsilon or None,
+        best_validation_metric=best_metric, best_validation_value=trainer.state.best_metric,
+        **kept_model(trainer, best_metric),
+    )
+    results.update(final_figures(prediction, data, len(encoded[final])))  # may restate validation_examples
+    if budget:
+        results.update(cpu_budget_s=cpu_budget_s, stopped_by_cpu_budget=bool(budget.stopped_at_step),
+                       train_steps=trainer.state.global_step, train_cpu_s=round(time.process_time(), 1))
+    if init_from:
+        results.update(init_from=ulmfit.lm_summary(init_from),
+                       ulmfit=dict(recipe, trainable_groups_per_epoch=unfreezing and unfreezing.trainable_per_epoch))
+    if trainer.is_world_process_zero():
+        plot_confusion_matrix(confusion_matrix(prediction.predictions, prediction.label_ids), data.label_names,
+                              Path(output_dir) / CONFUSION_NAME, title=f"{final} split")
+        if baseline:
+            results["baseline"] = collect_baseline(background_baseline, data, phases)
+        results["phase_wall_time_s"] = phases.seconds
+    return finish_run(trainer, output_dir, results, clock)
+
+
+def early_stopping(args, preset: dict) -> list:
+    """The preset's early stopping, where the best checkpoint is kept (a run that keeps its final model
+    runs its whole schedule)."""
+    return [EarlyStoppingCallback(preset["train"]["patience"])] if args.load_best_model_at_end else []
+
+
+def kept_model(trainer, metric: str) -> dict:
+    """Which model the run saved, the best validation epoch's or the final one, and its validation figure."""
+    if trainer.args.load_best_model_at_end:
+        return dict(kept_model="best validation epoch", kept_validation_value=trainer.state.best_metric)
+    last = [h[f"eval_{metric}"] for h in trainer.state.log_history if f"eval_{metric}" in h]
+    return dict(kept_model="final epoch", kept_validation_value=last[-1] if last else None)
+
+
+def check_options(epochs, word_vector_train_repeats: int, unlabelled_data, init_from) -> None:
+    """`train_classifier`'s options that cannot work, as SetupError, before anything is loaded."""
+    if epochs is not None and epochs <= 0:
+        raise SetupError(f"--epochs must be positive, got {epochs}.")
+    if word_vector_train_repeats < 1:
+        raise SetupError(f"--word-vector-train-repeats must be at least 1, got {word_vector_train_repeats}.")
+    if unlabelled_data and init_from:
+        raise SetupError("--unlabelled-data feeds the word vectors, which --init-from replaces: pass one of them.")
+
+
+def load_inputs(data, preset: dict, seed: int, unlabelled_data, phases: PhaseTimes) -> tuple[ClassificationData, list]:
+    """The labelled splits (`data` itself when already loaded) and the `--unlabelled-data` texts."""
+    if not isinstance(data, ClassificationData):
+        with phases("data"):
+            data = load_data(data, preset, seed)
+    extra_texts = []
+    if unlabelled_data:
+        with phases("extra unlabelled text"):
+            extra_texts = load_extra_texts(unlabelled_data, data, preset)
+    return data, extra_texts
+
+
+def new_classifier(preset: dict, tokenizer, data: ClassificationData):
+    """The preset's classifier, untrained, sized to the tokenizer and the classes."""
+    return build_model("classification", preset, tokenizer, **label_config(data))
+
+
+def classifier_from_lm(init_from, preset: dict, data: ClassificationData, train_overrides: dict):
+    """Fine-tuning from a pretrained word LM (`seqhf.training.ulmfit`): its backbone under a new head, and its tokenizer.
+    The preset then learns no word vectors (the LM's embeddings are the start)."""
+    labels = label_config(data)
+    net, tokenizer = ulmfit.classifier_from_lm(init_from, preset["model"], labels["id2label"])
+    net.config.problem_type = labels["problem_type"]
+    tokenizer.model_max_length = tokenizer_length_limit(preset)
+    preset["word_vectors"] = None
+    train_overrides.setdefault("ddp_find_unused_parameters", True)  # frozen groups get no gradient
+    return net, tokenizer
+
+
+def ulmfit_recipe(net, args, preset: dict, train_texts: int):
+    """ULMFiT's optimisation: discriminative rates and a slanted triangular schedule (the optimizer and
+    scheduler), and gradual unfreezing (a callback, or None). Returns them with the recipe's settings."""
+    recipe = {**ulmfit.ULMFIT_DEFAULTS, **preset["train"].get("ulmfit", {})}
+    optimizers = ulmfit.ulmfit_optimizers(net, args, train_texts,
+                                          **{k: v for k, v in recipe.items() if k != "gradual_unfreezing"})
+    unfreezing = ulmfit.GradualUnfreezing(ulmfit.layer_groups(net)) if recipe["gradual_unfreezing"] else None
+    return optimizers, unfreezing, recipe
+
+
+def final_figures(prediction, data: ClassificationData, examples: int) -> dict:
+    """The final split's figures (`test_accuracy`, ..., `test_loss`, `test_examples`)."""
+    final = data.final_split
+    figures = classification_metrics(prediction.predictions, prediction.label_ids, data.label_names, per_class=True)
+    return dict(evaluated_on=final, **{f"{final}_{k}": v for k, v in figures.items()},
+                **{f"{final}_loss": prediction.metrics.get(f"{final}_loss"), f"{final}_examples": examples})
+
+
+def collect_baseline(background_baseline, data: ClassificationData, phases: PhaseTimes) -> dict:
+    """The TF-IDF baseline's figures: from the child process fitting it, or fitted here."""
+    if background_baseline is not None:
+        with phases("baseline (waiting for the background fit)"):
+            return background_baseline.result()
+    print("Fitting the TF-IDF + logistic-regression baseline on the same splits ...")
+    with phases("baseline"):
+        return tfidf_logistic_regression(data)
+
+
+def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/sentiment", **kwargs) -> dict:
+    """The chapter's project: IMDb sentiment, labelled `negative` / `positive`."""
+    data = dict(source=str(dataset), label_names=list(IMDB_LABELS))
+    return train_classifier(data, model, output_dir, **kwargs)
+
+
+def classify(folder, texts, **pipeline_kwargs) -> list:
+    """Classify `texts` with the sentiment model saved in `folder`, through `pipeline`."""
+    from transformers import pipeline
+
+    classifier = pipeline("text-classification", model=str(folder), **pipeline_kwargs)
+    return classifier(list(texts), truncation=True)

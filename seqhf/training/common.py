@@ -1,0 +1,264 @@
+"""The pieces both training tasks share: `TrainingArguments` from a preset, the run record, resuming,
+and the output folder (model, tokenizer, eval_results.json, card).
+
+The tasks live beside this module: `seqhf.training.classifier` (text classification on any dataset) and
+`seqhf.training.charlm` (character language models on any text). Both run unchanged under `accelerate launch`.
+"""
+
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.integrations import is_tensorboard_available
+from transformers.trainer_utils import get_last_checkpoint
+
+from ..hub.cards import write_model_card
+from ..models.lstm.configuration_lstm import SeqLSTMConfig
+from ..models.lstm.modeling_lstm import (
+    SeqLSTMForCausalLM,
+    SeqLSTMForSequenceClassification,
+)
+from ..models.transformer.configuration_transformer import SeqTransformerConfig
+from ..models.transformer.modeling_transformer import (
+    SeqTransformerForCausalLM,
+    SeqTransformerForSequenceClassification,
+)
+from ..utils.runtime import hardware_string, is_main_process, use_bf16
+
+EVAL_RESULTS = "eval_results.json"
+WALL_TIME_FILE = "wall_time.json"  # in each checkpoint: the seconds the run had taken when it was saved
+RANK_LOG_ENV = "SEQHF_RANK_LOG"  # a folder: each rank writes what it trained on (used by the multi-process test)
+
+
+class SetupError(ValueError):
+    """Bad input found before training starts (missing data, empty split, bad labels, bad --seq-len)."""
+
+
+# ---------------------------------------------------------------- environment
+
+
+
+
+
+
+def make_training_args(output_dir, train: dict, *, task, max_grad_norm=1.0, seed=42, epochs=None, max_steps=-1,
+                       quick=False, **overrides) -> TrainingArguments:
+    """TrainingArguments from a preset's `train` recipe."""
+    if max_grad_norm is None or max_grad_norm < 0:
+        raise SetupError(f"--max-grad-norm must be >= 0 (0 disables clipping), got {max_grad_norm}.")
+    classification = task == "classification"
+    kwargs = dict(
+        output_dir=str(output_dir),
+        num_train_epochs=epochs if epochs is not None else train["epochs"],
+        max_steps=max_steps,
+        per_device_train_batch_size=train["batch_size"],
+        per_device_eval_batch_size=2 * train["batch_size"],
+        learning_rate=train["learning_rate"],
+        weight_decay=train.get("weight_decay", 0.0),
+        warmup_steps=train.get("warmup", 0.0),  # a float < 1 is a fraction of all steps
+        lr_scheduler_type=train.get("scheduler", "cosine"),
+        max_grad_norm=max_grad_norm,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=train.get("load_best_model_at_end", True),
+        metric_for_best_model="accuracy" if classification else "loss",
+        greater_is_better=classification,
+        logging_strategy="steps",
+        logging_steps=10 if quick else 50,
+        logging_first_step=True,
+        report_to=["tensorboard"] if is_tensorboard_available() else "none",
+        seed=seed,
+        data_seed=seed,
+        bf16=use_bf16(),
+        tf32=torch.cuda.is_available() or None,
+        remove_unused_columns=classification,
+        prediction_loss_only=not classification,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        disable_tqdm=not sys.stderr.isatty(),  # in a log file, one line per logged step instead of redraws
+        ddp_find_unused_parameters=False,  # every parameter is used; True costs a graph walk and warns
+        # Several processes on a machine without GPUs (`accelerate launch --multi_gpu` there): Trainer only
+        # sets up gloo DDP when told to use the CPU.
+        use_cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
+    )
+    if classification:
+        # The preset's batch is the batch of one optimizer step whatever the number of processes (each takes its
+        # share of it), so a recipe gives the same figures on one core or several. Each shared batch is of
+        # reviews of one length (`LengthBucketSampler`), so no process waits for another's longer reviews.
+        kwargs["accelerator_config"] = {"split_batches": True}
+    kwargs.update(overrides)
+    return TrainingArguments(**kwargs)
+
+
+def run_record(task, preset_name, preset, quick, net, data, seed, max_grad_norm, trainer) -> dict:
+    """The keys every eval_results.json starts with: what ran, on what, with which training arguments."""
+    return dict(
+        task=task, preset=preset_name, quick=bool(quick), model_type=net.config.model_type,
+        num_parameters=net.num_parameters(), dataset=str(data), seed=seed, max_grad_norm=max_grad_norm,
+        epochs=trainer.state.epoch, train_args=train_args_summary(trainer.args, preset["train"]["patience"]),
+    )
+
+
+def train_args_summary(args: TrainingArguments, early_stopping_patience=None) -> dict:
+    return {
+        "learning_rate": args.learning_rate,
+        "per_device_train_batch_size": args.per_device_train_batch_size,
+        "per_device_eval_batch_size": args.per_device_eval_batch_size,
+        "world_size": args.world_size,
+        "split_batches": bool(args.accelerator_config.split_batches),  # each process takes a share of the batch
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "warmup_steps": args.warmup_steps,
+        "weight_decay": args.weight_decay,
+        "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
+        "optim": str(getattr(args.optim, "value", args.optim)),
+        "num_train_epochs": args.num_train_epochs,
+        "max_steps": args.max_steps,
+        "bf16": args.bf16,
+        "load_best_model_at_end": args.load_best_model_at_end,
+        # without the best checkpoint to go back to, no run stops early (`classification.early_stopping`)
+        "early_stopping_patience": early_stopping_patience if args.load_best_model_at_end else None,
+    }
+
+
+# ---------------------------------------------------------------- trainers
+
+
+class RankLog:
+    """When $SEQHF_RANK_LOG names a folder, each process records the first rows it trained on and the number
+    of rows of each of its batches."""
+
+    def __init__(self):
+        self.folder = os.environ.get(RANK_LOG_ENV)
+        self.rows, self.batch_rows = [], []
+
+    def record(self, input_ids):
+        if self.folder:
+            self.batch_rows.append(len(input_ids))
+        if self.folder and len(self.rows) < 64:
+            self.rows.extend(input_ids[:, :16].tolist())
+
+    def write(self, args: TrainingArguments, wrote_output: bool):
+        if not self.folder:
+            return
+        Path(self.folder).mkdir(parents=True, exist_ok=True)
+        record = dict(rank=args.process_index, world_size=args.world_size, rows=self.rows,
+                      batch_rows=self.batch_rows, wrote_output=wrote_output)
+        with open(Path(self.folder) / f"rank{args.process_index}.json", "w") as f:
+            json.dump(record, f)
+
+
+# ---------------------------------------------------------------- model and output folder
+
+
+def build_model(task: str, preset: dict, tokenizer, **config_kwargs):
+    """The preset's model, sized to the tokenizer's vocabulary."""
+    ids = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+    if task == "charlm":
+        ids["bos_token_id"] = tokenizer.bos_token_id
+        ids["is_decoder"] = True
+    if preset["arch"] == "lstm":
+        config = SeqLSTMConfig(**preset["model"], **ids, **config_kwargs)
+        model_class = SeqLSTMForCausalLM if task == "charlm" else SeqLSTMForSequenceClassification
+    else:
+        config = SeqTransformerConfig(**preset["model"], **ids, **config_kwargs)
+        model_class = SeqTransformerForCausalLM if task == "charlm" else SeqTransformerForSequenceClassification
+    return model_class(config)
+
+
+def resume_checkpoint(output_dir, resume: bool, clock: "RunClock | None" = None):
+    """The last checkpoint in `output_dir` when resuming (None otherwise); `clock` goes on from its time."""
+    if not resume:
+        return None
+    last = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+    if last is None:
+        print(f"--resume: no checkpoint in {output_dir}, starting from scratch.")
+    if clock is not None:
+        clock.resume_from(last)
+    return last
+
+
+class RunClock(TrainerCallback):
+    """The run's wall time over all its sessions: each checkpoint stores the time taken so far, and a run
+    resumed from it starts counting from there (the time of a killed session after its last checkpoint
+    produced nothing that was kept, so it is not counted)."""
+
+    def __init__(self):
+        self.start, self.before = time.time(), 0.0
+
+    def resume_from(self, checkpoint) -> None:
+        path = Path(checkpoint) / WALL_TIME_FILE if checkpoint else None
+        self.before = json.loads(path.read_text())["seconds"] if path and path.is_file() else 0.0
+
+    def elapsed(self) -> float:
+        return self.before + time.time() - self.start
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            path = Path(args.output_dir) / f"checkpoint-{state.global_step}" / WALL_TIME_FILE
+            path.write_text(json.dumps({"seconds": round(self.elapsed(), 1)}))
+
+
+def finish_run(trainer: Trainer, output_dir, results: dict, clock: RunClock) -> dict:
+    """Save the model, tokenizer, trainer state and eval_results.json (main process only), then the card."""
+    results["wall_time_s"] = round(clock.elapsed(), 1)
+    results["hardware"] = hardware_string()
+    trainer.save_model(str(output_dir))  # model.safetensors, config (auto_map), code files, tokenizer
+    trainer.save_state()
+    main = trainer.is_world_process_zero()
+    if main:
+        with open(Path(output_dir) / EVAL_RESULTS, "w") as f:
+            json.dump(results, f, indent=2)
+        try:
+            write_model_card(output_dir)
+        except Exception as err:  # the card is a courtesy: never lose a finished run over it
+            print(f"Model card not written: {err}")
+    trainer.rank_log.write(trainer.args, wrote_output=main)
+    trainer.accelerator.wait_for_everyone()
+    return results
+
+
+class TimeBudget(TrainerCallback):
+    """Stops training once `seconds` have passed since it began (the epoch in progress is evaluated as usual),
+    so a run fits a fixed slot such as a device session. The schedule was planned for the full run.
+
+    With `cpu=True` the budget counts the process's CPU seconds since it started (`time.process_time()`: loading
+    and tokenizing the data and learning word vectors count as well as training), so runs on a machine shared
+    with other jobs get equal work; with one thread on an otherwise idle core, CPU time equals wall time."""
+
+    def __init__(self, seconds: float, cpu: bool = False):
+        if seconds <= 0:
+            raise SetupError(f"A time budget must be positive, got {seconds} s.")
+        self.seconds, self.cpu, self.start, self.stopped_at_step = seconds, cpu, None, None
+
+    def _clock(self) -> float:
+        return time.process_time() if self.cpu else time.time()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = 0.0 if self.cpu else time.time()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._clock() - self.start > self.seconds and not control.should_training_stop:
+            control.should_training_stop = True
+            self.stopped_at_step = state.global_step
+
+
+class PhaseTimes:
+    """Wall seconds of a run's long steps, printed as each ends with its CPU seconds (CPU seconds ≈ wall
+    seconds on an idle machine with one thread, so a loaded machine's log still shows the work)."""
+
+    def __init__(self):
+        self.seconds = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        wall, cpu = time.time(), time.process_time()
+        yield
+        self.seconds[name] = round(time.time() - wall, 1)
+        if is_main_process():  # under accelerate launch, the main process speaks for all
+            print(f"[{name}] {self.seconds[name]:.0f} s ({time.process_time() - cpu:.0f} s CPU)", flush=True)

@@ -1,0 +1,225 @@
+"""Word-level LSTM language models on review text through `transformers.Trainer` (the pretraining half of
+ULMFiT; `seqhf.training.ulmfit` is the fine-tuning half).
+
+`train_wordlm` reads IMDb's labelled training reviews (validation carved out as the classifier carves it)
+and its unlabelled reviews, never validation or test, builds the word tokenizer on them, joins the reviews
+into one stream (`[EOS]` between reviews) and trains a `SeqLSTMForCausalLM` on windows of it. Perplexity is
+measured with the full softmax on held-out reviews (the carved validation reviews).
+
+The output softmax over a 20-30k vocabulary costs more than the LSTM itself on a CPU. `softmax="sampled"`
+trains against the target word plus `sampled_words` words drawn from the unigram distribution (shared by
+the batch, their logits corrected by -log(k q), Bengio & Senecal 2008); the model and its evaluation keep the full
+softmax, so the saved folder is an ordinary causal LM.
+"""
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from transformers import EarlyStoppingCallback, Trainer, default_data_collator, set_seed
+
+from ..data import char_text, sources
+from ..data.tokenization import EOS, build_word_tokenizer
+from ..models.lstm.configuration_lstm import SeqLSTMConfig
+from ..models.lstm.modeling_lstm import SeqLSTMForCausalLM
+from .common import (
+    RankLog,
+    RunClock,
+    SetupError,
+    TimeBudget,
+    finish_run,
+    make_training_args,
+    resume_checkpoint,
+    run_record,
+)
+from .presets import get_preset
+
+SOFTMAXES = ("full", "sampled")
+
+
+def sampled_softmax_loss(hidden, targets, weight, bias, log_proposal, num_samples: int):
+    """Mean cross-entropy of each target against `num_samples` words drawn (with replacement, shared by
+    all rows) from the proposal q, each sampled logit corrected by -log(num_samples * q(word)).
+
+    With the correction, the sampled words' exp-logits sum to an importance-sampling estimate of the
+    softmax's normaliser, so the loss estimates the full cross-entropy (and its gradient the full one's).
+    hidden (N, H), targets (N,), weight (V, H), bias (V,) or None, log_proposal (V,) log-probabilities.
+    A sampled word equal to a row's target is masked out of that row.
+    """
+    samples = torch.multinomial(log_proposal.exp(), num_samples, replacement=True)
+    correction = log_proposal + math.log(num_samples)
+    true_logits = (hidden * weight[targets]).sum(-1)
+    sampled_logits = hidden @ weight[samples].T - correction[samples]
+    if bias is not None:
+        true_logits = true_logits + bias[targets]
+        sampled_logits = sampled_logits + bias[samples]
+    sampled_logits = sampled_logits.masked_fill(samples.unsqueeze(0) == targets.unsqueeze(1), float("-inf"))
+    logits = torch.cat([true_logits.unsqueeze(1), sampled_logits], dim=1).float()
+    return F.cross_entropy(logits, torch.zeros_like(targets))
+
+
+def unigram_log_proposal(ids: torch.Tensor, vocab_size: int, power: float = 0.75) -> torch.Tensor:
+    """log q for sampled softmax: training-word frequencies to the power 0.75 (every word at least once);
+    with `power=1`, the add-one unigram distribution."""
+    counts = torch.bincount(ids, minlength=vocab_size).double() + 1.0
+    q = counts.pow(power)
+    return (q / q.sum()).log().float()
+
+
+def start_at_unigram(model, train_ids: torch.Tensor) -> None:
+    """Start the LM head's bias at the training words' log frequencies, so the model predicts the unigram
+    distribution from step 0 and its state is free to learn the context.
+
+    Started at zero, the first steps put the unigram frequencies where they can: into the top layer's state,
+    which Adam drives to a constant, saturated vector within tens of steps (|c| about 50, the same h for every
+    input). Its gradients vanish there, the LM stays at unigram perplexity, and a classifier fine-tuned from it
+    sees the same features for every review (50 % on IMDb). Measured with a plain PyTorch LSTM LM too.
+    """
+    head = model.get_output_embeddings()
+    if head.bias is None:
+        raise SetupError("The word LM needs a bias in its output layer (config.lm_head_bias=True).")
+    with torch.no_grad():
+        head.bias.copy_(unigram_log_proposal(train_ids, head.bias.numel(), power=1.0))
+
+
+class WordLMTrainer(Trainer):
+    """Trainer for the word LM: full or sampled softmax in training, full softmax in evaluation."""
+
+    def __init__(self, *args, softmax="full", sampled_words=1024, log_proposal=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.softmax, self.sampled_words, self.log_proposal = softmax, sampled_words, log_proposal
+        self.model_accepts_loss_kwargs = False
+        self.rank_log = RankLog()
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        input_ids, targets = inputs["input_ids"], inputs["shift_labels"]
+        if model.training:
+            self.rank_log.record(input_ids)
+        if model.training and self.softmax == "sampled":
+            # The head is bypassed, so this runs on the unwrapped model (one process; checked at setup).
+            net = self.accelerator.unwrap_model(model)
+            hidden = net.dropout(net.model(input_ids=input_ids).last_hidden_state)
+            head = net.get_output_embeddings()
+            log_q = self.log_proposal.to(hidden.device)
+            loss = sampled_softmax_loss(hidden.flatten(0, 1), targets.flatten(), head.weight, head.bias, log_q,
+                                        self.sampled_words)
+        else:
+            logits = model(input_ids=input_ids).logits
+            loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+        return (loss, {"loss": loss}) if return_outputs else loss
+
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                        metric_key_prefix="eval"):
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        loss = output.metrics.get(f"{metric_key_prefix}_loss")
+        if loss is not None:
+            output.metrics[f"{metric_key_prefix}_perplexity"] = math.exp(min(loss, 50.0))
+        return output
+
+
+def lm_texts(dataset, preset: dict, seed: int = 42):
+    """(training texts, held-out texts): IMDb's carved training reviews and unlabelled reviews, and the
+    carved validation reviews. `train_reviews` / `unlabelled_reviews` / `validation_reviews` cap each part
+    (a sample with seed 42, the one the classifier presets' `unlabelled_size` draws for word2vec)."""
+    try:
+        raw = sources.load_imdb(str(dataset), validation_size=preset.get("validation_size", 0.1), seed=seed)
+    except (FileNotFoundError, ValueError) as err:
+        raise SetupError(str(err)) from err
+
+    def sample(split, cap):
+        part = raw.get(split)
+        if part is None:
+            return []
+        if cap is not None and cap < len(part):
+            part = part.shuffle(seed=42).select(range(cap))  # the sample word_vector_texts draws
+        return list(part["text"])
+
+    train = sample("train", preset.get("train_reviews")) + sample("unsupervised", preset.get("unlabelled_reviews"))
+    heldout = sample("validation", preset.get("validation_reviews"))
+    if not train:
+        raise SetupError(f"No training text in {dataset!r}: its train and unsupervised splits are empty or capped to 0.")
+    if len(heldout) < 2:
+        raise SetupError(f"The LM needs at least 2 held-out (validation) reviews, got {len(heldout)}.")
+    return train, heldout
+
+
+def encode_stream(tokenizer, texts) -> torch.Tensor:
+    """All reviews as one id stream, `[EOS]` after each."""
+    eos = tokenizer.eos_token_id
+    rows = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    return torch.tensor([i for row in rows for i in row + [eos]], dtype=torch.long)
+
+
+def build_lm_tokenizer(texts, preset: dict):
+    tokenizer = build_word_tokenizer(texts, vocab_size=preset["vocab_size"] - 1, model_max_length=1_000_000)
+    tokenizer.add_special_tokens({"eos_token": EOS})  # the review separator of the stream, the last id
+    return tokenizer
+
+
+def train_wordlm(model="lstm", dataset=sources.LOCAL_IMDB, output_dir="runs/wordlm", *, quick=False, softmax=None,
+                 seq_len=None, epochs=None, max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(),
+                 time_budget_s=None, cpu_budget_s=None, **train_overrides) -> dict:
+    """Train a word-level LSTM LM on IMDb's training + unlabelled reviews and return its results.
+    `time_budget_s` stops training after that many seconds of training (the planned schedule is cut short);
+    `cpu_budget_s` once the process has spent that many CPU seconds, its setup included (`TimeBudget`)."""
+    clock = RunClock()
+    preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("wordlm", model, quick)
+    softmax = softmax or preset.get("softmax", "full")
+    seq_len = seq_len or preset["seq_len"]
+    if softmax not in SOFTMAXES:
+        raise SetupError(f"--softmax must be one of {SOFTMAXES}, got {softmax!r}.")
+    if seq_len <= 0:
+        raise SetupError(f"--seq-len must be positive, got {seq_len}.")
+    if epochs is not None and epochs <= 0:
+        raise SetupError(f"--epochs must be positive, got {epochs}.")
+    train_texts, heldout_texts = lm_texts(dataset, preset, seed)
+    tokenizer = build_lm_tokenizer(train_texts, preset)
+    train_ids = encode_stream(tokenizer, train_texts)
+    half = len(heldout_texts) // 2  # first half: validation (early stopping), second half: the reported figure
+    valid_ids, heldout_ids = encode_stream(tokenizer, heldout_texts[:half]), encode_stream(tokenizer, heldout_texts[half:])
+    for name, ids in (("training", train_ids), ("validation", valid_ids), ("held-out", heldout_ids)):
+        if len(ids) < seq_len + 1:
+            raise SetupError(f"The {name} text ({len(ids)} tokens) is shorter than --seq-len + 1 = {seq_len + 1}.")
+
+    budgets = [TimeBudget(s, cpu=cpu) for s, cpu in ((time_budget_s, False), (cpu_budget_s, True)) if s]
+    callbacks = [*callbacks, *budgets]
+    set_seed(seed)
+    config = SeqLSTMConfig(**{"lm_head_bias": True, **preset["model"]}, vocab_size=len(tokenizer),
+                           pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, is_decoder=True)
+    net = SeqLSTMForCausalLM(config)
+    start_at_unigram(net, train_ids)
+    args = make_training_args(output_dir, preset["train"], task="wordlm", max_grad_norm=max_grad_norm, seed=seed,
+                              epochs=epochs, max_steps=max_steps, quick=quick, **train_overrides)
+    if softmax == "sampled" and args.world_size > 1:
+        raise SetupError("--softmax sampled runs in one process; use --softmax full under several processes.")
+    trainer = WordLMTrainer(
+        model=net, args=args, train_dataset=char_text.CharChunks(train_ids, seq_len, jitter=True),
+        eval_dataset=char_text.CharChunks(valid_ids, seq_len), processing_class=tokenizer,
+        data_collator=default_data_collator,
+        callbacks=[EarlyStoppingCallback(preset["train"]["patience"]), clock, *callbacks],
+        softmax=softmax, sampled_words=preset.get("sampled_words", 1024),
+        log_proposal=unigram_log_proposal(train_ids, len(tokenizer)) if softmax == "sampled" else None,
+    )
+    train_start = time.time()
+    trainer.train(resume_from_checkpoint=resume_checkpoint(output_dir, resume, clock))
+    train_time = time.time() - train_start
+    trainer.remove_callback(EarlyStoppingCallback)
+    heldout = trainer.evaluate(char_text.CharChunks(heldout_ids, seq_len), metric_key_prefix="heldout")
+    results = dict(
+        run_record("wordlm", preset_name, preset, quick, net, dataset, seed, max_grad_norm, trainer),
+        heldout_loss=heldout["heldout_loss"], heldout_perplexity=heldout["heldout_perplexity"],
+        heldout_tokens=len(heldout_ids), heldout_reviews=len(heldout_texts) - half,
+        train_tokens=len(train_ids), train_reviews=len(train_texts), validation_tokens=len(valid_ids),
+        vocab_size=len(tokenizer), seq_len=seq_len, softmax=softmax,
+        sampled_words=preset.get("sampled_words") if softmax == "sampled" else None,
+        train_tokens_per_second=round(trainer.state.global_step * args.per_device_train_batch_size
+                                      * args.world_size * seq_len / train_time, 1),
+        train_time_s=round(train_time, 1),
+        time_budget_s=time_budget_s, cpu_budget_s=cpu_budget_s,
+        stopped_by_time_budget=any(b.stopped_at_step for b in budgets), train_steps=trainer.state.global_step,
+        process_cpu_s=round(time.process_time(), 1),
+        validation_size=preset.get("validation_size", 0.1),
+        best_validation_loss=trainer.state.best_metric,
+    )
+    return finish_run(trainer, output_dir, results, clock)

@@ -1,0 +1,136 @@
+"""How a run uses the machine and the terminal: torch's CPU threads, and progress output.
+
+Threads: fewer than the cores when other processes keep them busy.
+
+torch starts one thread a core. When another process is busy on the same cores, its threads wait on
+each other at every parallel region and a run can take ten times longer (measured on 2 cores: a quick
+run took 5-14 minutes with torch's default threads, 22-46 s with one thread). So, unless
+OMP_NUM_THREADS says otherwise, take the cores that other work leaves free, at least one: the cores
+busy over the last moment (`/proc/stat`), or the load average where that cannot be read.
+"""
+
+import os
+import platform
+import sys
+import time
+
+import torch
+
+
+def choose_threads(cores: int, load: float) -> int:
+    """The cores left free when other work keeps `load` of them busy (cores busy now, or a load average),
+    at least one."""
+    return max(1, min(cores, cores - int(load + 0.5)))
+
+
+def is_main_process() -> bool:
+    """True except in the non-main processes of `accelerate launch` (their RANK > 0): the one that speaks."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def load_average() -> float:
+    """The 1-minute load average (0 where the system has none)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+
+def cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def cpu_ticks() -> tuple[int, int] | None:
+    """(idle, total) CPU time ticks since boot, from /proc/stat (Linux); None elsewhere."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; user..steal (guest time is in user)
+
+
+def busy_cores_now(seconds: float = 1.0) -> float | None:
+    """How many cores other processes keep busy, measured over the next `seconds` (None without /proc/stat).
+    Unlike the load average, this forgets what ran a minute ago (the package installation that just
+    finished, a previous run), so a quiet machine is seen as quiet."""
+    before = cpu_ticks()
+    if before is None:
+        return None
+    time.sleep(seconds)
+    after = cpu_ticks()
+    total = after[1] - before[1]
+    if total <= 0:
+        return None
+    return cpu_cores() * (1 - (after[0] - before[0]) / total)
+
+
+def training_processes() -> int:
+    """How many processes `scripts/run_main.sh` trains with: one per free core on a machine without a GPU.
+    torch's LSTM gains little from a second thread (IMDb, 2 cores: 1.04x) but about 1.8x from a second
+    process (data parallel over gloo, one thread each); with a GPU, one process."""
+    import torch
+
+    if torch.cuda.is_available():
+        return 1
+    return choose_threads(cpu_cores(), other_work()[0])
+
+
+def other_work(seconds: float = 1.0) -> tuple[float, str]:
+    """How many cores other work keeps busy, and words saying how that was measured: the cores busy over the
+    next `seconds` (`busy_cores_now`), or the 1-minute load average where /proc/stat does not exist."""
+    busy = busy_cores_now(seconds)
+    if busy is not None:
+        return busy, f"{busy:.1f} busy over {seconds:g} s"
+    load = load_average()
+    return load, f"load average {load:.1f}"
+
+
+def configure_threads(verbose: bool = True) -> int:
+    """Set torch's intra-op threads (CPU only) and say what was chosen and why; returns the count."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.get_num_threads()
+    cores = cpu_cores()
+    if os.environ.get("OMP_NUM_THREADS"):
+        reason = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"
+    else:
+        busy, measured = other_work(0.5)  # the load average still counts a run that ended a minute ago
+        torch.set_num_threads(choose_threads(cores, busy))
+        reason = f"{cores} cores, {measured}; set OMP_NUM_THREADS to choose"
+    if verbose and is_main_process():  # under accelerate launch, say it once
+        print(f"torch threads: {torch.get_num_threads()} ({reason})")
+    return torch.get_num_threads()
+
+
+def configure_output() -> None:
+    """Progress bars only on a terminal: in a log file tqdm's redraws are noise (the Trainer then prints
+    its logged values as lines, see `make_training_args`). transformers draws bars when it writes and
+    loads weights, datasets when it maps."""
+    if not sys.stderr.isatty():
+        import datasets
+        from transformers.utils import logging as transformers_logging
+
+        datasets.disable_progress_bars()
+        transformers_logging.disable_progress_bar()
+
+
+def configure_run() -> None:
+    """What a training script calls once, after parsing its arguments."""
+    configure_threads()
+    configure_output()
+
+
+def hardware_string() -> str:
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        return f"{n} x {torch.cuda.get_device_name(0)}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"CPU: {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+
+
+def use_bf16() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
