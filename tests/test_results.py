@@ -1,4 +1,4 @@
-"""The README's results table is rendered from the measured runs' eval_results.json, never typed in."""
+"""The results tables (docs/results.md, docs/performance.md) are rendered from the measured runs, never typed in."""
 
 import pytest
 
@@ -6,12 +6,13 @@ from conftest import REPO
 from benchmarks.results import BEGIN, END, benchmark_table, load_benchmarks, load_measured, results_table, update_benchmark_block, update_readme
 
 
-def test_readme_tables_match_the_measured_runs():
-    readme = (REPO / "README.md").read_text()
+def test_docs_tables_match_the_measured_runs():
+    results_page = (REPO / "docs" / "results.md").read_text()
+    performance_page = (REPO / "docs" / "performance.md").read_text()
     runs = load_measured()
     assert runs, "no measured runs in model_cards/measured"
-    assert update_readme(readme, results_table(runs)) == readme, "run `python scripts/results_table.py --write`"
-    assert update_benchmark_block(readme, benchmark_table(*load_benchmarks())) == readme, \
+    assert update_readme(results_page, results_table(runs)) == results_page, "run `python scripts/results_table.py --write`"
+    assert update_benchmark_block(performance_page, benchmark_table(*load_benchmarks())) == performance_page, \
         "run `python scripts/results_table.py --write`"
 
 
