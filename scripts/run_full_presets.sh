@@ -16,9 +16,9 @@ for preset in $presets; do
   run="$out/runs/$task-$name"
   echo "=== $task $name ($(date -u +%T))"
   if [ "$task" = sentiment ]; then
-    python scripts/train_sentiment.py --model "$name" --dataset "$imdb" --output-dir "$run" 2>&1 | tail -n 5
+    python -m seqhf train classifier --model "$name" --dataset "$imdb" --output-dir "$run" 2>&1 | tail -n 5
   else
-    python scripts/train_charlm.py --model "$name" --text "$text" --output-dir "$run" 2>&1 | tail -n 5
+    python -m seqhf train charlm --model "$name" --text "$text" --output-dir "$run" 2>&1 | tail -n 5
   fi
   [ -f "$run/eval_results.json" ] && cp "$run/eval_results.json" "$out/eval_$task-$name.json"
 done

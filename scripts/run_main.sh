@@ -27,7 +27,7 @@ else
   LAUNCH=(python)
 fi
 echo "dataset: $DATASET -> $OUT ($PROCS training process(es))"
-"${LAUNCH[@]}" scripts/train_sentiment.py --model lstm --dataset "$DATASET" --output-dir "$OUT" "$@"
+"${LAUNCH[@]}" -m seqhf train classifier --model lstm --dataset "$DATASET" --output-dir "$OUT" "$@"
 python - "$OUT" <<'PY'
 import json, sys
 from seqhf.training.classifier import classify

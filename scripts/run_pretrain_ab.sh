@@ -37,17 +37,17 @@ budget_left() {  # the arm's budget less what the LM process spent
 
 for arm in $ARMS; do
   case $arm in
-    lm) run lm scripts/train_lm.py --model cpu-ab $QUICK --dataset "$DATA" --output-dir "$OUT/lm" \
+    lm) run lm -m seqhf train lm --model cpu-ab $QUICK --dataset "$DATA" --output-dir "$OUT/lm" \
           --epochs 1 --cpu-budget-s "$LM_BUDGET" ;;
     lm-init)  # what the LM process spent comes off the arm's budget
-      run lm-init scripts/train_sentiment.py --model ulmfit-cpu $QUICK --dataset "$DATA" --init-from "$OUT/lm" \
+      run lm-init -m seqhf train classifier --model ulmfit-cpu $QUICK --dataset "$DATA" --init-from "$OUT/lm" \
         --output-dir "$OUT/lm-init" --epochs "$EPOCHS" --cpu-budget-s "$(budget_left)" --no-baseline ;;
     lm-init-all)  # the same LM, every layer trained from the start at one rate (preset ulmfit-cpu-all)
-      run lm-init-all scripts/train_sentiment.py --model ulmfit-cpu-all $QUICK --dataset "$DATA" --init-from "$OUT/lm" \
+      run lm-init-all -m seqhf train classifier --model ulmfit-cpu-all $QUICK --dataset "$DATA" --init-from "$OUT/lm" \
         --output-dir "$OUT/lm-init-all" --epochs "$EPOCHS" --cpu-budget-s "$(budget_left)" --no-baseline ;;
-    random) run random scripts/train_sentiment.py --model ulmfit-cpu $QUICK --dataset "$DATA" \
+    random) run random -m seqhf train classifier --model ulmfit-cpu $QUICK --dataset "$DATA" \
               --output-dir "$OUT/random" --epochs "$EPOCHS" --cpu-budget-s "$BUDGET" --no-baseline ;;
-    word2vec) run word2vec scripts/train_sentiment.py --model ulmfit-cpu-word2vec $QUICK --dataset "$DATA" \
+    word2vec) run word2vec -m seqhf train classifier --model ulmfit-cpu-word2vec $QUICK --dataset "$DATA" \
                 --output-dir "$OUT/word2vec" --epochs "$EPOCHS" --cpu-budget-s "$BUDGET" --no-baseline ;;
     *) echo "unknown arm $arm" >&2; exit 2 ;;
   esac

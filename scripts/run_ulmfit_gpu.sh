@@ -31,13 +31,13 @@ run_stage() {  # name, then the command
 
 for stage in $STAGES; do
   case $stage in
-    lm) run_stage lm python scripts/train_lm.py --model lstm $QUICK --dataset "$imdb" --output-dir "$out/wordlm-lstm" \
+    lm) run_stage lm python -m seqhf train lm --model lstm $QUICK --dataset "$imdb" --output-dir "$out/wordlm-lstm" \
           --time-budget-min "$LM_MINUTES"
         cp "$out/wordlm-lstm/eval_results.json" "$out/eval_wordlm-lstm.json" ;;
-    ulmfit) run_stage ulmfit python scripts/train_sentiment.py --model ulmfit $QUICK --dataset "$imdb" \
+    ulmfit) run_stage ulmfit python -m seqhf train classifier --model ulmfit $QUICK --dataset "$imdb" \
               --init-from "$out/wordlm-lstm" --output-dir "$out/sentiment-ulmfit"
             cp "$out/sentiment-ulmfit/eval_results.json" "$out/eval_sentiment-ulmfit.json" ;;
-    charlm) run_stage charlm python scripts/train_charlm.py --model transformer $QUICK --text "$text" \
+    charlm) run_stage charlm python -m seqhf train charlm --model transformer $QUICK --text "$text" \
               --output-dir "$out/charlm-transformer"
             cp "$out/charlm-transformer/eval_results.json" "$out/eval_charlm-transformer.json" ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;

@@ -131,12 +131,9 @@ def test_classify_and_explain_shades_every_word(tmp_path):
 def test_space_push_dry_run_and_fake_upload(tmp_path, capsys):
     space = tmp_path / "space"
     files = write_space(space, "someone/imdb-lstm", None)
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import push_to_hub
-    finally:
-        sys.path.pop(0)
-    assert push_to_hub.main([str(space), "--repo-id", "someone/seqhf-demo", "--space", "--dry-run"]) == 0
+    from seqhf.cli.app import main
+
+    assert main(["push-space", str(space), "--repo-id", "someone/seqhf-demo", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "would upload the Space someone/seqhf-demo" in out
     assert [line.split()[0] for line in out.splitlines()[1:-1]] == files
@@ -158,15 +155,15 @@ def test_incomplete_space_is_refused_with_the_list(tmp_path, capsys):
     with pytest.raises(upload.FolderNotReadyError) as err:
         hub_space.push_space(space, "someone/seqhf-demo", dry_run=True)
     assert any("app.py" in p for p in err.value.problems) and any("sdk" in p for p in err.value.problems)
-    script = [sys.executable, str(REPO / "scripts" / "push_to_hub.py"), str(space), "--repo-id", "x/y", "--space", "--dry-run"]
+    script = [sys.executable, "-m", "seqhf", "push-space", str(space), "--repo-id", "x/y", "--dry-run"]
     proc = subprocess.run(script, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "app.py" in proc.stderr
+    assert proc.returncode == 1 and "app.py" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_demo_script_help_is_fast_and_needs_a_model():
-    script = [sys.executable, str(REPO / "scripts" / "demo.py")]
+    script = [sys.executable, "-m", "seqhf", "demo"]
     start = time.perf_counter()
     assert subprocess.run(script + ["--help"], capture_output=True, timeout=60).returncode == 0
     assert time.perf_counter() - start < 10  # no gradio or torch import before the arguments are parsed
-    proc = subprocess.run(script, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(script + ["--title", "x"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--classifier" in proc.stderr

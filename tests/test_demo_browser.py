@@ -44,7 +44,7 @@ def app_url(tmp_path_factory):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "TOKENIZERS_PARALLELISM": "false"}
     log = open(folder / "app.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "scripts" / "demo.py"), "--classifier", str(clf), "--generator", str(lm),
+        [sys.executable, "-m", "seqhf", "demo", "--classifier", str(clf), "--generator", str(lm),
          "--port", str(port)],  # fmt: skip
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -312,12 +312,7 @@ def test_dry_run_lists_complete_repository(sentiment_dir, capsys):
     (sentiment_dir / "training_args.bin").write_bytes(b"pickle")  # Trainer bookkeeping: never uploaded
     (sentiment_dir / "checkpoint-2").mkdir()
     (sentiment_dir / "checkpoint-2" / "optimizer.pt").write_bytes(b"pickle")
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import push_to_hub
-    finally:
-        sys.path.pop(0)
-    assert push_to_hub.main([str(sentiment_dir), "--repo-id", "someone/tiny-imdb", "--dry-run"]) == 0
+    assert _push_to_hub_main()([str(sentiment_dir), "--repo-id", "someone/tiny-imdb", "--dry-run"]) == 0
     out = capsys.readouterr().out
     expected = sorted(
         ["README.md", "config.json", "configuration_lstm.py", "modeling_lstm.py", "model.safetensors",
@@ -405,22 +400,15 @@ def test_missing_token_message(sentiment_dir, tmp_path, monkeypatch, capsys):
     with pytest.raises(upload.MissingTokenError, match="HF_TOKEN.*hf auth login"):
         upload.push_folder(sentiment_dir, "someone/tiny-imdb")
     assert called == []
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import push_to_hub
-    finally:
-        sys.path.pop(0)
-    assert push_to_hub.main([str(sentiment_dir), "--repo-id", "someone/tiny-imdb"]) == 2
+    assert _push_to_hub_main()([str(sentiment_dir), "--repo-id", "someone/tiny-imdb"]) == 1
     assert "No Hugging Face token" in capsys.readouterr().err
 
 
 def _push_to_hub_main():
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import push_to_hub
-    finally:
-        sys.path.pop(0)
-    return push_to_hub.main
+    """`seqhf push ...` in this process."""
+    from seqhf.cli.app import main
+
+    return lambda argv: main(["push", *argv])
 
 
 def test_unreachable_hub_is_a_one_line_error(sentiment_dir, monkeypatch, capsys):

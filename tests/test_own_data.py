@@ -330,7 +330,7 @@ def test_bad_inputs_are_named_before_training(tmp_path):
 
 def test_script_reports_a_missing_column_without_traceback(tmp_path):
     folder = write_format(tmp_path / "data", "csv")
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "train_classifier.py"), "--dataset", str(folder),
+    proc = subprocess.run([sys.executable, "-m", "seqhf", "train", "classifier", "--dataset", str(folder),
                            "--output-dir", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "error: The 'train' split has no column 'text' and 'label'; its columns are ['body', 'topic']" in proc.stderr
@@ -395,7 +395,7 @@ def test_small_data_rule_trains_adversarially_under_two_processes(tmp_path):
     process logs its batches once."""
     folder, out, ranks = write_format(tmp_path / "data", "csv"), tmp_path / "out", tmp_path / "ranks"
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "scripts" / "accelerate_cpu.yaml"),
-           "--num_processes", "2", "--main_process_port", "29533", str(REPO / "scripts" / "train_classifier.py"),
+           "--num_processes", "2", "--main_process_port", "29533", "-m", "seqhf", "train", "classifier",
            "--model", "lstm", "--dataset", str(folder), "--text-column", "body", "--label-column", "topic",
            "--output-dir", str(out)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",

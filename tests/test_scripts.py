@@ -1,8 +1,9 @@
-"""The command lines: arguments are parsed before the heavy imports (so --help answers at once), help
-texts read right, and bad arguments or a wrong device/folder end in one line and a non-zero exit."""
+"""The `seqhf` command: options are parsed before the heavy imports (so --help answers at once), help texts
+read right, and bad options or a wrong device/folder end in one line and a non-zero exit."""
 
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -10,40 +11,53 @@ import torch
 from tests.conftest import REPO
 from tests.test_generation import TEXT, tiny_lm
 
+SUBCOMMANDS = [[], ["train"], ["train", "classifier"], ["train", "charlm"], ["train", "lm"], ["generate"],
+               ["evaluate"], ["baseline", "tfidf"], ["baseline", "ngram"], ["export"], ["push"], ["push-space"],
+               ["demo"], ["env"]]
 HELP_CHECK = """
-import runpy, sys
-sys.argv = [{script!r}, "--help"]
-try:
-    runpy.run_path({script!r}, run_name="__main__")
-except SystemExit:
-    pass
-print("HEAVY" + repr(sorted(m for m in ("torch", "transformers", "seqhf", "huggingface_hub") if m in sys.modules)))
+import sys, time
+start = time.perf_counter()
+sys.argv = ["seqhf", *{args!r}, "--help"]
+from seqhf.cli.app import main
+code = main(sys.argv[1:])
+print("HEAVY" + repr(sorted(m for m in ("torch", "transformers", "datasets", "gradio") if m in sys.modules)), code,
+      round(time.perf_counter() - start, 2))
 """
 
 
-@pytest.mark.parametrize("script", ["generate.py", "push_to_hub.py", "benchmark.py"])
-def test_help_needs_no_heavy_import(script):
-    path = str(REPO / "scripts" / script)
-    proc = subprocess.run(
-        [sys.executable, "-c", HELP_CHECK.format(script=path)], capture_output=True, text=True, timeout=120, cwd=REPO
-    )
+@pytest.mark.parametrize("args", SUBCOMMANDS, ids=lambda a: " ".join(a) or "seqhf")
+def test_help_needs_no_heavy_import(args):
+    """Every --help answers without torch (what keeps it under a second)."""
+    proc = subprocess.run([sys.executable, "-c", HELP_CHECK.format(args=args)], capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
-    help_text, heavy = proc.stdout.rsplit("HEAVY", 1)
-    assert heavy.strip() == "[]", f"{script} --help imported {heavy.strip()}"
-    assert "usage:" in help_text and "issue" not in help_text.lower()
-    if script == "generate.py":  # the shell continuation of the example is shown, not joined into one line
-        assert '--max-new-tokens 500 \\\n        --temperature 1.0 --seed 1' in help_text
+    help_text, tail = proc.stdout.rsplit("HEAVY", 1)
+    heavy, code, _seconds = tail.rsplit(" ", 2)
+    assert heavy.strip() == "[]", f"seqhf {' '.join(args)} --help imported {heavy.strip()}"
+    assert code == "0" and "Usage: seqhf" in help_text and "issue" not in help_text.lower()
 
 
-def test_benchmark_cli_names_every_row_group():
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import benchmark
-    finally:
-        sys.path.pop(0)
-    from benchmarks.benchmark import ROW_GROUPS
+def test_console_script_help_is_fast():
+    seqhf = REPO / ".venv" / "bin" / "seqhf"
+    if not seqhf.exists():
+        seqhf = type(REPO)(sys.executable).parent / "seqhf"
+    start = time.perf_counter()
+    proc = subprocess.run([str(seqhf), "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "train" in proc.stdout
+    assert time.perf_counter() - start < 5  # about 0.1 s on a quiet core; generous for a loaded CI machine
 
-    assert set(benchmark.ROW_GROUP_NAMES) == set(ROW_GROUPS)
+
+def test_python_dash_m_seqhf():
+    proc = subprocess.run([sys.executable, "-m", "seqhf", "train", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "classifier" in proc.stdout and "charlm" in proc.stdout
+
+
+def test_bad_options_are_one_line_errors():
+    for args, message in ((["bogus"], "No such command"), (["train", "classifier", "--dataset", "x.csv"], "--output-dir"),
+                          (["train", "classifier", "--dataset", "x", "--output-dir", "o", "--model", "nope"], "--model")):
+        proc = subprocess.run([sys.executable, "-m", "seqhf", *args], capture_output=True, text=True, timeout=120)
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +77,10 @@ def folders(tmp_path_factory):
     return {"lm": lm, "clf": clf}
 
 
-def generate_main(*args):
-    from scripts.generate import main
+def generate_main(*args) -> int:
+    from seqhf.cli.app import main
 
-    return main(list(args))
+    return main(["generate", *args])
 
 
 @pytest.mark.parametrize(
@@ -75,40 +89,68 @@ def generate_main(*args):
      ("--top-p", "1.5", "--top-p must be in (0, 1]"), ("--top-p", "0", "--top-p must be in (0, 1]")],
 )
 def test_generate_refuses_top_k_and_top_p_out_of_range(folders, capsys, option, value, message):
-    with pytest.raises(SystemExit) as exit_info:
-        generate_main("--model", str(folders["lm"]), option, value)
-    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert generate_main(str(folders["lm"]), option, value) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_generate_accepts_the_edges_of_top_k_and_top_p(folders, capsys):
-    generate_main("--model", str(folders["lm"]), "--prompt", "The", "--max-new-tokens", "5", "--top-k", "1",
-                  "--top-p", "1", "--seed", "0")
+    assert generate_main(str(folders["lm"]), "--prompt", "The", "--max-new-tokens", "5", "--top-k", "1",
+                         "--top-p", "1", "--seed", "0") == 0
     assert capsys.readouterr().out.startswith("The")
 
 
-def test_generate_on_a_classifier_folder_says_so(folders):
-    with pytest.raises(SystemExit) as exit_info:
-        generate_main("--model", str(folders["clf"]), "--max-new-tokens", "5")
-    message = str(exit_info.value.code)
-    assert message.startswith("error: ") and "\n" not in message
+def test_generate_on_a_classifier_folder_says_so(folders, capsys):
+    assert generate_main(str(folders["clf"]), "--max-new-tokens", "5") == 1
+    message = capsys.readouterr().err
+    assert message.startswith("error: ") and message.count("\n") == 1
     assert "SeqTransformerForSequenceClassification (a text classifier), not a language model" in message
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_generate_on_a_missing_device_is_a_one_line_error(folders):
+def test_generate_on_a_missing_device_is_a_one_line_error(folders, capsys):
     for device in ("cuda", "cuda:3", "nonsense"):
-        with pytest.raises(SystemExit) as exit_info:
-            generate_main("--model", str(folders["lm"]), "--max-new-tokens", "5", "--device", device)
-        message = str(exit_info.value.code)
-        assert message.startswith(f"error: device {device!r}") and "\n" not in message, message
+        assert generate_main(str(folders["lm"]), "--max-new-tokens", "5", "--device", device) == 1
+        message = capsys.readouterr().err
+        assert message.startswith(f"error: device {device!r}") and message.count("\n") == 1, message
 
 
 def test_generate_cli_exit_status_from_a_shell(folders):
     # What a user sees: a non-zero status and one line on stderr, no traceback.
     proc = subprocess.run(
-        [sys.executable, "scripts/generate.py", "--model", str(folders["clf"]), "--max-new-tokens", "5"],
+        [sys.executable, "-m", "seqhf", "generate", str(folders["clf"]), "--max-new-tokens", "5"],
         capture_output=True, text=True, timeout=300, cwd=REPO,
     )
     assert proc.returncode == 1
     assert [line for line in proc.stderr.splitlines() if line.strip()][-1].startswith("error: This folder holds")
     assert "Traceback" not in proc.stderr
+
+
+BENCHMARK_HELP = """
+import runpy, sys
+sys.argv = [{script!r}, "--help"]
+try:
+    runpy.run_path({script!r}, run_name="__main__")
+except SystemExit:
+    pass
+print("HEAVY" + repr(sorted(m for m in ("torch", "transformers", "seqhf", "huggingface_hub") if m in sys.modules)))
+"""
+
+
+def test_benchmark_help_needs_no_heavy_import():
+    path = str(REPO / "scripts" / "benchmark.py")
+    proc = subprocess.run([sys.executable, "-c", BENCHMARK_HELP.format(script=path)], capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    help_text, heavy = proc.stdout.rsplit("HEAVY", 1)
+    assert heavy.strip() == "[]" and "usage:" in help_text
+
+
+def test_benchmark_cli_names_every_row_group():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import benchmark
+    finally:
+        sys.path.pop(0)
+    from benchmarks.benchmark import ROW_GROUPS
+
+    assert set(benchmark.ROW_GROUP_NAMES) == set(ROW_GROUPS)

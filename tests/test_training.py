@@ -249,7 +249,7 @@ def test_accelerate_two_processes_on_cpu(tmp_path, tiny_imdb):
     out, ranks = tmp_path / "out", tmp_path / "ranks"
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "scripts" / "accelerate_cpu.yaml"),
            "--num_processes", "2", "--main_process_port", "29517",
-           str(REPO / "scripts" / "train_sentiment.py"), "--model", "lstm", "--quick", "--epochs", "1",
+           "-m", "seqhf", "train", "classifier", "--label-names", "negative,positive", "--model", "lstm", "--quick", "--epochs", "1",
            "--dataset", str(tiny_imdb), "--output-dir", str(out)]
     env = {**ENV, "SEQHF_RANK_LOG": str(ranks), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -283,7 +283,7 @@ COMMON_KEYS = {"task", "preset", "quick", "model_type", "num_parameters", "datas
 @pytest.mark.slow
 def test_sentiment_quick_preset(tmp_path, imdb_dir):
     out = tmp_path / "sentiment"
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "train_sentiment.py"), "--model", "lstm", "--quick",
+    proc = subprocess.run([sys.executable, "-m", "seqhf", "train", "classifier", "--label-names", "negative,positive", "--model", "lstm", "--quick",
                            "--dataset", str(imdb_dir), "--output-dir", str(out)],
                           cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-5000:]
@@ -343,7 +343,7 @@ def test_bad_inputs_fail_before_training(tmp_path, tiny_imdb):
 
 
 def test_script_reports_bad_input_without_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "train_charlm.py"), "--text", "missing.txt",
+    proc = subprocess.run([sys.executable, "-m", "seqhf", "train", "charlm", "--text", "missing.txt",
                            "--output-dir", str(tmp_path / "o")], cwd=tmp_path, env=ENV, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode != 0

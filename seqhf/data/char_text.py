@@ -9,7 +9,6 @@ from datasets import load_dataset
 
 from .sources import is_hub_id
 
-LOCAL_ISLAND = "../shared/data/mysterious_island/1268-0.txt"
 
 
 ISLAND_URL = "https://www.gutenberg.org/files/1268/1268-0.txt"
@@ -18,7 +17,7 @@ ISLAND_URL = "https://www.gutenberg.org/files/1268/1268-0.txt"
 ISLAND_START, ISLAND_END = "THE MYSTERIOUS ISLAND", "End of the Project Gutenberg"
 
 
-def read_island_text(path: str = LOCAL_ISLAND) -> str:
+def read_island_text(path: str) -> str:
     """The novel as the chapter cuts it: from `THE MYSTERIOUS ISLAND` up to `End of the Project Gutenberg`."""
     if not os.path.isfile(path):
         raise FileNotFoundError(

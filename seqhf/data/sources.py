@@ -8,7 +8,6 @@ from datasets import DatasetDict, load_dataset
 IMDB_HUB_ID = "stanfordnlp/imdb"
 
 
-LOCAL_IMDB = "../shared/data/imdb"
 
 
 def is_hub_id(name_or_path: str) -> bool:
@@ -19,17 +18,17 @@ def is_hub_id(name_or_path: str) -> bool:
 def load_imdb(name_or_path: str = IMDB_HUB_ID, validation_size: int | float = 0.2, seed: int = 42) -> DatasetDict:
     """IMDb as train / validation / test, plus `unsupervised` (unlabelled reviews) when the source has it.
     Validation is carved from train with a fixed seed; test is kept for final figures. `name_or_path` is a
-    hub id or a local folder in the `stanfordnlp/imdb` layout (e.g. ../shared/data/imdb for offline use)."""
+    hub id or a local folder in the `stanfordnlp/imdb` layout (for offline use)."""
     if not os.path.exists(os.path.expanduser(name_or_path)) and not is_hub_id(name_or_path):
         raise FileNotFoundError(
             f"IMDb folder not found: {name_or_path!r}. Pass the hub id {IMDB_HUB_ID!r} (needs network) "
-            f"or a local copy in that repository's layout, e.g. {LOCAL_IMDB}."
+            f"or a local copy in that repository's layout."
         )
     try:
         raw = load_dataset(os.path.expanduser(name_or_path))
     except (ConnectionError, FileNotFoundError) as err:
         raise FileNotFoundError(
-            f"Could not load IMDb from {name_or_path!r} ({err}). Offline, pass a local copy such as {LOCAL_IMDB}."
+            f"Could not load IMDb from {name_or_path!r} ({err}). Offline, pass a local copy in the stanfordnlp/imdb layout."
         ) from err
     for split in ("train", "test"):
         if split not in raw or len(raw[split]) == 0:

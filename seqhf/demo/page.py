@@ -194,7 +194,7 @@ def write_space(out, classifier=None, generator=None, title="seqhf demo") -> lis
         if repo_id is not None and (repo_id.count("/") != 1 or Path(repo_id).exists()):
             raise ValueError(
                 f"A Space loads models from the Hub: give a repo id 'owner/name', not {repo_id!r} "
-                "(push the folder first with scripts/push_to_hub.py)."
+                "(push the folder first with `seqhf push`)."
             )
     out = Path(out)
     package = out / SPACE_PACKAGE

@@ -23,7 +23,7 @@ def session(path, threads: int | None = None):
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"No ONNX model at {path}: run scripts/export_onnx.py first.")
+        raise FileNotFoundError(f"No ONNX model at {path}: run `seqhf export` first.")
     options = ort.SessionOptions()
     threads = threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
     if threads:
@@ -36,7 +36,7 @@ def read_config(folder):
     """config.json's fields as attributes: serving needs a few numbers, not the model's code."""
     path = Path(folder) / "config.json"
     if not path.is_file():
-        raise FileNotFoundError(f"No config.json in {folder}: give a folder written by scripts/export_onnx.py.")
+        raise FileNotFoundError(f"No config.json in {folder}: give a folder written by `seqhf export`.")
     fields = json.loads(path.read_text())
     fields.setdefault("id2label", {"0": "LABEL_0", "1": "LABEL_1"})
     fields.setdefault("bos_token_id", None)
@@ -59,7 +59,7 @@ def _softmax(logits):
 class OrtTextClassifier:
     """An exported classifier folder served by ONNX Runtime, called like the text-classification pipeline.
 
-    `int8=True` loads `model_int8.onnx` (written by `scripts/export_onnx.py --int8`).
+    `int8=True` loads `model_int8.onnx` (written by `seqhf export --int8`).
     """
 
     def __init__(self, folder, int8: bool = False, threads: int | None = None):

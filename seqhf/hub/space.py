@@ -26,7 +26,7 @@ def validate_space_folder(folder) -> list[UploadFile]:
         raise FolderNotReadyError(folder, [f"the folder itself ({folder} does not exist)"])
     files = list_upload_files(folder)
     names = {f.path for f in files}
-    problems = [f"{name} (a Space needs it; scripts/demo.py --write-space writes it)" for name in SPACE_FILES if name not in names]
+    problems = [f"{name} (a Space needs it; seqhf demo --write-space writes it)" for name in SPACE_FILES if name not in names]
     if CARD_NAME in names:
         try:
             metadata = ModelCard.load(folder / CARD_NAME).data.to_dict()

@@ -1,4 +1,4 @@
-"""Text generation from a saved char LM folder (used by scripts/generate.py)."""
+"""Text generation from a saved char LM folder (used by `seqhf generate`)."""
 
 import warnings
 

@@ -119,13 +119,15 @@ def stream_nats_per_char(model, ids: torch.Tensor, chunk: int = 2048) -> float:
     return nats(char_log_probs(model, ids, window=chunk, chunk=chunk))
 
 
-def load_corpus(text=seqdata.LOCAL_ISLAND, heldout=None, dataset=None, text_column="text", dataset_split="train",
+def load_corpus(text=None, heldout=None, dataset=None, text_column="text", dataset_split="train",
                 max_chars=None):
     """The training and held-out text from files (or a folder) or from a dataset's text column (its first
     `max_chars` characters)."""
     try:
         if dataset is not None:
             return seqdata.load_char_dataset(dataset, text_column, heldout, split=dataset_split, max_chars=max_chars)
+        if not text:
+            raise SetupError("Give the text to learn from: text files or folders of .txt files, or a dataset.")
         return seqdata.load_char_corpus(text, heldout)
     except (FileNotFoundError, ValueError) as err:
         raise SetupError(str(err)) from err
@@ -147,7 +149,7 @@ def load_second_text(spec, max_chars=100_000, text_column="text") -> tuple[str, 
     return text[:max_chars], f"{name}, first {min(len(text), max_chars):,} characters"
 
 
-def train_charlm(model="lstm", text=seqdata.LOCAL_ISLAND, output_dir="runs/charlm", *, heldout=None, dataset=None,
+def train_charlm(model="lstm", text=None, output_dir="runs/charlm", *, heldout=None, dataset=None,
                  text_column="text", dataset_split="train", max_chars=None, quick=False, tbptt=None, seq_len=None,
                  epochs=None, max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(),
                  validation_fraction=0.05, ngram_order=7, dynamic=True, also_eval=None, also_eval_chars=100_000,

@@ -19,7 +19,7 @@ from ..evaluation.metrics import (
     confusion_matrix,
 )
 from ..hub.plots import CONFUSION_NAME, plot_confusion_matrix
-from . import ulmfit as ulmfit
+from . import ulmfit
 from .classifier_inputs import (
     build_tokenizer,
     describe_inputs,
@@ -63,7 +63,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     """Train a text classifier on `data` (a `ClassificationData`, or a dict of `load_classification_data`
     arguments) and return the results written to eval_results.json. With `baseline`, the TF-IDF + logistic
     regression baseline is fitted on the same training split and scored on the same final split beside it.
-    `init_from`: a word LM folder (scripts/train_lm.py) to fine-tune from, ULMFiT's way (`seqhf.training.ulmfit`).
+    `init_from`: a word LM folder (`seqhf train lm`) to fine-tune from, ULMFiT's way (`seqhf.training.ulmfit`).
     `cpu_budget_s`: stop training once the process has spent that many CPU seconds, data and word vectors
     included (`TimeBudget`); the best checkpoint on validation is kept as usual.
     `unlabelled_data`: `load_unlabelled_texts` arguments (a list of sources, or a dict with `sources`,
@@ -239,7 +239,7 @@ def collect_baseline(background_baseline, data: ClassificationData, phases: Phas
         return tfidf_logistic_regression(data)
 
 
-def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/sentiment", **kwargs) -> dict:
+def train_sentiment(model="lstm", dataset=seqdata.IMDB_HUB_ID, output_dir="runs/sentiment", **kwargs) -> dict:
     """The chapter's project: IMDb sentiment, labelled `negative` / `positive`."""
     data = dict(source=str(dataset), label_names=list(IMDB_LABELS))
     return train_classifier(data, model, output_dir, **kwargs)

@@ -157,7 +157,7 @@ def build_lm_tokenizer(texts, preset: dict):
     return tokenizer
 
 
-def train_wordlm(model="lstm", dataset=sources.LOCAL_IMDB, output_dir="runs/wordlm", *, quick=False, softmax=None,
+def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wordlm", *, quick=False, softmax=None,
                  seq_len=None, epochs=None, max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(),
                  time_budget_s=None, cpu_budget_s=None, **train_overrides) -> dict:
     """Train a word-level LSTM LM on IMDb's training + unlabelled reviews and return its results.

@@ -1,0 +1,92 @@
+"""The `seqhf` command: a typer app, as `transformers` and `hf` are.
+
+    seqhf train classifier|charlm|lm ...   seqhf generate MODEL_DIR ...    seqhf evaluate MODEL_DIR ...
+    seqhf baseline tfidf|ngram ...         seqhf export MODEL_DIR OUT ...  seqhf push MODEL_DIR ...
+    seqhf push-space SPACE_DIR ...         seqhf demo ...                  seqhf env
+
+Every subcommand parses its options before importing torch, so `--help` and mistakes answer at once;
+an error is one line (`error: ...`) and a non-zero exit. `accelerate launch -m seqhf train ...` runs
+the training commands in several processes.
+"""
+
+import os
+import sys
+
+import typer
+
+from . import evaluate, publish, train
+
+app = typer.Typer(
+    name="seqhf",
+    help="Classic sequence models (RNN, LSTM, GRU, small Transformers) as Hugging Face models: train, "
+    "generate, evaluate, export and publish them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(train.app, name="train")
+app.add_typer(evaluate.baseline_app, name="baseline")
+app.command("generate", no_args_is_help=True)(evaluate.generate)
+app.command("evaluate", no_args_is_help=True)(evaluate.evaluate)
+app.command("export", no_args_is_help=True)(publish.export)
+app.command("push", no_args_is_help=True)(publish.push)
+app.command("push-space", no_args_is_help=True)(publish.push_space)
+app.command("demo", no_args_is_help=True)(publish.demo)
+
+
+@app.command("env")
+def env():
+    """Print the versions a bug report needs: seqhf, Python, torch, transformers and the devices."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    import torch
+
+    for name in ("seqhf", "torch", "transformers", "datasets", "accelerate", "tokenizers", "huggingface_hub",
+                 "gradio", "onnxruntime"):
+        print(f"- {name}: {installed(name)}")
+    print(f"- Python: {platform.python_version()} ({platform.platform()})")
+    print(f"- CUDA: {torch.cuda.is_available() and torch.cuda.get_device_name(0) or 'none'}; CPU cores: {os.cpu_count()}")
+
+
+def user_errors() -> tuple:
+    """The errors that mean bad input or a missing piece, shown as one line: the library's own, and the
+    standard ones it raises with a message that names the problem."""
+    errors = [ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError, KeyError]
+    return tuple(errors)
+
+
+# typer 0.29 carries its own click (typer._click); its usage errors derive from this class.
+UsageError = typer.BadParameter.__mro__[1]
+
+
+def main(argv=None) -> int:
+    """The console script: run the app; an error is one line and exit code 1 (2 for a bad option)."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        result = app(args=argv, prog_name="seqhf", standalone_mode=False)
+    except UsageError as err:
+        if type(err).__name__ == "NoArgsIsHelpError":  # a command called alone: its help, as git does
+            print(err.format_message())
+            return 0
+        ctx = f"seqhf {err.ctx.command_path.split(' ', 1)[1]}: " if err.ctx and " " in err.ctx.command_path else ""
+        print(f"error: {ctx}{err.format_message()}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, typer.Abort):
+        print("error: aborted", file=sys.stderr)
+        return 130
+    except user_errors() as err:
+        if os.environ.get("SEQHF_TRACEBACK"):
+            raise
+        message = str(err).strip().splitlines() or [type(err).__name__]
+        print(f"error: {' '.join(line.strip() for line in message)}", file=sys.stderr)
+        return 1
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,157 @@
+"""`seqhf generate`, `seqhf evaluate` and `seqhf baseline tfidf | ngram`: using and scoring saved folders."""
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+baseline_app = typer.Typer(help="The classic baselines alone: TF-IDF + logistic regression, a Kneser-Ney n-gram.",
+                           no_args_is_help=True)
+
+
+def loads_models() -> None:
+    """Register the seqhf models with the Auto classes (the command defers it so --help needs no torch)."""
+    import seqhf
+
+    seqhf.register_auto_classes()
+
+
+def generate(
+    model_dir: Annotated[Path, typer.Argument(help="a folder written by `seqhf train charlm` (or a word LM)",
+                                              exists=True, file_okay=False)],
+    prompt: Annotated[str, typer.Option(help="text to continue (empty: start from BOS)")] = "",
+    max_new_tokens: int = 500,
+    temperature: Annotated[float, typer.Option(help="1/alpha of the book; 0 = greedy")] = 1.0,
+    seed: Optional[int] = None,
+    top_k: Annotated[Optional[int], typer.Option(help="sample from the k most likely tokens (k >= 1)")] = None,
+    top_p: Annotated[Optional[float], typer.Option(help="nucleus sampling, in (0, 1]")] = None,
+    device: Annotated[Optional[str], typer.Option(help="e.g. cuda; default cpu")] = None,
+    adapt_on: Annotated[Optional[Path], typer.Option(help="dynamic evaluation: first adapt a copy of the model to this "
+                                                          "text (the saved weights stay)", exists=True, dir_okay=False)] = None,
+    adapt_lr: Annotated[Optional[float], typer.Option(help="its learning rate; default: the one tuned in the folder's "
+                                                           "eval_results.json, else 0.01")] = None,
+):
+    """Generate text with a trained LM: prints the prompt followed by its continuation (same --seed, same text).
+
+    Example: seqhf generate runs/charlm --prompt "The island" --max-new-tokens 500 --temperature 1.0 --seed 1
+    """
+    if max_new_tokens <= 0:
+        raise typer.BadParameter(f"--max-new-tokens must be positive, got {max_new_tokens}.")
+    if temperature < 0:
+        raise typer.BadParameter(f"--temperature must be >= 0, got {temperature}.")
+    if top_k is not None and top_k < 1:
+        raise typer.BadParameter(f"--top-k must be at least 1 (1 = greedy), got {top_k}; leave it out to sample all tokens.")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise typer.BadParameter(f"--top-p must be in (0, 1], got {top_p}; 1 keeps every token.")
+    loads_models()
+    from ..inference.generation import check_device, generate_text, load_generator
+
+    model, tokenizer = load_generator(str(model_dir), device=check_device(device))
+    if adapt_on:
+        from ..evaluation.dynamic_eval import adapt_to_text
+
+        lr = adapt_lr
+        results = model_dir / "eval_results.json"
+        if lr is None and results.is_file():
+            lr = (json.loads(results.read_text()).get("dynamic_eval") or {}).get("lr")
+        model = adapt_to_text(model, tokenizer, adapt_on.read_text(encoding="utf-8"), lr=lr if lr is not None else 0.01).eval()
+    text = generate_text(model, tokenizer, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
+                         top_k=top_k, top_p=top_p, seed=seed)
+    print(prompt + text)
+
+
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="a saved classifier or char LM folder", exists=True, file_okay=False)],
+    dataset: Annotated[Optional[str], typer.Option(help="classifier: a Hub id, dataset folder or data file")] = None,
+    text: Annotated[Optional[Path], typer.Option(help="char LM: a UTF-8 text file to score", exists=True, dir_okay=False)] = None,
+    split: Annotated[Optional[str], typer.Option(help="classifier: the split to score (default: test, else validation)")] = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    label_names: Annotated[Optional[str], typer.Option(help="comma list or file, when the dataset's labels are "
+                                                            "ints (default: the model's own names)")] = None,
+    baseline: Annotated[bool, typer.Option(help="classifier: TF-IDF + LR fitted on the dataset's train split")] = True,
+    ngram_train: Annotated[Optional[Path], typer.Option(help="char LM: fit a Kneser-Ney n-gram on this text and score "
+                                                             "it beside the model", exists=True, dir_okay=False)] = None,
+    max_chars: Annotated[int, typer.Option(help="char LM: score at most this many characters", min=2)] = 200_000,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures to this file")] = None,
+):
+    """Evaluate a saved folder on a dataset (classifier, through pipeline) or a text (char LM), the classic
+    baseline beside it."""
+    if (dataset is None) == (text is None):
+        raise typer.BadParameter("give --dataset (a classifier) or --text (a char LM)")
+    loads_models()
+    from ..evaluation.saved import evaluate_char_lm, evaluate_classifier, read_text
+
+    if dataset:
+        data = dict(source=dataset, text_column=text_column, label_column=label_column)
+        if label_names:
+            data["label_names"] = label_names
+        figures = evaluate_classifier(str(model_dir), data, split=split, baseline=baseline)
+        line = f"{figures['evaluated_on']} accuracy {figures['accuracy']:.4f}, macro-F1 {figures['macro_f1']:.4f} ({figures['examples']} texts)"
+        base = figures.get("baseline") or {}
+        if "accuracy" in base:
+            line += f"; baseline {base['method']}: accuracy {base['accuracy']:.4f}, macro-F1 {base['macro_f1']:.4f}"
+    else:
+        figures = evaluate_char_lm(str(model_dir), read_text(text), max_chars=max_chars,
+                                   ngram_train=read_text(ngram_train) if ngram_train else None)
+        line = f"{figures['nats_per_char']:.4f} nats/char on {figures['chars']:,} characters"
+        if "ngram" in figures:
+            line += f"; {figures['ngram']['order']}-gram Kneser-Ney {figures['ngram']['nats_per_char']:.4f}"
+    print(line)
+    if json_out:
+        json_out.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+@baseline_app.command("tfidf", no_args_is_help=True)
+def tfidf(
+    dataset: Annotated[str, typer.Option(help="Hub id, dataset folder or data file")],
+    dataset_config: Optional[str] = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    label_names: Annotated[Optional[str], typer.Option(help="comma list, or a file with one name a line")] = None,
+    train_split: Optional[str] = None,
+    validation_split: Optional[str] = None,
+    test_split: Optional[str] = None,
+    seed: Annotated[int, typer.Option(help="seed of a validation split carved from train")] = 42,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures to this file")] = None,
+):
+    """TF-IDF (word 1-2-grams) + logistic regression, fitted on train and scored on the final split."""
+    from ..data.classification import load_classification_data
+    from ..evaluation.baseline import tfidf_logistic_regression
+
+    data = load_classification_data(source=dataset, config=dataset_config, text_column=text_column,
+                                    label_column=label_column, label_names=label_names, train_split=train_split,
+                                    validation_split=validation_split, test_split=test_split, seed=seed)
+    figures = dict(tfidf_logistic_regression(data), data=data.description)
+    print(json.dumps(figures, indent=2))
+    if json_out:
+        json_out.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+@baseline_app.command("ngram", no_args_is_help=True)
+def ngram(
+    text: Annotated[list[Path], typer.Option(help="text file or folder (repeatable); the last 10 %% of each is held out")],
+    heldout: Annotated[Optional[Path], typer.Option(help="held-out text file instead")] = None,
+    order: Annotated[int, typer.Option(min=1)] = 7,
+    add_to: Annotated[Optional[list[Path]], typer.Option(help="an eval_results.json of a char-LM run on the same split: "
+                                                              "add the n-gram figure to it (repeatable)")] = None,
+):
+    """A Kneser-Ney character n-gram on a text's held-out part, as the char-LM runs report it."""
+    from ..evaluation.ngram import CharKneserNey
+    from ..training.charlm import load_corpus
+
+    corpus = load_corpus([str(t) for t in text], heldout and str(heldout))
+    train = corpus.train[: int(len(corpus.train) * 0.95)]
+    model = CharKneserNey(order).fit(train)
+    figure = dict(order=order, method="interpolated Kneser-Ney, modified discounts (seqhf.evaluation.ngram)",
+                  train_chars=len(train), heldout_nats_per_char=model.nats_per_char(corpus.heldout))
+    print(f"{order}-gram Kneser-Ney: {figure['heldout_nats_per_char']:.4f} nats/char on {len(corpus.heldout):,} "
+          f"held-out characters (trained on {len(train):,})")
+    for path in add_to or []:
+        run = json.loads(path.read_text())
+        if run.get("train_chars") != len(train) or run.get("heldout_chars") != len(corpus.heldout):
+            raise ValueError(f"{path} trained on {run.get('train_chars')} / held out {run.get('heldout_chars')} "
+                             f"characters, not this split ({len(train)} / {len(corpus.heldout)}).")
+        run["ngram"] = dict(figure, added_after_the_run="seqhf baseline ngram, same split")
+        path.write_text(json.dumps(run, indent=2))

@@ -1,0 +1,194 @@
+"""`seqhf train classifier | charlm | lm`: the three training tasks, with the options the library takes."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from enum import Enum
+
+app = typer.Typer(help="Train a classifier, a character LM or a word LM through transformers.Trainer.",
+                  no_args_is_help=True)
+
+def choices(name: str, values: tuple) -> type[Enum]:
+    """An Enum of `values`, which typer shows and checks as a choice."""
+    return Enum(name, {value: value for value in values}, type=str)
+
+
+ClassifierPreset = choices("ClassifierPreset", ("lstm", "transformer", "book", "ulmfit", "ulmfit-cpu",
+                                                 "ulmfit-cpu-word2vec", "ulmfit-cpu-all"))
+CharLMPreset = choices("CharLMPreset", ("lstm", "transformer", "book", "cpu"))
+WordLMPreset = choices("WordLMPreset", ("lstm", "cpu", "cpu-full", "cpu-ab"))
+Tbptt = choices("Tbptt", ("windows", "stateful"))
+Softmax = choices("Softmax", ("full", "sampled"))
+
+
+def value(option):
+    """An Enum option's string (None stays None)."""
+    return option.value if isinstance(option, Enum) else option
+
+
+def start_run() -> None:
+    """Threads and progress output for a training run (after the options are parsed)."""
+    from ..utils.runtime import configure_run
+    from .evaluate import loads_models
+
+    configure_run()
+    loads_models()  # saved folders carry the code files named in auto_map
+
+
+def speaks() -> bool:
+    from ..utils.runtime import is_main_process
+
+    return is_main_process()
+
+
+@app.command("classifier", no_args_is_help=True)
+def classifier(
+    dataset: Annotated[str, typer.Option(help="Hub id, dataset folder, or one .csv/.tsv/.json/.jsonl/.parquet/.txt file "
+                                              "(stanfordnlp/imdb for the chapter's project)")],
+    output_dir: Annotated[Path, typer.Option(help="where the model folder, card and figures go")],
+    model: Annotated[ClassifierPreset, typer.Option(help="preset (ulmfit* go with --init-from)")] = "lstm",
+    dataset_config: Annotated[Optional[str], typer.Option(help="the Hub dataset's configuration name")] = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    label_names: Annotated[Optional[str], typer.Option(
+        help="comma list, or a file with one name a line, in the order of the sorted label values "
+             "(IMDb: negative,positive)")] = None,
+    train_split: Annotated[Optional[str], typer.Option(help="default: train")] = None,
+    validation_split: Annotated[Optional[str], typer.Option(help="default: validation/valid/dev, else carved from train")] = None,
+    test_split: Annotated[Optional[str], typer.Option(help="default: test, else the final figures are on validation")] = None,
+    unlabelled_split: Annotated[Optional[str], typer.Option(
+        help="texts without labels for the word vectors (default: unsupervised/unlabelled when present)")] = None,
+    unlabelled_data: Annotated[Optional[list[str]], typer.Option(
+        help="extra unlabelled text for the word vectors only (repeat the option): dataset folders, data files, "
+             "Hub ids, .txt files or folders of them")] = None,
+    unlabelled_text_column: Annotated[str, typer.Option(help="the text column of --unlabelled-data datasets")] = "text",
+    unlabelled_data_split: Annotated[Optional[str], typer.Option(help="the split of --unlabelled-data datasets to read")] = None,
+    word_vector_train_repeats: Annotated[int, typer.Option(help="word2vec reads the training texts K times", min=1)] = 1,
+    quick: Annotated[bool, typer.Option(help="small preset for a smoke test")] = False,
+    epochs: Annotated[Optional[int], typer.Option(help="default: the preset's")] = None,
+    cpu_budget_s: Annotated[Optional[float], typer.Option(help="stop training after this many CPU seconds")] = None,
+    max_grad_norm: Annotated[float, typer.Option(help="gradient clipping threshold; 0 disables it")] = 1.0,
+    seed: int = 42,
+    resume: Annotated[bool, typer.Option(help="continue from the last complete checkpoint in --output-dir")] = False,
+    init_from: Annotated[Optional[Path], typer.Option(help="fine-tune from this word LM folder (seqhf train lm), ULMFiT's way")] = None,
+    baseline: Annotated[bool, typer.Option(help="fit the TF-IDF + logistic-regression baseline beside the model")] = True,
+):
+    """Train a text classifier on any dataset (runs unchanged under `accelerate launch -m seqhf`)."""
+    start_run()
+    from ..hub.card_data import is_imdb
+    from ..training.classifier import IMDB_LABELS, train_classifier
+
+    if label_names is None and is_imdb(dataset):  # the chapter's project: IMDb's labels 0/1 are named
+        label_names = ",".join(IMDB_LABELS)
+    data = dict(source=dataset, config=dataset_config, text_column=text_column, label_column=label_column,
+                label_names=label_names, train_split=train_split, validation_split=validation_split,
+                test_split=test_split, unlabelled_split=unlabelled_split)
+    unlabelled = (dict(sources=unlabelled_data, text_column=unlabelled_text_column, split=unlabelled_data_split)
+                  if unlabelled_data else None)
+    results = train_classifier(data, value(model), str(output_dir), quick=quick, epochs=epochs, max_grad_norm=max_grad_norm,
+                               seed=seed, resume=resume, baseline=baseline, init_from=init_from and str(init_from),
+                               cpu_budget_s=cpu_budget_s, unlabelled_data=unlabelled,
+                               word_vector_train_repeats=word_vector_train_repeats)
+    if speaks():
+        print(classifier_summary(results) + f" -> {output_dir}")
+
+
+def classifier_summary(results: dict) -> str:
+    split = results["evaluated_on"]
+    line = (f"{split} accuracy {results[f'{split}_accuracy']:.4f}  F1 {results[f'{split}_f1']:.4f}  "
+            f"macro-F1 {results[f'{split}_macro_f1']:.4f}  ({results[f'{split}_examples']} texts, "
+            f"{results['wall_time_s']:.0f} s)")
+    base = results.get("baseline")
+    if base and "accuracy" in base:
+        line += (f"\nbaseline on the same splits, {base['method']}: accuracy {base['accuracy']:.4f}, "
+                 f"macro-F1 {base['macro_f1']:.4f}")
+    return line
+
+
+@app.command("charlm", no_args_is_help=True)
+def charlm(
+    output_dir: Annotated[Path, typer.Option(help="where the model folder, card and figures go")],
+    text: Annotated[Optional[list[Path]], typer.Option(help="a UTF-8 text file or a folder of .txt files (repeat the "
+                                                           "option for several); the last 10 %% of each is held out")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="instead of --text: a Hub id or local dataset with a text column")] = None,
+    model: Annotated[CharLMPreset, typer.Option(help="preset")] = "lstm",
+    text_column: Annotated[str, typer.Option(help="the column of --dataset (and of --also-eval) to read")] = "text",
+    dataset_split: Annotated[str, typer.Option(help="the split of --dataset to read")] = "train",
+    max_chars: Annotated[Optional[int], typer.Option(help="read only the first N characters of --dataset")] = None,
+    heldout: Annotated[Optional[Path], typer.Option(help="held-out text file (default: the last 10 %% of each text)")] = None,
+    also_eval: Annotated[Optional[str], typer.Option(help="a text the model never saw: FILE.txt or DATASET[:SPLIT]")] = None,
+    also_eval_chars: Annotated[int, typer.Option(help="characters of --also-eval to score")] = 100_000,
+    dynamic_eval: Annotated[bool, typer.Option(help="dynamic evaluation (minutes on a CPU)")] = True,
+    ngram_order: Annotated[int, typer.Option(help="order of the Kneser-Ney baseline")] = 7,
+    quick: Annotated[bool, typer.Option(help="small preset: 300k-600k training characters, 2 epochs")] = False,
+    tbptt: Annotated[Optional[Tbptt], typer.Option(help="truncated backprop through time; default: the preset's")] = None,
+    seq_len: Annotated[Optional[int], typer.Option(help="characters per chunk; default: the preset's")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="default: the preset's")] = None,
+    max_grad_norm: Annotated[float, typer.Option(help="gradient clipping threshold; 0 disables it")] = 1.0,
+    seed: int = 42,
+    resume: Annotated[bool, typer.Option(help="continue from the last complete checkpoint in --output-dir")] = False,
+):
+    """Train a character language model on any text, with an n-gram baseline on the same held-out text."""
+    if text and dataset:
+        raise typer.BadParameter("give --text or --dataset, not both")
+    if not text and not dataset:
+        raise typer.BadParameter("give the text to learn: --text FILE_OR_FOLDER (repeatable) or --dataset")
+    start_run()
+    from ..training.charlm import train_charlm
+
+    results = train_charlm(value(model), [str(t) for t in text] if text else None, str(output_dir),
+                           heldout=heldout and str(heldout), dataset=dataset, text_column=text_column,
+                           dataset_split=dataset_split, max_chars=max_chars, quick=quick, tbptt=value(tbptt), seq_len=seq_len,
+                           epochs=epochs, max_grad_norm=max_grad_norm, seed=seed, resume=resume,
+                           ngram_order=ngram_order, dynamic=dynamic_eval, also_eval=also_eval,
+                           also_eval_chars=also_eval_chars)
+    if speaks():
+        print(charlm_summary(results) + f" -> {output_dir}")
+
+
+def charlm_summary(r: dict) -> str:
+    stream = r["heldout_stream_nats_per_char"]
+    lines = [f"held-out {r['heldout_nats_per_char']:.4f} nats/char ({r['heldout_bits_per_char']:.3f} bits), "
+             f"windows {r['heldout_window_nats_per_char']:.4f}" + (f", stream {stream:.4f}" if stream is not None else "")
+             + f"; unigram entropy {r['unigram_entropy_nats']:.3f}; {r['heldout_unknown_chars']} held-out [UNK]; "
+             f"{r['wall_time_s']:.0f} s"]
+    if "ngram" in r:
+        lines.append(f"{r['ngram']['order']}-gram Kneser-Ney {r['ngram']['heldout_nats_per_char']:.4f}; mixture "
+                     f"(neural weight {r['mixture']['neural_weight']:.2f}) {r['mixture']['heldout_nats_per_char']:.4f}")
+    if "dynamic_eval" in r:
+        d = r["dynamic_eval"]
+        lines.append(f"dynamic evaluation (lr {d['lr']:g}) {d['heldout_nats_per_char']:.4f} "
+                     f"(static {d['heldout_static_nats_per_char']:.4f} on the same {d['heldout_chars']:,} characters)")
+    if "second_text" in r:
+        s = r["second_text"]
+        lines.append(f"{s['name']}: {s['nats_per_char']:.4f} nats/char (n-gram {s['ngram_nats_per_char']:.4f})")
+    return "\n".join(lines)
+
+
+@app.command("lm", no_args_is_help=True)
+def word_lm(
+    output_dir: Annotated[Path, typer.Option(help="where the LM folder goes (then: seqhf train classifier --init-from)")],
+    dataset: Annotated[str, typer.Option(help="Hub id or local folder in the stanfordnlp/imdb layout")] = "stanfordnlp/imdb",
+    model: Annotated[WordLMPreset, typer.Option(help="preset: lstm (for a GPU), cpu (sampled softmax), cpu-full, cpu-ab")] = "lstm",
+    quick: Annotated[bool, typer.Option(help="tiny preset: 600 reviews, 32 units, one epoch")] = False,
+    softmax: Annotated[Optional[Softmax], typer.Option(help="training loss; default: the preset's")] = None,
+    seq_len: Annotated[Optional[int], typer.Option(help="tokens per training window; default: the preset's")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="default: the preset's")] = None,
+    max_steps: Annotated[int, typer.Option(help="stop after this many optimizer steps (overrides --epochs)")] = -1,
+    time_budget_min: Annotated[Optional[float], typer.Option(help="stop training after this many minutes")] = None,
+    cpu_budget_s: Annotated[Optional[float], typer.Option(help="stop training after this many CPU seconds")] = None,
+    max_grad_norm: Annotated[float, typer.Option(help="gradient clipping threshold; 0 disables it")] = 1.0,
+    seed: int = 42,
+    resume: Annotated[bool, typer.Option(help="continue from the last complete checkpoint in --output-dir")] = False,
+):
+    """Pretrain a word-level LSTM LM on reviews (ULMFiT's first half)."""
+    start_run()
+    from ..training.wordlm import train_wordlm
+
+    results = train_wordlm(value(model), dataset, str(output_dir), quick=quick, softmax=value(softmax), seq_len=seq_len, epochs=epochs,
+                           max_steps=max_steps, max_grad_norm=max_grad_norm, seed=seed, resume=resume,
+                           time_budget_s=time_budget_min * 60 if time_budget_min else None, cpu_budget_s=cpu_budget_s)
+    if speaks():
+        print(f"held-out perplexity {results['heldout_perplexity']:.1f} ({results['heldout_tokens']:,} tokens), "
+              f"{results['train_tokens_per_second']:,.0f} training tokens/s, {results['wall_time_s']:.0f} s -> {output_dir}")

@@ -1,0 +1,91 @@
+"""Evaluating a saved folder on data it is given, the classic baseline beside it: a classifier on a dataset
+(through `pipeline`, as a user gets it), a character LM on a text (nats per character)."""
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from datasets import DatasetDict
+
+from ..data.classification import ClassificationData, DataError, load_classification_data
+from .baseline import tfidf_logistic_regression
+from .metrics import classification_metrics
+
+
+def folder_labels(folder) -> list[str]:
+    """The class names of a saved classifier, in the order of its outputs."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(folder)
+    return [config.id2label[i] for i in range(len(config.id2label))]
+
+
+def evaluate_classifier(folder, data, *, split: str | None = None, baseline: bool = True, batch_size: int = 32) -> dict:
+    """Score the classifier saved in `folder` on `data` (a `ClassificationData`, or `load_classification_data`
+    arguments; its labels are named as the folder names them) through `pipeline("text-classification")`.
+    `split`: which split to score (default: test, else validation). With `baseline`, TF-IDF + logistic
+    regression is fitted on the data's train split and scored on the same split. Returns the figures."""
+    from transformers import pipeline
+
+    names = folder_labels(folder)
+    if not isinstance(data, ClassificationData):
+        data = load_classification_data(**{"label_names": names, **data})
+    if data.multi_label:
+        raise DataError("seqhf evaluate scores single-label classifiers; this dataset has lists of labels.")
+    if data.label_names != names:
+        raise DataError(f"The dataset's classes {data.label_names} are not the model's {names}: name them with "
+                        "--label-names in the model's order.")
+    split = split or data.final_split
+    if split not in data.splits:
+        raise DataError(f"No {split!r} split; the data has {sorted(data.splits)}.")
+    texts, labels = data.splits[split]["text"], np.asarray(data.splits[split]["labels"])
+    start = time.time()
+    classify = pipeline("text-classification", model=str(folder), top_k=None)
+    scores = np.zeros((len(texts), len(names)))
+    for row, result in enumerate(classify(list(texts), batch_size=batch_size, truncation=True)):
+        for entry in result:
+            scores[row, names.index(entry["label"])] = entry["score"]
+    figures = classification_metrics(np.log(np.clip(scores, 1e-12, 1.0)), labels, names)
+    results = dict(model=str(folder), data=data.description, evaluated_on=split, examples=len(texts),
+                   wall_time_s=round(time.time() - start, 1), **figures)
+    if baseline:
+        if "train" not in data.splits or len(data.splits["train"]) == 0:
+            results["baseline"] = {"skipped": "no train split to fit it on"}
+        else:
+            scored = dataclasses.replace(data, splits=DatasetDict(train=data.splits["train"], test=data.splits[split]))
+            results["baseline"] = tfidf_logistic_regression(scored)
+    return results
+
+
+def evaluate_char_lm(folder, text: str, *, ngram_train: str | None = None, ngram_order: int = 7,
+                     max_chars: int = 200_000) -> dict:
+    """Nats per character of the char LM saved in `folder` on `text` (its first `max_chars` characters, read
+    as one stream by a recurrent model, in windows of its context by a Transformer). With `ngram_train`
+    (text), a Kneser-Ney n-gram fitted on it is scored on the same characters beside the model."""
+    from ..inference.generation import load_generator
+    from .charlm import char_log_probs, encode_counting_unknown
+    from .ngram import CharKneserNey
+
+    if not text.strip():
+        raise DataError("The text to evaluate on is empty.")
+    text = text[:max_chars]
+    model, tokenizer = load_generator(folder)
+    ids, unknown = encode_counting_unknown(tokenizer, text)
+    window = getattr(model.config, "max_position_embeddings", None) or 256
+    nats = float(-char_log_probs(model, ids, window).mean())
+    results = dict(model=str(folder), chars=len(text), unknown_chars=unknown, nats_per_char=nats,
+                   bits_per_char=nats / math.log(2), truncated_to=max_chars if len(text) == max_chars else None)
+    if ngram_train:
+        ngram = CharKneserNey(ngram_order).fit(ngram_train)
+        results["ngram"] = dict(order=ngram_order, train_chars=len(ngram_train),
+                                nats_per_char=ngram.nats_per_char(text))
+    return results
+
+
+def read_text(path) -> str:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such text file: {path}")
+    return path.read_text(encoding="utf-8")
