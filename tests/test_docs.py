@@ -60,3 +60,14 @@ def test_readme_images_are_absolute():
     assert images, "the README shows the demo page"
     relative = [src for src in images if not src.startswith("https://")]
     assert not relative, f"PyPI shows only absolute (https) image links: {relative}"
+
+
+def test_api_page_is_current_and_every_api_function_is_documented():
+    import seqhf
+
+    for name in seqhf.API:
+        assert (getattr(seqhf, name).__doc__ or "").strip(), f"seqhf.{name} has no docstring"
+    page = subprocess.run([sys.executable, str(REPO / "scripts" / "api_page.py")], capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
+    assert page.returncode == 0, page.stderr
+    assert page.stdout == (REPO / "docs" / "api.md").read_text(), "run: python scripts/api_page.py > docs/api.md"

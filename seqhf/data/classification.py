@@ -310,10 +310,11 @@ def load_classification_data(
 
 def validation_count(rows: int, size: float) -> int:
     """How many training rows become validation: `size` of them (a fraction, or a count when >= 1), but never
-    fewer than 10 % of a small set (up to 300 texts) nor than 30 texts where there are 60 rows, so that a
-    few hundred rows are not judged on a handful of texts (a 1.2 % quick preset left 4 of 300)."""
+    fewer than 10 % of a small set (up to 300 texts), nor than 30 texts where they are at most a quarter of
+    the rows (120 rows or more), so that a few hundred rows are not judged on a handful of texts (a 1.2 %
+    quick preset left 4 of 300)."""
     wanted = int(size) if size >= 1 else round(size * rows)
-    return min(rows - 1, max(wanted, min(math.ceil(0.1 * rows), 300), min(30, rows // 2)))
+    return min(rows - 1, max(wanted, min(math.ceil(0.1 * rows), 300), min(30, rows // 4)))
 
 
 def _carve_validation(train: Dataset, size: float, seed: int, multi_label: bool):
