@@ -203,6 +203,10 @@ def test_multi_label_dataset_trains_a_sigmoid_model(tmp_path):
     (scores,) = pipeline("text-classification", model=str(out), top_k=None)(["the goal of the team urgent now"])
     assert len(scores) == 4 and sum(s["score"] for s in scores) > 1.0  # independent sigmoids, not a softmax
     assert {s["label"] for s in scores if s["score"] >= 0.5} == {"sport", "urgent"}
+    # One temperature for every sigmoid, fitted on their binary cross-entropy (here the only split, validation).
+    assert 0.05 <= results["calibration_temperature"] <= 20
+    assert results["validation_nll"] <= results["validation_nll_uncalibrated"] + 1e-9
+    assert results["validation_nll"] == pytest.approx(results["validation_loss"], abs=1e-5)
     card = (out / "README.md").read_text()
     assert "No test split" in card and "at least 0.5" in card
 
@@ -289,7 +293,13 @@ def test_lstm_preset_on_a_small_dataset_trains_the_small_data_model(tmp_path):
     assert results["train_args"]["load_best_model_at_end"] is False
     final_checkpoint = max(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     saved, final = load_file(out / "model.safetensors"), load_file(final_checkpoint / "model.safetensors")
-    assert all(torch.equal(saved[name], final[name]) for name in final)
+    # Saved as trained, but for the temperature folded into the classifier's last linear layer at the end.
+    head = sorted({name.rsplit(".", 1)[0] for name in final if name.startswith("classifier.")},
+                  key=lambda layer: int(layer.split(".")[1]))[-1]
+    temperature = results["calibration_temperature"]
+    assert all(torch.equal(saved[name], final[name]) for name in final if not name.startswith(head + "."))
+    for name in (f"{head}.weight", f"{head}.bias"):
+        torch.testing.assert_close(saved[name], final[name] / temperature)
     assert f"{last_eval * 100:.2f} %" in (out / "README.md").read_text()
     assert "Adversarial training** (Miyato et al., 2017)" in (out / "README.md").read_text()
 

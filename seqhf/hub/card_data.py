@@ -7,7 +7,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCardData
 
 from ..data.sources import IMDB_HUB_ID, is_hub_id
-from .plots import CONFUSION_NAME
+from .plots import CONFUSION_NAME, RELIABILITY_NAME
 
 CARD_NAME = "README.md"
 CURVES_NAME = "training_curves.png"
@@ -165,7 +165,8 @@ def classification_view(results: dict) -> dict:
     imdb = is_imdb(source)
     hub_id = is_hub_id(source) and not Path(source).exists()
     figures = {key: results.get(f"{split}_{key}") for key in
-               ("accuracy", "f1", "macro_f1", "micro_f1", "loss", "examples", "per_class")}
+               ("accuracy", "f1", "macro_f1", "micro_f1", "loss", "examples", "per_class",
+                "ece", "nll", "ece_uncalibrated", "nll_uncalibrated")}
     return dict(
         imdb=imdb, split=split, figures=figures, data=data, hub_id=hub_id,
         dataset_id=IMDB_HUB_ID if imdb else (source if hub_id else Path(source).name or "local"),
@@ -288,6 +289,7 @@ def classification_card_fields(task: str, results: dict, folder: Path) -> dict:
         m=view["figures"], best_validation=view["best_validation"],
         best_validation_metric=view["best_validation_metric"],
         confusion=CONFUSION_NAME if (folder / CONFUSION_NAME).is_file() else None,
+        reliability=RELIABILITY_NAME if (folder / RELIABILITY_NAME).is_file() else None,
         example_text=IMDB_EXAMPLE if view["imdb"] else "Write the text to classify here.",
     )
 

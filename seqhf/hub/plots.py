@@ -1,11 +1,12 @@
 """Figures for the output folder and its card (matplotlib, when installed): training curves, and the confusion
-matrix of a classifier."""
+matrix and reliability diagram of a classifier."""
 
 from pathlib import Path
 
 import numpy as np
 
 CONFUSION_NAME = "confusion_matrix.png"
+RELIABILITY_NAME = "reliability_diagram.png"
 
 
 def plot_confusion_matrix(matrix, label_names, path, title="") -> Path | None:
@@ -32,6 +33,44 @@ def plot_confusion_matrix(matrix, label_names, path, title="") -> Path | None:
         dark = counts.max() / 2 if counts.size else 0
         for (row, col), count in np.ndenumerate(counts):
             ax.text(col, row, f"{count:,}", ha="center", va="center", color="white" if count > dark else "black")
+    fig.tight_layout()
+    fig.savefig(path)
+    return Path(path)
+
+
+def plot_reliability_diagram(before: dict, after: dict, path, temperature: float, title="") -> Path | None:
+    """Accuracy against confidence before and after temperature scaling, side by side: one bar a confidence
+    bin (`seqhf.evaluation.calibration.reliability_bins`), the diagonal a calibrated model would follow, the
+    gap to it shaded, and below each the share of predictions in each bin. The titles give the ECE.
+
+    Returns None, and writes nothing, when matplotlib is not installed.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    fig = Figure(figsize=(10, 6), dpi=100)
+    grid = fig.add_gridspec(2, 2, height_ratios=(3, 1))
+    panels = ((before, "before calibration (T = 1)"), (after, f"after calibration (T = {temperature:.3g})"))
+    for column, (table, name) in enumerate(panels):
+        count = np.asarray(table["count"], dtype=float)
+        lower, upper = np.asarray(table["lower"]), np.asarray(table["upper"])
+        seen = count > 0
+        width = upper - lower
+        accuracy = np.where(seen, table["accuracy"], 0.0)
+        confidence = np.where(seen, table["confidence"], 0.0)
+        ece = float(np.sum(count[seen] / count.sum() * np.abs(accuracy[seen] - confidence[seen])))
+        ax = fig.add_subplot(grid[0, column])
+        ax.bar(lower[seen], accuracy[seen], width[seen], align="edge", edgecolor="black", label="accuracy")
+        ax.bar(lower[seen], (confidence - accuracy)[seen], width[seen], bottom=accuracy[seen], align="edge",
+               color="crimson", alpha=0.3, edgecolor="crimson", label="gap to the mean confidence")
+        ax.plot([0, 1], [0, 1], "--", color="gray", label="calibrated")
+        ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy", title=f"{title + ': ' if title else ''}{name}\nECE {ece:.4f}")
+        ax.legend(loc="upper left")
+        share = fig.add_subplot(grid[1, column], sharex=ax)
+        share.bar(lower, count / max(count.sum(), 1), width, align="edge", color="gray")
+        share.set(xlabel="confidence", ylabel="share of predictions")
+        share.set_ylim(bottom=0)
     fig.tight_layout()
     fig.savefig(path)
     return Path(path)

@@ -18,8 +18,9 @@ from ..evaluation.metrics import (
     compute_classification_metrics,
     confusion_matrix,
 )
-from ..hub.plots import CONFUSION_NAME, plot_confusion_matrix
+from ..hub.plots import CONFUSION_NAME, RELIABILITY_NAME, plot_confusion_matrix
 from . import ulmfit
+from .calibration import calibrate, final_calibration, plot_final_reliability
 from .classifier_inputs import (
     build_tokenizer,
     describe_inputs,
@@ -129,6 +130,10 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     with phases("training (with validation)"):
         trainer.train(resume_from_checkpoint=checkpoint)
     trainer.remove_callback(EarlyStoppingCallback)  # the final evaluations are not for early stopping
+    # Temperature scaling (`seqhf.training.calibration`): fitted on validation, folded into the saved head,
+    # so the final figures, `pipeline(...)` and ONNX give calibrated scores; the argmax does not change.
+    with phases("calibration (validation)"):
+        temperature, calibration = calibrate(trainer, encoded["validation"].remove_columns("length"))
     final = data.final_split
     with phases(f"{final} evaluation"):
         prediction = trainer.predict(encoded[final].remove_columns("length"), metric_key_prefix=final)
@@ -143,6 +148,8 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         **kept_model(trainer, best_metric),
     )
     results.update(final_figures(prediction, data, len(encoded[final])))  # may restate validation_examples
+    results.update(calibration_temperature=temperature, **calibration)
+    results.update(final_calibration(prediction, temperature, final))  # the same keys when final is validation
     if budget:
         results.update(cpu_budget_s=cpu_budget_s, stopped_by_cpu_budget=bool(budget.stopped_at_step),
                        train_steps=trainer.state.global_step, train_cpu_s=round(time.process_time(), 1))
@@ -152,6 +159,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     if trainer.is_world_process_zero():
         plot_confusion_matrix(confusion_matrix(prediction.predictions, prediction.label_ids), data.label_names,
                               Path(output_dir) / CONFUSION_NAME, title=f"{final} split")
+        plot_final_reliability(prediction, temperature, Path(output_dir) / RELIABILITY_NAME, final)
         if baseline:
             results["baseline"] = collect_baseline(background_baseline, data, phases)
         results["phase_wall_time_s"] = phases.seconds
