@@ -256,6 +256,7 @@ def load_classification_data(
     test_split: str | None = None,
     unlabelled_split: str | None = None,
     validation_size: float = 0.1,
+    validation_floor: bool = False,
     seed: int = 42,
 ) -> ClassificationData:
     """Load and check a text-classification dataset; see the module docstring."""
@@ -292,7 +293,9 @@ def load_classification_data(
     splits = {role: tidy(ds) for role, ds in labelled.items()}
     carved = "validation" not in splits
     if carved:
-        splits["train"], splits["validation"] = _carve_validation(splits["train"], validation_size, seed, multi_label)
+        splits["train"], splits["validation"] = _carve_validation(
+            splits["train"], validation_count(len(splits["train"]), validation_size) if validation_floor else validation_size,
+            seed, multi_label)
     unlabelled = None
     if names["unlabelled"] is not None:
         _check_columns(raw[names["unlabelled"]], names["unlabelled"], (text_column,))
@@ -309,10 +312,10 @@ def load_classification_data(
 
 
 def validation_count(rows: int, size: float) -> int:
-    """How many training rows become validation: `size` of them (a fraction, or a count when >= 1), but never
-    fewer than 10 % of a small set (up to 300 texts), nor than 30 texts where they are at most a quarter of
-    the rows (120 rows or more), so that a few hundred rows are not judged on a handful of texts (a 1.2 %
-    quick preset left 4 of 300)."""
+    """How many training rows become validation under a preset's small-set floor (`validation_floor`, the
+    quick presets'): `size` of them (a fraction, or a count when >= 1), but never fewer than 10 % of a small
+    set (up to 300 texts), nor than 30 texts where they are at most a quarter of the rows (120 rows or
+    more), so that a few hundred rows are not judged on a handful of texts (1.2 % left 4 of 300)."""
     wanted = int(size) if size >= 1 else round(size * rows)
     return min(rows - 1, max(wanted, min(math.ceil(0.1 * rows), 300), min(30, rows // 4)))
 
@@ -322,7 +325,7 @@ def _carve_validation(train: Dataset, size: float, seed: int, multi_label: bool)
     if not multi_label:
         train = train.cast_column("labels", ClassLabel(num_classes=max(train["labels"]) + 1))
     try:
-        parts = train.train_test_split(test_size=validation_count(len(train), size), seed=seed,
+        parts = train.train_test_split(test_size=size, seed=seed,
                                        stratify_by_column=None if multi_label else "labels")
     except ValueError as err:  # too few rows of a class to stratify
         raise DataError(f"Cannot carve a {size:g} validation split from {len(train)} training rows ({err}); "

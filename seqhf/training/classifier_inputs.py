@@ -94,6 +94,7 @@ def load_data(options: dict, preset: dict, seed: int) -> ClassificationData:
     """`load_classification_data(**options)`, its errors as SetupError (raised before any training)."""
     try:
         return load_classification_data(**{"validation_size": preset.get("validation_size", 0.1), "seed": seed,
+                                           "validation_floor": preset.get("validation_floor", False),
                                            **options})
     except DataError as err:
         raise SetupError(str(err)) from err

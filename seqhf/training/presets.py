@@ -49,18 +49,18 @@ SENTIMENT_PRESETS = {
 SENTIMENT_QUICK = {
     "book": dict(
         model=dict(embedding_size=20, hidden_size=64),
-        vocab_size=10000, max_length=200, train_size=4000, validation_size=0.012, test_size=2000,
+        vocab_size=10000, max_length=200, train_size=4000, validation_size=0.012, validation_floor=True, test_size=2000,
         train=dict(learning_rate=1e-2, epochs=3, batch_size=32, scheduler="linear", warmup=0.05, patience=3),
     ),
     "lstm": dict(
         model=dict(embedding_size=64, hidden_size=64, embedding_dropout=0.1, classifier_dropout=0.3),
-        vocab_size=10000, max_length=128, train_size=6000, validation_size=0.012, test_size=2000, word_vectors=None,
+        vocab_size=10000, max_length=128, train_size=6000, validation_size=0.012, validation_floor=True, test_size=2000, word_vectors=None,
         train=dict(learning_rate=8e-3, epochs=2, batch_size=64, warmup=0.05, patience=3),
     ),
     "transformer": dict(
         model=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
                    max_position_embeddings=256),
-        vocab_size=10000, max_length=200, train_size=4000, validation_size=0.012, test_size=2000,
+        vocab_size=10000, max_length=200, train_size=4000, validation_size=0.012, validation_floor=True, test_size=2000,
         train=dict(learning_rate=2e-3, epochs=3, batch_size=32, warmup=0.05, patience=3),
     ),
 }
