@@ -428,12 +428,14 @@ class SeqLSTMForSequenceClassification(SeqLSTMPreTrainedModel):
 
 
 def refuse_config_without_lm_head(config):
-    """A config saved from a classifier (or a backbone) has no trained LM head: building a causal LM from it
-    would generate noise from a random head, so say so instead."""
+    """A config saved from a model with another head (a text classifier) is refused: its backbone was trained for
+    that task and it has no LM head, so a causal LM built from it would generate noise. A backbone folder
+    (`SeqLSTMModel`) loads as in transformers: the new LM head is reported as newly initialised."""
     saved_as = config.architectures or []
-    if saved_as and not any(name.endswith("ForCausalLM") for name in saved_as):
-        is_classifier = any("Classification" in name for name in saved_as)
-        kind = "a text classifier" if is_classifier else "a model without an LM head"
+    other_heads = [name for name in saved_as if "For" in name]
+    if other_heads and not any(name.endswith("ForCausalLM") for name in saved_as):
+        is_classifier = any("Classification" in name for name in other_heads)
+        kind = "a text classifier" if is_classifier else "a model with another head"
         raise ValueError(
             f"This folder holds {', '.join(saved_as)} ({kind}), not a language model: it has no trained "
             "language-model head, so generating from it would print noise. Load it with "
