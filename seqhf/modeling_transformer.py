@@ -5,6 +5,7 @@ folder loads with `trust_remote_code=True` where seqhf is not installed.
 """
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,28 @@ logger = logging.get_logger(__name__)
 # transformers 5.24 calls the KV cache `cache` (in outputs and in generate's model kwargs); earlier 5.x
 # releases call it `past_key_values`. The forwards accept both; outputs use the installed name.
 CACHE_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+# transformers 5.24's models take the old names with a FutureWarning: `past_key_values` where the new name is
+# `cache` (before 5.24 generate() itself passes it), and Mamba's `cache_params`.
+OLD_CACHE_NAMES = ("past_key_values", "cache_params")
+
+
+def cache_from_old_names(cache, kwargs, owner):
+    """`cache`, or the cache passed under an old keyword (popped from `kwargs`): taken with the FutureWarning
+    transformers' own models give for these names, never dropped; two different caches are refused."""
+    for name in OLD_CACHE_NAMES:
+        old = kwargs.pop(name, None)
+        if old is None:
+            continue
+        if cache is not None and old is not cache:
+            raise ValueError(f"Two caches were passed to {owner}: `cache` and `{name}`. Pass one, as `cache`.")
+        if (name != "past_key_values" or CACHE_FIELD == "cache") and not torch.compiler.is_compiling():
+            warnings.warn(
+                f"`{name}` is deprecated for {owner}: pass the cache as `cache` (transformers' name since 5.24).",
+                FutureWarning,
+                stacklevel=3,
+            )
+        cache = old
+    return cache
 
 
 def sinusoids(num_positions, dim):
@@ -278,7 +301,9 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
         cache=None,
         **kwargs,
     ):
-        cache = cache if cache is not None else past_key_values
+        if past_key_values is not None:
+            kwargs["past_key_values"] = past_key_values
+        cache = cache_from_old_names(cache, kwargs, f"{type(self).__name__}.forward")
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
@@ -483,6 +508,9 @@ class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
         logits_to_keep: compute logits only for the last `logits_to_keep` positions (0 = all); `generate` uses 1.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if past_key_values is not None:
+            kwargs["past_key_values"] = past_key_values
+        cache = cache_from_old_names(cache, kwargs, f"{type(self).__name__}.forward")
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -492,7 +520,7 @@ class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
-            cache=cache if cache is not None else past_key_values,
+            cache=cache,
         )
         hidden_states = outputs.last_hidden_state
         keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep

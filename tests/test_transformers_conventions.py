@@ -113,3 +113,40 @@ def test_tied_base_checkpoint_gives_the_lm_its_embeddings_as_head(tmp_path, fami
     lm, info = lm_class.from_pretrained(tmp_path, output_loading_info=True)
     assert "lm_head.weight" not in info["missing_keys"]
     assert lm.lm_head.weight.data_ptr() == lm.model.embeddings.weight.data_ptr()
+
+
+# ---------------------------------------------------------------- 2. old cache keywords
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("name", ["cache_params", "past_key_values"])
+def test_old_cache_keyword_continues_with_a_future_warning(family, name):
+    model = trained_lm(family)
+    ids = TEXT[:, :12]
+    full = model(ids).logits
+    cache = cache_of(model(ids[:, :7], use_cache=True))
+    with pytest.warns(FutureWarning, match=f"`{name}` is deprecated.*`cache`"):
+        out = model(ids[:, 7:], **{name: cache})
+    torch.testing.assert_close(out.logits, full[:, 7:], atol=1e-5, rtol=1e-5)
+    assert cache_of(out) is cache
+    # The current name, and generate() (which passes it), give no warning.
+    cache = cache_of(model(ids[:, :7], use_cache=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        torch.testing.assert_close(model(ids[:, 7:], cache=cache).logits, full[:, 7:], atol=1e-5, rtol=1e-5)
+        model.generate(ids[:, :4], max_new_tokens=3, do_sample=False)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_two_different_caches_are_refused(family):
+    model = trained_lm(family)
+    first = cache_of(model(TEXT[:, :4], use_cache=True))
+    other = cache_of(model(TEXT[:, :4], use_cache=True))
+    with pytest.raises(ValueError, match="Two caches"):
+        model(TEXT[:, 4:6], cache=first, cache_params=other)
+
+
+def test_the_lstm_backbone_refuses_a_cache_it_cannot_use():
+    backbone = trained_lm("lstm").model
+    with pytest.raises(ValueError, match="SeqLSTMModel keeps no cache.*initial_state"):
+        backbone(TEXT[:, :4], cache_params=DynamicCache())
