@@ -492,6 +492,9 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
 
     _tied_weights_keys = {"lm_head.weight": "model.embeddings.weight"}
     _is_stateful = True  # the state cannot be rewound, so transformers refuses assisted decoding
+    # What transformers compiles in generate() (the decode steps, with a static cache) is one graph without breaks
+    # or recompilations. Reading a prompt (packing, nn.LSTM) stays eager, as transformers' prefill does.
+    _can_compile_fullgraph = True
 
     def __init__(self, config: SeqLSTMConfig):
         refuse_config_without_lm_head(config)
@@ -722,8 +725,10 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
     ):
         cache = cache if cache is not None else past_key_values
         if cache is not None and not is_first_iteration:
-            # The state summarises every earlier token: the newest token is all the model needs to read.
-            model_inputs = {"input_ids": input_ids[:, -1:], "cache": cache}
+            # The state summarises every earlier token: the newest token is all the model needs to read. Cloned, as
+            # transformers does: a slice of the growing sequence has a new stride at every step, and a compiled
+            # decode step (whose guards check strides, even of size-1 dimensions) would recompile at every token.
+            model_inputs = {"input_ids": input_ids[:, -1:].clone(memory_format=torch.contiguous_format), "cache": cache}
             if kwargs.get("output_hidden_states"):
                 model_inputs["output_hidden_states"] = True
             return model_inputs

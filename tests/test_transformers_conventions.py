@@ -150,3 +150,53 @@ def test_the_lstm_backbone_refuses_a_cache_it_cannot_use():
     backbone = trained_lm("lstm").model
     with pytest.raises(ValueError, match="SeqLSTMModel keeps no cache.*initial_state"):
         backbone(TEXT[:, :4], cache_params=DynamicCache())
+
+
+# ---------------------------------------------------------------- 3. compiled decoding compiles once
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_compiled_greedy_decoding_compiles_once(family):
+    model = trained_lm(family)
+    assert type(model)._can_compile_fullgraph
+    graphs = []
+
+    def counting_backend(graph_module, example_inputs):
+        graphs.append(graph_module)
+        return graph_module.forward  # run the traced graph as it is: what is counted is dynamo's compilations
+
+    # As transformers' test_generate_compile_model_forward_fullgraph: no graph break, no dynamic shapes.
+    compile_config = CompileConfig(fullgraph=True, dynamic=False, backend=counting_backend, mode=None)
+    compile_config._compile_all_devices = True  # compile on the CPU too
+    ids, mask = padded_prompts()
+    settings = dict(attention_mask=mask, max_new_tokens=50, do_sample=False, cache_implementation="static")
+    eager = model.generate(ids, **settings)
+    torch.compiler.reset()
+    compiled = model.generate(ids, compile_config=compile_config, **settings)
+    assert hasattr(model, "_compiled_call")
+    assert len(graphs) == 1  # 49 decode steps, one compilation
+    assert torch.equal(compiled, eager) and len(set(eager[1, 5:].tolist())) > 10
+    other = model.generate(ids.flip(0), compile_config=compile_config, **settings | dict(attention_mask=mask.flip(0)))
+    assert len(graphs) == 1  # a second generation of the same shape reuses the graph
+    assert torch.equal(other, model.generate(ids.flip(0), **settings | dict(attention_mask=mask.flip(0))))
+
+
+# ---------------------------------------------------------------- 4. the Transformer's forward is one graph
+
+
+def test_transformer_forward_compiles_with_fullgraph():
+    model = trained_lm("transformer")
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    ids, mask = padded_prompts()
+    for inputs in (dict(input_ids=ids), dict(input_ids=ids, attention_mask=mask, labels=ids)):
+        out, ref = compiled(**inputs), model(**inputs)
+        torch.testing.assert_close(out.logits, ref.logits)
+        if "labels" in inputs:
+            torch.testing.assert_close(out.loss, ref.loss)
+    backbone = model.model
+    assert type(model)._can_compile_fullgraph and type(backbone)._can_compile_fullgraph
+    out = torch.compile(backbone, fullgraph=True, backend="eager")(ids, attention_mask=mask)
+    torch.testing.assert_close(out.last_hidden_state, backbone(ids, attention_mask=mask).last_hidden_state)
+    # Eager calls still check the ids' range.
+    with pytest.raises(ValueError, match=r"outside \[0, 21\)"):
+        model(torch.tensor([[3, VOCAB]]))
