@@ -576,20 +576,24 @@ class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
         slots = cache.get_mask_sizes(kwargs["inputs_embeds"].shape[1], 0)[0] if "inputs_embeds" in kwargs else 0
         return F.pad(attention_mask, (0, max(slots - attention_mask.shape[1], 0)))
 
-    def prepare_inputs_for_generation(self, input_ids, **kwargs):
+    def prepare_inputs_for_generation(self, input_ids, inputs_embeds=None, attention_mask=None, **kwargs):
         """transformers' preparation, until the text outgrows the model's positions. From then on each new
         token sees the last `max_position_embeddings` tokens, read afresh at positions 0.. (the cached keys
-        were computed at other positions), as a char model generates past its training window."""
+        were computed at other positions), as a char model generates past its training window.
+
+        `inputs_embeds` and `attention_mask` are named: generate() takes `inputs_embeds` only from a model whose
+        preparation names it."""
         window = self.config.max_position_embeddings
-        embeds_first = kwargs.get("inputs_embeds") is not None and kwargs.get("is_first_iteration")
+        embeds_first = inputs_embeds is not None and kwargs.get("is_first_iteration")
         if input_ids.shape[1] <= window or embeds_first:
-            return super().prepare_inputs_for_generation(input_ids, **kwargs)
+            return super().prepare_inputs_for_generation(
+                input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs
+            )
         cache = kwargs.get("cache", kwargs.get("past_key_values"))
         if cache is not None:
             cache.reset()
             if cache.get_seq_length() or not isinstance(cache, DynamicCache):  # older reset(), or static slots
                 cache = DynamicCache(config=self.config)
-        attention_mask = kwargs.get("attention_mask")
         model_inputs = {
             "input_ids": input_ids[:, -window:].contiguous(),
             "attention_mask": None if attention_mask is None else attention_mask[:, -window:],

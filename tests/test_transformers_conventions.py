@@ -200,3 +200,19 @@ def test_transformer_forward_compiles_with_fullgraph():
     # Eager calls still check the ids' range.
     with pytest.raises(ValueError, match=r"outside \[0, 21\)"):
         model(torch.tensor([[3, VOCAB]]))
+
+
+# ---------------------------------------------------------------- 5. generation from inputs_embeds
+
+
+@pytest.mark.parametrize("cache_implementation", [None, "static"])
+def test_transformer_generates_from_inputs_embeds(cache_implementation):
+    model = trained_lm("transformer")
+    assert "inputs_embeds" in inspect.signature(model.prepare_inputs_for_generation).parameters
+    ids, mask = padded_prompts()
+    settings = dict(attention_mask=mask, max_new_tokens=8, do_sample=False, cache_implementation=cache_implementation)
+    from_ids = model.generate(ids, **settings)
+    with torch.no_grad():
+        from_embeds = model.generate(inputs_embeds=model.get_input_embeddings()(ids), **settings)
+    assert torch.equal(from_embeds, from_ids[:, ids.shape[1] :])  # only the new tokens, as transformers returns
+    assert len(set(from_ids[1, 5:].tolist())) > 4
