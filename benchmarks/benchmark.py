@@ -531,6 +531,15 @@ def generate_rows(device, scale, memory, targets):
     ]
 
 
+def dynamo_graphs():
+    """How many graphs dynamo has compiled in this process (its own counter), or None where torch has none."""
+    try:
+        from torch._dynamo.utils import counters
+    except ImportError:
+        return None
+    return counters["stats"]["unique_graphs"]
+
+
 def decode_rows(device, scale, memory, targets):
     """Time per new token of generate() with a static cache, eager and compiled (transformers' compile path),
     and the compiled one against a plain (h, c) loop; same sampling and shapes as the generate rows."""
@@ -571,12 +580,17 @@ def decode_rows(device, scale, memory, targets):
     compiled = Contender("generate(), static cache, compiled", generate(True), "chars/s")
     eager = Contender("generate(), static cache, eager", generate(False), "chars/s")
     plain_c = Contender("plain (h, c) loop", run_plain, "chars/s")
+    graphs_before = dynamo_graphs()
+    # Compiled and eager alternate in the same run (round robin), so machine load hits both alike.
     measure([compiled, eager, plain_c], 1, scale.generate_repeats, device, memory)
+    graphs = None if graphs_before is None else dynamo_graphs() - graphs_before
     what = f"sampling {n_new} chars, batch 1, book-shape char LSTM, per new token (prompt read included)"
     per_token = (
         f"ms per token: compiled {1e3 / compiled.rate:.3f}, eager {1e3 / eager.rate:.3f}, "
         f"plain loop {1e3 / plain_c.rate:.3f}; the first compiled call (compiling) took {compile_seconds[0]:.1f} s"
     )
+    if graphs is not None:  # a decode step that recompiled as the text grows would show here
+        per_token += f"; dynamo compiled {graphs} graph(s) in {1 + scale.generate_repeats} compiled generations"
     return [
         make_row("lstm_decode_compiled_vs_eager", what, compiled, eager, scale.generate_repeats, targets, per_token),
         make_row("lstm_generate_compiled_vs_plain_loop", what, compiled, plain_c, scale.generate_repeats, targets),

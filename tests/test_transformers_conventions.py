@@ -1,0 +1,218 @@
+"""What transformers' own model and generation tests expect of a model (issue 24): a base checkpoint loads into
+the LM class, old cache keywords are taken with a FutureWarning (never dropped), compiled decoding does not
+recompile as the text grows, the Transformer's forward is one graph, and generate() takes `inputs_embeds`."""
+
+import inspect
+import warnings
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, CompileConfig, DynamicCache
+
+from seqhf import (
+    SeqLSTMConfig,
+    SeqLSTMForCausalLM,
+    SeqLSTMForSequenceClassification,
+    SeqLSTMModel,
+    SeqTransformerConfig,
+    SeqTransformerForCausalLM,
+    SeqTransformerForSequenceClassification,
+    SeqTransformerModel,
+)
+
+VOCAB = 21
+FAMILIES = ["lstm", "transformer"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: threads only add spin-waits on a loaded CPU
+    yield
+    torch.set_num_threads(threads)
+
+
+def config_of(family, **overrides):
+    if family == "lstm":
+        return SeqLSTMConfig(**(dict(vocab_size=VOCAB, embedding_size=8, hidden_size=16, pad_token_id=0) | overrides))
+    fields = dict(
+        vocab_size=VOCAB, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=128, embedding_dropout=0.0, hidden_dropout=0.0, attention_dropout=0.0, pad_token_id=0,
+    )
+    return SeqTransformerConfig(**(fields | overrides))
+
+
+CLASSES = {
+    "lstm": (SeqLSTMModel, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification),
+    "transformer": (SeqTransformerModel, SeqTransformerForCausalLM, SeqTransformerForSequenceClassification),
+}
+
+# A text the tiny LMs learn in a moment: each id is followed by (id + 7) mod 20, so greedy decoding writes
+# every id in turn (an untrained model soon repeats one, which would make comparisons weak).
+TEXT = torch.tensor([[1 + (7 * i) % 20 for i in range(60)]])
+_TRAINED = {}
+
+
+def trained_lm(family):
+    if family not in _TRAINED:
+        torch.manual_seed(0)
+        model = CLASSES[family][1](config_of(family))
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
+        for _ in range(60):
+            model(TEXT, labels=TEXT).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        _TRAINED[family] = model.eval()
+    model = CLASSES[family][1](_TRAINED[family].config)
+    model.load_state_dict(_TRAINED[family].state_dict())
+    return model.eval()
+
+
+def padded_prompts():
+    """Two prompts, the first left-padded by two."""
+    ids = torch.tensor([[0, 0, 5, 12, 19], [3, 10, 17, 4, 11]])
+    return ids, (ids != 0).long()
+
+
+def cache_of(out):
+    return out["cache"] if "cache" in type(out).__dataclass_fields__ else out["past_key_values"]
+
+
+# ---------------------------------------------------------------- 1. a base checkpoint into the LM class
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_base_checkpoint_loads_into_the_lm_with_a_new_head(tmp_path, family):
+    base_class, lm_class, classifier_class = CLASSES[family]
+    torch.manual_seed(0)
+    base = base_class(config_of(family, tie_word_embeddings=False)).eval()
+    base.save_pretrained(tmp_path)
+    lm, info = lm_class.from_pretrained(tmp_path, output_loading_info=True)
+    # As transformers does for any head class: the backbone is loaded, the head is reported as new.
+    head = {"lm_head.weight", "lm_head.bias"} if family == "lstm" else {"lm_head.weight"}
+    assert set(info["missing_keys"]) == head
+    assert not info["unexpected_keys"] and not info["mismatched_keys"]
+    for name, tensor in base.state_dict().items():
+        assert torch.equal(lm.model.state_dict()[name], tensor), name
+    assert type(AutoModelForCausalLM.from_pretrained(tmp_path)) is lm_class
+    assert type(lm_class(lm_class.config_class.from_pretrained(tmp_path))) is lm_class
+    ids = torch.tensor([[3, 4, 5]])
+    assert lm.generate(ids, max_new_tokens=3, do_sample=False).shape == (1, 6)
+    # The refusal stays where it protects: a classifier's folder has no LM head and a backbone trained for another task.
+    classifier_class(config_of(family)).save_pretrained(tmp_path / "classifier")
+    with pytest.raises(ValueError, match=r"ForSequenceClassification \(a text classifier\), not a language model"):
+        lm_class.from_pretrained(tmp_path / "classifier")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_tied_base_checkpoint_gives_the_lm_its_embeddings_as_head(tmp_path, family):
+    base_class, lm_class, _ = CLASSES[family]
+    torch.manual_seed(0)
+    overrides = dict(tie_word_embeddings=True) | (dict(embedding_size=16) if family == "lstm" else {})
+    base_class(config_of(family, **overrides)).save_pretrained(tmp_path)
+    lm, info = lm_class.from_pretrained(tmp_path, output_loading_info=True)
+    assert "lm_head.weight" not in info["missing_keys"]
+    assert lm.lm_head.weight.data_ptr() == lm.model.embeddings.weight.data_ptr()
+
+
+# ---------------------------------------------------------------- 2. old cache keywords
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("name", ["cache_params", "past_key_values"])
+def test_old_cache_keyword_continues_with_a_future_warning(family, name):
+    model = trained_lm(family)
+    ids = TEXT[:, :12]
+    full = model(ids).logits
+    cache = cache_of(model(ids[:, :7], use_cache=True))
+    with pytest.warns(FutureWarning, match=f"`{name}` is deprecated.*`cache`"):
+        out = model(ids[:, 7:], **{name: cache})
+    torch.testing.assert_close(out.logits, full[:, 7:], atol=1e-5, rtol=1e-5)
+    assert cache_of(out) is cache
+    # The current name, and generate() (which passes it), give no warning.
+    cache = cache_of(model(ids[:, :7], use_cache=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        torch.testing.assert_close(model(ids[:, 7:], cache=cache).logits, full[:, 7:], atol=1e-5, rtol=1e-5)
+        model.generate(ids[:, :4], max_new_tokens=3, do_sample=False)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_two_different_caches_are_refused(family):
+    model = trained_lm(family)
+    first = cache_of(model(TEXT[:, :4], use_cache=True))
+    other = cache_of(model(TEXT[:, :4], use_cache=True))
+    with pytest.raises(ValueError, match="Two caches"):
+        model(TEXT[:, 4:6], cache=first, cache_params=other)
+
+
+def test_the_lstm_backbone_refuses_a_cache_it_cannot_use():
+    backbone = trained_lm("lstm").model
+    with pytest.raises(ValueError, match="SeqLSTMModel keeps no cache.*initial_state"):
+        backbone(TEXT[:, :4], cache_params=DynamicCache())
+
+
+# ---------------------------------------------------------------- 3. compiled decoding compiles once
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_compiled_greedy_decoding_compiles_once(family):
+    model = trained_lm(family)
+    assert type(model)._can_compile_fullgraph
+    graphs = []
+
+    def counting_backend(graph_module, example_inputs):
+        graphs.append(graph_module)
+        return graph_module.forward  # run the traced graph as it is: what is counted is dynamo's compilations
+
+    # As transformers' test_generate_compile_model_forward_fullgraph: no graph break, no dynamic shapes.
+    compile_config = CompileConfig(fullgraph=True, dynamic=False, backend=counting_backend, mode=None)
+    compile_config._compile_all_devices = True  # compile on the CPU too
+    ids, mask = padded_prompts()
+    settings = dict(attention_mask=mask, max_new_tokens=50, do_sample=False, cache_implementation="static")
+    eager = model.generate(ids, **settings)
+    torch.compiler.reset()
+    compiled = model.generate(ids, compile_config=compile_config, **settings)
+    assert hasattr(model, "_compiled_call")
+    assert len(graphs) == 1  # 49 decode steps, one compilation
+    assert torch.equal(compiled, eager) and len(set(eager[1, 5:].tolist())) > 10
+    other = model.generate(ids.flip(0), compile_config=compile_config, **settings | dict(attention_mask=mask.flip(0)))
+    assert len(graphs) == 1  # a second generation of the same shape reuses the graph
+    assert torch.equal(other, model.generate(ids.flip(0), **settings | dict(attention_mask=mask.flip(0))))
+
+
+# ---------------------------------------------------------------- 4. the Transformer's forward is one graph
+
+
+def test_transformer_forward_compiles_with_fullgraph():
+    model = trained_lm("transformer")
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    ids, mask = padded_prompts()
+    for inputs in (dict(input_ids=ids), dict(input_ids=ids, attention_mask=mask, labels=ids)):
+        out, ref = compiled(**inputs), model(**inputs)
+        torch.testing.assert_close(out.logits, ref.logits)
+        if "labels" in inputs:
+            torch.testing.assert_close(out.loss, ref.loss)
+    backbone = model.model
+    assert type(model)._can_compile_fullgraph and type(backbone)._can_compile_fullgraph
+    out = torch.compile(backbone, fullgraph=True, backend="eager")(ids, attention_mask=mask)
+    torch.testing.assert_close(out.last_hidden_state, backbone(ids, attention_mask=mask).last_hidden_state)
+    # Eager calls still check the ids' range.
+    with pytest.raises(ValueError, match=r"outside \[0, 21\)"):
+        model(torch.tensor([[3, VOCAB]]))
+
+
+# ---------------------------------------------------------------- 5. generation from inputs_embeds
+
+
+@pytest.mark.parametrize("cache_implementation", [None, "static"])
+def test_transformer_generates_from_inputs_embeds(cache_implementation):
+    model = trained_lm("transformer")
+    assert "inputs_embeds" in inspect.signature(model.prepare_inputs_for_generation).parameters
+    ids, mask = padded_prompts()
+    settings = dict(attention_mask=mask, max_new_tokens=8, do_sample=False, cache_implementation=cache_implementation)
+    from_ids = model.generate(ids, **settings)
+    with torch.no_grad():
+        from_embeds = model.generate(inputs_embeds=model.get_input_embeddings()(ids), **settings)
+    assert torch.equal(from_embeds, from_ids[:, ids.shape[1] :])  # only the new tokens, as transformers returns
+    assert len(set(from_ids[1, 5:].tolist())) > 4
