@@ -19,6 +19,7 @@ from ..evaluation.metrics import (
     confusion_matrix,
 )
 from ..hub.plots import CONFUSION_NAME, plot_confusion_matrix
+from ..inference.saved_folder import check_saved_folder
 from . import ulmfit as ulmfit
 from .classifier_inputs import (
     build_tokenizer,
@@ -50,6 +51,7 @@ from .embeddings import (
     word_vector_workers,
 )
 from .presets import get_preset, small_data_preset
+from .run_folder import holds_output_folder
 
 IMDB_LABELS = ("negative", "positive")
 
@@ -57,6 +59,7 @@ IMDB_LABELS = ("negative", "positive")
 WORD_VECTOR_CACHE = "_cache"  # under the output folder; "_" folders are not uploaded to the Hub
 
 
+@holds_output_folder
 def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=False, epochs=None,
                      max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), baseline=True,
                      init_from=None, cpu_budget_s=None, unlabelled_data=None, word_vector_train_repeats=1, **train_overrides) -> dict:
@@ -246,8 +249,10 @@ def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/s
 
 
 def classify(folder, texts, **pipeline_kwargs) -> list:
-    """Classify `texts` with the sentiment model saved in `folder`, through `pipeline`."""
+    """Classify `texts` with the sentiment model saved in `folder`, through `pipeline` (a folder whose save
+    did not finish is refused with an `IncompleteFolderError` naming its missing or empty files)."""
     from transformers import pipeline
 
+    check_saved_folder(folder)
     classifier = pipeline("text-classification", model=str(folder), **pipeline_kwargs)
     return classifier(list(texts), truncation=True)
