@@ -100,7 +100,9 @@ def main(argv=None, **defaults):
         print(f"{split} accuracy {results[f'{split}_accuracy']:.4f}  F1 {results[f'{split}_f1']:.4f}  "
               f"macro-F1 {results[f'{split}_macro_f1']:.4f}  ({results[f'{split}_examples']} texts, "
               f"{results['wall_time_s']:.0f} s) -> {a.output_dir}")
-        if results.get("baseline"):
+        if (results.get("baseline") or {}).get("failed"):
+            print(f"baseline ({results['baseline']['method']}) failed: {results['baseline']['failed']}")
+        elif results.get("baseline"):
             print(f"baseline on the same splits, {results['baseline']['method']}: accuracy "
                   f"{results['baseline']['accuracy']:.4f}, macro-F1 {results['baseline']['macro_f1']:.4f}")
 

@@ -1,5 +1,5 @@
 """Faults that used to lose work or report wrong figures (issue #25, point 3), each injected: a second run into
-a folder in use, a killed run's lock, resuming past incomplete checkpoints, a final
+a folder in use, a killed run's lock, a baseline that fails, resuming past incomplete checkpoints, a final
 save killed midway, and a full disk."""
 
 import errno
@@ -10,18 +10,20 @@ import signal
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import Future
 
 import pandas as pd
 import pytest
 import torch
-from transformers import TrainerCallback
+from transformers import TrainerCallback, pipeline
 
 import seqhf.training.run_folder as run_folder
 from conftest import REPO
+from seqhf.data.classification import load_classification_data
 from seqhf.hub.upload import FolderNotReadyError, validate_repo_folder
 from seqhf.inference.generation import load_generator
 from seqhf.inference.saved_folder import INCOMPLETE_MARKER, IncompleteFolderError, check_saved_folder
-from seqhf.training.classifier import classify, train_classifier
+from seqhf.training.classifier import PhaseTimes, classify, collect_baseline, train_classifier
 from seqhf.training.common import SetupError
 from seqhf.training.run_folder import LOCK_NAME, OutputFolderError, output_folder
 
@@ -91,6 +93,30 @@ def test_a_second_run_into_a_folder_in_use_is_refused_and_a_killed_runs_lock_tak
     assert f"ended without releasing it (pid {holder.pid} on" in said and "takes the folder over" in said
     assert results["train_args"]["max_steps"] == 2 and (out / "model.safetensors").is_file()
     assert not (out / LOCK_NAME).exists()  # released at the end
+
+
+# ------------------------------------------------------------------ a baseline that fails
+
+
+def test_a_failing_baseline_is_a_warning_and_the_model_is_kept(tmp_path, capsys):
+    """Emoji-only texts: the model trains on them, TF-IDF finds no word ("empty vocabulary")."""
+    emoji = {"good": "😀 🎉 👍", "bad": "😡 💀 👎"}
+    data = write_data(tmp_path / "data", [(emoji[label], label) for label in ["good", "bad"] * 24])
+    out = tmp_path / "out"
+    results = train_classifier(data, TINY, out, max_steps=2, **QUIET)
+    assert "empty vocabulary" in results["baseline"]["failed"]
+    assert results["baseline"]["method"] == "TF-IDF (word 1-2-grams) + logistic regression"
+    assert "warning: the TF-IDF baseline failed (ValueError: empty vocabulary" in capsys.readouterr().err
+    saved = json.loads((out / "eval_results.json").read_text())
+    assert saved["baseline"] == results["baseline"] and "test_accuracy" in saved
+    assert "| baseline: TF-IDF (word 1-2-grams) + logistic regression, same splits | not available: it failed" in \
+        (out / "README.md").read_text()
+    assert pipeline("text-classification", model=str(out))("😀 🎉")[0]["label"] in ("good", "bad")
+    # The baseline fitted beside word2vec, in a child process that failed: the same record.
+    background = Future()
+    background.set_exception(RuntimeError("the child process was killed"))
+    loaded = load_classification_data(data["source"])
+    assert collect_baseline(background, loaded, PhaseTimes())["failed"] == "RuntimeError: the child process was killed"
 
 
 # ------------------------------------------------------------------ resuming past incomplete checkpoints

@@ -4,6 +4,7 @@
 preset (see `seqhf.training.presets`), trains, evaluates on the test split and leaves a folder that
 `pipeline("text-classification", ...)` loads."""
 
+import sys
 import time
 from pathlib import Path
 
@@ -12,7 +13,11 @@ from transformers import DataCollatorWithPadding, EarlyStoppingCallback, set_see
 
 from ..data import sources as seqdata
 from ..data.classification import ClassificationData
-from ..evaluation.baseline import tfidf_in_background, tfidf_logistic_regression
+from ..evaluation.baseline import (
+    TFIDF_METHOD,
+    tfidf_in_background,
+    tfidf_logistic_regression,
+)
 from ..evaluation.metrics import (
     classification_metrics,
     compute_classification_metrics,
@@ -233,13 +238,21 @@ def final_figures(prediction, data: ClassificationData, examples: int) -> dict:
 
 
 def collect_baseline(background_baseline, data: ClassificationData, phases: PhaseTimes) -> dict:
-    """The TF-IDF baseline's figures: from the child process fitting it, or fitted here."""
-    if background_baseline is not None:
-        with phases("baseline (waiting for the background fit)"):
-            return background_baseline.result()
-    print("Fitting the TF-IDF + logistic-regression baseline on the same splits ...")
-    with phases("baseline"):
-        return tfidf_logistic_regression(data)
+    """The TF-IDF baseline's figures: from the child process fitting it, or fitted here. A baseline that fails
+    (texts with no word TF-IDF can read, e.g. only emoji) is a warning and a record of why, never the end of
+    a trained run."""
+    try:
+        if background_baseline is not None:
+            with phases("baseline (waiting for the background fit)"):
+                return background_baseline.result()
+        print("Fitting the TF-IDF + logistic-regression baseline on the same splits ...")
+        with phases("baseline"):
+            return tfidf_logistic_regression(data)
+    except Exception as err:  # the model is trained and evaluated: keep it whatever the baseline does
+        reason = " ".join(f"{type(err).__name__}: {err}".split())
+        print(f"warning: the TF-IDF baseline failed ({reason}); the model is saved without it.", file=sys.stderr,
+              flush=True)
+        return dict(method=TFIDF_METHOD, failed=reason)
 
 
 def train_sentiment(model="lstm", dataset=seqdata.LOCAL_IMDB, output_dir="runs/sentiment", **kwargs) -> dict:
