@@ -24,6 +24,9 @@ def add_data_arguments(p: argparse.ArgumentParser, **defaults) -> None:
     p.add_argument("--label-column", default="label")
     p.add_argument("--label-names", default=None,
                    help="comma list, or a file with one name a line, in the order of the sorted label values")
+    p.add_argument("--merge-label-variants", action="store_true",
+                   help="labels that differ only in case or surrounding spaces (pos / Pos / POS) become one class, "
+                        "spelt as most of its rows spell it (refused otherwise)")
     p.add_argument("--train-split", default=None, help="default: train")
     p.add_argument("--validation-split", default=None, help="default: validation/valid/dev, else carved from train")
     p.add_argument("--test-split", default=None, help="default: test, else the final figures are on validation")
@@ -35,7 +38,8 @@ def data_options(a) -> dict:
     """`load_classification_data` arguments from the parsed options."""
     return dict(source=a.dataset, config=a.dataset_config, text_column=a.text_column, label_column=a.label_column,
                 label_names=a.label_names, train_split=a.train_split, validation_split=a.validation_split,
-                test_split=a.test_split, unlabelled_split=a.unlabelled_split)
+                test_split=a.test_split, unlabelled_split=a.unlabelled_split,
+                merge_label_variants=a.merge_label_variants)
 
 
 def unlabelled_options(a) -> dict | None:
