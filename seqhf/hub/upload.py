@@ -80,7 +80,7 @@ def validate_repo_folder(folder) -> list[UploadFile]:
         raise FolderNotReadyError(folder, [f"the folder itself ({folder} does not exist)"])
     files = list_upload_files(folder)
     names = {f.path for f in files}
-    problems = folder_problems(folder)  # a save that did not finish; files empty or cut short
+    problems = folder_problems(folder, only=names)  # a save that did not finish; uploaded files empty or cut
 
     if "config.json" not in names:
         problems.append("config.json")

@@ -64,9 +64,10 @@ def file_problem(path) -> str | None:
     return None
 
 
-def folder_problems(folder, needed=NEEDED_FILES) -> list[str]:
+def folder_problems(folder, needed=NEEDED_FILES, only=None) -> list[str]:
     """Everything wrong with a saved folder: its save marked unfinished (then also the `needed` files and the
-    weights it lacks), and each of its model, tokenizer, JSON and code files that is empty or cut short."""
+    weights it lacks), and each of its model, tokenizer, JSON and code files that is empty or cut short
+    (of the file names in `only`, when given)."""
     folder = Path(folder)
     problems = []
     if (folder / INCOMPLETE_MARKER).is_file():
@@ -77,6 +78,8 @@ def folder_problems(folder, needed=NEEDED_FILES) -> list[str]:
         if missing:
             problems.append("missing " + ", ".join(missing))
     for path in sorted(folder.iterdir()):
+        if only is not None and path.name not in only:
+            continue
         if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in CHECKED_SUFFIXES:
             problem = file_problem(path)
             if problem:
