@@ -63,7 +63,7 @@ def _result(run: dict) -> str:
         texts = "reviews" if run["task"] == "sentiment" else f"{split} texts"
         text = (f"{100 * run[f'{split}_accuracy']:.2f} % accuracy, F1 {run[f'{split}_f1']:.3f} "
                 f"({run[f'{split}_examples']:,} {texts})")
-        if run.get("baseline"):
+        if run.get("baseline") and "accuracy" in run["baseline"]:
             text += f"; TF-IDF + logistic regression on the same split: {100 * run['baseline']['accuracy']:.2f} %"
         return text
     text = f"{run['heldout_nats_per_char']:.3f} nats/char ({run['heldout_bits_per_char']:.3f} bits)"

@@ -1,9 +1,12 @@
 """The char LM on the user's text (issue 11): files, folders, datasets, Gutenberg markers, bad input."""
 
 import json
+import logging
 
 import pytest
 
+from seqhf.data.tokenization import build_char_tokenizer
+from seqhf.evaluation.charlm import encode_counting_unknown, sample_prompt
 from seqhf.training.charlm import train_charlm
 from seqhf.training.common import SetupError
 import seqhf.data.char_text as seqdata
@@ -103,6 +106,34 @@ def test_bad_text_inputs_are_named(tmp_path):
         with pytest.raises(SetupError, match=message):
             train_charlm(TINY_CHARLM, [str(path)], tmp_path / f"out{i}", **FAST)
         assert not (tmp_path / f"out{i}").exists()  # caught before training
+
+
+def test_sample_prompt_is_a_few_words_and_capped():
+    assert sample_prompt("ing on. The sailor saw the cave near the sea.") == "The sailor saw"
+    # A held-out text without whitespace (e.g. Chinese, or one long token) used to become the whole prompt.
+    assert sample_prompt("x" * 500_000) == "x" * 40
+    assert sample_prompt("Anfang" + "字" * 6_000) == ("Anfang" + "字" * 6_000)[:40]
+
+
+def test_a_corpus_over_a_million_characters_reads_without_a_length_warning(caplog):
+    text = _prose(26_000)  # 1.02 M characters: one stream, never one model input
+    assert len(text) > 1_000_000
+    tokenizer = build_char_tokenizer(text)
+    with caplog.at_level(logging.WARNING):
+        ids = seqdata.encode_text(tokenizer, text)
+        counted, unknown = encode_counting_unknown(tokenizer, text)
+    assert len(ids) == len(counted) == len(text) and unknown == 0
+    assert "indexing errors" not in caplog.text and "longer than the specified maximum" not in caplog.text
+
+
+def test_an_unreadable_dataset_file_names_the_line(tmp_path):
+    (tmp_path / "broken.jsonl").write_text('{"text": "The sea."}\n{"text": "The cave."}\n{"text": "The\n')
+    (tmp_path / "utf16.jsonl").write_text('{"text": "The sea."}\n', encoding="utf-16")
+    with pytest.raises(SetupError, match=r"^Line 3 of 'broken.jsonl' is not valid JSON \(Unterminated string"):
+        train_charlm(TINY_CHARLM, output_dir=tmp_path / "out", dataset=str(tmp_path / "broken.jsonl"), **FAST)
+    with pytest.raises(SetupError, match=r"^'utf16.jsonl' is UTF-16 text, and seqhf reads UTF-8"):
+        train_charlm(TINY_CHARLM, output_dir=tmp_path / "out", dataset=str(tmp_path / "utf16.jsonl"), **FAST)
+    assert not (tmp_path / "out").exists()
 
 
 def test_short_heldout_is_refused_before_training(two_files, tmp_path):

@@ -10,7 +10,7 @@ import yaml
 
 pytest.importorskip("gradio", reason="gradio is in the `demo` and `dev` extras")
 
-from conftest import REPO, run_without_seqhf
+from conftest import run_without_seqhf
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
 from seqhf.demo.page import classify_and_explain, stream_generation, write_space
 from seqhf.inference.generation import generate_text
@@ -76,7 +76,8 @@ def test_space_folder_has_the_header_and_loads_by_repo_id(tmp_path):
     files = write_space(tmp_path / "space", "someone/imdb-lstm", "someone/charlm-lstm", title="seqhf demo")
     assert files == sorted(["README.md", "app.py", "requirements.txt", "seqhf_demo/__init__.py",
                             "seqhf_demo/demo/__init__.py", "seqhf_demo/demo/page.py", "seqhf_demo/inference/__init__.py",
-                            "seqhf_demo/inference/explain.py", "seqhf_demo/inference/generation.py"])  # fmt: skip
+                            "seqhf_demo/inference/explain.py", "seqhf_demo/inference/generation.py",
+                            "seqhf_demo/inference/saved_folder.py"])  # fmt: skip
     readme = (tmp_path / "space" / "README.md").read_text()
     header = yaml.safe_load(readme.split("---\n")[1])
     import gradio

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
 from test_demo import make_classifier_folder, make_generator_folder
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import yaml
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.utils import filter_repo_objects
 
-from conftest import REPO, run_without_seqhf
+from conftest import run_without_seqhf
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
 from seqhf.data.tokenization import build_char_tokenizer, build_word_tokenizer
 from seqhf.hub import upload

@@ -10,7 +10,6 @@ import torch
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is in the `onnx` and `dev` extras")
 
-from conftest import REPO
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
 from seqhf import SeqTransformerConfig, SeqTransformerForCausalLM, SeqTransformerForSequenceClassification
 from seqhf.export.onnx_export import INT8_FILE, MANIFEST_FILE, MODEL_FILE, export_folder, sample_padded_batch

@@ -338,6 +338,86 @@ def test_bad_inputs_are_named_before_training(tmp_path):
     assert not (tmp_path / "never").exists()
 
 
+def test_label_spellings_and_mixed_numbers_and_names_are_refused(tmp_path):
+    df = frame(60, 0)
+    sport = df.index[df["topic"] == "sport"]
+    df.loc[sport[10:16], "topic"], df.loc[sport[16:], "topic"] = "Sport ", "SPORT"  # 10 / 6 / 4 rows
+    df.to_csv(tmp_path / "spelt.csv", index=False)
+    options = dict(source=str(tmp_path / "spelt.csv"), text_column="body", label_column="topic")
+    with pytest.raises(DataError, match=r"spells labels in more than one way .*'sport' \(10 rows\) / 'Sport ' \(6 "
+                                        r"rows\) / 'SPORT' \(4 rows\).*--merge-label-variants"):
+        load_classification_data(**options)
+    merged = load_classification_data(**options, merge_label_variants=True)
+    assert merged.label_names == ["money", "science", "sport"]  # each group as most of its rows spell it
+    labels = list(merged.splits["train"]["labels"]) + list(merged.splits["validation"]["labels"])
+    assert labels.count(2) == 20
+    mixed = frame(40, 0).assign(topic=["0", "1", "neg", "pos"] * 10)
+    mixed.to_csv(tmp_path / "mixed.csv", index=False)  # a CSV reads every label as text
+    with pytest.raises(DataError, match=r"mixes numbers and names as labels: '0' \(10 rows\), '1' \(10 rows\) "
+                                        r"beside 'neg' \(10 rows\), 'pos' \(10 rows\)"):
+        load_classification_data(str(tmp_path / "mixed.csv"), text_column="body", label_column="topic")
+    mixed.assign(topic=[0, 1, "neg", "pos"] * 10).to_json(tmp_path / "mixed.jsonl", orient="records", lines=True)
+    with pytest.raises(DataError, match=r"mixes numbers and names as labels: 0 \(10 rows\), 1 \(10 rows\) beside"):
+        load_classification_data(str(tmp_path / "mixed.jsonl"), text_column="body", label_column="topic")
+
+
+def test_a_class_the_training_split_lacks_is_refused(tmp_path):
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    frame(60, 0).query("topic != 'science'").to_csv(folder / "train.csv", index=False)
+    frame(30, 1).to_csv(folder / "test.csv", index=False)
+    with pytest.raises(DataError, match=r"The 'test' split has labels \['science'\] that the training split does not "
+                                        "have: a model cannot learn a class it never sees"):
+        load_classification_data(str(folder), text_column="body", label_column="topic")
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["bad", "good", "meh"])})
+    rows = topic_rows(30, 0)
+    DatasetDict(
+        train=Dataset.from_dict({"text": [t for t, _ in rows], "label": [i % 2 for i in range(30)]}, features=features),
+        test=Dataset.from_dict({"text": [t for t, _ in rows], "label": [i % 3 for i in range(30)]}, features=features),
+    ).save_to_disk(str(tmp_path / "saved"))
+    with pytest.raises(DataError, match=r"The 'test' split has labels \['meh'\] that the training split does not"):
+        load_classification_data(str(tmp_path / "saved"))
+
+
+def test_unreadable_files_name_the_cause_and_the_line(tmp_path):
+    (tmp_path / "utf16.csv").write_text(frame(20, 0).to_csv(index=False), encoding="utf-16")
+    (tmp_path / "tabs.csv").write_text(frame(20, 0).to_csv(sep="\t", index=False))
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header.csv").write_text("body,topic\n")
+    lines = frame(8, 0).to_json(orient="records", lines=True).splitlines()
+    lines[4] = lines[4][:-5]
+    (tmp_path / "broken.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "latin1.csv").write_bytes(("body,topic\n" + "the cafe,money\n" * 3 + "caf\xe9,money\n").encode("latin-1"))
+    cases = {
+        "utf16.csv": r"^'utf16.csv' is UTF-16 text, and seqhf reads UTF-8: convert it, e.g. `iconv -f UTF-16",
+        "tabs.csv": r"its columns are \[.body\\ttopic.\] \(the names hold tabs: the file is tab-separated, so name it \.tsv\)",
+        "empty.csv": r"^'empty.csv' is empty \(0 bytes\)\.$",
+        "header.csv": r"^'header.csv' has a header line and no rows\.$",
+        "broken.jsonl": r"^Line 5 of 'broken.jsonl' is not valid JSON \(.* at column \d+\): '\{\"body\"",
+        "latin1.csv": r"^'latin1.csv' is not UTF-8 text \(line 5: invalid continuation byte",
+    }
+    for name, message in cases.items():
+        with pytest.raises(DataError, match=message) as caught:
+            load_classification_data(str(tmp_path / name), text_column="body", label_column="topic")
+        assert "\n" not in str(caught.value), name  # one `error:` line
+
+
+def test_whitespace_only_texts_are_one_error_line(tmp_path):
+    df = frame(40, 0)
+    df.loc[[3, 7], "body"] = ["   ", "\t \n"]
+    df.to_json(tmp_path / "blank.jsonl", orient="records", lines=True)
+    with pytest.raises(DataError, match=r"2 rows without a 'body' value \(rows 3, 7; 2 of them empty or only whitespace"):
+        load_classification_data(str(tmp_path / "blank.jsonl"), text_column="body", label_column="topic")
+    df.assign(body=" ").to_json(tmp_path / "all_blank.jsonl", orient="records", lines=True)  # was a traceback
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "train_classifier.py"), "--dataset",
+                           str(tmp_path / "all_blank.jsonl"), "--text-column", "body", "--label-column", "topic",
+                           "--output-dir", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "error: The 'train' split has 40 rows without a 'body' value (rows 0, 1, 2, 3, 4, ...; 40 of them empty")
+    assert not (tmp_path / "o").exists()
+
+
 def test_script_reports_a_missing_column_without_traceback(tmp_path):
     folder = write_format(tmp_path / "data", "csv")
     proc = subprocess.run([sys.executable, "-m", "seqhf", "train", "classifier", "--dataset", str(folder),

@@ -59,6 +59,9 @@ def classifier(
     test_split: Annotated[Optional[str], typer.Option(help="default: test, else the final figures are on validation")] = None,
     unlabelled_split: Annotated[Optional[str], typer.Option(
         help="texts without labels for the word vectors (default: unsupervised/unlabelled when present)")] = None,
+    merge_label_variants: Annotated[bool, typer.Option(
+        help="labels that differ only in case or surrounding spaces (pos / Pos / POS) become one class, spelt as "
+             "most of its rows spell it (refused otherwise)")] = False,
     unlabelled_data: Annotated[Optional[list[str]], typer.Option(
         help="extra unlabelled text for the word vectors only (repeat the option): dataset folders, data files, "
              "Hub ids, .txt files or folders of them")] = None,
@@ -83,7 +86,8 @@ def classifier(
         label_names = ",".join(IMDB_LABELS)
     data = dict(source=dataset, config=dataset_config, text_column=text_column, label_column=label_column,
                 label_names=label_names, train_split=train_split, validation_split=validation_split,
-                test_split=test_split, unlabelled_split=unlabelled_split)
+                test_split=test_split, unlabelled_split=unlabelled_split,
+                merge_label_variants=merge_label_variants)
     unlabelled = (dict(sources=unlabelled_data, text_column=unlabelled_text_column, split=unlabelled_data_split)
                   if unlabelled_data else None)
     results = train_classifier(data, value(model), str(output_dir), quick=quick, epochs=epochs, max_grad_norm=max_grad_norm,
@@ -100,7 +104,9 @@ def classifier_summary(results: dict) -> str:
             f"macro-F1 {results[f'{split}_macro_f1']:.4f}  ({results[f'{split}_examples']} texts, "
             f"{results['wall_time_s']:.0f} s)")
     base = results.get("baseline")
-    if base and "accuracy" in base:
+    if base and base.get("failed"):
+        line += f"\nbaseline ({base['method']}) failed: {base['failed']}"
+    elif base and "accuracy" in base:
         line += (f"\nbaseline on the same splits, {base['method']}: accuracy {base['accuracy']:.4f}, "
                  f"macro-F1 {base['macro_f1']:.4f}")
     return line

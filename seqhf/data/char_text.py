@@ -3,10 +3,12 @@
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from datasets import load_dataset
 
+from .file_checks import unreadable
 from .sources import is_hub_id
 
 
@@ -71,8 +73,9 @@ class CharChunks(torch.utils.data.Dataset):
 
 
 def encode_text(tokenizer, text: str) -> torch.Tensor:
-    """All ids of `text` as one long tensor (no special tokens)."""
-    return torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"], dtype=torch.long)
+    """All ids of `text` as one long tensor (no special tokens). A corpus is a stream the model reads in chunks,
+    not one input, so the tokenizer's length limit does not apply (verbose=False: no "indexing errors" warning)."""
+    return torch.tensor(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"], dtype=torch.long)
 
 
 GUTENBERG_START = re.compile(r"^\*\*\* ?START OF[^\n]*\n", re.M)
@@ -180,11 +183,15 @@ def load_text_dataset(name_or_path: str, text_column: str = "text", split: str =
     path = os.path.expanduser(name_or_path)
     if not os.path.exists(path) and not is_hub_id(name_or_path):
         raise FileNotFoundError(f"Dataset not found: {name_or_path!r} is neither a local path nor a hub id.")
-    if os.path.isfile(path):
-        extension = {"jsonl": "json", "txt": "text", "tsv": "csv"}.get(path.rsplit(".", 1)[-1], path.rsplit(".", 1)[-1])
-        raw = load_dataset(extension, data_files={"train": path}, **({"delimiter": "\t"} if path.endswith(".tsv") else {}))
-    else:
-        raw = load_dataset(path, config)
+    try:
+        if os.path.isfile(path):
+            extension = {"jsonl": "json", "txt": "text", "tsv": "csv"}.get(path.rsplit(".", 1)[-1], path.rsplit(".", 1)[-1])
+            raw = load_dataset(extension, data_files={"train": path}, **({"delimiter": "\t"} if path.endswith(".tsv") else {}))
+        else:
+            raw = load_dataset(path, config)
+    except Exception as err:  # datasets often says only "An error occurred while generating the dataset"
+        files = [path] if os.path.isfile(path) else sorted(str(p) for p in Path(path).rglob("*") if p.is_file())
+        raise ValueError(unreadable(files, f"the dataset {name_or_path!r}", err)) from err
     if split not in raw:
         raise ValueError(f"The dataset {name_or_path!r} has no split {split!r}; it has {sorted(raw)}.")
     columns = raw[split].column_names

@@ -18,13 +18,20 @@ from datasets import (
     ClassLabel,
     Dataset,
     DatasetDict,
-    Sequence,
     concatenate_datasets,
     load_dataset,
     load_from_disk,
 )
 
 from .char_text import strip_gutenberg
+from .errors import DataError
+from .file_checks import unreadable
+from .label_values import (
+    check_classes_in_train,
+    checked_spellings,
+    inner_feature,
+    is_list_feature,
+)
 from .sources import is_hub_id
 
 VALIDATION_NAMES = ("validation", "valid", "dev")
@@ -37,10 +44,6 @@ FILE_BUILDERS = {  # suffix -> datasets' builder and its options
     ".parquet": ("parquet", {}),
 }
 TEXT_LIST_SUFFIX = ".txt"
-
-
-class DataError(ValueError):
-    """The data cannot be trained on as given; the message says why and what to do."""
 
 
 @dataclass
@@ -100,15 +103,16 @@ def _load_files(files: dict) -> DatasetDict:
     name, options = _builder(paths[0])
     try:
         return load_dataset(name, data_files={s: [str(p) for p in g] for s, g in files.items()}, **options)
-    except Exception as err:  # datasets raises many types for unreadable files
-        raise DataError(f"datasets could not read {[p.name for p in paths]} as {name}: {err}") from err
+    except Exception as err:  # datasets raises many types for unreadable files, often without the cause
+        raise DataError(unreadable(paths, f"{[p.name for p in paths]} as {name}", err)) from err
 
 
 def _load_folder(path: Path, config) -> DatasetDict:
     try:
         return load_dataset(str(path), config)
     except Exception as err:
-        raise DataError(f"datasets could not read the folder {str(path)!r}: {err}") from err
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FILE_BUILDERS)
+        raise DataError(unreadable(files, f"the folder {str(path)!r}", err)) from err
 
 
 def _text_lists(folder: Path) -> dict:
@@ -177,8 +181,10 @@ def _check_columns(ds: Dataset, split: str, columns) -> None:
     missing = [c for c in columns if c not in ds.column_names]
     if missing:
         which = " and ".join(repr(c) for c in missing)
+        tabs = any("\t" in c for c in ds.column_names)
         raise DataError(f"The {split!r} split has no column {which}; its columns are {ds.column_names} "
-                        "(choose with --text-column / --label-column).")
+                        + ("(the names hold tabs: the file is tab-separated, so name it .tsv)." if tabs else
+                           "(choose with --text-column / --label-column)."))
 
 
 def _all_unlabelled(ds: Dataset, column: str) -> bool:
@@ -186,34 +192,36 @@ def _all_unlabelled(ds: Dataset, column: str) -> bool:
     return isinstance(ds.features[column], ClassLabel) and all(v == -1 for v in ds[column])
 
 
+def _is_blank(value) -> bool:
+    return isinstance(value, str) and not value.strip()
+
+
 def _check_no_missing(ds: Dataset, split: str, column: str) -> None:
+    """Rows without a value (None, NaN, datasets' -1 for a ClassLabel, or an empty or whitespace-only string)."""
     no_label = -1 if isinstance(ds.features[column], ClassLabel) else None  # datasets' mark for a missing label
-    missing = [i for i, v in enumerate(ds[column]) if v is None or v == no_label or (isinstance(v, float) and v != v)]
+    missing, blank = [], 0
+    for i, v in enumerate(ds[column]):
+        if v is None or v == no_label or (isinstance(v, float) and v != v) or _is_blank(v):
+            missing.append(i)
+            blank += _is_blank(v)
     if missing:
         rows = ", ".join(str(i) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise DataError(f"The {split!r} split has {len(missing)} rows without a {column!r} value (rows {rows}).")
-
-
-def _is_list_feature(feature) -> bool:
-    return isinstance(feature, (Sequence, list)) or type(feature).__name__ in ("List", "LargeList")
-
-
-def _inner_feature(feature):
-    return feature[0] if isinstance(feature, list) else feature.feature
+        how = f"; {blank} of them empty or only whitespace" if blank else ""
+        raise DataError(f"The {split!r} split has {len(missing)} rows without a {column!r} value (rows {rows}{how}): "
+                        "remove them or fill them in.")
 
 
 def label_scheme(labelled: dict, column: str, label_names: list | None):
     """(values in class order, names, multi_label) of the label column over the labelled splits."""
     feature = labelled["train"].features[column]
-    multi_label = _is_list_feature(feature)
-    inner = _inner_feature(feature) if multi_label else feature
+    multi_label = is_list_feature(feature)
+    inner = inner_feature(feature) if multi_label else feature
     if isinstance(inner, ClassLabel):
         values, names = list(range(inner.num_classes)), list(inner.names)
-    else:
+    else:  # the classes are the training split's: a class it lacks cannot be learnt (`check_classes_in_train`)
         seen = set()
-        for ds in labelled.values():
-            for value in ds[column]:
-                seen.update(value if multi_label else [value])
+        for value in labelled["train"][column]:
+            seen.update(value if multi_label else [value])
         try:
             values = sorted(seen)
         except TypeError as err:
@@ -258,8 +266,10 @@ def load_classification_data(
     validation_size: float = 0.1,
     validation_floor: bool = False,
     seed: int = 42,
+    merge_label_variants: bool = False,
 ) -> ClassificationData:
-    """Load and check a text-classification dataset; see the module docstring."""
+    """Load and check a text-classification dataset; see the module docstring. Labels spelt in several ways
+    (`pos` / `Pos ` / `POS`) are refused, or merged into their most frequent spelling with `merge_label_variants`."""
     if isinstance(label_names, str):
         label_names = read_label_names(label_names)
     raw = load_raw(source, config)
@@ -276,14 +286,10 @@ def load_classification_data(
         _check_columns(ds, names[role], (text_column, label_column))
         _check_no_missing(ds, names[role], label_column)
         _check_no_missing(ds, names[role], text_column)
+    labelled = checked_spellings(labelled, label_column, merge_label_variants)
     values, label_list, multi_label = label_scheme(labelled, label_column, label_names)
+    check_classes_in_train(labelled, names, label_column, label_list, multi_label)
     encode = _encoder(values, multi_label)
-    known = set(values)
-    for role, ds in labelled.items():
-        found = {v for row in ds[label_column] for v in (row if multi_label else [row])}
-        if found - known:
-            raise DataError(f"The {names[role]!r} split has labels {sorted(found - known)} that the training split "
-                            f"does not have ({values}).")
 
     def tidy(ds):
         keep = ds.select_columns([text_column, label_column])

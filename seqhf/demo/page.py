@@ -6,8 +6,8 @@ Generate tab (prompt, temperature, top-k, top-p, length, seed; the text streams 
 `TextIteratorStreamer`). `write_space(out, classifier_repo, generator_repo)` writes a Space folder
 (`app.py`, `requirements.txt`, `README.md` with the Space YAML header) that builds the same page.
 
-This module imports only torch, transformers, gradio and `seqhf.inference`'s `explain` and `generation`
-(relatively), so the Space carries the three files in a `seqhf_demo/` package with the same subfolders
+This module imports only torch, transformers, gradio and `seqhf.inference`'s `explain`, `generation` and
+`saved_folder` (relatively), so the Space carries the four files in a `seqhf_demo/` package with the same subfolders
 and runs without seqhf.
 """
 
@@ -25,6 +25,7 @@ from transformers import (
 
 from ..inference.explain import explain
 from ..inference.generation import generate_text
+from ..inference.saved_folder import check_saved_folder
 
 EXAMPLE_REVIEWS = [
     "One of the best films I have seen in years: a moving story and wonderful acting.",
@@ -32,16 +33,18 @@ EXAMPLE_REVIEWS = [
 ]
 EXAMPLE_PROMPT = "The island"
 SPACE_PACKAGE = "seqhf_demo"
-SPACE_MODULES = ("demo/page.py", "inference/explain.py", "inference/generation.py")  # paths inside seqhf
+SPACE_MODULES = ("demo/page.py", "inference/explain.py", "inference/generation.py", "inference/saved_folder.py")  # paths inside seqhf
 
 
 def load_classifier(name_or_path, trust_remote_code=False):
+    check_saved_folder(name_or_path)  # a local folder whose save did not finish: name its missing files
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     model = AutoModelForSequenceClassification.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     return model.eval(), tokenizer
 
 
 def load_generator(name_or_path, trust_remote_code=False):
+    check_saved_folder(name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     return model.eval(), tokenizer
@@ -200,7 +203,7 @@ def write_space(out, classifier=None, generator=None, title="seqhf demo") -> lis
     package = out / SPACE_PACKAGE
     package.mkdir(parents=True, exist_ok=True)
     source = resources.files("seqhf")
-    (package / "__init__.py").write_text('"""seqhf.demo.page and the two modules it uses, copied from seqhf."""\n')
+    (package / "__init__.py").write_text('"""seqhf.demo.page and the modules it uses, copied from seqhf."""\n')
     for name in SPACE_MODULES:  # the same subpackages as in seqhf, so the relative imports hold
         (package / name).parent.mkdir(exist_ok=True)
         (package / name).parent.joinpath("__init__.py").write_text("")

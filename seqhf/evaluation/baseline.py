@@ -14,6 +14,8 @@ from datasets import DatasetDict
 from ..data.classification import ClassificationData
 from .metrics import classification_metrics
 
+TFIDF_METHOD = "TF-IDF (word 1-2-grams) + logistic regression"
+
 
 def tfidf_logistic_regression(data: ClassificationData, *, max_features: int = 200_000, c: float = 4.0) -> dict:
     """Fit on train (word 1-2-grams, sublinear tf), evaluate on the final split; returns its figures."""
@@ -37,7 +39,7 @@ def tfidf_logistic_regression(data: ClassificationData, *, max_features: int = 2
     if scores.ndim == 1:  # two classes: one score for class 1
         scores = np.stack([-scores, scores], axis=1)
     figures = classification_metrics(scores, y_final, data.label_names, per_class=True)
-    return dict(method="TF-IDF (word 1-2-grams) + logistic regression", evaluated_on=split,
+    return dict(method=TFIDF_METHOD, evaluated_on=split,
                 examples=len(final), wall_time_s=round(time.time() - start, 1),
                 **{k: v for k, v in figures.items() if k != "per_class"})
 

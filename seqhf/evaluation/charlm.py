@@ -17,6 +17,7 @@ from .dynamic_eval import _is_recurrent, dynamic_eval, nats, tune_dynamic_eval
 from .ngram import CharKneserNey
 
 SAMPLE_TEMPERATURES, SAMPLE_SEEDS, SAMPLE_LENGTH = (0.5, 1.0), (1, 2), 300
+SAMPLE_PROMPT_CHARS = 40  # a text without spaces would otherwise give a prompt as long as itself
 MIXTURE_WEIGHTS = np.linspace(0.0, 1.0, 51)
 
 
@@ -52,7 +53,8 @@ def tune_mixture(neural: np.ndarray, ngram: np.ndarray) -> float:
 
 def encode_counting_unknown(tokenizer, text: str) -> tuple[torch.Tensor, int]:
     """The ids of `text` and how many of its characters fell outside the vocabulary (became [UNK])."""
-    ids = torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"], dtype=torch.long)
+    # verbose=False: a corpus is one long stream, not one model input (no "indexing errors" warning past 1 M)
+    ids = torch.tensor(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"], dtype=torch.long)
     return ids, int((ids == tokenizer.unk_token_id).sum())
 
 
@@ -65,11 +67,12 @@ def samples(model, tokenizer, prompt: str, length: int = SAMPLE_LENGTH) -> list[
     ]
 
 
-def sample_prompt(heldout_text: str, words: int = 3) -> str:
-    """The first few words of the held-out text's first full sentence (the text may start mid-word)."""
-    start = re.search(r"(?:^|[.!?]\s+)([A-Z])", heldout_text)
+def sample_prompt(heldout_text: str, words: int = 3, max_chars: int = SAMPLE_PROMPT_CHARS) -> str:
+    """The first few words of the held-out text's first full sentence (the text may start mid-word), at most
+    `max_chars` characters of them."""
+    start = re.search(r"(?:^|[.!?]\s+)([A-Z])", heldout_text[:100_000])
     rest = heldout_text[start.start(1) :] if start else heldout_text
-    return " ".join(rest.split()[:words]) or "The"
+    return " ".join(rest[: 100 * max_chars].split()[:words])[:max_chars] or "The"
 
 
 def evaluate_extras(model, tokenizer, *, train_text, valid_text, heldout_text, heldout_neural, window,

@@ -25,6 +25,8 @@ from transformers import (
     AutoTokenizer,
 )
 
+from ..inference.saved_folder import check_saved_folder
+
 OPSET = 17
 MODEL_FILE = "model.onnx"
 INT8_FILE = "model_int8.onnx"
@@ -256,6 +258,7 @@ def export_folder(model_dir, out_dir, int8=False, tolerance=TOLERANCE) -> dict:
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"No config.json in {model_dir}: give the folder a training run wrote.")
+    check_saved_folder(model_dir)
     config = AutoConfig.from_pretrained(model_dir)
     task = task_of(config)
     if int8 and task != "text-classification":

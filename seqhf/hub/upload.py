@@ -7,6 +7,7 @@ from pathlib import Path
 
 from huggingface_hub import HfApi, ModelCard, get_token
 
+from ..inference.saved_folder import folder_problems
 from .card_data import CARD_NAME, _read_json
 
 # Pickle-based formats: never published (they run code when loaded). Weights go out as safetensors only.
@@ -71,17 +72,20 @@ def validate_repo_folder(folder) -> list[UploadFile]:
 
     Needs config.json with an `auto_map`, every code file the auto_map names, model.safetensors (or a
     safetensors index with all its shards), tokenizer.json + tokenizer_config.json, and README.md (the card).
-    Pickle files (*.bin, *.pt, *.pkl, ...) are refused. Raises `FolderNotReadyError` listing every problem.
+    Pickle files (*.bin, *.pt, *.pkl, ...) are refused, and so is a folder whose save did not finish (its
+    `SAVE_INCOMPLETE.txt`, files empty or cut short: `seqhf.inference.saved_folder`). Raises `FolderNotReadyError` listing every problem.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise FolderNotReadyError(folder, [f"the folder itself ({folder} does not exist)"])
     files = list_upload_files(folder)
     names = {f.path for f in files}
-    problems = []
+    problems = folder_problems(folder, only=names)  # a save that did not finish; uploaded files empty or cut
 
     if "config.json" not in names:
         problems.append("config.json")
+    elif any(p.startswith("config.json ") for p in problems):
+        pass  # named above (empty or not valid JSON)
     else:
         try:
             auto_map = _read_json(folder / "config.json").get("auto_map")

@@ -5,6 +5,8 @@ import warnings
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
+from .saved_folder import check_saved_folder
+
 
 def check_device(device):
     """`device` as a torch.device that works here (None stays None: the CPU), or a ValueError in one line."""
@@ -21,7 +23,9 @@ def check_device(device):
 
 def load_generator(model_dir, device=None):
     """The causal LM and its tokenizer from a folder written by the training scripts. A classifier folder
-    is refused with a ValueError that says so (the models refuse a config saved without an LM head)."""
+    is refused with a ValueError that says so (the models refuse a config saved without an LM head), and so is
+    a folder whose save did not finish (`IncompleteFolderError`, naming its missing or empty files)."""
+    check_saved_folder(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     if device is not None:

@@ -30,6 +30,7 @@ from .common import (
     run_record,
 )
 from .presets import get_preset
+from .run_folder import holds_output_folder
 
 
 class CharLMTrainer(Trainer):
@@ -149,6 +150,7 @@ def load_second_text(spec, max_chars=100_000, text_column="text") -> tuple[str, 
     return text[:max_chars], f"{name}, first {min(len(text), max_chars):,} characters"
 
 
+@holds_output_folder
 def train_charlm(model="lstm", text=None, output_dir="runs/charlm", *, heldout=None, dataset=None,
                  text_column="text", dataset_split="train", max_chars=None, quick=False, tbptt=None, seq_len=None,
                  epochs=None, max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(),

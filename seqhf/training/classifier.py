@@ -4,6 +4,7 @@
 preset (see `seqhf.training.presets`), trains, evaluates on the test split and leaves a folder that
 `pipeline("text-classification", ...)` loads."""
 
+import sys
 import time
 from pathlib import Path
 
@@ -12,13 +13,18 @@ from transformers import DataCollatorWithPadding, EarlyStoppingCallback, set_see
 
 from ..data import sources as seqdata
 from ..data.classification import ClassificationData
-from ..evaluation.baseline import tfidf_in_background, tfidf_logistic_regression
+from ..evaluation.baseline import (
+    TFIDF_METHOD,
+    tfidf_in_background,
+    tfidf_logistic_regression,
+)
 from ..evaluation.metrics import (
     classification_metrics,
     compute_classification_metrics,
     confusion_matrix,
 )
 from ..hub.plots import CONFUSION_NAME, RELIABILITY_NAME, plot_confusion_matrix
+from ..inference.saved_folder import check_saved_folder
 from . import ulmfit
 from .calibration import calibrate, final_calibration, plot_final_reliability
 from .classifier_inputs import (
@@ -51,6 +57,7 @@ from .embeddings import (
     word_vector_workers,
 )
 from .presets import get_preset, small_data_preset
+from .run_folder import holds_output_folder
 
 IMDB_LABELS = ("negative", "positive")
 
@@ -58,6 +65,7 @@ IMDB_LABELS = ("negative", "positive")
 WORD_VECTOR_CACHE = "_cache"  # under the output folder; "_" folders are not uploaded to the Hub
 
 
+@holds_output_folder
 def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=False, epochs=None,
                      max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), baseline=True,
                      init_from=None, cpu_budget_s=None, unlabelled_data=None, word_vector_train_repeats=1, **train_overrides) -> dict:
@@ -238,13 +246,21 @@ def final_figures(prediction, data: ClassificationData, examples: int) -> dict:
 
 
 def collect_baseline(background_baseline, data: ClassificationData, phases: PhaseTimes) -> dict:
-    """The TF-IDF baseline's figures: from the child process fitting it, or fitted here."""
-    if background_baseline is not None:
-        with phases("baseline (waiting for the background fit)"):
-            return background_baseline.result()
-    print("Fitting the TF-IDF + logistic-regression baseline on the same splits ...")
-    with phases("baseline"):
-        return tfidf_logistic_regression(data)
+    """The TF-IDF baseline's figures: from the child process fitting it, or fitted here. A baseline that fails
+    (texts with no word TF-IDF can read, e.g. only emoji) is a warning and a record of why, never the end of
+    a trained run."""
+    try:
+        if background_baseline is not None:
+            with phases("baseline (waiting for the background fit)"):
+                return background_baseline.result()
+        print("Fitting the TF-IDF + logistic-regression baseline on the same splits ...")
+        with phases("baseline"):
+            return tfidf_logistic_regression(data)
+    except Exception as err:  # the model is trained and evaluated: keep it whatever the baseline does
+        reason = " ".join(f"{type(err).__name__}: {err}".split())
+        print(f"warning: the TF-IDF baseline failed ({reason}); the model is saved without it.", file=sys.stderr,
+              flush=True)
+        return dict(method=TFIDF_METHOD, failed=reason)
 
 
 def train_sentiment(model="lstm", dataset=seqdata.IMDB_HUB_ID, output_dir="runs/sentiment", **kwargs) -> dict:
@@ -254,8 +270,10 @@ def train_sentiment(model="lstm", dataset=seqdata.IMDB_HUB_ID, output_dir="runs/
 
 
 def classify(folder, texts, **pipeline_kwargs) -> list:
-    """Classify `texts` with the sentiment model saved in `folder`, through `pipeline`."""
+    """Classify `texts` with the sentiment model saved in `folder`, through `pipeline` (a folder whose save
+    did not finish is refused with an `IncompleteFolderError` naming its missing or empty files)."""
     from transformers import pipeline
 
+    check_saved_folder(folder)
     classifier = pipeline("text-classification", model=str(folder), **pipeline_kwargs)
     return classifier(list(texts), truncation=True)

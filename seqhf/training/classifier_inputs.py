@@ -30,9 +30,12 @@ def tokenizer_length_limit(preset: dict) -> int:
 
 
 def build_tokenizer(data: ClassificationData, preset: dict):
-    """The word tokenizer, its vocabulary from the training texts."""
-    return build_word_tokenizer(data.splits["train"]["text"], vocab_size=preset["vocab_size"],
-                                model_max_length=tokenizer_length_limit(preset))
+    """The word tokenizer, its vocabulary from the training texts (too few words: a SetupError)."""
+    try:
+        return build_word_tokenizer(data.splits["train"]["text"], vocab_size=preset["vocab_size"],
+                                    model_max_length=tokenizer_length_limit(preset))
+    except ValueError as err:
+        raise SetupError(f"Cannot build a vocabulary from the training texts: {err}") from err
 
 
 def encode_splits(data: ClassificationData, preset: dict, tokenizer):

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.integrations import is_tensorboard_available
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer import TRAINER_STATE_NAME
 
 from ..hub.cards import write_model_card
 from ..models.lstm.configuration_lstm import SeqLSTMConfig
@@ -29,14 +29,18 @@ from ..models.transformer.modeling_transformer import (
     SeqTransformerForSequenceClassification,
 )
 from ..utils.runtime import hardware_string, is_main_process, use_bf16
+from .errors import SetupError  # noqa: F401  (defined on its own so that run_folder can raise it too)
+from .run_folder import (
+    INCOMPLETE_CHECKPOINTS,
+    disk_full_message,
+    final_save,
+    last_complete_checkpoint,
+    mark_complete,
+)
 
 EVAL_RESULTS = "eval_results.json"
 WALL_TIME_FILE = "wall_time.json"  # in each checkpoint: the seconds the run had taken when it was saved
 RANK_LOG_ENV = "SEQHF_RANK_LOG"  # a folder: each rank writes what it trained on (used by the multi-process test)
-
-
-class SetupError(ValueError):
-    """Bad input found before training starts (missing data, empty split, bad labels, bad --seq-len)."""
 
 
 # ---------------------------------------------------------------- environment
@@ -172,15 +176,22 @@ def build_model(task: str, preset: dict, tokenizer, **config_kwargs):
 
 
 def resume_checkpoint(output_dir, resume: bool, clock: "RunClock | None" = None):
-    """The last checkpoint in `output_dir` when resuming (None otherwise); `clock` goes on from its time."""
+    """The last complete checkpoint in `output_dir` when resuming (None otherwise); `clock` goes on from its
+    time. Newer checkpoints whose save was interrupted (killed, a full disk) are skipped, named and moved
+    aside (`run_folder.last_complete_checkpoint`)."""
     if not resume:
         return None
-    last = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+    last, skipped = last_complete_checkpoint(output_dir, set_aside=is_main_process())
+    if skipped:
+        print(f"--resume: skipped {len(skipped)} incomplete checkpoint(s), moved into {output_dir}/"
+              f"{INCOMPLETE_CHECKPOINTS}: {', '.join(skipped)}.")
     if last is None:
-        print(f"--resume: no checkpoint in {output_dir}, starting from scratch.")
+        print(f"--resume: no {'complete ' if skipped else ''}checkpoint in {output_dir}, starting from scratch.")
+    else:
+        print(f"--resume: continuing from {last}.")
     if clock is not None:
         clock.resume_from(last)
-    return last
+    return None if last is None else str(last)
 
 
 class RunClock(TrainerCallback):
@@ -205,19 +216,26 @@ class RunClock(TrainerCallback):
 
 
 def finish_run(trainer: Trainer, output_dir, results: dict, clock: RunClock) -> dict:
-    """Save the model, tokenizer, trainer state and eval_results.json (main process only), then the card."""
+    """Save the model, tokenizer, trainer state and eval_results.json (main process only), then the card.
+    The files are written aside and moved in (`run_folder.final_save`); the folder is marked incomplete
+    until the card is written, so a save cut short is never taken for a finished run."""
     results["wall_time_s"] = round(clock.elapsed(), 1)
     results["hardware"] = hardware_string()
-    trainer.save_model(str(output_dir))  # model.safetensors, config (auto_map), code files, tokenizer
-    trainer.save_state()
     main = trainer.is_world_process_zero()
+    with final_save(output_dir, main) as staging:
+        trainer.save_model(str(staging))  # model.safetensors, config (auto_map), code files, tokenizer
+        if main:
+            trainer.state.save_to_json(str(staging / TRAINER_STATE_NAME))  # what trainer.save_state() writes
+            with open(staging / EVAL_RESULTS, "w") as f:
+                json.dump(results, f, indent=2)
     if main:
-        with open(Path(output_dir) / EVAL_RESULTS, "w") as f:
-            json.dump(results, f, indent=2)
         try:
             write_model_card(output_dir)
         except Exception as err:  # the card is a courtesy: never lose a finished run over it
+            if disk_full_message(err, output_dir, 0.0):
+                raise  # but a full disk is reported as such (`holds_output_folder`), not as a missing card
             print(f"Model card not written: {err}")
+        mark_complete(output_dir)
     trainer.rank_log.write(trainer.args, wrote_output=main)
     trainer.accelerator.wait_for_everyone()
     return results

@@ -34,6 +34,7 @@ from .common import (
     run_record,
 )
 from .presets import get_preset
+from .run_folder import holds_output_folder
 
 SOFTMAXES = ("full", "sampled")
 
@@ -157,6 +158,7 @@ def build_lm_tokenizer(texts, preset: dict):
     return tokenizer
 
 
+@holds_output_folder
 def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wordlm", *, quick=False, softmax=None,
                  seq_len=None, epochs=None, max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(),
                  time_budget_s=None, cpu_budget_s=None, **train_overrides) -> dict:

@@ -1,0 +1,101 @@
+"""Is a saved model folder whole? A save that was killed or ran out of disk leaves files missing, empty or
+cut short; loading such a folder would fail deep inside transformers (an unnamed JSONDecodeError, a
+safetensors header error). `check_saved_folder(folder)` names the file instead.
+
+seqhf's training runs write `SAVE_INCOMPLETE.txt` into a folder before its final save and remove it once
+every file is in place (`seqhf.training.run_folder`), so a folder whose save was interrupted says so even
+where each of its files looks whole. The loaders seqhf ships (generation, the demo page, `classify`, the
+ONNX export, the Hub upload) check it.
+
+This module imports nothing of seqhf: the demo's Space carries it beside `generation.py`.
+"""
+
+import json
+import struct
+import zipfile
+from pathlib import Path
+
+INCOMPLETE_MARKER = "SAVE_INCOMPLETE.txt"
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+NEEDED_FILES = ("config.json", "tokenizer_config.json", "tokenizer.json")
+CHECKED_SUFFIXES = (".json", ".safetensors", ".bin", ".pt", ".pth", ".py")
+
+
+class IncompleteFolderError(ValueError):
+    """A saved folder with files missing, empty or cut short; the message names them."""
+
+
+def safetensors_size(path: Path) -> int | None:
+    """The size a safetensors file must have, from its header (None when the header itself is cut or unreadable)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            return None
+        (header_len,) = struct.unpack("<Q", head)
+        try:
+            header = json.loads(f.read(header_len))
+        except (ValueError, MemoryError):
+            return None
+    ends = [t["data_offsets"][1] for name, t in header.items() if name != "__metadata__" and isinstance(t, dict)]
+    return 8 + header_len + max(ends, default=0)
+
+
+def file_problem(path) -> str | None:
+    """What is wrong with one saved file (empty, JSON that does not parse, safetensors or a torch file cut
+    short), or None when it looks whole. Only the file's header and end are read, except for JSON."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        return f"{path.name} is empty (0 bytes)"
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        try:
+            json.loads(path.read_bytes())
+        except ValueError as err:  # JSONDecodeError, or bytes that are not UTF-8
+            return f"{path.name} is not valid JSON, cut short? ({err})"
+    elif suffix == ".safetensors":
+        expected = safetensors_size(path)
+        if expected is None:
+            return f"{path.name} has no readable safetensors header (cut short?)"
+        if expected != size:
+            return f"{path.name} holds {size:,} of the {expected:,} bytes its header announces (cut short)"
+    elif suffix in (".bin", ".pt", ".pth") and not zipfile.is_zipfile(path):
+        return f"{path.name} is not a whole torch file (cut short?)"
+    return None
+
+
+def folder_problems(folder, needed=NEEDED_FILES, only=None) -> list[str]:
+    """Everything wrong with a saved folder: its save marked unfinished (then also the `needed` files and the
+    weights it lacks), and each of its model, tokenizer, JSON and code files that is empty or cut short
+    (of the file names in `only`, when given)."""
+    folder = Path(folder)
+    problems = []
+    if (folder / INCOMPLETE_MARKER).is_file():
+        problems.append(f"its save did not finish ({INCOMPLETE_MARKER} is still there)")
+        missing = [name for name in needed if not (folder / name).is_file()]
+        if not any((folder / name).is_file() for name in WEIGHT_FILES):
+            missing.append(WEIGHT_FILES[0])
+        if missing:
+            problems.append("missing " + ", ".join(missing))
+    for path in sorted(folder.iterdir()):
+        if only is not None and path.name not in only:
+            continue
+        if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in CHECKED_SUFFIXES:
+            problem = file_problem(path)
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+def check_saved_folder(folder) -> None:
+    """Raise `IncompleteFolderError` naming the missing, empty or cut files when `folder` is a local folder
+    whose save did not finish; anything else (a whole folder, a Hub id) passes."""
+    path = Path(str(folder))
+    if not path.is_dir():
+        return
+    problems = folder_problems(path)
+    if problems:
+        raise IncompleteFolderError(
+            f"{folder} is incomplete: {'; '.join(problems)}. The save that wrote it was interrupted (killed, or "
+            "the disk was full): run the training command again, with --resume to start from its last "
+            "complete checkpoint.")

@@ -1,0 +1,273 @@
+"""A run's output folder, kept whole: one run at a time, a final save that is never half done, resuming from
+a complete checkpoint only, and a full disk reported as such.
+
+- `holds_output_folder` (a decorator of the training functions): the folder is locked by the run that writes
+  it (`.seqhf-run.lock`: pid, host, start time and command, held with `fcntl.flock`, so the OS releases it
+  when a run is killed and the next run sees the stale record). Under `accelerate launch` only the main
+  process takes it. A disk that fills up during the run is reported as "No space left on device" with the
+  file being written, whatever the writer raised (torch's iostream errors say nothing of the disk).
+- `final_save`: the final model, tokenizer and results are written in `_saving/` and moved into the folder
+  file by file (each move is atomic), with `SAVE_INCOMPLETE.txt` in the folder from the start of the save
+  until everything is in place (`seqhf.inference.saved_folder` checks it where folders are loaded).
+- `last_complete_checkpoint`: the newest checkpoint whose files are all there and whole.
+"""
+
+import errno
+import functools
+import inspect
+import json
+import os
+import re
+import shutil
+import socket
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..inference.saved_folder import INCOMPLETE_MARKER, WEIGHT_FILES, file_problem, folder_problems
+from ..utils.runtime import is_main_process
+from .errors import SetupError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock (two runs into one folder are not detected there)
+    fcntl = None
+
+LOCK_NAME = ".seqhf-run.lock"
+STAGING = "_saving"  # "_" folders are not uploaded to the Hub
+INCOMPLETE_CHECKPOINTS = "_incomplete"
+CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+CHECKPOINT_NEEDED = ("trainer_state.json", "config.json")
+NO_SPACE_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+NO_SPACE_WORDS = ("no space left on device", "storagefull", "os error 28", "disk quota exceeded")
+# What writers say when a write fails without naming the reason (torch.save: "basic_ios::clear: iostream
+# error", "unexpected pos", "PytorchStreamWriter failed writing file"): a full disk when little space is left.
+WRITE_FAILED_WORDS = ("iostream error", "unexpected pos", "file write failed", "failed writing")
+LOW_SPACE_BYTES = 64 << 20
+
+
+class OutputFolderError(SetupError):
+    """The output folder cannot be used (another run writes it) or written (the disk is full)."""
+
+
+# ---------------------------------------------------------------- one run a folder
+
+
+def _holder() -> dict:
+    return dict(pid=os.getpid(), host=socket.gethostname(), started=time.strftime("%Y-%m-%d %H:%M:%S"),
+                command=" ".join(sys.argv)[:300])
+
+
+def _describe(record: bytes) -> str:
+    try:
+        h = json.loads(record)
+        return f"pid {h['pid']} on {h['host']}, started {h['started']}: {h['command']}"
+    except (ValueError, KeyError, TypeError):
+        return record.decode(errors="replace").strip()[:300] or "no record"
+
+
+@contextmanager
+def run_lock(folder):
+    """Hold `folder`'s lock for the duration, or raise `OutputFolderError` naming the run that holds it."""
+    path = Path(folder) / LOCK_NAME
+    if fcntl is None:
+        yield
+        return
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _describe(os.pread(fd, 4096, 0))
+            os.close(fd)
+            raise OutputFolderError(
+                f"{folder} is being written by another run ({holder}). Wait for it to end, or choose another "
+                f"--output-dir (the lock is {path}; it goes with the run that holds it).") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder removed the file as we opened it: take the new one
+    try:
+        stale = os.pread(fd, 4096, 0)
+        if stale.strip():
+            print(f"note: {folder} was locked by a run that ended without releasing it ({_describe(stale)}): "
+                  "killed or crashed; this run takes the folder over.", flush=True)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(_holder()).encode(), 0)
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        finally:
+            os.close(fd)
+
+
+# ---------------------------------------------------------------- a full disk
+
+
+def _chain(err):
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        err = err.__cause__ or err.__context__
+
+
+def free_bytes(folder) -> int:
+    path = Path(folder).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def file_being_written(folder, since: float):
+    """The file of `folder` (recursively) that a failed write left behind: of the files written since `since`,
+    the newest one that is empty or cut short (`saved_folder.file_problem`), else the newest one. (File times
+    tick every few milliseconds, so the newest alone could be the file finished just before.)"""
+    recent = []
+    for path in Path(folder).rglob("*"):
+        try:
+            if path.is_file() and path.stat().st_mtime >= since:
+                recent.append((path.stat().st_mtime_ns, path))
+        except OSError:
+            continue
+    recent.sort(key=lambda item: item[0], reverse=True)
+    for _, path in recent:
+        try:
+            if file_problem(path):
+                return path
+        except OSError:
+            continue
+    return recent[0][1] if recent else None
+
+
+def disk_full_message(err: BaseException, folder, since: float) -> str | None:
+    """The message for `err` when it comes from a full disk (None otherwise), naming the file being written:
+    the error's own file name, else `file_being_written(folder, since)`."""
+    full, written = False, None
+    for e in _chain(err):
+        text = str(e).lower()
+        if isinstance(e, OSError) and e.errno in NO_SPACE_ERRNOS:
+            full, written = True, written or e.filename
+        elif any(w in text for w in NO_SPACE_WORDS):
+            full = True
+        elif any(w in text for w in WRITE_FAILED_WORDS) and free_bytes(folder) < LOW_SPACE_BYTES:
+            full = True
+    if not full:
+        return None
+    written = written or file_being_written(folder, since)
+    where = f"while writing {written}" if written else f"while writing into {folder} (or a cache)"
+    return (f"No space left on device {where} ({free_bytes(folder) / 2**20:.0f} MiB free there). Free some "
+            "space, then run the same command with --resume: it goes on from the last complete checkpoint.")
+
+
+# ---------------------------------------------------------------- the decorator
+
+
+@contextmanager
+def output_folder(output_dir):
+    """The run's hold on `output_dir`: its lock (main process only), a full disk reported as such, and the
+    folder removed again when this run created it and left nothing in it (bad input found early)."""
+    folder, start, main = Path(output_dir), time.time(), is_main_process()
+    created = main and not folder.exists()
+    try:
+        if main:
+            folder.mkdir(parents=True, exist_ok=True)
+        with run_lock(folder) if main else _nothing():
+            yield folder
+    except Exception as err:
+        message = disk_full_message(err, folder, start)
+        if message:
+            raise OutputFolderError(message) from err
+        raise
+    finally:
+        if created and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+def holds_output_folder(train):
+    """Run `train` (a function with an `output_dir` argument) inside `output_folder(output_dir)`."""
+    signature = inspect.signature(train)
+
+    @functools.wraps(train)
+    def run(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        with output_folder(bound.arguments["output_dir"]):
+            return train(*args, **kwargs)
+
+    return run
+
+
+# ---------------------------------------------------------------- checkpoints and the final save
+
+
+def checkpoint_problems(checkpoint) -> list[str]:
+    """What a checkpoint lacks to resume from: its state, config and weights, and files empty or cut short."""
+    checkpoint = Path(checkpoint)
+    missing = [name for name in CHECKPOINT_NEEDED if not (checkpoint / name).is_file()]
+    if not any((checkpoint / name).is_file() for name in WEIGHT_FILES):
+        missing.append(WEIGHT_FILES[0])
+    return [f"{name} missing" for name in missing] + folder_problems(checkpoint, needed=())
+
+
+def last_complete_checkpoint(output_dir, set_aside: bool = False) -> tuple[Path | None, list[str]]:
+    """The newest complete checkpoint of `output_dir` (None if none), and a line for each newer one skipped.
+    With `set_aside`, the skipped ones are moved into `_incomplete/`: left in place, the newest would count as
+    the run's latest checkpoint, which Trainer's rotation keeps while it deletes the one it has just saved."""
+    folder = Path(output_dir)
+    found = [p for p in folder.iterdir() if p.is_dir() and CHECKPOINT.fullmatch(p.name)] if folder.is_dir() else []
+    last, skipped = None, []
+    for checkpoint in sorted(found, key=lambda p: int(CHECKPOINT.fullmatch(p.name).group(1)), reverse=True):
+        problems = checkpoint_problems(checkpoint)
+        if not problems:
+            last = checkpoint
+            break
+        skipped.append(f"{checkpoint.name} ({'; '.join(problems)})")
+        if set_aside:
+            aside = folder / INCOMPLETE_CHECKPOINTS / checkpoint.name
+            if aside.exists():
+                shutil.rmtree(aside)  # an earlier interruption at the same step
+            aside.parent.mkdir(exist_ok=True)
+            os.replace(checkpoint, aside)
+    return last, skipped
+
+
+@contextmanager
+def final_save(output_dir, main: bool = True):
+    """Write the final files into the `_saving/` folder this yields; when the block ends without an error,
+    they are moved into `output_dir` one by one (atomic renames). `SAVE_INCOMPLETE.txt` marks the folder from
+    the start; `mark_complete` removes it once the folder is whole. An error leaves the marker in place."""
+    folder = Path(output_dir)
+    staging = folder / STAGING
+    if main:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / INCOMPLETE_MARKER).write_text(
+            f"seqhf began the final save of this folder at {time.strftime('%Y-%m-%d %H:%M:%S')} (pid {os.getpid()}) "
+            "and removes this file once every file is written. If it is still here, the save was interrupted: "
+            "files may be missing, empty or from an earlier run.\n")
+        if staging.exists():
+            shutil.rmtree(staging)  # what an interrupted save left
+        staging.mkdir()
+    yield staging
+    if main:
+        for entry in sorted(staging.iterdir()):
+            target = folder / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+        staging.rmdir()
+
+
+def mark_complete(output_dir) -> None:
+    """The final save is whole: remove its `SAVE_INCOMPLETE.txt`."""
+    (Path(output_dir) / INCOMPLETE_MARKER).unlink(missing_ok=True)
