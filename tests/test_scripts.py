@@ -154,3 +154,26 @@ def test_benchmark_cli_names_every_row_group():
     from benchmarks.benchmark import ROW_GROUPS
 
     assert set(benchmark.ROW_GROUP_NAMES) == set(ROW_GROUPS)
+
+
+def test_evaluate_scores_a_classifier_beside_the_baseline_and_an_lm_beside_the_ngram(folders, tmp_path):
+    import json
+
+    from seqhf.cli.app import main
+
+    rows = ["text,label"] + [f"{'the island' if i % 2 else 'a ship at sea'} {i},{i % 2}" for i in range(120)]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "clf.json"
+    assert main(["evaluate", str(folders["clf"]), "--dataset", str(tmp_path / "d.csv"),
+                 "--label-names", "LABEL_0,LABEL_1", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["evaluated_on"] == "validation" and figures["examples"] == 12  # 10 % carved from 120 rows
+    assert 0 <= figures["accuracy"] <= 1 and figures["baseline"]["examples"] == 12
+    assert figures["baseline"]["evaluated_on"] == "validation"  # the same 12 texts, scored by TF-IDF + LR
+    (tmp_path / "book.txt").write_text(TEXT)
+    out = tmp_path / "lm.json"
+    assert main(["evaluate", str(folders["lm"]), "--text", str(tmp_path / "book.txt"), "--ngram-train",
+                 str(tmp_path / "book.txt"), "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["chars"] == len(TEXT) and figures["nats_per_char"] > 0 and figures["ngram"]["nats_per_char"] > 0
+    assert main(["evaluate", str(folders["lm"])]) == 2  # neither --dataset nor --text

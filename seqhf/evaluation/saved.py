@@ -55,7 +55,7 @@ def evaluate_classifier(folder, data, *, split: str | None = None, baseline: boo
             results["baseline"] = {"skipped": "no train split to fit it on"}
         else:
             scored = dataclasses.replace(data, splits=DatasetDict(train=data.splits["train"], test=data.splits[split]))
-            results["baseline"] = tfidf_logistic_regression(scored)
+            results["baseline"] = dict(tfidf_logistic_regression(scored), evaluated_on=split)
     return results
 
 
