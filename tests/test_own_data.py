@@ -409,7 +409,7 @@ def test_whitespace_only_texts_are_one_error_line(tmp_path):
     with pytest.raises(DataError, match=r"2 rows without a 'body' value \(rows 3, 7; 2 of them empty or only whitespace"):
         load_classification_data(str(tmp_path / "blank.jsonl"), text_column="body", label_column="topic")
     df.assign(body=" ").to_json(tmp_path / "all_blank.jsonl", orient="records", lines=True)  # was a traceback
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "train_classifier.py"), "--dataset",
+    proc = subprocess.run([sys.executable, "-m", "seqhf", "train", "classifier", "--dataset",
                            str(tmp_path / "all_blank.jsonl"), "--text-column", "body", "--label-column", "topic",
                            "--output-dir", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]

@@ -4,6 +4,7 @@ This file imports only torch, transformers and its sibling configuration file, s
 folder loads with `trust_remote_code=True` where seqhf is not installed.
 """
 
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -13,18 +14,38 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.activations import ACT2FN
-from transformers.cache_utils import (
-    Cache,
-    DynamicCache,
-    LinearAttentionCacheLayerMixin,
-    LinearAttentionLayer,
-)
-from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.cache_utils import Cache, DynamicCache, LinearAttentionCacheLayerMixin, LinearAttentionLayer
+from transformers.modeling_outputs import CausalLMOutputWithPast, SequenceClassifierOutput
 from transformers.utils import ModelOutput
 
 from .configuration_lstm import SeqLSTMConfig
 
 RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+# transformers 5.24 calls the cache `cache`; its models still take `past_key_values` (the name before 5.24) with a
+# FutureWarning, and Mamba's `cache_params` likewise. Before 5.24 generate() itself passes `past_key_values`, so
+# that name warns only where it is the old one.
+OLD_CACHE_NAMES = ("past_key_values", "cache_params")
+PAST_KEY_VALUES_IS_OLD = "cache" in CausalLMOutputWithPast.__dataclass_fields__
+
+
+def cache_from_old_names(cache, kwargs, owner):
+    """`cache`, or the cache passed under an old keyword (popped from `kwargs`): taken with the FutureWarning
+    transformers' own models give for these names, never dropped; two different caches are refused."""
+    for name in OLD_CACHE_NAMES:
+        old = kwargs.pop(name, None)
+        if old is None:
+            continue
+        if cache is not None and old is not cache:
+            raise ValueError(f"Two caches were passed to {owner}: `cache` and `{name}`. Pass one, as `cache`.")
+        if (name != "past_key_values" or PAST_KEY_VALUES_IS_OLD) and not torch.compiler.is_compiling():
+            warnings.warn(
+                f"`{name}` is deprecated for {owner}: pass the cache as `cache` (transformers' name since 5.24).",
+                FutureWarning,
+                stacklevel=3,
+            )
+        cache = old
+    return cache
 
 
 @dataclass
@@ -244,6 +265,11 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
         return_dict=None,
         **kwargs,
     ):
+        if any(kwargs.get(name) is not None for name in ("cache",) + OLD_CACHE_NAMES):
+            raise ValueError(
+                "SeqLSTMModel keeps no cache: pass the `final_state` of an earlier call as `initial_state`, or use "
+                "SeqLSTMForCausalLM, which carries its state in a transformers cache."
+            )
         self._check_inputs(input_ids, attention_mask, inputs_embeds)
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
@@ -433,12 +459,14 @@ class SeqLSTMForSequenceClassification(SeqLSTMPreTrainedModel):
 
 
 def refuse_config_without_lm_head(config):
-    """A config saved from a classifier (or a backbone) has no trained LM head: building a causal LM from it
-    would generate noise from a random head, so say so instead."""
+    """A config saved from a model with another head (a text classifier) is refused: its backbone was trained for
+    that task and it has no LM head, so a causal LM built from it would generate noise. A backbone folder
+    (`SeqLSTMModel`) loads as in transformers: the new LM head is reported as newly initialised."""
     saved_as = config.architectures or []
-    if saved_as and not any(name.endswith("ForCausalLM") for name in saved_as):
-        is_classifier = any("Classification" in name for name in saved_as)
-        kind = "a text classifier" if is_classifier else "a model without an LM head"
+    other_heads = [name for name in saved_as if "For" in name]
+    if other_heads and not any(name.endswith("ForCausalLM") for name in saved_as):
+        is_classifier = any("Classification" in name for name in other_heads)
+        kind = "a text classifier" if is_classifier else "a model with another head"
         raise ValueError(
             f"This folder holds {', '.join(saved_as)} ({kind}), not a language model: it has no trained "
             "language-model head, so generating from it would print noise. Load it with "
@@ -464,6 +492,9 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
 
     _tied_weights_keys = {"lm_head.weight": "model.embeddings.weight"}
     _is_stateful = True  # the state cannot be rewound, so transformers refuses assisted decoding
+    # What transformers compiles in generate() (the decode steps, with a static cache) is one graph without breaks
+    # or recompilations. Reading a prompt (packing, nn.LSTM) stays eager, as transformers' prefill does.
+    _can_compile_fullgraph = True
 
     def __init__(self, config: SeqLSTMConfig):
         refuse_config_without_lm_head(config)
@@ -500,13 +531,12 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
         output_hidden_states=None,
         return_dict=None,
         logits_to_keep=0,
-        past_key_values=None,
         **kwargs,
     ):
         r"""
-        cache (`Cache`, *optional*): a transformers cache with the state left by an earlier call (`past_key_values`
-            is transformers' older name for it); the model continues from it and updates it in place. Takes the
-            place of `initial_state`.
+        cache (`Cache`, *optional*): a transformers cache with the state left by an earlier call; the model continues
+            from it and updates it in place. Takes the place of `initial_state`. The old names `past_key_values`
+            (transformers before 5.24) and `cache_params` (Mamba) are taken too, with a FutureWarning.
         attention_mask (*optional*): as in transformers, once the cache has read n tokens the mask covers the
             cached and the new tokens (n + seq columns). A mask exactly as long as the input says that the input
             is the whole sequence so far: only its tokens after the first n are read.
@@ -516,7 +546,7 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
             only (generation needs the last one).
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        cache = cache if cache is not None else past_key_values
+        cache = cache_from_old_names(cache, kwargs, f"{type(self).__name__}.forward")
         if use_cache is None:
             use_cache = self.config.use_cache and not self.training
         if cache is None and use_cache:
@@ -695,8 +725,10 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
     ):
         cache = cache if cache is not None else past_key_values
         if cache is not None and not is_first_iteration:
-            # The state summarises every earlier token: the newest token is all the model needs to read.
-            model_inputs = {"input_ids": input_ids[:, -1:], "cache": cache}
+            # The state summarises every earlier token: the newest token is all the model needs to read. Cloned, as
+            # transformers does: a slice of the growing sequence has a new stride at every step, and a compiled
+            # decode step (whose guards check strides, even of size-1 dimensions) would recompile at every token.
+            model_inputs = {"input_ids": input_ids[:, -1:].clone(memory_format=torch.contiguous_format), "cache": cache}
             if kwargs.get("output_hidden_states"):
                 model_inputs["output_hidden_states"] = True
             return model_inputs

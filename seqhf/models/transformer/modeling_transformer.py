@@ -5,6 +5,7 @@ folder loads with `trust_remote_code=True` where seqhf is not installed.
 """
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,28 @@ logger = logging.get_logger(__name__)
 # transformers 5.24 calls the KV cache `cache` (in outputs and in generate's model kwargs); earlier 5.x
 # releases call it `past_key_values`. The forwards accept both; outputs use the installed name.
 CACHE_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+# transformers 5.24's models take the old names with a FutureWarning: `past_key_values` where the new name is
+# `cache` (before 5.24 generate() itself passes it), and Mamba's `cache_params`.
+OLD_CACHE_NAMES = ("past_key_values", "cache_params")
+
+
+def cache_from_old_names(cache, kwargs, owner):
+    """`cache`, or the cache passed under an old keyword (popped from `kwargs`): taken with the FutureWarning
+    transformers' own models give for these names, never dropped; two different caches are refused."""
+    for name in OLD_CACHE_NAMES:
+        old = kwargs.pop(name, None)
+        if old is None:
+            continue
+        if cache is not None and old is not cache:
+            raise ValueError(f"Two caches were passed to {owner}: `cache` and `{name}`. Pass one, as `cache`.")
+        if (name != "past_key_values" or CACHE_FIELD == "cache") and not torch.compiler.is_compiling():
+            warnings.warn(
+                f"`{name}` is deprecated for {owner}: pass the cache as `cache` (transformers' name since 5.24).",
+                FutureWarning,
+                stacklevel=3,
+            )
+        cache = old
+    return cache
 
 
 def sinusoids(num_positions, dim):
@@ -181,6 +204,8 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
     no position, so left and right padding give the same outputs at the real tokens.
     """
 
+    _can_compile_fullgraph = True  # value checks stay out of compiled graphs; a static cache's count stays a tensor
+
     def __init__(self, config: SeqTransformerConfig, causal: bool | None = None):
         super().__init__(config)
         self.is_causal = bool(config.is_decoder) if causal is None else causal
@@ -204,12 +229,20 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
     def set_input_embeddings(self, value):
         self.embeddings = value
 
-    def _check_inputs(self, input_ids, attention_mask, inputs_embeds, position_ids, past_length):
+    def _check_inputs(self, input_ids, attention_mask, inputs_embeds, position_ids, past_length, kv_len=None):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+        if input_ids is not None and input_ids.dim() != 2:
+            raise ValueError(f"`input_ids` must be (batch, seq), got shape {tuple(input_ids.shape)}.")
+        batch_size, seq_len = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+        if seq_len == 0:
+            raise ValueError("The input sequence is empty (length 0).")
+        if torch.compiler.is_compiling():
+            # The checks below read tensor values (the ids, a static cache's count): in a compiled graph they
+            # would break it (fullgraph=True fails). Eager calls, the prompt's included, still make them.
+            return
+        past_length = int(past_length)
         if input_ids is not None:
-            if input_ids.dim() != 2:
-                raise ValueError(f"`input_ids` must be (batch, seq), got shape {tuple(input_ids.shape)}.")
             # On an accelerator the range check costs a host sync, which a training step should not pay.
             if (input_ids.device.type == "cpu" or not self.training) and input_ids.numel():
                 low, high = int(input_ids.min()), int(input_ids.max())
@@ -218,9 +251,6 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
                         f"`input_ids` holds ids outside [0, {self.config.vocab_size}): min {low}, max {high}. "
                         "Is the tokenizer the model's own?"
                     )
-        batch_size, seq_len = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
-        if seq_len == 0:
-            raise ValueError("The input sequence is empty (length 0).")
         max_positions = self.config.max_position_embeddings
         if past_length + seq_len > max_positions:
             if past_length:
@@ -232,10 +262,13 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
                 f"Input length {past_length + seq_len}{what} exceeds max_position_embeddings={max_positions}. {fix}"
             )
         if attention_mask is not None:
-            expected = (batch_size, past_length + seq_len)
-            if tuple(attention_mask.shape) != expected:
+            # Also accepted with a static cache: a mask over all its slots (what generate() hands a compiled step).
+            shape = tuple(attention_mask.shape)
+            widths = (past_length + seq_len,) if kv_len is None else (past_length + seq_len, kv_len)
+            if len(shape) != 2 or shape[0] != batch_size or not any(shape[1] == w for w in widths):
                 raise ValueError(
-                    f"`attention_mask` shape {tuple(attention_mask.shape)} != {expected} (batch, cached + new tokens)."
+                    f"`attention_mask` shape {shape} != {(batch_size, past_length + seq_len)} "
+                    "(batch, cached + new tokens)."
                 )
             if not bool(attention_mask.any(dim=1).all()):
                 raise ValueError("Some rows of `attention_mask` are all zeros: every sequence needs a real token.")
@@ -250,16 +283,25 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
     def _attention_mask(self, attention_mask, seq_len, past_length, device, kv_len=None):
         """The (mask, is_causal) pair for SDPA; mask is boolean, True = may attend, or None. `kv_len` is how
         many keys the cache returns: more than past + new tokens for a static cache, whose unfilled slots
-        must stay hidden."""
+        must stay hidden. `attention_mask` covers the cached and new tokens, or all `kv_len` slots."""
         filled = past_length + seq_len
         kv_len = filled if kv_len is None else kv_len
+        if torch.is_tensor(past_length):
+            # A static cache counts its tokens in a tensor, so that a compiled decoding step is one graph for every
+            # position: the mask is computed from it, without branching on its value.
+            queries = past_length + torch.arange(seq_len, device=device)
+            mask = torch.arange(kv_len, device=device) <= queries[:, None]  # causal; unfilled slots come later
+            if attention_mask is None:
+                return mask, False
+            mask = mask & F.pad(attention_mask.bool(), (0, kv_len - attention_mask.shape[1]))[:, None, None, :]
+            return mask | ~mask.any(dim=-1, keepdim=True), False  # a left-padding query: see below
         if attention_mask is None:
             if not self.is_causal or (seq_len == 1 and kv_len == filled):
                 return None, False
             if past_length == 0 and kv_len == filled:
                 return None, True  # SDPA's own causal kernel, no mask materialised
             return torch.ones(seq_len, kv_len, dtype=torch.bool, device=device).tril(past_length), False
-        mask = F.pad(attention_mask.bool(), (0, kv_len - filled))  # unfilled static slots: hidden
+        mask = F.pad(attention_mask.bool(), (0, kv_len - attention_mask.shape[1]))  # unfilled static slots: hidden
         mask = mask[:, None, None, :]  # (batch, 1, 1, kv_len): padded keys are hidden
         if not self.is_causal or seq_len == 1:
             return mask, False  # broadcast over queries; every row has a real token to attend to
@@ -282,7 +324,9 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
         cache=None,
         **kwargs,
     ):
-        cache = cache if cache is not None else past_key_values
+        if past_key_values is not None:
+            kwargs["past_key_values"] = past_key_values
+        cache = cache_from_old_names(cache, kwargs, f"{type(self).__name__}.forward")
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
@@ -300,25 +344,32 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
         if use_cache and cache is None:
             cache = DynamicCache()
         past_length = cache.get_seq_length() if cache is not None else 0
-        self._check_inputs(input_ids, attention_mask, inputs_embeds, position_ids, past_length)
+        given, kv_len = input_ids if input_ids is not None else inputs_embeds, None
+        if cache is not None and given is not None and given.dim() >= 2:
+            kv_len = cache.get_mask_sizes(given.shape[1], 0)[0]  # a StaticCache hands back all its slots
+            if not torch.is_tensor(past_length):
+                kv_len = max(kv_len, past_length + given.shape[1])
+        self._check_inputs(input_ids, attention_mask, inputs_embeds, position_ids, past_length, kv_len)
 
         if inputs_embeds is None:
             inputs_embeds = self.embeddings(input_ids)
         seq_len = inputs_embeds.shape[1]
-        if attention_mask is not None and bool(attention_mask.all()):
+        if attention_mask is not None and not torch.compiler.is_compiling() and bool(attention_mask.all()):
             attention_mask = None  # no padding: take the fast path
         if position_ids is None and attention_mask is not None:
             # Positions count real tokens only, so a left-padded row gets the positions it has alone.
-            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -seq_len:]
+            steps = past_length + torch.arange(seq_len, device=attention_mask.device)
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0).index_select(1, steps)
         table = self.position_embeddings.weight
-        if position_ids is None:
+        if position_ids is None and not torch.is_tensor(past_length):
             hidden_states = inputs_embeds + table[past_length : past_length + seq_len]
+        elif position_ids is None:  # a static cache's count
+            positions = past_length + torch.arange(seq_len, device=table.device)
+            hidden_states = inputs_embeds + table.index_select(0, positions)
         else:
             hidden_states = inputs_embeds + F.embedding(position_ids, table)
         hidden_states = self.embedding_dropout(hidden_states)
 
-        # A StaticCache hands back all its slots, filled or not.
-        kv_len = max(cache.get_mask_sizes(seq_len, 0)[0], past_length + seq_len) if cache is not None else None
         mask, is_causal = self._attention_mask(attention_mask, seq_len, past_length, hidden_states.device, kv_len)
         all_hidden_states = () if output_hidden_states else None
         all_attentions = () if output_attentions else None
@@ -428,12 +479,14 @@ class SeqTransformerForSequenceClassification(SeqTransformerPreTrainedModel):
 
 
 def refuse_config_without_lm_head(config):
-    """A config saved from a classifier (or a backbone) has no trained LM head: building a causal LM from it
-    would generate noise from a random head, so say so instead."""
+    """A config saved from a model with another head (a text classifier) is refused: its backbone was trained for
+    that task and it has no LM head, so a causal LM built from it would generate noise. A backbone folder
+    (`SeqTransformerModel`) loads as in transformers: the new LM head is reported as newly initialised."""
     saved_as = config.architectures or []
-    if saved_as and not any(name.endswith("ForCausalLM") for name in saved_as):
-        is_classifier = any("Classification" in name for name in saved_as)
-        kind = "a text classifier" if is_classifier else "a model without an LM head"
+    other_heads = [name for name in saved_as if "For" in name]
+    if other_heads and not any(name.endswith("ForCausalLM") for name in saved_as):
+        is_classifier = any("Classification" in name for name in other_heads)
+        kind = "a text classifier" if is_classifier else "a model with another head"
         raise ValueError(
             f"This folder holds {', '.join(saved_as)} ({kind}), not a language model: it has no trained "
             "language-model head, so generating from it would print noise. Load it with "
@@ -446,6 +499,9 @@ class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
     """Causal (decoder-only) Transformer language model with a KV cache for generation."""
 
     _tied_weights_keys = {"lm_head.weight": "model.embeddings.weight"}
+    # The forward is one graph for torch.compile(fullgraph=True), and a compiled decoding step with a static cache
+    # does not recompile as the text grows (the cache's count, the positions and the mask stay tensors).
+    _can_compile_fullgraph = True
 
     def __init__(self, config: SeqTransformerConfig):
         refuse_config_without_lm_head(config)
@@ -485,6 +541,9 @@ class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
         logits_to_keep: compute logits only for the last `logits_to_keep` positions (0 = all); `generate` uses 1.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if past_key_values is not None:
+            kwargs["past_key_values"] = past_key_values
+        cache = cache_from_old_names(cache, kwargs, f"{type(self).__name__}.forward")
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -494,7 +553,7 @@ class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
-            cache=cache if cache is not None else past_key_values,
+            cache=cache,
         )
         hidden_states = outputs.last_hidden_state
         keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
@@ -512,23 +571,33 @@ class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
         return output if return_dict else output.to_tuple()
 
     def create_masks_for_generate(self, attention_mask=None, **kwargs):
-        """generate() builds a 4D mask for a static cache; this model builds its own from the 2D one."""
-        return attention_mask
+        """generate() builds a 4D mask for a static cache; this model builds its own from the 2D one, which is
+        padded here with zeros to all the cache's slots: the mask of a compiled decoding step then keeps its shape
+        as the text grows, instead of recompiling the step at every token."""
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        if attention_mask is None or attention_mask.dim() != 2 or cache is None:
+            return attention_mask
+        slots = cache.get_mask_sizes(kwargs["inputs_embeds"].shape[1], 0)[0] if "inputs_embeds" in kwargs else 0
+        return F.pad(attention_mask, (0, max(slots - attention_mask.shape[1], 0)))
 
-    def prepare_inputs_for_generation(self, input_ids, **kwargs):
+    def prepare_inputs_for_generation(self, input_ids, inputs_embeds=None, attention_mask=None, **kwargs):
         """transformers' preparation, until the text outgrows the model's positions. From then on each new
         token sees the last `max_position_embeddings` tokens, read afresh at positions 0.. (the cached keys
-        were computed at other positions), as a char model generates past its training window."""
+        were computed at other positions), as a char model generates past its training window.
+
+        `inputs_embeds` and `attention_mask` are named: generate() takes `inputs_embeds` only from a model whose
+        preparation names it."""
         window = self.config.max_position_embeddings
-        embeds_first = kwargs.get("inputs_embeds") is not None and kwargs.get("is_first_iteration")
+        embeds_first = inputs_embeds is not None and kwargs.get("is_first_iteration")
         if input_ids.shape[1] <= window or embeds_first:
-            return super().prepare_inputs_for_generation(input_ids, **kwargs)
+            return super().prepare_inputs_for_generation(
+                input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs
+            )
         cache = kwargs.get("cache", kwargs.get("past_key_values"))
         if cache is not None:
             cache.reset()
             if cache.get_seq_length() or not isinstance(cache, DynamicCache):  # older reset(), or static slots
                 cache = DynamicCache(config=self.config)
-        attention_mask = kwargs.get("attention_mask")
         model_inputs = {
             "input_ids": input_ids[:, -window:].contiguous(),
             "attention_mask": None if attention_mask is None else attention_mask[:, -window:],
