@@ -189,3 +189,68 @@ def test_eval_caps_bound_the_final_evaluations_and_the_card_states_them(two_file
     assert lifted["heldout_chars_scored"] == lifted["heldout_chars"] and lifted["eval_caps"]["heldout_chars"] is None
     with pytest.raises(SetupError, match="--eval-max-chars 5 is shorter than one window"):
         train_charlm(TINY_CHARLM, [str(two_files)], tmp_path / "bad", eval_max_chars=5, **FAST)
+
+
+def test_streaming_plan_reads_the_files_as_the_corpus_does(two_files, tmp_path, monkeypatch):
+    from seqhf.data import char_stream
+
+    monkeypatch.setattr(char_stream, "STREAM_CHUNK", 50)  # markers and cuts across chunk boundaries
+    (two_files / "c.txt").write_text(_gutenberg(_prose(30, 1)))
+    corpus = seqdata.load_char_corpus([str(two_files)])
+    plan = char_stream.plan_char_files([str(two_files)])
+    assert "".join(char_stream.joined(plan.train)) == corpus.train
+    assert "".join(char_stream.joined(plan.heldout)) == corpus.heldout
+    assert plan.sources == corpus.sources and plan.sources[2].cut == "gutenberg"
+    held = tmp_path / "held.txt"
+    held.write_text(_prose(20, 2))
+    corpus, plan = seqdata.load_char_corpus([str(two_files)], str(held)), char_stream.plan_char_files([str(two_files)], str(held))
+    assert "".join(char_stream.joined(plan.heldout)) == corpus.heldout and plan.heldout_source == "held.txt"
+
+
+STREAMING_UNDER_A_LIMIT = r"""
+import json, resource, sys
+from seqhf.training.charlm import train_charlm
+import seqhf.training.charlm_inputs  # noqa: F401, everything imported before the limit is set
+
+def data_kb():
+    return int(next(line for line in open("/proc/self/status") if line.startswith("VmData")).split()[1])
+
+limit = (data_kb() + 120 * 1024) * 1024  # 120 MB of heap beyond what the imports took
+resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+try:
+    open(sys.argv[1]).read()  # the text alone does not fit
+    print("READ WHOLE")
+except MemoryError:
+    pass
+tiny = dict(arch="lstm", model=dict(embedding_size=8, hidden_size=16), seq_len=16, tbptt="stateful",
+            train=dict(learning_rate=1e-2, epochs=1, batch_size=4, weight_decay=0.0, warmup=0.0,
+                       scheduler="constant", patience=2))
+r = train_charlm(tiny, [sys.argv[1]], sys.argv[2], streaming=True, max_steps=3, dynamic=False, samples=False,
+                 ngram_order=3, eval_max_chars=2000, ngram_train_chars=5000, disable_tqdm=True,
+                 validation_fraction=0.0001)  # 20,000 validation characters: the test is about memory
+print(json.dumps({k: r[k] for k in ("train_chars", "heldout_chars", "heldout_chars_scored", "heldout_nats_per_char")}))
+"""
+
+
+@pytest.mark.slow
+def test_streaming_trains_on_a_text_larger_than_the_memory_limit(tmp_path):
+    """Issue #25: a 200 MB text under a 120 MB heap limit (RLIMIT_DATA counts the heap, not file-backed maps)."""
+    import os
+    import subprocess
+    import sys
+
+    big = tmp_path / "big.txt"
+    block = _prose(2000)
+    with open(big, "w") as f:
+        for _ in range(200_000_000 // len(block) + 1):
+            f.write(block)
+    script = tmp_path / "run.py"
+    script.write_text(STREAMING_UNDER_A_LIMIT)
+    env = dict(os.environ, ARROW_DEFAULT_MEMORY_POOL="system", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    done = subprocess.run([sys.executable, str(script), str(big), str(tmp_path / "out")], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "READ WHOLE" not in done.stdout
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert results["train_chars"] + results["heldout_chars"] > 190_000_000 and results["heldout_chars_scored"] == 2000
+    assert results["heldout_nats_per_char"] > 0

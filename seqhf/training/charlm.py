@@ -13,7 +13,13 @@ from ..data import char_text as seqdata
 from ..evaluation.charlm import char_log_probs, evaluate_extras
 from ..evaluation.dynamic_eval import nats
 from ..evaluation.metrics import lm_metrics
-from .charlm_inputs import EvalCaps, load_corpus, load_second_text, prepare_inputs  # noqa: F401 (re-exported)
+from .charlm_inputs import (  # noqa: F401 (load_corpus re-exported)
+    EvalCaps,
+    load_corpus,
+    load_second_text,
+    prepare_inputs,
+    stream_inputs,
+)
 from .common import (
     RankLog,
     RunClock,
@@ -119,7 +125,7 @@ def train_charlm(model="lstm", text=None, output_dir="runs/charlm", *, heldout=N
                  epochs=None, max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(),
                  validation_fraction=0.05, ngram_order=7, dynamic=True, also_eval=None, also_eval_chars=100_000,
                  samples=True, eval_max_chars=None, ngram_train_chars=None, dynamic_eval_chars=None,
-                 **train_overrides) -> dict:
+                 streaming=False, **train_overrides) -> dict:
     """Train a character LM and return its results.
 
     The text: `text` (one or more files, or a folder of .txt files; default The Mysterious Island) with the
@@ -128,7 +134,8 @@ def train_charlm(model="lstm", text=None, output_dir="runs/charlm", *, heldout=N
     mixture, dynamic evaluation (`dynamic`), the figure on a second text (`also_eval`) and seeded samples.
     Evaluation is capped (`EvalCaps`; None keeps a default, 0 lifts a cap): `eval_max_chars` held-out (and
     validation) characters scored, `ngram_train_chars` training characters the n-gram counts,
-    `dynamic_eval_chars` held-out characters read by dynamic evaluation.
+    `dynamic_eval_chars` held-out characters read by dynamic evaluation. `streaming`: text files larger than
+    memory, read a chunk at a time into id files under `output_dir/_cache` that training memory-maps.
     """
     clock = RunClock()
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("charlm", model, quick)
@@ -145,11 +152,20 @@ def train_charlm(model="lstm", text=None, output_dir="runs/charlm", *, heldout=N
         raise SetupError(f"--seq-len {seq_len} is longer than the model's max_position_embeddings={positions}.")
     caps = EvalCaps.of(quick, heldout_chars=eval_max_chars, ngram_train_chars=ngram_train_chars,
                        dynamic_chars=dynamic_eval_chars)
-    corpus = load_corpus(text, heldout, dataset, text_column, dataset_split, max_chars)
     second = load_second_text(also_eval, also_eval_chars, text_column) if also_eval else (None, None)
-    inputs = prepare_inputs(corpus, seq_len=seq_len, validation_fraction=validation_fraction,
-                            quick_train_chars=preset["train_chars"] if quick else None, caps=caps)
-    sources, heldout_source, island = corpus.sources, corpus.heldout_source, corpus.is_island
+    quick_chars = preset["train_chars"] if quick else None
+    if streaming:
+        if dataset is not None or not text:
+            raise SetupError("--streaming reads text files (--text); a dataset is read whole.")
+        inputs, corpus = stream_inputs(text, heldout, os.path.join(output_dir, "_cache", "charlm-ids"), seq_len=seq_len,
+                                       validation_fraction=validation_fraction, quick_train_chars=quick_chars, caps=caps)
+        island = False
+    else:
+        corpus = load_corpus(text, heldout, dataset, text_column, dataset_split, max_chars)
+        inputs = prepare_inputs(corpus, seq_len=seq_len, validation_fraction=validation_fraction,
+                                quick_train_chars=quick_chars, caps=caps)
+        island = corpus.is_island
+    sources, heldout_source = corpus.sources, corpus.heldout_source
     del corpus  # the run keeps the compact ids and the capped texts only
     tokenizer, train_ids, valid_ids, heldout_ids = (inputs.tokenizer, inputs.train_ids, inputs.valid_ids,
                                                     inputs.scored_heldout_ids)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data import char_text as seqdata
+from ..data.char_stream import count_ids
 from ..data.tokenization import build_char_tokenizer
 from ..evaluation.charlm import sample_prompt
-from ..evaluation.metrics import unigram_entropy
 from .common import SetupError
 
 
@@ -133,7 +133,56 @@ def prepare_inputs(corpus, *, seq_len: int, validation_fraction: float, quick_tr
     return CharLMInputs(
         tokenizer=tokenizer, train_ids=train_ids, valid_ids=valid_ids, heldout_ids=heldout_ids,
         heldout_unknown=heldout_unknown, train_chars=len(train_text), validation_chars=len(valid_text),
-        heldout_chars=len(heldout_text), unigram_entropy_nats=unigram_entropy(train_ids),
+        heldout_chars=len(heldout_text), unigram_entropy_nats=_entropy(count_ids(train_ids, len(tokenizer))),
         ngram_train_text=train_text[: caps.ngram_train_chars], valid_text=valid_text[: caps.heldout_chars],
         heldout_text=heldout_text[: caps.heldout_chars], prompt=sample_prompt(heldout_text[:100_000]), caps=caps,
     )
+
+
+def stream_inputs(text, heldout, folder, *, seq_len: int, validation_fraction: float, quick_train_chars=None,
+                  caps: EvalCaps, heldout_fraction: float = 0.1) -> tuple[CharLMInputs, object]:
+    """`prepare_inputs` for text larger than memory (`--streaming`): the files are read a chunk at a time,
+    their ids written under `folder` and memory-mapped, so memory does not grow with the text. Returns the
+    inputs and the plan (its sources)."""
+    from ..data import char_stream
+
+    if caps.heldout_chars is not None and caps.heldout_chars < seq_len + 1:
+        raise SetupError(f"--eval-max-chars {caps.heldout_chars} is shorter than one window (--seq-len + 1 = "
+                         f"{seq_len + 1} characters).")
+    try:
+        plan = char_stream.plan_char_files(text, heldout, heldout_fraction)
+        tokenizer = build_char_tokenizer(char_stream.characters(plan.train))
+    except (FileNotFoundError, ValueError) as err:
+        raise SetupError(str(err)) from err
+    table = seqdata.char_table(tokenizer)
+    os.makedirs(folder, exist_ok=True)
+    train_path, heldout_path = os.path.join(folder, "train.ids"), os.path.join(folder, "heldout.ids")
+    _, _, train_kept = char_stream.encode_to_file(table, tokenizer.unk_token_id, plan.train, train_path,
+                                                  keep_chars=caps.ngram_train_chars or 2**62)
+    _, unknown, heldout_kept = char_stream.encode_to_file(
+        table, tokenizer.unk_token_id, plan.heldout, heldout_path, keep_chars=max(caps.heldout_chars or 2**62, 100_000))
+    all_ids = char_stream.open_ids(train_path, table.dtype)
+    heldout_ids = char_stream.open_ids(heldout_path, table.dtype)
+    cut = int(len(all_ids) * (1 - validation_fraction))
+    train_ids, valid_ids = all_ids[:cut], all_ids[cut:]
+    if quick_train_chars:
+        train_ids, valid_ids = train_ids[:quick_train_chars], valid_ids[:20_000]
+    for name, part in (("training", train_ids), ("validation", valid_ids), ("held-out", heldout_ids)):
+        if len(part) < seq_len + 1:
+            raise SetupError(f"The {name} text ({len(part)} characters) is shorter than one window "
+                             f"(--seq-len + 1 = {seq_len + 1} characters).")
+    counts = count_ids(train_ids, len(tokenizer))
+    inputs = CharLMInputs(
+        tokenizer=tokenizer, train_ids=train_ids, valid_ids=valid_ids, heldout_ids=heldout_ids,
+        heldout_unknown=unknown, train_chars=len(train_ids), validation_chars=len(valid_ids),
+        heldout_chars=len(heldout_ids), unigram_entropy_nats=_entropy(counts),
+        ngram_train_text=train_kept[: len(train_ids)],
+        valid_text=char_stream.decode_ids(tokenizer, valid_ids[: caps.heldout_chars]),
+        heldout_text=heldout_kept[: caps.heldout_chars], prompt=sample_prompt(heldout_kept[:100_000]), caps=caps,
+    )
+    return inputs, plan
+
+
+def _entropy(counts: np.ndarray) -> float:
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
