@@ -70,7 +70,7 @@ def imdb_copy(imdb: str, texts: int, folder: str) -> str:
     for split, n in (("train", texts), ("test", min(texts, 25_000)), ("unsupervised", 2 * texts)):
         frame = pd.read_parquet(os.path.join(imdb, "plain_text", f"{split}-00000-of-00001.parquet"))
         frame = pd.concat([frame] * (n // len(frame) + 1)).iloc[:n].sample(frac=1.0, random_state=0)
-        frame.to_parquet(os.path.join(out, "plain_text", f"{split}-00000-of-00001.parquet"))
+        frame.reset_index(drop=True).to_parquet(os.path.join(out, "plain_text", f"{split}-00000-of-00001.parquet"), index=False)
     return out
 
 
