@@ -3,7 +3,9 @@
 import json
 import logging
 
+import numpy as np
 import pytest
+import torch
 
 from seqhf.data.tokenization import build_char_tokenizer
 from seqhf.evaluation.charlm import encode_counting_unknown, sample_prompt
@@ -162,3 +164,124 @@ def test_train_on_two_files_reports_baselines_unknowns_and_samples(two_files, tm
     assert "a.txt" in card and "b.txt" in card and "held.txt" in card
     assert "Verne" not in card and "gutenberg-1268" not in card
     assert "Kneser-Ney" in card and "Dynamic evaluation" in card and saved["samples"][0]["text"][:20] in card
+
+
+# ------------------------------------------------------------------ memory at scale (issue 25)
+
+
+def test_encode_text_is_compact_and_gives_the_tokenizers_ids():
+    from seqhf.data.tokenization import build_char_tokenizer
+
+    text = _prose(40) + "Zoë ☃ 𝄞\n"  # a two-byte, a BMP and an astral character
+    tokenizer = build_char_tokenizer(text)
+    probe = text + "Ω seen €"  # Ω and € are outside the vocabulary
+    ids, unknown = seqdata.encode_text(tokenizer, probe, count_unknown=True)
+    assert ids.dtype == np.uint8 and ids.tolist() == tokenizer(probe, add_special_tokens=False)["input_ids"]
+    assert unknown == 2
+    wide = build_char_tokenizer("".join(map(chr, range(0x4E00, 0x4E00 + 300))))  # 300 characters: past uint8
+    wide_ids = seqdata.encode_text(wide, "一丁七")
+    assert wide_ids.dtype == np.uint16 and wide_ids.tolist() == wide("一丁七", add_special_tokens=False)["input_ids"]
+
+
+def test_encoding_holds_about_one_byte_a_character_beyond_the_text(monkeypatch):
+    """The issue's 370 bytes a character at peak came from the tokenizer's Python lists; the lookup table
+    encodes a chunk at a time into one uint8 array (the chunk's temporaries: about 10 bytes a character of it)."""
+    import tracemalloc
+
+    monkeypatch.setattr(seqdata, "ENCODE_CHUNK", 1 << 16)
+    from seqhf.data.tokenization import build_char_tokenizer
+
+    text = _prose(60_000)  # about 3.6 M characters
+    tokenizer = build_char_tokenizer(text)
+    tracemalloc.start()
+    ids = seqdata.encode_text(tokenizer, text)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert ids.nbytes == len(text) and peak < 1.5 * len(text), peak / len(text)
+    chunks = seqdata.CharChunks(ids, seq_len=16)
+    item = chunks[3]
+    assert item["input_ids"].dtype == torch.long and item["shift_labels"].tolist() == ids[49:65].tolist()
+
+
+def test_eval_caps_bound_the_final_evaluations_and_the_card_states_them(two_files, tmp_path):
+    (tmp_path / "held.txt").write_text(_prose(60, 5))  # about 2,300 characters
+    out = tmp_path / "capped"
+    results = train_charlm(TINY_CHARLM, [str(two_files)], out, heldout=str(tmp_path / "held.txt"),
+                           eval_max_chars=1000, ngram_train_chars=500, dynamic_eval_chars=300, samples=False, **FAST)
+    assert results["heldout_chars"] > 2000 and results["heldout_chars_scored"] == 1000
+    assert results["validation_chars_scored"] <= 1000
+    assert results["ngram"]["train_chars"] == 500 and results["dynamic_eval"]["heldout_chars"] == 301
+    assert results["eval_caps"] == dict(heldout_chars=1000, ngram_train_chars=500, dynamic_chars=300)
+    card = (out / "README.md").read_text()
+    assert f"the first 1,000 of its {results['heldout_chars']:,} characters" in card and "--eval-max-chars 0" in card
+    assert "the first 500 characters of the training text" in card and "--dynamic-eval-chars 0" in card
+    lifted = train_charlm(TINY_CHARLM, [str(two_files)], tmp_path / "all", heldout=str(tmp_path / "held.txt"),
+                          eval_max_chars=0, dynamic=False, samples=False, disable_tqdm=True, ngram_order=3)
+    assert lifted["heldout_chars_scored"] == lifted["heldout_chars"] and lifted["eval_caps"]["heldout_chars"] is None
+    with pytest.raises(SetupError, match="--eval-max-chars 5 is shorter than one window"):
+        train_charlm(TINY_CHARLM, [str(two_files)], tmp_path / "bad", eval_max_chars=5, **FAST)
+
+
+def test_streaming_plan_reads_the_files_as_the_corpus_does(two_files, tmp_path, monkeypatch):
+    from seqhf.data import char_stream
+
+    monkeypatch.setattr(char_stream, "STREAM_CHUNK", 50)  # markers and cuts across chunk boundaries
+    (two_files / "c.txt").write_text(_gutenberg(_prose(30, 1)))
+    corpus = seqdata.load_char_corpus([str(two_files)])
+    plan = char_stream.plan_char_files([str(two_files)])
+    assert "".join(char_stream.joined(plan.train)) == corpus.train
+    assert "".join(char_stream.joined(plan.heldout)) == corpus.heldout
+    assert plan.sources == corpus.sources and plan.sources[2].cut == "gutenberg"
+    held = tmp_path / "held.txt"
+    held.write_text(_prose(20, 2))
+    corpus, plan = seqdata.load_char_corpus([str(two_files)], str(held)), char_stream.plan_char_files([str(two_files)], str(held))
+    assert "".join(char_stream.joined(plan.heldout)) == corpus.heldout and plan.heldout_source == "held.txt"
+
+
+STREAMING_UNDER_A_LIMIT = r"""
+import json, resource, sys
+from seqhf.training.charlm import train_charlm
+import seqhf.training.charlm_inputs  # noqa: F401, everything imported before the limit is set
+
+def data_kb():
+    return int(next(line for line in open("/proc/self/status") if line.startswith("VmData")).split()[1])
+
+limit = (data_kb() + 120 * 1024) * 1024  # 120 MB of heap beyond what the imports took
+resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+try:
+    open(sys.argv[1]).read()  # the text alone does not fit
+    print("READ WHOLE")
+except MemoryError:
+    pass
+tiny = dict(arch="lstm", model=dict(embedding_size=8, hidden_size=16), seq_len=16, tbptt="stateful",
+            train=dict(learning_rate=1e-2, epochs=1, batch_size=4, weight_decay=0.0, warmup=0.0,
+                       scheduler="constant", patience=2))
+r = train_charlm(tiny, [sys.argv[1]], sys.argv[2], streaming=True, max_steps=3, dynamic=False, samples=False,
+                 ngram_order=3, eval_max_chars=2000, ngram_train_chars=5000, disable_tqdm=True,
+                 validation_fraction=0.0001)  # 20,000 validation characters: the test is about memory
+print(json.dumps({k: r[k] for k in ("train_chars", "heldout_chars", "heldout_chars_scored", "heldout_nats_per_char")}))
+"""
+
+
+@pytest.mark.slow
+def test_streaming_trains_on_a_text_larger_than_the_memory_limit(tmp_path):
+    """Issue #25: a 200 MB text under a 120 MB heap limit (RLIMIT_DATA counts the heap, not file-backed maps)."""
+    import os
+    import subprocess
+    import sys
+
+    big = tmp_path / "big.txt"
+    block = _prose(2000)
+    with open(big, "w") as f:
+        for _ in range(200_000_000 // len(block) + 1):
+            f.write(block)
+    script = tmp_path / "run.py"
+    script.write_text(STREAMING_UNDER_A_LIMIT)
+    env = dict(os.environ, ARROW_DEFAULT_MEMORY_POOL="system", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    done = subprocess.run([sys.executable, str(script), str(big), str(tmp_path / "out")], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "READ WHOLE" not in done.stdout
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert results["train_chars"] + results["heldout_chars"] > 190_000_000 and results["heldout_chars_scored"] == 2000
+    assert results["heldout_nats_per_char"] > 0

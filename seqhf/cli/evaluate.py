@@ -139,7 +139,7 @@ def ngram(
 ):
     """A Kneser-Ney character n-gram on a text's held-out part, as the char-LM runs report it."""
     from ..evaluation.ngram import CharKneserNey
-    from ..training.charlm import load_corpus
+    from ..training.charlm_inputs import load_corpus
 
     corpus = load_corpus([str(t) for t in text], heldout and str(heldout))
     train = corpus.train[: int(len(corpus.train) * 0.95)]

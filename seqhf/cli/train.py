@@ -127,7 +127,15 @@ def charlm(
     also_eval_chars: Annotated[int, typer.Option(help="characters of --also-eval to score")] = 100_000,
     dynamic_eval: Annotated[bool, typer.Option(help="dynamic evaluation (minutes on a CPU)")] = True,
     ngram_order: Annotated[int, typer.Option(help="order of the Kneser-Ney baseline")] = 7,
+    eval_max_chars: Annotated[Optional[int], typer.Option(
+        help="held-out (and validation) characters the final evaluations score; 0: all (default 1,000,000)")] = None,
+    ngram_train_chars: Annotated[Optional[int], typer.Option(
+        help="training characters the n-gram counts; 0: all (default 2,000,000)")] = None,
+    dynamic_eval_chars: Annotated[Optional[int], typer.Option(
+        help="held-out characters dynamic evaluation reads; 0: all (default 200,000; --quick 20,000)")] = None,
     quick: Annotated[bool, typer.Option(help="small preset: 300k-600k training characters, 2 epochs")] = False,
+    streaming: Annotated[bool, typer.Option(
+        help="text larger than memory: --text files read a chunk at a time, their ids memory-mapped from disk")] = False,
     tbptt: Annotated[Optional[Tbptt], typer.Option(help="truncated backprop through time; default: the preset's")] = None,
     seq_len: Annotated[Optional[int], typer.Option(help="characters per chunk; default: the preset's")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="default: the preset's")] = None,
@@ -148,7 +156,9 @@ def charlm(
                            dataset_split=dataset_split, max_chars=max_chars, quick=quick, tbptt=value(tbptt), seq_len=seq_len,
                            epochs=epochs, max_grad_norm=max_grad_norm, seed=seed, resume=resume,
                            ngram_order=ngram_order, dynamic=dynamic_eval, also_eval=also_eval,
-                           also_eval_chars=also_eval_chars)
+                           also_eval_chars=also_eval_chars, eval_max_chars=eval_max_chars,
+                           ngram_train_chars=ngram_train_chars, dynamic_eval_chars=dynamic_eval_chars,
+                           streaming=streaming)
     if speaks():
         print(charlm_summary(results) + f" -> {output_dir}")
 

@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from datasets import load_dataset
 
@@ -41,6 +42,12 @@ def split_heldout(text: str, heldout_fraction: float = 0.1) -> tuple[str, str]:
     return text[:cut], text[cut:]
 
 
+def window(ids, start: int, stop: int) -> torch.Tensor:
+    """ids[start:stop] as an int64 tensor, from a tensor or a compact (uint8/uint16, maybe memory-mapped) array."""
+    piece = ids[start:stop]
+    return piece.long() if isinstance(piece, torch.Tensor) else torch.from_numpy(np.asarray(piece, dtype=np.int64))
+
+
 @dataclass
 class CharChunks(torch.utils.data.Dataset):
     """Consecutive, non-overlapping chunks of `seq_len` ids with targets shifted by one (the book's cut).
@@ -48,10 +55,11 @@ class CharChunks(torch.utils.data.Dataset):
     Item i holds ids[i*L : i*L + L] as `input_ids` and ids[i*L + 1 : i*L + L + 1] as `labels`
     already shifted, so the model is called with `shift_labels`. With `jitter`, item i starts at a random
     offset in [i*L, i*L + L) each time it is read, so epochs do not re-read the same windows (every
-    character is seen with ever new contexts, which slows over-fitting).
+    character is seen with ever new contexts, which slows over-fitting). `ids` is a tensor or a compact
+    array (`encode_text`'s uint8/uint16, or a memory-map): each item is read from it as int64 when asked for.
     """
 
-    ids: torch.Tensor
+    ids: object
     seq_len: int = 40
     jitter: bool = False
 
@@ -68,14 +76,50 @@ class CharChunks(torch.utils.data.Dataset):
         start = i * self.seq_len
         if self.jitter:  # the global RNG, which the Trainer seeds and checkpoints
             start = min(start + int(torch.randint(self.seq_len, ())), len(self.ids) - self.seq_len - 1)
-        chunk = self.ids[start : start + self.seq_len + 1]
+        chunk = window(self.ids, start, start + self.seq_len + 1)
         return {"input_ids": chunk[:-1], "labels": chunk[:-1].clone(), "shift_labels": chunk[1:]}
 
 
-def encode_text(tokenizer, text: str) -> torch.Tensor:
-    """All ids of `text` as one long tensor (no special tokens). A corpus is a stream the model reads in chunks,
-    not one input, so the tokenizer's length limit does not apply (verbose=False: no "indexing errors" warning)."""
-    return torch.tensor(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"], dtype=torch.long)
+ENCODE_CHUNK = 1 << 20  # characters encoded at a time: a few MB of temporary arrays, whatever the text's size
+
+
+def ids_dtype(vocab_size: int):
+    """The smallest unsigned type that holds every id: uint8 up to 256 ids, uint16 up to 65,536."""
+    return np.uint8 if vocab_size <= 256 else np.uint16 if vocab_size <= 65536 else np.int32
+
+
+def char_table(tokenizer) -> np.ndarray:
+    """Code point -> id for a character tokenizer (`build_char_tokenizer`): one entry for every code point up
+    to the largest in the vocabulary, `[UNK]` for those it lacks (at most 1.1 M entries, a few MB)."""
+    chars = {token: i for token, i in tokenizer.get_vocab().items() if len(token) == 1}
+    table = np.full(max(map(ord, chars), default=0) + 1, tokenizer.unk_token_id, dtype=ids_dtype(len(tokenizer)))
+    for char, i in chars.items():
+        table[ord(char)] = i
+    return table
+
+
+def encode_into(table: np.ndarray, text: str, out: np.ndarray, unk_id: int) -> int:
+    """Write the ids of `text` (one a character) into `out[:len(text)]`, `ENCODE_CHUNK` characters at a time;
+    returns how many characters were outside the vocabulary."""
+    unknown = 0
+    for start in range(0, len(text), ENCODE_CHUNK):
+        points = np.frombuffer(text[start : start + ENCODE_CHUNK].encode("utf-32-le", "surrogatepass"), np.uint32)
+        ids = table[np.minimum(points, len(table) - 1)]
+        ids[points >= len(table)] = unk_id
+        out[start : start + len(points)] = ids
+        unknown += int((ids == unk_id).sum())
+    return unknown
+
+
+def encode_text(tokenizer, text: str, count_unknown: bool = False):
+    """All ids of `text` (no special tokens), one a character, as a compact numpy array (uint8 for up to 256
+    ids, else uint16: 1-2 bytes a character instead of the tokenizer's Python lists); with `count_unknown`,
+    also how many characters became `[UNK]`. The ids are the tokenizer's: a character outside its vocabulary
+    is `[UNK]` (a literal "[UNK]" in the text stays five characters)."""
+    table = char_table(tokenizer)
+    ids = np.empty(len(text), dtype=table.dtype)
+    unknown = encode_into(table, text, ids, tokenizer.unk_token_id)
+    return (ids, unknown) if count_unknown else ids
 
 
 GUTENBERG_START = re.compile(r"^\*\*\* ?START OF[^\n]*\n", re.M)

@@ -10,6 +10,23 @@ IMDB_HUB_ID = "stanfordnlp/imdb"
 
 
 
+def text_batches(texts, column: str = "text", batch_size: int = 1000):
+    """The texts of `texts` (a `datasets.Dataset`'s `column`, read from its memory-mapped Arrow table, or any
+    iterable of strings) as lists of at most `batch_size`: never more than one batch of Python strings."""
+    if hasattr(texts, "iter") and hasattr(texts, "column_names"):
+        for batch in texts.select_columns([column]).iter(batch_size=batch_size):
+            yield batch[column]
+        return
+    batch = []
+    for text in texts:
+        batch.append(text)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def is_hub_id(name_or_path: str) -> bool:
     """`name` or `owner/name`, and not a relative or absolute path."""
     return re.fullmatch(r"[\w-][\w.-]*(/[\w-][\w.-]*)?", name_or_path) is not None

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data.char_text import encode_text, window as ids_window
 from ..inference.generation import generate_text
 from ..utils.runtime import use_bf16
 from .dynamic_eval import _is_recurrent, dynamic_eval, nats, tune_dynamic_eval
@@ -22,17 +23,17 @@ MIXTURE_WEIGHTS = np.linspace(0.0, 1.0, 51)
 
 
 @torch.no_grad()
-def char_log_probs(model, ids: torch.Tensor, window: int, chunk: int = 2048) -> np.ndarray:
+def char_log_probs(model, ids, window: int, chunk: int = 2048) -> np.ndarray:
     """ln P(ids[i] | before) for i ≥ 1: a recurrent model reads `ids` as one stream (state carried), a
-    Transformer reads consecutive windows of `window` from an empty context."""
+    Transformer reads consecutive windows of `window` from an empty context. `ids`: a tensor or a compact
+    array (`encode_text`), read a piece at a time."""
     model.eval()
     device = next(model.parameters()).device
     recurrent = _is_recurrent(model)
     step = chunk if recurrent else window
-    ids = ids.to(device)
     scores, state = [], None
     for start in range(0, len(ids) - 1, step):
-        piece = ids[start : start + step + 1].unsqueeze(0)
+        piece = ids_window(ids, start, start + step + 1).to(device).unsqueeze(0)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16()):
             out = model(input_ids=piece[:, :-1], **({"initial_state": state} if recurrent else {}))
         if recurrent:
@@ -51,11 +52,10 @@ def tune_mixture(neural: np.ndarray, ngram: np.ndarray) -> float:
     return float(min(MIXTURE_WEIGHTS, key=lambda w: mixture_nats(neural, ngram, w)))
 
 
-def encode_counting_unknown(tokenizer, text: str) -> tuple[torch.Tensor, int]:
-    """The ids of `text` and how many of its characters fell outside the vocabulary (became [UNK])."""
-    # verbose=False: a corpus is one long stream, not one model input (no "indexing errors" warning past 1 M)
-    ids = torch.tensor(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"], dtype=torch.long)
-    return ids, int((ids == tokenizer.unk_token_id).sum())
+def encode_counting_unknown(tokenizer, text: str) -> tuple[np.ndarray, int]:
+    """The ids of `text` (a compact array, `encode_text`) and how many of its characters fell outside the
+    vocabulary (became [UNK])."""
+    return encode_text(tokenizer, text, count_unknown=True)
 
 
 def samples(model, tokenizer, prompt: str, length: int = SAMPLE_LENGTH) -> list[dict]:
@@ -77,16 +77,18 @@ def sample_prompt(heldout_text: str, words: int = 3, max_chars: int = SAMPLE_PRO
 
 def evaluate_extras(model, tokenizer, *, train_text, valid_text, heldout_text, heldout_neural, window,
                     ngram_order=7, dynamic=True, dynamic_tune_chars=10_000, dynamic_max_chars=None, second_text=None,
-                    second_name=None,
-                    samples_prompt=None) -> dict:
+                    second_name=None, samples_prompt=None, valid_ids=None, heldout_ids=None) -> dict:
     """The n-gram baseline, mixture, dynamic evaluation, second-text figures and samples of a trained model.
 
     `heldout_neural` holds the model's static per-character log-probs of the held-out text (already
     computed for its main figure). The n-gram trains on `train_text`, the text the model trained on.
     Dynamic evaluation reads the first `dynamic_max_chars` held-out characters (all by default).
+    `valid_ids`, `heldout_ids`: the texts' ids when the caller has them (else they are encoded here).
     """
-    valid_ids, _ = encode_counting_unknown(tokenizer, valid_text)
-    heldout_ids, _ = encode_counting_unknown(tokenizer, heldout_text)
+    if valid_ids is None:
+        valid_ids, _ = encode_counting_unknown(tokenizer, valid_text)
+    if heldout_ids is None:
+        heldout_ids, _ = encode_counting_unknown(tokenizer, heldout_text)
     ngram = CharKneserNey(ngram_order).fit(train_text)
     heldout_ngram = ngram.char_log_probs(heldout_text)
     valid_ngram = ngram.char_log_probs(valid_text)

@@ -24,10 +24,10 @@ def _is_recurrent(model) -> bool:
     return getattr(model.config, "model_type", "") == "seqhf-lstm"
 
 
-def dynamic_eval(model, ids: torch.Tensor, *, lr: float, decay: float = 0.0, segment_len: int = 50):
+def dynamic_eval(model, ids, *, lr: float, decay: float = 0.0, segment_len: int = 50):
     """Per-character log-probabilities of `ids[1:]` under dynamic evaluation, and the adapted copy.
 
-    `ids` is one long 1-D tensor. Returns (log_probs as a numpy array of len(ids) - 1, adapted model).
+    `ids` is one long 1-D tensor or numpy array (a compact one is read as int64). Returns (log_probs as a numpy array of len(ids) - 1, adapted model).
     """
     if segment_len <= 0:
         raise ValueError(f"`segment_len` must be positive, got {segment_len}.")
@@ -38,7 +38,7 @@ def dynamic_eval(model, ids: torch.Tensor, *, lr: float, decay: float = 0.0, seg
     params = [p for p in adapted.parameters() if p.requires_grad]
     trained = [p.detach().clone() for p in params]
     recurrent = _is_recurrent(adapted)
-    ids = ids.to(device)
+    ids = (ids if isinstance(ids, torch.Tensor) else torch.from_numpy(np.asarray(ids, dtype=np.int64))).to(device)
     log_probs, state = [], None
     for start in range(0, len(ids) - 1, segment_len):
         piece = ids[start : start + segment_len + 1].unsqueeze(0)

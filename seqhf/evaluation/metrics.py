@@ -81,8 +81,13 @@ def lm_metrics(nats_per_char: float, prefix: str = "eval") -> dict:
     }
 
 
-def unigram_entropy(text: str) -> float:
-    """Entropy (nats) of the character distribution of `text`: what a model that ignores context can reach."""
-    counts = np.array(list(Counter(text).values()), dtype=np.float64)
+def unigram_entropy(text) -> float:
+    """Entropy (nats) of the character distribution of `text` (a string, or its ids as an integer array,
+    counted in one pass without a Python object a character): what a model that ignores context can reach."""
+    if isinstance(text, str):
+        counts = np.array(list(Counter(text).values()), dtype=np.float64)
+    else:
+        counts = np.bincount(np.asarray(text)).astype(np.float64)
+        counts = counts[counts > 0]
     p = counts / counts.sum()
     return float(-(p * np.log(p)).sum())

@@ -10,15 +10,16 @@ import torch.nn.functional as F
 from transformers import EarlyStoppingCallback, Trainer, default_data_collator, set_seed
 
 from ..data import char_text as seqdata
-from ..data.tokenization import build_char_tokenizer
-from ..evaluation.charlm import (
-    char_log_probs,
-    encode_counting_unknown,
-    evaluate_extras,
-    sample_prompt,
-)
+from ..evaluation.charlm import char_log_probs, evaluate_extras
 from ..evaluation.dynamic_eval import nats
-from ..evaluation.metrics import lm_metrics, unigram_entropy
+from ..evaluation.metrics import lm_metrics
+from .charlm_inputs import (  # noqa: F401 (load_corpus re-exported)
+    EvalCaps,
+    load_corpus,
+    load_second_text,
+    prepare_inputs,
+    stream_inputs,
+)
 from .common import (
     RankLog,
     RunClock,
@@ -93,7 +94,7 @@ class StreamChunks(torch.utils.data.Dataset):
     give every process batch after batch in which row r continues row r of its previous batch.
     """
 
-    def __init__(self, ids: torch.Tensor, seq_len: int, batch_size: int, num_processes: int = 1):
+    def __init__(self, ids, seq_len: int, batch_size: int, num_processes: int = 1):
         self.ids, self.seq_len, self.batch_size, self.num_processes = ids, seq_len, batch_size, num_processes
         streams = batch_size * num_processes
         self.stream_len = (len(ids) - 1) // streams
@@ -110,44 +111,14 @@ class StreamChunks(torch.utils.data.Dataset):
         batch, row = divmod(i, self.batch_size)
         step, process = divmod(batch, self.num_processes)
         start = (process * self.batch_size + row) * self.stream_len + step * self.seq_len
-        chunk = self.ids[start : start + self.seq_len + 1]
+        chunk = seqdata.window(self.ids, start, start + self.seq_len + 1)
         return {"input_ids": chunk[:-1], "labels": chunk[:-1].clone(), "shift_labels": chunk[1:],
                 "stream_position": torch.tensor(step)}
 
 
-def stream_nats_per_char(model, ids: torch.Tensor, chunk: int = 2048) -> float:
+def stream_nats_per_char(model, ids, chunk: int = 2048) -> float:
     """Mean next-character loss over `ids` read as one stream, the recurrent state carried throughout."""
     return nats(char_log_probs(model, ids, window=chunk, chunk=chunk))
-
-
-def load_corpus(text=None, heldout=None, dataset=None, text_column="text", dataset_split="train",
-                max_chars=None):
-    """The training and held-out text from files (or a folder) or from a dataset's text column (its first
-    `max_chars` characters)."""
-    try:
-        if dataset is not None:
-            return seqdata.load_char_dataset(dataset, text_column, heldout, split=dataset_split, max_chars=max_chars)
-        if not text:
-            raise SetupError("Give the text to learn from: text files or folders of .txt files, or a dataset.")
-        return seqdata.load_char_corpus(text, heldout)
-    except (FileNotFoundError, ValueError) as err:
-        raise SetupError(str(err)) from err
-
-
-def load_second_text(spec, max_chars=100_000, text_column="text") -> tuple[str, str]:
-    """A text the model never saw, for its generalisation figure: a .txt file, or `DATASET[:SPLIT]` (a local
-    dataset folder or hub id, the `text_column` of SPLIT, default train), cut to its first `max_chars`."""
-    try:
-        if os.path.isfile(spec):
-            text, _ = seqdata.read_char_text(spec)
-            name = os.path.basename(spec)
-        else:
-            dataset, _, split = spec.partition(":")
-            text = seqdata.load_text_dataset(dataset, text_column, split or "train")
-            name = f"{os.path.basename(dataset.rstrip('/'))} ({split or 'train'})"
-    except (FileNotFoundError, ValueError) as err:
-        raise SetupError(f"--also-eval: {err}") from err
-    return text[:max_chars], f"{name}, first {min(len(text), max_chars):,} characters"
 
 
 @holds_output_folder
@@ -155,13 +126,18 @@ def train_charlm(model="lstm", text=None, output_dir="runs/charlm", *, heldout=N
                  text_column="text", dataset_split="train", max_chars=None, quick=False, tbptt=None, seq_len=None,
                  epochs=None, max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(),
                  validation_fraction=0.05, ngram_order=7, dynamic=True, also_eval=None, also_eval_chars=100_000,
-                 samples=True, **train_overrides) -> dict:
+                 samples=True, eval_max_chars=None, ngram_train_chars=None, dynamic_eval_chars=None,
+                 streaming=False, **train_overrides) -> dict:
     """Train a character LM and return its results.
 
     The text: `text` (one or more files, or a folder of .txt files; default The Mysterious Island) with the
     last 10% of each held out, or all of it for training and `heldout` for evaluation; or the `text_column`
     of `dataset`. Beside the static held-out figure the run reports an n-gram baseline, the neural + n-gram
     mixture, dynamic evaluation (`dynamic`), the figure on a second text (`also_eval`) and seeded samples.
+    Evaluation is capped (`EvalCaps`; None keeps a default, 0 lifts a cap): `eval_max_chars` held-out (and
+    validation) characters scored, `ngram_train_chars` training characters the n-gram counts,
+    `dynamic_eval_chars` held-out characters read by dynamic evaluation. `streaming`: text files larger than
+    memory, read a chunk at a time into id files under `output_dir/_cache` that training memory-maps.
     """
     clock = RunClock()
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("charlm", model, quick)
@@ -176,19 +152,25 @@ def train_charlm(model="lstm", text=None, output_dir="runs/charlm", *, heldout=N
     positions = preset["model"].get("max_position_embeddings")
     if positions is not None and seq_len > positions:
         raise SetupError(f"--seq-len {seq_len} is longer than the model's max_position_embeddings={positions}.")
-    corpus = load_corpus(text, heldout, dataset, text_column, dataset_split, max_chars)
+    caps = EvalCaps.of(quick, heldout_chars=eval_max_chars, ngram_train_chars=ngram_train_chars,
+                       dynamic_chars=dynamic_eval_chars)
     second = load_second_text(also_eval, also_eval_chars, text_column) if also_eval else (None, None)
-    cut = int(len(corpus.train) * (1 - validation_fraction))
-    train_text, valid_text, heldout_text = corpus.train[:cut], corpus.train[cut:], corpus.heldout
-    if quick:
-        train_text, valid_text = train_text[: preset["train_chars"]], valid_text[:20_000]
-    for name, part in (("training", train_text), ("validation", valid_text), ("held-out", heldout_text)):
-        if len(part) < seq_len + 1:
-            raise SetupError(f"The {name} text ({len(part)} characters) is shorter than one window "
-                             f"(--seq-len + 1 = {seq_len + 1} characters).")
-    tokenizer = build_char_tokenizer(corpus.train)
-    train_ids, valid_ids = (seqdata.encode_text(tokenizer, t) for t in (train_text, valid_text))
-    heldout_ids, heldout_unknown = encode_counting_unknown(tokenizer, heldout_text)
+    quick_chars = preset["train_chars"] if quick else None
+    if streaming:
+        if dataset is not None or not text:
+            raise SetupError("--streaming reads text files (--text); a dataset is read whole.")
+        inputs, corpus = stream_inputs(text, heldout, os.path.join(output_dir, "_cache", "charlm-ids"), seq_len=seq_len,
+                                       validation_fraction=validation_fraction, quick_train_chars=quick_chars, caps=caps)
+        island = False
+    else:
+        corpus = load_corpus(text, heldout, dataset, text_column, dataset_split, max_chars)
+        inputs = prepare_inputs(corpus, seq_len=seq_len, validation_fraction=validation_fraction,
+                                quick_train_chars=quick_chars, caps=caps)
+        island = corpus.is_island
+    sources, heldout_source = corpus.sources, corpus.heldout_source
+    del corpus  # the run keeps the compact ids and the capped texts only
+    tokenizer, train_ids, valid_ids, heldout_ids = (inputs.tokenizer, inputs.train_ids, inputs.valid_ids,
+                                                    inputs.scored_heldout_ids)
 
     set_seed(seed)
     net = build_model("charlm", preset, tokenizer)
@@ -221,23 +203,23 @@ def train_charlm(model="lstm", text=None, output_dir="runs/charlm", *, heldout=N
         run_record("charlm", preset_name, preset, quick, net, data_name, seed, max_grad_norm, trainer),
         heldout_nats_per_char=nats_per_char, heldout_bits_per_char=nats_per_char / math.log(2),
         heldout_window_nats_per_char=window, heldout_stream_nats_per_char=stream,
-        heldout_chars=len(heldout_text), heldout_unknown_chars=heldout_unknown,
-        train_chars=len(train_text), validation_chars=len(valid_text),
-        sources=[dataclasses.asdict(s) for s in corpus.sources], heldout_source=corpus.heldout_source,
-        gutenberg_1268=corpus.is_island,
+        heldout_chars=inputs.heldout_chars, heldout_unknown_chars=inputs.heldout_unknown,
+        train_chars=inputs.train_chars, validation_chars=inputs.validation_chars, **inputs.caps_record(),
+        sources=[dataclasses.asdict(s) for s in sources], heldout_source=heldout_source,
+        gutenberg_1268=island,
         tbptt=tbptt, jitter=preset.get("jitter", False) and tbptt == "windows", seq_len=seq_len,
         state_reset=preset.get("state_reset", 0.0) if tbptt == "stateful" else None,
-        unigram_entropy_nats=unigram_entropy(train_text),
+        unigram_entropy_nats=inputs.unigram_entropy_nats,
         best_validation_loss=trainer.state.best_metric, train_time_s=round(train_seconds, 1),
     )
     if trainer.is_world_process_zero():
         if heldout_neural is None:
             heldout_neural = char_log_probs(trainer.model, heldout_ids, seq_len)
         results.update(evaluate_extras(
-            trainer.model, tokenizer, train_text=train_text, valid_text=valid_text, heldout_text=heldout_text,
-            heldout_neural=heldout_neural, window=seq_len, ngram_order=ngram_order, dynamic=dynamic,
-            dynamic_tune_chars=5_000 if quick else 10_000,
-            dynamic_max_chars=20_000 if quick else None, second_text=second[0], second_name=second[1],
-            samples_prompt=sample_prompt(heldout_text) if samples else None,
+            trainer.model, tokenizer, train_text=inputs.ngram_train_text, valid_text=inputs.valid_text,
+            heldout_text=inputs.heldout_text, heldout_neural=heldout_neural, window=seq_len, ngram_order=ngram_order,
+            dynamic=dynamic, dynamic_tune_chars=5_000 if quick else 10_000, dynamic_max_chars=caps.dynamic_chars,
+            second_text=second[0], second_name=second[1], samples_prompt=inputs.prompt if samples else None,
+            valid_ids=inputs.scored_valid_ids, heldout_ids=heldout_ids,
         ))
     return finish_run(trainer, output_dir, results, clock)

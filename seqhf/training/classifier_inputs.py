@@ -11,6 +11,7 @@ from ..data.classification import (
     load_classification_data,
     load_unlabelled_texts,
 )
+from ..data.sources import text_batches
 from ..data.tokenization import build_word_tokenizer, truncate_ids
 from ..evaluation.metrics import MULTI_LABEL_THRESHOLD
 from .common import SetupError
@@ -30,9 +31,10 @@ def tokenizer_length_limit(preset: dict) -> int:
 
 
 def build_tokenizer(data: ClassificationData, preset: dict):
-    """The word tokenizer, its vocabulary from the training texts (too few words: a SetupError)."""
+    """The word tokenizer, its vocabulary from the training texts, read a batch at a time (too few words: a
+    SetupError)."""
     try:
-        return build_word_tokenizer(data.splits["train"]["text"], vocab_size=preset["vocab_size"],
+        return build_word_tokenizer(text_batches(data.splits["train"]), vocab_size=preset["vocab_size"],
                                     model_max_length=tokenizer_length_limit(preset))
     except ValueError as err:
         raise SetupError(f"Cannot build a vocabulary from the training texts: {err}") from err

@@ -7,6 +7,7 @@ learnt from all of them start the classifier's embedding with what the words mea
 
 import hashlib
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..data.classification import ClassificationData
+from ..data.sources import text_batches
 from ..utils.runtime import cpu_cores
 
 
@@ -40,22 +42,73 @@ class EpochProgress:
         pass
 
 
+class TextCorpus:
+    """Texts to learn word vectors from, read a batch at a time each time they are iterated: `parts` are
+    `datasets.Dataset`s (their `text` column, memory-mapped) or lists, each `(texts, skip_empty)`. It holds
+    no list of all texts, so word2vec's memory does not grow with the data (issue #25: 51 KB a text)."""
+
+    def __init__(self, parts):
+        self.parts, self._len = list(parts), None
+
+    def batches(self):
+        for texts, skip_empty in self.parts:
+            for batch in text_batches(texts):
+                yield [t for t in batch if t] if skip_empty else batch
+
+    def __iter__(self):
+        for batch in self.batches():
+            yield from batch
+
+    def __len__(self):
+        if self._len is None:
+            self._len = sum(len(batch) for batch in self.batches())
+        return self._len
+
+
+class IdSentences:
+    """word2vec's sentences read back from a file of ids (one sentence a line), as often as gensim asks."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __iter__(self):
+        with open(self.path, encoding="ascii") as f:
+            for line in f:
+                yield line.split()
+
+
+def write_id_sentences(tokenizer, texts, path) -> int:
+    """The ids of `texts` as the tokenizer splits them, one non-empty text a line, a batch at a time;
+    returns how many lines were written."""
+    lines = 0
+    with open(path, "w", encoding="ascii") as f:
+        for batch in text_batches(texts):
+            for row in tokenizer(batch, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]:
+                if row:
+                    f.write(" ".join(map(str, row)) + "\n")
+                    lines += 1
+    return lines
+
+
 def train_word_vectors(tokenizer, texts, dim: int, *, sg: int = 1, window: int = 5, negative: int = 5,
-                       epochs: int = 5, seed: int = 42, workers: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+                       epochs: int = 5, seed: int = 42, workers: int = 1, workdir=None) -> tuple[torch.Tensor, torch.Tensor]:
     """word2vec vectors for every id of `tokenizer`, learnt from `texts` as the tokenizer splits them.
 
     Returns `(vectors, found)`: a (vocab, dim) float tensor and a bool mask of the ids seen in `texts`.
     gensim is only reproducible (same seed, same vectors) with one worker thread; `workers` > 1 learns
     faster (2 workers on 2 cores: about 1.6x) but gives slightly different vectors on each run.
+    The texts (any iterable, e.g. a `TextCorpus`) are tokenized once, a batch at a time, into a file of ids
+    in `workdir` (a temporary folder by default) that word2vec reads once for its vocabulary and once an
+    epoch: the same sentences in the same order as a list in memory, so the same vectors.
     """
     from gensim.models import Word2Vec
 
-    ids = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
-    sentences = [[str(i) for i in row] for row in ids if row]
-    if not sentences:
-        raise ValueError("No text to learn word vectors from.")
-    w2v = Word2Vec(sentences, vector_size=dim, window=window, min_count=1, sg=sg, negative=negative,
-                   epochs=epochs, workers=workers, seed=seed, callbacks=[EpochProgress(epochs)])
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="word2vec-") as folder:
+        path = Path(folder) / "sentences.txt"
+        if not write_id_sentences(tokenizer, texts, path):
+            raise ValueError("No text to learn word vectors from.")
+        w2v = Word2Vec(IdSentences(path), vector_size=dim, window=window, min_count=1, sg=sg, negative=negative,
+                       epochs=epochs, workers=workers, seed=seed, callbacks=[EpochProgress(epochs)])
     vectors, found = torch.zeros(len(tokenizer), dim), torch.zeros(len(tokenizer), dtype=torch.bool)
     for key, index in w2v.wv.key_to_index.items():
         vectors[int(key)] = torch.from_numpy(w2v.wv.vectors[index].copy())
@@ -65,11 +118,14 @@ def train_word_vectors(tokenizer, texts, dim: int, *, sg: int = 1, window: int =
 
 def cached_word_vectors(cache_dir, tokenizer, texts, dim: int, **settings) -> tuple[torch.Tensor, torch.Tensor]:
     """`train_word_vectors`, stored in `cache_dir` under a key of the vocabulary, texts and settings,
-    so a resumed run, or a second process of the same run, reads them instead of learning them again."""
-    texts = list(texts)
+    so a resumed run, or a second process of the same run, reads them instead of learning them again.
+    `texts` is read as it comes (a `TextCorpus` reads its datasets a batch at a time), never kept in a list."""
+    if iter(texts) is texts:  # a one-pass iterator: it is read twice (the key, then word2vec)
+        texts = list(texts)
     digest = hashlib.sha256(json.dumps([sorted(tokenizer.get_vocab().items()), dim, settings]).encode())
     for text in texts:
         digest.update(text.encode() + b"\0")
+    count = len(texts)
     key = digest.hexdigest()[:16]
     path = Path(cache_dir) / f"word_vectors-{key}.safetensors"
     if path.is_file():
@@ -77,11 +133,11 @@ def cached_word_vectors(cache_dir, tokenizer, texts, dim: int, **settings) -> tu
         return stored["vectors"], stored["found"]
     start = time.time()
     workers = settings.get("workers", 1)
-    print(f"word2vec: learning {dim}-d vectors from {len(texts):,} texts ({workers} worker thread(s); cached in "
+    print(f"word2vec: learning {dim}-d vectors from {count:,} texts ({workers} worker thread(s); cached in "
           f"{path.parent})", flush=True)
-    vectors, found = train_word_vectors(tokenizer, texts, dim, **settings)
-    print(f"word2vec: {int(found.sum()):,} of {len(found):,} ids from {len(texts):,} texts in {time.time() - start:.0f} s")
     path.parent.mkdir(parents=True, exist_ok=True)
+    vectors, found = train_word_vectors(tokenizer, texts, dim, workdir=path.parent, **settings)
+    print(f"word2vec: {int(found.sum()):,} of {len(found):,} ids from {count:,} texts in {time.time() - start:.0f} s")
     partial = path.with_suffix(".partial")
     save_file({"vectors": vectors, "found": found}, partial)
     partial.rename(path)  # never leave a half-written cache behind
@@ -103,23 +159,24 @@ def load_embeddings(model, vectors: torch.Tensor, found: torch.Tensor) -> int:
     return int(rows.sum())
 
 
-def word_vector_texts(data: ClassificationData, preset: dict, extra_texts=(), train_repeats: int = 1) -> list:
+def word_vector_texts(data: ClassificationData, preset: dict, extra_texts=(), train_repeats: int = 1):
     """The texts word2vec learns from: the training texts, any unlabelled ones and `extra_texts` (text from
     other sources, `--unlabelled-data`), never validation or test. `train_repeats` > 1 adds the training
     texts that many times in all, so the labelled set's own domain is not drowned by much general text
-    (ag_news_8k with IMDb's 50,000 reviews: validation 90.00 % once, 90.50 % ten times)."""
+    (ag_news_8k with IMDb's 50,000 reviews: validation 90.00 % once, 90.50 % ten times). A `TextCorpus` over
+    the datasets, read a batch at a time ([] when the preset learns no word vectors)."""
     if not preset.get("word_vectors"):
         return []
-    train_texts = list(data.splits["train"]["text"])
-    texts = train_texts + list(extra_texts)
+    train = data.splits["train"]
+    parts = [(train, False)] + ([(list(extra_texts), False)] if extra_texts else [])
     unlabelled = data.unlabelled
     if unlabelled is not None and preset.get("unlabelled_size") is not None:  # the same sample a word LM reads
         unlabelled = unlabelled.shuffle(seed=42).select(range(min(preset["unlabelled_size"], len(unlabelled))))
     if unlabelled is not None and len(unlabelled) > 0:
-        texts += [t for t in unlabelled["text"] if t]
+        parts.append((unlabelled, True))
     elif not extra_texts:
         print("No unlabelled split: word vectors learn from the training texts alone.")
-    return texts + train_texts * (train_repeats - 1)
+    return TextCorpus(parts + [(train, False)] * (train_repeats - 1))
 
 
 def word_vector_settings(preset: dict, texts: list) -> dict:
