@@ -33,10 +33,15 @@ def classifier(kind, vocab_size, pad_token_id):
         config = SeqTransformerConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
                                       max_position_embeddings=64, **common)  # fmt: skip
         return SeqTransformerForSequenceClassification(config)
-    rnn_type, pooling = {"lstm": ("lstm", "concat"), "gru": ("gru", "last")}[kind]
+    rnn_type, pooling = {"lstm": ("lstm", "concat"), "lstm-ngrams": ("lstm", "concat"), "gru": ("gru", "last")}[kind]
+    # "lstm-ngrams": the wide path on (issue 26), its hashing and masking traced into the graph.
+    wide = dict(ngram_buckets=101) if kind == "lstm-ngrams" else {}
     config = SeqLSTMConfig(embedding_size=8, hidden_size=8, num_hidden_layers=2, bidirectional=True, rnn_type=rnn_type,
-                           pooling=pooling, **common)  # fmt: skip
-    return SeqLSTMForSequenceClassification(config)
+                           pooling=pooling, **wide, **common)  # fmt: skip
+    model = SeqLSTMForSequenceClassification(config)
+    if model.ngrams is not None:
+        model.ngrams.weight.data.normal_(0.0, 0.5)  # it starts at zero, which would hide a wrong graph
+    return model
 
 
 def causal_lm(kind, tok):
@@ -55,7 +60,7 @@ def causal_lm(kind, tok):
     return model
 
 
-@pytest.fixture(scope="module", params=["lstm", "gru", "transformer"])
+@pytest.fixture(scope="module", params=["lstm", "lstm-ngrams", "gru", "transformer"])
 def exported_classifier(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"cls-{request.param}")
     tok = build_word_tokenizer(REVIEWS, vocab_size=64, min_frequency=1, model_max_length=48)

@@ -252,9 +252,11 @@ def test_small_labelled_sets_get_the_lstm_presets_small_data_settings():
     # No early stopping on the small validation split: the cosine schedule always runs out.
     assert small["train"]["patience"] >= small["train"]["epochs"] and lstm["train"]["patience"] == 1
     assert (small["model"]["embedding_size"], small["model"]["hidden_size"]) == (256, 128)  # the sizes it was measured at
+    assert small["model"]["ngram_buckets"] == 0 < lstm["model"]["ngram_buckets"]  # measured without the n-gram path
     unchanged = {k: v for k, v in small["model"].items()
-                 if k not in ("rnn_type", "word_dropout", "embedding_size", "hidden_size")}
-    assert unchanged == {k: v for k, v in lstm["model"].items() if k not in ("embedding_size", "hidden_size")}
+                 if k not in ("rnn_type", "word_dropout", "embedding_size", "hidden_size", "ngram_buckets")}
+    assert unchanged == {k: v for k, v in lstm["model"].items()
+                         if k not in ("embedding_size", "hidden_size", "ngram_buckets")}
     assert small["word_vectors"] == lstm["word_vectors"]
     assert small["train"]["learning_rate"] == lstm["train"]["learning_rate"]
     # IMDb's 22,500 training reviews, --quick runs and presets given as dicts train as they are.
@@ -277,7 +279,7 @@ def test_lstm_preset_on_a_small_dataset_trains_the_small_data_model(tmp_path):
     results = train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), "lstm", out,
                                baseline=False, **QUIET)
     assert results["small_data_overrides"] == dict(
-        model=dict(rnn_type="gru", word_dropout=0.1, embedding_size=256, hidden_size=128),
+        model=dict(rnn_type="gru", word_dropout=0.1, embedding_size=256, hidden_size=128, ngram_buckets=0),
         train=dict(epochs=3, patience=3, load_best_model_at_end=False, adversarial_epsilon=0.05))
     config = json.loads((out / "config.json").read_text())
     assert config["rnn_type"] == "gru" and config["word_dropout"] == 0.1 and config["hidden_size"] == 128

@@ -31,13 +31,17 @@ def final_linear(model) -> nn.Linear:
 
 @torch.no_grad()
 def fold_temperature(model, temperature: float) -> None:
-    """Divide the logits of `model` by `temperature` from now on, by scaling its last linear layer."""
+    """Divide the logits of `model` by `temperature` from now on, by scaling its last linear layer (and the
+    n-gram path's weights, which add to that layer's logits, where the classifier has one)."""
     if not temperature > 0:
         raise ValueError(f"A temperature must be positive, got {temperature}.")
     layer = final_linear(model)
     layer.weight.div_(temperature)
     if layer.bias is not None:
         layer.bias.div_(temperature)
+    ngrams = getattr(model, "ngrams", None)
+    if ngrams is not None:
+        ngrams.weight.div_(temperature)
 
 
 def _logits(prediction):

@@ -134,6 +134,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         trim_mode=preset["truncation"],
         optimizers=optimizers,
         adversarial_epsilon=preset["train"].get("adversarial_epsilon", 0.0),
+        ngram_lr_factor=preset["train"].get("ngram_lr_factor", 1.0),
     )
     with phases("training (with validation)"):
         trainer.train(resume_from_checkpoint=checkpoint)

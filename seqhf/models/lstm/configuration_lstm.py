@@ -4,6 +4,7 @@ from transformers import PretrainedConfig
 
 RNN_TYPES = ("lstm", "gru", "rnn")
 POOLINGS = ("last", "max", "mean", "concat")
+MAX_NGRAM_BUCKETS = 2**31  # the hash stays well inside int64: bucket * multiplier < 2**52
 
 # Every seqhf folder loads through any of the four Auto classes, as a BERT folder does.
 LSTM_AUTO_MAP = {
@@ -60,6 +61,14 @@ class SeqLSTMConfig(PretrainedConfig):
             is tied to the embeddings. A tied word LM needs one: without an output bias to hold the unigram
             frequencies, its first steps push them into the top layer's state, which saturates and stops
             learning (see `seqhf.training.wordlm`, which sets True and starts the bias at the log unigram frequencies).
+        ngram_buckets: size of the classifier's "wide" path (0, the default: none). When positive, the classifier
+            also hashes the n-grams (of `ngram_orders`) of its input ids into this many buckets, each holding one
+            weight per label (a linear model over hashed n-grams, as fastText and NBSVM read a text), and adds
+            their sum, divided by the square root of the number of n-grams, to the recurrent head's logits.
+            N-grams that touch padding never count, so left and right padding give the same logits. The path
+            needs `input_ids`: with `inputs_embeds` alone only the recurrent head answers.
+        ngram_orders: the n-gram lengths the wide path reads (default unigrams, bigrams and trigrams).
+        ngram_dropout: in training, the probability of leaving each n-gram of a text out of the wide path.
     """
 
     model_type = "seqhf-lstm"
@@ -89,6 +98,9 @@ class SeqLSTMConfig(PretrainedConfig):
         tie_word_embeddings=False,
         use_cache=True,
         lm_head_bias=None,
+        ngram_buckets=0,
+        ngram_orders=(1, 2, 3),
+        ngram_dropout=0.0,
         **kwargs,
     ):
         for name, value in (
@@ -111,8 +123,14 @@ class SeqLSTMConfig(PretrainedConfig):
             ("word_dropout", word_dropout),
             ("weight_dropout", weight_dropout),
             ("output_dropout", output_dropout),
+            ("ngram_dropout", ngram_dropout),
         ):
             _check_dropout(name, value)
+        if not isinstance(ngram_buckets, int) or isinstance(ngram_buckets, bool) or not 0 <= ngram_buckets <= MAX_NGRAM_BUCKETS:
+            raise ValueError(f"`ngram_buckets` must be an integer in [0, {MAX_NGRAM_BUCKETS}], got {ngram_buckets!r}.")
+        ngram_orders = list(ngram_orders)
+        if not ngram_orders or any(not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 5 for n in ngram_orders):
+            raise ValueError(f"`ngram_orders` must be integers from 1 to 5, got {ngram_orders!r}.")
         for name, value in (("pad_token_id", pad_token_id), ("bos_token_id", bos_token_id)):
             _check_token_id(name, value, vocab_size)
         for eos in eos_token_id if isinstance(eos_token_id, list) else [eos_token_id]:
@@ -143,6 +161,9 @@ class SeqLSTMConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         self.use_cache = use_cache
         self.lm_head_bias = lm_head_bias
+        self.ngram_buckets = ngram_buckets
+        self.ngram_orders = sorted(set(ngram_orders))
+        self.ngram_dropout = ngram_dropout
         kwargs.setdefault("auto_map", dict(LSTM_AUTO_MAP))
         super().__init__(
             pad_token_id=pad_token_id,

@@ -169,6 +169,49 @@ def gather_time_steps(x, order):
     return rows.reshape_as(x)
 
 
+NGRAM_HASH_MULTIPLIER = 1_000_003  # a prime; with buckets <= 2**31 every step of the hash stays below 2**52
+
+
+class HashedNgramLogits(nn.Module):
+    """The classifier's "wide" path: a linear model over hashed n-grams of the input ids (fastText's and
+    NBSVM's view of a text). Each n-gram of `config.ngram_orders` is hashed, in int64 torch arithmetic that ONNX
+    exports, into one of `config.ngram_buckets` rows of `weight`, which hold one weight per label; a text's
+    logits are the sum of its n-grams' rows divided by the square root of their number (as an L2-normalised
+    bag of words scales them). N-grams that touch padding never count, so the answer is padding-invariant."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.buckets, self.orders, self.dropout = config.ngram_buckets, list(config.ngram_orders), config.ngram_dropout
+        self.weight = nn.Parameter(torch.zeros(config.ngram_buckets, config.num_labels))
+
+    def hashed(self, input_ids, valid, n):
+        """The bucket of every n-gram that starts at each position (batch, time - n + 1), and whether it is
+        made of real tokens only."""
+        bucket, real = None, None
+        for i in range(n):
+            # Negative ends, not computed lengths: the traced graph slices the same way at every length.
+            step = slice(i, i - (n - 1) if i < n - 1 else None)
+            ids, ok = input_ids[:, step], valid[:, step]
+            start = ids.new_full((), n) if bucket is None else bucket
+            bucket = (start * NGRAM_HASH_MULTIPLIER + ids + 1) % self.buckets
+            real = ok if real is None else real & ok
+        return bucket, real
+
+    def forward(self, input_ids, attention_mask=None):
+        input_ids = input_ids.long()
+        valid = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+        total = self.weight.new_zeros(input_ids.shape[0], self.weight.shape[1])
+        count = self.weight.new_zeros(input_ids.shape[0], 1)
+        for n in self.orders:
+            bucket, real = self.hashed(input_ids, valid, n)
+            if self.training and self.dropout > 0:
+                real = real & (torch.rand(real.shape, device=real.device) >= self.dropout)
+            real = real.unsqueeze(-1).to(self.weight.dtype)
+            total = total + (F.embedding(bucket, self.weight) * real).sum(dim=1)
+            count = count + real.sum(dim=1)
+        return total / count.clamp(min=1.0).sqrt()
+
+
 class SeqLSTMPreTrainedModel(PreTrainedModel):
     config_class = SeqLSTMConfig
     base_model_prefix = "model"
@@ -177,7 +220,9 @@ class SeqLSTMPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module):
         std = self.config.initializer_range
-        if isinstance(module, nn.Embedding):
+        if isinstance(module, HashedNgramLogits):
+            module.weight.data.zero_()  # the wide path starts silent: the first logits are the recurrent head's
+        elif isinstance(module, nn.Embedding):
             module.weight.data.normal_(0.0, std)
             if module.padding_idx is not None:
                 module.weight.data[module.padding_idx].zero_()
@@ -399,6 +444,8 @@ class SeqLSTMForSequenceClassification(SeqLSTMPreTrainedModel):
             pooled_size = config.classifier_hidden_size
         layers.append(nn.Linear(pooled_size, config.num_labels))
         self.classifier = nn.Sequential(*layers)
+        # Folders saved before the wide path existed have no `ngram_buckets`: they load without it.
+        self.ngrams = HashedNgramLogits(config) if getattr(config, "ngram_buckets", 0) else None
         self.post_init()
 
     def pool(self, outputs, attention_mask):
@@ -440,6 +487,8 @@ class SeqLSTMForSequenceClassification(SeqLSTMPreTrainedModel):
             return_dict=True,
         )
         logits = self.classifier(self.pool(outputs, attention_mask))
+        if self.ngrams is not None and input_ids is not None:
+            logits = logits + self.ngrams(input_ids, attention_mask)
         loss = None
         if labels is not None:
             if self.config.problem_type in (None, "single_label_classification") and labels.dtype in (
