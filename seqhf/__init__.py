@@ -72,10 +72,10 @@ def register_auto_classes() -> None:
 
     from .models import lstm, transformer
 
+    heads = {AutoModel: "Model", AutoModelForSequenceClassification: "ForSequenceClassification",
+             AutoModelForCausalLM: "ForCausalLM"}
     for family, prefix in ((lstm, "SeqLSTM"), (transformer, "SeqTransformer")):
         config_class = getattr(family, f"{prefix}Config")
-        heads = {AutoModel: "Model", AutoModelForSequenceClassification: "ForSequenceClassification",
-                 AutoModelForCausalLM: "ForCausalLM"}
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         config_class.register_for_auto_class()
         for auto_class, suffix in heads.items():

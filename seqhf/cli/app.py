@@ -57,11 +57,10 @@ def env():
     print(f"- CUDA: {torch.cuda.is_available() and torch.cuda.get_device_name(0) or 'none'}; CPU cores: {os.cpu_count()}")
 
 
-def user_errors() -> tuple:
-    """The errors that mean bad input or a missing piece, shown as one line: the library's own, and the
-    standard ones it raises with a message that names the problem."""
-    errors = [ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError, KeyError]
-    return tuple(errors)
+# The errors that mean bad input or a missing piece, shown as one line: the library's own (SetupError,
+# DataError, FolderNotReadyError, MissingExtraError derive from these) and the standard ones it raises with a
+# message that names the problem. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError)
 
 
 # typer 0.29 carries its own click (typer._click); its usage errors derive from this class.
@@ -83,7 +82,7 @@ def main(argv=None) -> int:
     except (KeyboardInterrupt, typer.Abort):
         print("error: aborted", file=sys.stderr)
         return 130
-    except user_errors() as err:
+    except USER_ERRORS as err:
         if os.environ.get("SEQHF_TRACEBACK"):
             raise
         message = str(err).strip().splitlines() or [type(err).__name__]
