@@ -23,6 +23,11 @@ TARGETS = {
     ("charlm", "transformer"): ("heldout_nats_per_char", "max", 1.15),
     ("charlm", "cpu"): ("heldout_nats_per_char", "max", 1.18),
 }
+# Below this many cores of other work on average (`other_work_cores`, recorded by runs since 0.2.0), a CPU run
+# counts as on quiet cores. Runs recorded before then carry no such figure: RUN_CONDITIONS gives what their
+# notes recorded, and the others read "not recorded".
+QUIET_BELOW = 0.2
+RUN_CONDITIONS_FILE = "run_conditions.json"
 ORDER = ["sentiment/lstm", "sentiment/transformer", "sentiment/book", "charlm/lstm", "charlm/transformer", "charlm/cpu", "charlm/book"]
 
 
@@ -37,6 +42,11 @@ def load_measured(folder=MEASURED_DIR) -> list[dict]:
                 stem = path.stem.split("_eval_", 1)[1].removeprefix(f"{run['task']}-{run['preset']}")
                 run["_superseded"] = stem.strip("-").replace("-", " ") or "superseded"
             runs.append(dict(_display_task(run), _file=path.name))
+    conditions_path = Path(folder) / RUN_CONDITIONS_FILE
+    conditions = json.loads(conditions_path.read_text()) if conditions_path.is_file() else {}
+    for run in runs:
+        if run["_file"] in conditions:
+            run["_conditions"] = conditions[run["_file"]]["machine"]
 
     def rank(run):
         key = f"{run['task']}/{run['preset']}"
@@ -116,13 +126,25 @@ def _target(run: dict) -> str:
     return f"{text} — {'met' if met else '**not met**'}"
 
 
+def _machine(run: dict) -> str:
+    """Whether a CPU run had its cores to itself: measured (other work's cores over the run), as its notes
+    recorded it, or not recorded. GPU runs: a machine of their own."""
+    if not run["hardware"].startswith("CPU"):
+        return "own GPU machine"
+    other = run.get("other_work_cores")
+    if other is not None:
+        return f"{'quiet' if other < QUIET_BELOW else 'shared'} ({other:.2f} cores of other work)"
+    return f"{run['_conditions']} (from the run's notes)" if "_conditions" in run else "not recorded"
+
+
 def _wall(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def results_table(runs: list[dict]) -> str:
-    """Markdown table: preset, result, target (met or not), wall time, hardware, epochs run."""
-    lines = ["| preset | result | target | wall time | hardware | epochs |", "|---|---|---|---|---|---|"]
+    """Markdown table: preset, result, target (met or not), wall time, hardware, cores quiet or shared,
+    epochs run."""
+    lines = ["| preset | result | target | wall time | hardware | cores | epochs |", "|---|---|---|---|---|---|---|"]
     for run in runs:
         processes = run.get("train_args", {}).get("world_size", 1)
         hardware = re.sub(r"^CPU: (.*?), (\d+) cores, torch threads (\d+)$",
@@ -140,7 +162,7 @@ def results_table(runs: list[dict]) -> str:
             wall += f" (training {_wall(run['train_time_s'])})"
         lines.append(
             f"| {preset} | {_result(run)} | {_target(run)} | {wall} "
-            f"| {hardware} | {run['epochs']:g} |"
+            f"| {hardware} | {_machine(run)} | {run['epochs']:g} |"
         )
     return "\n".join(lines)
 

@@ -77,3 +77,22 @@ def test_superseded_and_other_seed_runs_are_labelled(tmp_path):
     assert [r.split(" | ")[0] for r in rows] == [
         "| sentiment `lstm`", "| sentiment `lstm`, seed 43", "| sentiment `lstm` (earlier recipe: before word vectors)"]
     assert "89.00 %" in rows[2] and "**not met**" in rows[2]
+
+
+def test_rows_say_whether_the_cores_were_quiet(tmp_path):
+    import json
+
+    (tmp_path / "cpu_eval_sentiment-lstm.json").write_text(json.dumps(dict(_run(0.92), other_work_cores=0.04)))
+    (tmp_path / "cpu_eval_sentiment-lstm-seed43.json").write_text(json.dumps(dict(_run(0.91), seed=43, other_work_cores=1.3)))
+    (tmp_path / "cpu_eval_sentiment-lstm-seed44.json").write_text(json.dumps(dict(_run(0.91), seed=44)))
+    (tmp_path / "cpu_eval_sentiment-lstm-seed45.json").write_text(json.dumps(dict(_run(0.91), seed=45)))
+    gpu = dict(_run(0.9), seed=46, hardware="1 x NVIDIA H200")
+    (tmp_path / "h200_eval_sentiment-lstm-seed46.json").write_text(json.dumps(gpu))
+    conditions = {"cpu_eval_sentiment-lstm-seed45.json": {"machine": "quiet", "notes": "by hand"}}
+    (tmp_path / "run_conditions.json").write_text(json.dumps(conditions))
+    rows = {r.split(" | ")[0]: r.split(" | ")[5] for r in results_table(load_measured(tmp_path)).splitlines()[2:]}
+    assert rows["| sentiment `lstm`"] == "quiet (0.04 cores of other work)"
+    assert rows["| sentiment `lstm`, seed 43"] == "shared (1.30 cores of other work)"
+    assert rows["| sentiment `lstm`, seed 44"] == "not recorded"
+    assert rows["| sentiment `lstm`, seed 45"] == "quiet (from the run's notes)"
+    assert rows["| sentiment `lstm`, seed 46"] == "own GPU machine"

@@ -1,5 +1,8 @@
-import seqhf.utils.runtime as runtime
 """How runs choose their threads and processes."""
+
+import pytest
+
+import seqhf.utils.runtime as runtime
 
 
 
@@ -56,3 +59,33 @@ def test_torch_threads_follow_the_cores_busy_now(monkeypatch, capsys):
         assert runtime.configure_threads() == 1 and "load average 1.3" in capsys.readouterr().out
     finally:
         torch.set_num_threads(before)
+
+
+def test_other_work_counts_other_processes_not_the_run_itself(monkeypatch):
+    import subprocess
+    import sys
+    import time
+
+    if runtime.cpu_ticks() is None:
+        pytest.skip("no /proc/stat")
+    meter = runtime.OtherWork()
+    start = time.process_time()
+    while time.process_time() - start < 0.5:  # the run's own work
+        pass
+    assert meter.own_seconds() >= 0.5
+    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1.0: pass"
+    other = subprocess.Popen([sys.executable, "-c", spin])
+    while subprocess.run(["ps", "-o", "stat=", "-p", str(other.pid)], capture_output=True, text=True).stdout.strip()[:1] != "Z":
+        time.sleep(0.05)  # finished but not reaped: its CPU time is not the run's
+    cores = meter.cores(meter.own_seconds())
+    other.wait()
+    wall = time.time() - meter.start
+    assert cores >= 0.9 / wall  # at least the other process's second of CPU, whatever else ran
+
+
+def test_other_work_is_busy_time_less_the_run(monkeypatch):
+    busy = iter([100.0, 112.0])
+    monkeypatch.setattr(runtime, "busy_cpu_seconds", lambda: next(busy))
+    meter = runtime.OtherWork()
+    meter.start -= 10  # ten seconds of wall time
+    assert meter.cores(run_cpu_seconds=8.0) == pytest.approx(0.4, abs=0.01)  # 12 busy - 8 own = 4 s over 10 s

@@ -270,6 +270,7 @@ def test_accelerate_two_processes_on_cpu(tmp_path, tiny_imdb):
     assert proc.stdout.count("[tokenizing]") == 1  # one line a phase, from the main process
     results = json.loads((out / "eval_results.json").read_text())
     assert results["train_args"]["world_size"] == 2
+    assert results["other_work_cores"] >= 0  # both processes' CPU time summed and taken off the machine's
     assert (out / "model.safetensors").is_file() and (out / "modeling_lstm.py").is_file()
 
 

@@ -28,7 +28,7 @@ from ..models.transformer.modeling_transformer import (
     SeqTransformerForCausalLM,
     SeqTransformerForSequenceClassification,
 )
-from ..utils.runtime import hardware_string, is_main_process, use_bf16
+from ..utils.runtime import OtherWork, hardware_string, is_main_process, use_bf16
 from .errors import SetupError  # noqa: F401  (defined on its own so that run_folder can raise it too)
 from .run_folder import (
     INCOMPLETE_CHECKPOINTS,
@@ -201,6 +201,7 @@ class RunClock(TrainerCallback):
 
     def __init__(self):
         self.start, self.before = time.time(), 0.0
+        self.other_work = OtherWork()  # this session only: a resumed run's earlier sessions are not metered
 
     def resume_from(self, checkpoint) -> None:
         path = Path(checkpoint) / WALL_TIME_FILE if checkpoint else None
@@ -221,6 +222,12 @@ def finish_run(trainer: Trainer, output_dir, results: dict, clock: RunClock) -> 
     until the card is written, so a save cut short is never taken for a finished run."""
     results["wall_time_s"] = round(clock.elapsed(), 1)
     results["hardware"] = hardware_string()
+    run_cpu = torch.tensor(clock.other_work.own_seconds(), dtype=torch.float64, device=trainer.args.device)
+    if trainer.accelerator.num_processes > 1:
+        run_cpu = trainer.accelerator.reduce(run_cpu, reduction="sum")
+    other = clock.other_work.cores(float(run_cpu))
+    if other is not None:  # the results tables mark runs on quiet cores (below 0.2 cores of other work)
+        results["other_work_cores"] = round(other, 2)
     main = trainer.is_world_process_zero()
     with final_save(output_dir, main) as staging:
         trainer.save_model(str(staging))  # model.safetensors, config (auto_map), code files, tokenizer

@@ -11,6 +11,7 @@ busy over the last moment (`/proc/stat`), or the load average where that cannot 
 
 import os
 import platform
+import resource
 import sys
 import time
 
@@ -45,6 +46,39 @@ def cpu_ticks() -> tuple[int, int] | None:
     except (OSError, ValueError):
         return None
     return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; user..steal (guest time is in user)
+
+
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds that all cores together have spent busy since boot (/proc/stat); None elsewhere."""
+    ticks = cpu_ticks()
+    return None if ticks is None else (ticks[1] - ticks[0]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds used by this process and the child processes it has waited for."""
+    used = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return sum(usage.ru_utime + usage.ru_stime for usage in used)
+
+
+class OtherWork:
+    """How many cores other work kept busy, on average, between `OtherWork()` and `cores(...)`: the busy CPU
+    time of the whole machine minus the run's own. A run's figures (its wall time above all) are comparable
+    only on quiet cores; eval_results.json records this as `other_work_cores`."""
+
+    def __init__(self):
+        self.start, self.busy, self.own = time.time(), busy_cpu_seconds(), own_cpu_seconds()
+
+    def own_seconds(self) -> float:
+        """The CPU seconds this process (and its waited-for children) used since the meter started."""
+        return own_cpu_seconds() - self.own
+
+    def cores(self, run_cpu_seconds: float) -> float | None:
+        """Average cores busy with other work; `run_cpu_seconds` is the CPU time of every process of the run
+        (summed over ranks under accelerate launch). None without /proc/stat."""
+        busy_now, wall = busy_cpu_seconds(), time.time() - self.start
+        if self.busy is None or busy_now is None or wall <= 0:
+            return None
+        return max(0.0, (busy_now - self.busy - run_cpu_seconds) / wall)
 
 
 def busy_cores_now(seconds: float = 1.0) -> float | None:
