@@ -510,3 +510,13 @@ def test_training_curves_show_scales_honestly_and_mark_the_final_figure():
     labels = [text.get_text() for text in rates.get_legend().get_texts()]
     assert "test: 0.912" in labels  # the final figure is marked
     assert "test: 0.28" in [t.get_text() for t in by_title["Loss"].get_legend().get_texts()]
+
+
+def test_card_says_whether_the_cores_were_quiet(sentiment_dir):
+    assert "Hardware:** test fixture CPU\n" in (sentiment_dir / "README.md").read_text()  # not recorded: nothing said
+    results = json.loads((sentiment_dir / "eval_results.json").read_text())
+    for other, words in ((0.03, "quiet cores: other work kept 0.03 cores busy"),
+                         (1.4, "cores shared with other work: other work kept 1.40 cores busy")):
+        (sentiment_dir / "eval_results.json").write_text(json.dumps(dict(results, other_work_cores=other)))
+        cards.write_model_card(sentiment_dir)
+        assert words in (sentiment_dir / "README.md").read_text()
