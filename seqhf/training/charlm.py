@@ -7,7 +7,7 @@ import os
 
 import torch
 import torch.nn.functional as F
-from transformers import EarlyStoppingCallback, Trainer, default_data_collator, set_seed
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, default_data_collator, set_seed
 
 from ..data import char_text as seqdata
 from ..evaluation.charlm import char_log_probs, evaluate_extras
@@ -84,6 +84,16 @@ class CharLMTrainer(Trainer):
         if loss is not None:
             output.metrics.update(lm_metrics(loss, metric_key_prefix))
         return output
+
+
+class RankSeeds(TrainerCallback):
+    """With several processes, each draws its own dropout masks and state resets (torch seeded with seed + rank):
+    with the one seed the Trainer gives them all, row r of every process would share its masks. Seeded as
+    training begins, before a resumed run loads each process's saved RNG state."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if args.world_size > 1:
+            torch.manual_seed(args.seed + args.process_index)
 
 
 class StreamChunks(torch.utils.data.Dataset):
@@ -186,7 +196,7 @@ def train_charlm(model="lstm", text=None, output_dir="runs/charlm", *, heldout=N
     trainer = CharLMTrainer(
         model=net, args=args, train_dataset=train_dataset, eval_dataset=seqdata.CharChunks(valid_ids, seq_len),
         processing_class=tokenizer, data_collator=default_data_collator,
-        callbacks=[EarlyStoppingCallback(preset["train"]["patience"]), clock, *callbacks], tbptt=tbptt,
+        callbacks=[EarlyStoppingCallback(preset["train"]["patience"]), clock, RankSeeds(), *callbacks], tbptt=tbptt,
         state_reset=preset.get("state_reset", 0.0),
     )
     trainer.train(resume_from_checkpoint=resume_checkpoint(output_dir, resume, clock))
