@@ -50,7 +50,8 @@ PROCESSES_HELP = ("training processes on this machine: a number, or auto (one pe
                   "each)")
 
 
-def in_processes(processes: Optional[str], default, output_dir: Path, resume: bool) -> Optional[int]:
+def in_processes(processes: Optional[str], default, output_dir: Path, resume: bool,
+                 batch: Optional[int] = None) -> Optional[int]:
     """None: train in this process. Otherwise the command ran in several processes (accelerate launch) and this
     is their exit code. Processes that a launcher started always train where they are."""
     from ..utils.launch import AUTO, choose_processes, launched, parse_processes, relaunch
@@ -74,7 +75,10 @@ def in_processes(processes: Optional[str], default, output_dir: Path, resume: bo
             print(f"--resume: {last.name} was trained by {trained} process(es); so is the rest of the run.")
     if requested == 1:
         return None
-    count, why = choose_processes(requested)
+    try:
+        count, why = choose_processes(requested, batch)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--processes") from None
     print(f"training processes: {count} ({why})", flush=True)
     if count == 1:
         return None
@@ -199,7 +203,8 @@ def charlm(
         raise typer.BadParameter("give the text to learn: --text FILE_OR_FOLDER (repeatable) or --dataset")
     from ..training.presets import get_preset
 
-    code = in_processes(processes, get_preset("charlm", value(model), quick).get("processes", 1), output_dir, resume)
+    preset = get_preset("charlm", value(model), quick)
+    code = in_processes(processes, preset.get("processes", 1), output_dir, resume, batch=preset["train"]["batch_size"])
     if code is not None:
         return code
     start_run()
@@ -218,10 +223,11 @@ def charlm(
 
 
 def trained_by(train_args: dict) -> str:
-    """How many processes trained, and the batch of one optimizer step: `2 training processes x 16 rows = 32 a step`."""
+    """How many processes trained, and the batch of one optimizer step: `2 training process(es), batch 16 a step (8 each)`."""
     processes, rows = train_args.get("world_size", 1), train_args["per_device_train_batch_size"]
     if train_args.get("split_batches"):  # the step's batch is shared out
-        return f"{processes} training process(es), batch {rows} a step shared out"
+        share = f" ({rows // processes} each)" if processes > 1 else ""
+        return f"{processes} training process(es), batch {rows} a step{share}"
     step = processes * rows * train_args.get("gradient_accumulation_steps", 1)
     return f"{processes} training process(es) x batch {rows} = {step} rows a step"
 

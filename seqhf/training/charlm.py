@@ -124,6 +124,8 @@ class StreamChunks(torch.utils.data.Dataset):
     The text is cut into `batch_size * num_processes` streams. Dataset items are ordered so that
     sequential batches of `batch_size` — dealt round-robin to the processes, as accelerate does —
     give every process batch after batch in which row r continues row r of its previous batch.
+    `train_charlm` has accelerate split each batch among the processes instead (`split_batches`), with
+    `num_processes=1`: the streams are those of one process, process p reading the p-th share of its rows.
     """
 
     def __init__(self, ids, seq_len: int, batch_size: int, num_processes: int = 1):
@@ -212,10 +214,19 @@ def train_charlm(model="lstm", text=None, output_dir="runs/charlm", *, heldout=N
         train_sampling_strategy="sequential" if tbptt == "stateful" else "random",
         # With several processes the others wait at the last barrier while the main one runs the extra evaluations
         # alone (n-gram, dynamic evaluation: minutes to an hour on a large text), past the default 30 minutes.
-        ddp_timeout=6 * 3600, **train_overrides,
+        ddp_timeout=6 * 3600,
+        # As the classifier's: the preset's batch is the batch of one optimizer step whatever the number of
+        # processes, each taking its share of its rows (--processes 2: 8 of the cpu preset's 16 streams each), so a
+        # recipe takes the same steps on the same data in one process or several, only faster.
+        **{"accelerator_config": {"split_batches": True}, **train_overrides},
     )
+    if args.per_device_train_batch_size % args.world_size:
+        raise SetupError(f"The batch of {args.per_device_train_batch_size} rows a step does not share out among "
+                         f"{args.world_size} processes: choose a number of processes that divides it.")
     if tbptt == "stateful":
-        train_dataset = StreamChunks(train_ids, seq_len, args.per_device_train_batch_size, args.world_size)
+        # One step's batch reads the streams as one process would; accelerate gives each process the same rows
+        # of every batch (split_batches), so row r of a process continues its row r of the previous step.
+        train_dataset = StreamChunks(train_ids, seq_len, args.per_device_train_batch_size)
     else:
         train_dataset = seqdata.CharChunks(train_ids, seq_len, jitter=preset.get("jitter", False))
     trainer = CharLMTrainer(

@@ -49,12 +49,14 @@ def gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def choose_processes(requested) -> tuple[int, str]:
+def choose_processes(requested, batch: int | None = None) -> tuple[int, str]:
     """How many processes to train with, and why; 1 means: train in this process.
 
     `auto`: one per free core on a machine without a GPU (the cores other work leaves free, measured over
     the next second, as `runtime.training_processes` counts them), 1 with a GPU. Always 1 inside a launched
     process, whatever was asked (the launcher already chose). A number: that many (with GPUs, one a GPU at most).
+    `batch`: a step's rows, which the processes share out: `auto` takes the most processes that divide it, and a
+    number that does not is refused.
     """
     requested = parse_processes(requested)
     if launched():
@@ -65,9 +67,15 @@ def choose_processes(requested) -> tuple[int, str]:
             return 1, f"auto: {gpus} GPU(s), one process (several GPUs: accelerate launch -m seqhf ...)"
         cores = cpu_cores()
         busy, measured = other_work()
-        return choose_threads(cores, busy), f"auto: one per free core; {cores} cores, {measured}"
+        count = choose_threads(cores, busy)
+        while batch and batch % count:
+            count -= 1
+        return count, f"auto: one per free core; {cores} cores, {measured}"
     if gpus and requested > gpus:
         raise ValueError(f"--processes {requested} on a machine with {gpus} GPU(s): one process a GPU at most.")
+    if batch and batch % requested:
+        raise ValueError(f"--processes {requested} does not divide the batch of {batch} rows a step, which the "
+                         "processes share out.")
     return requested, f"--processes {requested}"
 
 
