@@ -65,7 +65,8 @@ def write_reviews(path: Path, rows: int = 300):
 
 def test_the_wheel_carries_templates_and_license(dist):
     names = zipfile.ZipFile(dist[0]).namelist()
-    assert {"seqhf/hub/templates/classification.md", "seqhf/hub/templates/charlm.md"} <= set(names)
+    assert {"seqhf/hub/templates/classification.md", "seqhf/hub/templates/charlm.md",
+            "seqhf/utils/accelerate_cpu.yaml"} <= set(names)  # --processes launches with it
     assert any(n.endswith("licenses/LICENSE") for n in names)
     assert not any(n.startswith(("benchmarks/", "scripts/", "tests/")) for n in names)
 

@@ -70,8 +70,10 @@ UsageError = typer.BadParameter.__mro__[1]
 def main(argv=None) -> int:
     """The console script: run the app; an error is one line and exit code 1 (2 for a bad option)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = list(sys.argv[1:] if argv is None else argv)
+    train.INVOCATION[:] = args  # `seqhf train ... --processes N` runs the same command line in N processes
     try:
-        result = app(args=argv, prog_name="seqhf", standalone_mode=False)
+        result = app(args=args, prog_name="seqhf", standalone_mode=False)
     except UsageError as err:
         if type(err).__name__ == "NoArgsIsHelpError":  # a command called alone: its help, as git does
             print(err.format_message())

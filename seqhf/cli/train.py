@@ -42,6 +42,52 @@ def speaks() -> bool:
     return is_main_process()
 
 
+# The arguments `seqhf` was called with (set by `app.main`): what --processes re-launches in each process.
+INVOCATION: list[str] = []
+
+PROCESSES_HELP = ("training processes on this machine: a number, or auto (one per free core without a GPU, 1 with one); "
+                  "more than 1 re-launches the command through accelerate launch (gloo DDP on a CPU, one torch thread "
+                  "each)")
+
+
+def in_processes(processes: Optional[str], default, output_dir: Path, resume: bool,
+                 batch: Optional[int] = None) -> Optional[int]:
+    """None: train in this process. Otherwise the command ran in several processes (accelerate launch) and this
+    is their exit code. Processes that a launcher started always train where they are."""
+    from ..utils.launch import AUTO, choose_processes, launched, parse_processes, relaunch
+
+    if launched():
+        return None
+    try:
+        requested = parse_processes(processes if processes is not None else default)
+    except ValueError as err:
+        raise typer.BadParameter(str(err).removeprefix("--processes "), param_hint="--processes") from None
+    if resume:  # the streams and the data of a step depend on the count: go on with the checkpoint's
+        from ..training.run_folder import checkpoint_processes, last_complete_checkpoint
+
+        last, _ = last_complete_checkpoint(output_dir)
+        trained = checkpoint_processes(last) if last is not None else None
+        if trained is not None and processes is not None and requested not in (AUTO, trained):
+            raise typer.BadParameter(f"{requested}, but {last.name} was trained by {trained} process(es): resume "
+                                     f"with --processes {trained}", param_hint="--processes")
+        if trained is not None and requested != trained:
+            requested = trained
+            print(f"--resume: {last.name} was trained by {trained} process(es); so is the rest of the run.")
+    if requested == 1:
+        return None
+    try:
+        count, why = choose_processes(requested, batch)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--processes") from None
+    print(f"training processes: {count} ({why})", flush=True)
+    if count == 1:
+        return None
+    if not INVOCATION:
+        raise typer.BadParameter("several processes re-launch the command line: run it as `seqhf train ...`",
+                                 param_hint="--processes")
+    return relaunch(count, INVOCATION)
+
+
 @app.command("classifier", no_args_is_help=True)
 def classifier(
     dataset: Annotated[str, typer.Option(help="Hub id, dataset folder, or one .csv/.tsv/.json/.jsonl/.parquet/.txt file "
@@ -76,8 +122,12 @@ def classifier(
     resume: Annotated[bool, typer.Option(help="continue from the last complete checkpoint in --output-dir")] = False,
     init_from: Annotated[Optional[Path], typer.Option(help="fine-tune from this word LM folder (seqhf train lm), ULMFiT's way")] = None,
     baseline: Annotated[bool, typer.Option(help="fit the TF-IDF + logistic-regression baseline beside the model")] = True,
+    processes: Annotated[Optional[str], typer.Option(metavar="N|auto", help=PROCESSES_HELP + "; default: 1")] = None,
 ):
     """Train a text classifier on any dataset (runs unchanged under `accelerate launch -m seqhf`)."""
+    code = in_processes(processes, 1, output_dir, resume)
+    if code is not None:
+        return code
     start_run()
     from ..hub.card_data import is_imdb
     from ..training.classifier import IMDB_LABELS, train_classifier
@@ -142,12 +192,21 @@ def charlm(
     max_grad_norm: Annotated[float, typer.Option(help="gradient clipping threshold; 0 disables it")] = 1.0,
     seed: int = 42,
     resume: Annotated[bool, typer.Option(help="continue from the last complete checkpoint in --output-dir")] = False,
+    max_steps: Annotated[int, typer.Option(help="stop after this many optimizer steps (overrides --epochs)")] = -1,
+    processes: Annotated[Optional[str], typer.Option(
+        metavar="N|auto", help=PROCESSES_HELP + "; default: the preset's (cpu: auto, the others: 1)")] = None,
 ):
     """Train a character language model on any text, with an n-gram baseline on the same held-out text."""
     if text and dataset:
         raise typer.BadParameter("give --text or --dataset, not both")
     if not text and not dataset:
         raise typer.BadParameter("give the text to learn: --text FILE_OR_FOLDER (repeatable) or --dataset")
+    from ..training.presets import get_preset
+
+    preset = get_preset("charlm", value(model), quick)
+    code = in_processes(processes, preset.get("processes", 1), output_dir, resume, batch=preset["train"]["batch_size"])
+    if code is not None:
+        return code
     start_run()
     from ..training.charlm import train_charlm
 
@@ -158,9 +217,19 @@ def charlm(
                            ngram_order=ngram_order, dynamic=dynamic_eval, also_eval=also_eval,
                            also_eval_chars=also_eval_chars, eval_max_chars=eval_max_chars,
                            ngram_train_chars=ngram_train_chars, dynamic_eval_chars=dynamic_eval_chars,
-                           streaming=streaming)
+                           streaming=streaming, max_steps=max_steps)
     if speaks():
         print(charlm_summary(results) + f" -> {output_dir}")
+
+
+def trained_by(train_args: dict) -> str:
+    """How many processes trained, and the batch of one optimizer step: `2 training process(es), batch 16 a step (8 each)`."""
+    processes, rows = train_args.get("world_size", 1), train_args["per_device_train_batch_size"]
+    if train_args.get("split_batches"):  # the step's batch is shared out
+        share = f" ({rows // processes} each)" if processes > 1 else ""
+        return f"{processes} training process(es), batch {rows} a step{share}"
+    step = processes * rows * train_args.get("gradient_accumulation_steps", 1)
+    return f"{processes} training process(es) x batch {rows} = {step} rows a step"
 
 
 def charlm_summary(r: dict) -> str:
@@ -168,7 +237,7 @@ def charlm_summary(r: dict) -> str:
     lines = [f"held-out {r['heldout_nats_per_char']:.4f} nats/char ({r['heldout_bits_per_char']:.3f} bits), "
              f"windows {r['heldout_window_nats_per_char']:.4f}" + (f", stream {stream:.4f}" if stream is not None else "")
              + f"; unigram entropy {r['unigram_entropy_nats']:.3f}; {r['heldout_unknown_chars']} held-out [UNK]; "
-             f"{r['wall_time_s']:.0f} s"]
+             f"{r['wall_time_s']:.0f} s, {trained_by(r['train_args'])}"]
     if "ngram" in r:
         lines.append(f"{r['ngram']['order']}-gram Kneser-Ney {r['ngram']['heldout_nats_per_char']:.4f}; mixture "
                      f"(neural weight {r['mixture']['neural_weight']:.2f}) {r['mixture']['heldout_nats_per_char']:.4f}")

@@ -242,6 +242,14 @@ def last_complete_checkpoint(output_dir, set_aside: bool = False) -> tuple[Path 
     return last, skipped
 
 
+def checkpoint_processes(checkpoint) -> int | None:
+    """How many processes trained `checkpoint`: the Trainer saves one RNG state a process (`rng_state_K.pth`
+    with several, `rng_state.pth` with one); None when it holds none."""
+    folder = Path(checkpoint)
+    ranks = len(list(folder.glob("rng_state_*.pth")))
+    return ranks or (1 if (folder / "rng_state.pth").is_file() else None)
+
+
 @contextmanager
 def final_save(output_dir, main: bool = True):
     """Write the final files into the `_saving/` folder this yields; when the block ends without an error,

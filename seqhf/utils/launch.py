@@ -1,0 +1,129 @@
+"""`seqhf train ... --processes N`: a training command run in N processes on this machine.
+
+The command re-launches itself through accelerate's own launcher (`python -m accelerate.commands.launch`, which
+starts the processes under torchrun; the Trainer joins them with gloo DDP on a CPU) with the config this package
+ships (`accelerate_cpu.yaml`, read with importlib.resources so that a wheel carries it), one torch thread a
+process. The processes it starts see RANK and WORLD_SIZE and train where they are: they never launch again.
+
+Why processes rather than threads on a CPU: torch's LSTM gains little from a second thread (IMDb, 2 cores: 1.04x)
+but about 1.8x from a second process, each reading its share of the data with one thread.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from importlib.resources import as_file, files
+
+from .runtime import choose_threads, cpu_cores, other_work
+
+CONFIG = "accelerate_cpu.yaml"
+AUTO = "auto"
+
+
+def launched() -> bool:
+    """True in a process that a launcher started (accelerate launch, torchrun): RANK or WORLD_SIZE is set."""
+    return bool(os.environ.get("RANK") or os.environ.get("WORLD_SIZE"))
+
+
+def parse_processes(text) -> "str | int":
+    """`auto` or a positive number of processes (a ValueError names the mistake)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    elif str(text).strip().lower() == AUTO:
+        return AUTO
+    else:
+        try:
+            value = int(str(text).strip())
+        except ValueError:
+            raise ValueError(f"--processes takes a number of processes or 'auto', got {text!r}.") from None
+    if value < 1:
+        raise ValueError(f"--processes must be at least 1 (or 'auto'), got {value}.")
+    return value
+
+
+def gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def choose_processes(requested, batch: int | None = None) -> tuple[int, str]:
+    """How many processes to train with, and why; 1 means: train in this process.
+
+    `auto`: one per free core on a machine without a GPU (the cores other work leaves free, measured over
+    the next second, as `runtime.training_processes` counts them), 1 with a GPU. Always 1 inside a launched
+    process, whatever was asked (the launcher already chose). A number: that many (with GPUs, one a GPU at most).
+    `batch`: a step's rows, which the processes share out: `auto` takes the most processes that divide it, and a
+    number that does not is refused.
+    """
+    requested = parse_processes(requested)
+    if launched():
+        return 1, f"inside a launched process (WORLD_SIZE={os.environ.get('WORLD_SIZE', '?')})"
+    gpus = gpu_count()
+    if requested == AUTO:
+        if gpus:
+            return 1, f"auto: {gpus} GPU(s), one process (several GPUs: accelerate launch -m seqhf ...)"
+        cores = cpu_cores()
+        busy, measured = other_work()
+        count = choose_threads(cores, busy)
+        while batch and batch % count:
+            count -= 1
+        return count, f"auto: one per free core; {cores} cores, {measured}"
+    if gpus and requested > gpus:
+        raise ValueError(f"--processes {requested} on a machine with {gpus} GPU(s): one process a GPU at most.")
+    if batch and batch % requested:
+        raise ValueError(f"--processes {requested} does not divide the batch of {batch} rows a step, which the "
+                         "processes share out.")
+    return requested, f"--processes {requested}"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, for the processes' rendezvous (two runs on one machine must not
+    share accelerate's default 29500)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_command(processes: int, args: list, config, port: int) -> list[str]:
+    """The command line that runs `seqhf ARGS` in `processes` processes through accelerate's launcher."""
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+            "--num_processes", str(processes), "--main_process_port", str(port),
+            "-m", "seqhf", *map(str, args)]
+
+
+def launch_env(environ=None) -> dict:
+    """The processes' environment: this one, with one torch thread a process unless OMP_NUM_THREADS is set."""
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def relaunch(processes: int, args: list) -> int:
+    """Run `seqhf ARGS` in `processes` processes and wait for them; returns the launcher's exit code.
+
+    Ctrl-C and SIGTERM reach the launcher, which ends its processes (none is left behind)."""
+    with as_file(files(__package__) / CONFIG) as config:
+        proc = subprocess.Popen(launch_command(processes, args, config, free_port()), env=launch_env())
+        forward = lambda signum, frame: proc.send_signal(signum)  # noqa: E731
+        previous = signal.signal(signal.SIGTERM, forward) if _main_thread() else None
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # the terminal sent SIGINT to the launcher too; give it time to end its processes
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                proc.wait()
+            raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

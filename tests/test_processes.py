@@ -1,0 +1,213 @@
+"""`seqhf train ... --processes N|auto` (issue 26): how many processes a command trains with, the accelerate launch
+it re-runs itself through, and a real two-process char-LM run on the CPU."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+from importlib.resources import files
+
+import pytest
+import torch
+import yaml
+
+import seqhf.utils.launch as launch
+import seqhf.utils.runtime as runtime
+from conftest import REPO
+from seqhf.cli import train as train_cli
+from seqhf.cli.app import main
+from seqhf.training.charlm import StreamChunks
+from seqhf.training.run_folder import checkpoint_processes
+
+
+@pytest.fixture
+def cpu_machine(monkeypatch):
+    """A 2-core machine without a GPU, outside any launcher, whose cores are idle (`busy` sets how many are not)."""
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    state = {"cores": 2, "busy": 0.0}
+    monkeypatch.setattr(launch, "cpu_cores", lambda: state["cores"])
+    monkeypatch.setattr(launch, "other_work", lambda seconds=1.0: (state["busy"], f"{state['busy']:.1f} busy"))
+    return state
+
+
+def test_auto_takes_one_process_per_free_core(cpu_machine):
+    assert launch.choose_processes("auto")[0] == 2
+    cpu_machine["busy"] = 1.2  # another job holds a core
+    assert launch.choose_processes("auto")[0] == 1
+    cpu_machine.update(cores=6, busy=0.0)
+    assert launch.choose_processes("auto")[0] == 6
+    assert launch.choose_processes("auto", batch=16)[0] == 4  # the step's 16 rows share out among 4, not 6
+    assert launch.choose_processes(3)[0] == 3
+    with pytest.raises(ValueError, match="does not divide the batch of 16"):
+        launch.choose_processes(3, batch=16)
+
+
+def test_one_process_inside_a_launched_process(cpu_machine, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert launch.launched()
+    assert launch.choose_processes("auto")[0] == 1
+    assert launch.choose_processes(4)[0] == 1  # the launcher already chose: never launch again
+
+
+def test_one_process_with_a_gpu(cpu_machine, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    count, why = launch.choose_processes("auto")
+    assert count == 1 and "GPU" in why
+    with pytest.raises(ValueError, match="one process a GPU"):
+        launch.choose_processes(2)
+
+
+@pytest.mark.parametrize("text, expected", [("auto", "auto"), ("AUTO", "auto"), ("2", 2), (" 3 ", 3), (4, 4)])
+def test_processes_option_values(text, expected):
+    assert launch.parse_processes(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "two", "1.5"])
+def test_bad_processes_option_values_are_refused(text):
+    with pytest.raises(ValueError, match="--processes"):
+        launch.parse_processes(text)
+
+
+def test_the_launch_command_is_accelerates_with_the_packaged_config(monkeypatch):
+    from accelerate.commands.launch import launch_command_parser
+
+    config = files("seqhf.utils") / launch.CONFIG
+    settings = yaml.safe_load(config.read_text())
+    assert settings["distributed_type"] == "MULTI_GPU" and settings["use_cpu"] is False  # gloo DDP on a CPU
+    args = ["train", "charlm", "--model", "cpu", "--text", "book.txt", "--output-dir", "out"]
+    cmd = launch.launch_command(2, args, config, 29555)
+    assert cmd[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
+    parsed = launch_command_parser().parse_args(cmd[3:])  # what accelerate itself reads from it
+    assert parsed.config_file == str(config) and parsed.num_processes == 2 and parsed.main_process_port == 29555
+    assert parsed.module and parsed.training_script == "seqhf" and parsed.training_script_args == args
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert launch.launch_env()["OMP_NUM_THREADS"] == "1"  # one torch thread a process
+    assert launch.launch_env({"OMP_NUM_THREADS": "2"})["OMP_NUM_THREADS"] == "2"  # unless told otherwise
+    assert 0 < launch.free_port() < 65536
+
+
+class Relaunched(Exception):
+    pass
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """The command stops where it would train in this process, and records a re-launch instead of running it."""
+    launches = []
+
+    def start_run():
+        raise Relaunched("trains here")
+
+    monkeypatch.setattr(train_cli, "start_run", start_run)
+    monkeypatch.setattr(launch, "relaunch", lambda processes, args: launches.append((processes, list(args))) or 0)
+    return launches
+
+
+def test_cpu_preset_relaunches_itself_on_both_cores(cpu_machine, no_training, tmp_path, capsys):
+    args = ["train", "charlm", "--model", "cpu", "--text", "book.txt", "--output-dir", str(tmp_path / "out")]
+    assert main(args) == 0
+    assert no_training == [(2, args)]  # the same command line, in 2 processes
+    assert "training processes: 2 (auto: one per free core" in capsys.readouterr().out
+    cpu_machine["busy"] = 1.0
+    with pytest.raises(Relaunched):  # one free core: trains here
+        main(args)
+    with pytest.raises(Relaunched):  # other presets train in one process unless told
+        main(["train", "charlm", "--model", "lstm", "--text", "book.txt", "--output-dir", str(tmp_path / "out")])
+    with pytest.raises(Relaunched):  # and so does the classifier
+        main(["train", "classifier", "--dataset", "d", "--output-dir", str(tmp_path / "c")])
+    assert main(["train", "classifier", "--dataset", "d", "--output-dir", str(tmp_path / "c"), "--processes", "2"]) == 0
+    assert no_training[-1][0] == 2
+
+
+def test_a_launched_process_trains_where_it_is(cpu_machine, no_training, monkeypatch, tmp_path):
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(Relaunched):
+        main(["train", "charlm", "--model", "cpu", "--text", "b.txt", "--output-dir", str(tmp_path), "--processes", "2"])
+    assert no_training == []
+
+
+def test_resume_keeps_the_checkpoints_process_count(cpu_machine, no_training, monkeypatch, tmp_path, capsys):
+    checkpoint = tmp_path / "out" / "checkpoint-40"
+    checkpoint.mkdir(parents=True)
+    for rank in (0, 1):
+        (checkpoint / f"rng_state_{rank}.pth").write_bytes(b"")
+    assert checkpoint_processes(checkpoint) == 2
+    import seqhf.training.run_folder as run_folder
+
+    monkeypatch.setattr(run_folder, "last_complete_checkpoint", lambda folder, set_aside=False: (checkpoint, []))
+    cpu_machine["busy"] = 1.0  # auto would now choose one process
+    args = ["train", "charlm", "--model", "cpu", "--text", "b.txt", "--output-dir", str(tmp_path / "out"), "--resume"]
+    assert main(args) == 0 and no_training == [(2, args)]
+    assert "checkpoint-40 was trained by 2 process(es)" in capsys.readouterr().out
+    assert main(args + ["--processes", "1"]) == 2  # refused: the streams would not be those of the checkpoint
+    assert "resume with --processes 2" in capsys.readouterr().err
+    (checkpoint / "rng_state_0.pth").unlink(), (checkpoint / "rng_state_1.pth").unlink()
+    (checkpoint / "rng_state.pth").write_bytes(b"")
+    assert checkpoint_processes(checkpoint) == 1
+
+
+def test_shared_batches_read_the_streams_of_one_process():
+    """With the batch shared out (split_batches), process p takes rows p*8..p*8+7 of each step's 16: every row
+    still continues its stream, and the steps read what one process reads."""
+    data = StreamChunks(torch.arange(5000), seq_len=10, batch_size=16)
+    steps = [[data[b * 16 + r] for r in range(16)] for b in range(len(data) // 16)]
+    for p in (0, 1):
+        mine = [step[p * 8:(p + 1) * 8] for step in steps]
+        for prev, cur in zip(mine, mine[1:]):
+            for r in range(8):
+                assert cur[r]["input_ids"][0] == prev[r]["input_ids"][-1] + 1
+
+
+def _tiny_text(path, chars=40_000):
+    random.seed(0)
+    words = "the island engineer sailor balloon granite house lake forest smoke cave".split()
+    text, line = [], []
+    while sum(map(len, text)) < chars:
+        line.append(random.choice(words))
+        if len(line) == 12:
+            text.append(" ".join(line).capitalize() + ".\n")
+            line = []
+    path.write_text("".join(text))
+    return path
+
+
+@pytest.mark.slow
+def test_two_process_char_lm_on_the_cpu(tmp_path):
+    """`seqhf train charlm --processes 2` end to end: accelerate launch, gloo, each process half of each step.
+    About 25 CPU seconds, most of it three Python processes importing torch and transformers (44 s of wall time
+    on 2 cores under a load of 6)."""
+    text, out, ranks = _tiny_text(tmp_path / "tiny.txt"), tmp_path / "out", tmp_path / "ranks"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": str(REPO), "SEQHF_RANK_LOG": str(ranks), "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("OMP_NUM_THREADS", None)
+    cmd = [sys.executable, "-m", "seqhf", "train", "charlm", "--model", "cpu", "--quick", "--text", str(text),
+           "--seq-len", "32", "--max-steps", "3", "--no-dynamic-eval", "--processes", "2", "--output-dir", str(out)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert proc.stdout.count("training processes: 2 (--processes 2)") == 1
+    assert "torch threads: 1 (OMP_NUM_THREADS=1)" in proc.stdout
+    assert proc.stdout.count("2 training process(es), batch 16 a step (8 each)") == 1  # the main process speaks
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["train_args"]["world_size"] == 2 and results["train_args"]["split_batches"]
+    assert results["train_args"]["per_device_train_batch_size"] == 16
+    logs = [json.loads((ranks / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [log["batch_rows"] for log in logs] == [[8, 8, 8], [8, 8, 8]]  # 3 steps of 16 rows, 8 each
+    assert [log["wrote_output"] for log in logs] == [True, False]
+    # Process p read streams p*8..p*8+7 of the 16 one process reads, chunk after chunk.
+    from seqhf.training.charlm import EvalCaps, load_corpus, prepare_inputs
+    from seqhf.training.presets import get_preset
+
+    preset = get_preset("charlm", "cpu", True)
+    inputs = prepare_inputs(load_corpus([str(text)], None, None, "text", "train", None), seq_len=32,
+                            validation_fraction=0.05, quick_train_chars=preset["train_chars"], caps=EvalCaps.of(True))
+    data = StreamChunks(inputs.train_ids, 32, 16)
+    for p, log in enumerate(logs):
+        expected = [data[step * 16 + p * 8 + r]["input_ids"][:16].tolist() for step in range(3) for r in range(8)]
+        assert log["rows"] == expected
