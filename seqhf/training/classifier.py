@@ -129,7 +129,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_classification_metrics,
         callbacks=[*early_stopping(args, preset), clock, *callbacks],
-        lengths=encoded["train"]["length"],
+        lengths=encoded["train"].select_columns(["length"]).with_format("numpy")[:]["length"],  # an array, not a list
         split_by_length=preset["arch"] == "lstm" and not torch.cuda.is_available(),
         trim_mode=preset["truncation"],
         optimizers=optimizers,
