@@ -21,6 +21,7 @@ from datasets import (
     load_dataset,
     load_from_disk,
 )
+from datasets.exceptions import DatasetGenerationError
 
 from .arrow_columns import all_equal, column_max, missing_rows, unique_values
 from .errors import DataError
@@ -127,16 +128,33 @@ def _load_text_lists(folder: Path) -> DatasetDict:
     return DatasetDict({split: _text_list(files) for split, files in _text_lists(folder).items()})
 
 
+def _list_lines(path):
+    """The non-blank lines of a text list, read a line at a time (a file larger than memory is fine)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            yield from (line.rstrip("\r\n") for line in f if line.strip())
+    except UnicodeDecodeError as err:
+        raise DataError(f"{str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start}).") from err
+
+
+def _text_list_rows(path: str, stamp: tuple):
+    """`Dataset.from_generator`'s rows of one list (`stamp`, its size and time, keys datasets' cache)."""
+    for line in _list_lines(path):
+        yield {"text": line, "label": Path(path).stem}
+
+
 def _text_list(files) -> Dataset:
+    """The lists' rows in a dataset written to datasets' cache (memory-mapped), one file read at a time."""
     parts = []
     for path in files:
-        try:
-            lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except UnicodeDecodeError as err:
-            raise DataError(f"{str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start}).") from err
-        if not lines:
+        if next(_list_lines(path), None) is None:
             raise DataError(f"{str(path)!r} is empty: a text list needs one text a line.")
-        parts.append(Dataset.from_dict({"text": lines, "label": [path.stem] * len(lines)}))
+        stat = path.stat()
+        try:
+            parts.append(Dataset.from_generator(_text_list_rows, gen_kwargs=dict(
+                path=str(path.resolve()), stamp=(stat.st_size, stat.st_mtime_ns))))
+        except DatasetGenerationError as err:  # datasets wraps the cause (a DataError naming the file)
+            raise (err.__cause__ if isinstance(err.__cause__, DataError) else DataError(str(err))) from err
     return concatenate_datasets(parts)
 
 

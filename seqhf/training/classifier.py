@@ -68,7 +68,8 @@ WORD_VECTOR_CACHE = "_cache"  # under the output folder; "_" folders are not upl
 @holds_output_folder
 def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=False, epochs=None,
                      max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), baseline=True,
-                     init_from=None, cpu_budget_s=None, unlabelled_data=None, word_vector_train_repeats=1, **train_overrides) -> dict:
+                     init_from=None, cpu_budget_s=None, unlabelled_data=None, word_vector_train_repeats=1, streaming=False,
+                     **train_overrides) -> dict:
     """Train a text classifier on `data` (a `ClassificationData`, or a dict of `load_classification_data`
     arguments) and return the results written to eval_results.json. With `baseline`, the TF-IDF + logistic
     regression baseline is fitted on the same training split and scored on the same final split beside it.
@@ -77,9 +78,12 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     included (`TimeBudget`); the best checkpoint on validation is kept as usual.
     `unlabelled_data`: `load_unlabelled_texts` arguments (a list of sources, or a dict with `sources`,
     `text_column`, `split`): text from other sources that word2vec also learns from, never labelled;
-    `word_vector_train_repeats`: how many times word2vec reads the training texts (`word_vector_texts`)."""
+    `word_vector_train_repeats`: how many times word2vec reads the training texts (`word_vector_texts`).
+    `streaming`: data larger than memory. Every phase reads the splits from their memory-mapped Arrow files a
+    batch at a time (as it always does); `streaming` refuses the one step that holds every training text's
+    features in memory, the TF-IDF baseline (`baseline` must be False), and records the mode."""
     clock = RunClock()
-    check_options(epochs, word_vector_train_repeats, unlabelled_data, init_from)
+    check_options(epochs, word_vector_train_repeats, unlabelled_data, init_from, streaming and baseline)
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("sentiment", model, quick)
     set_seed(seed)
     phases = PhaseTimes()
@@ -157,6 +161,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         **kept_model(trainer, best_metric),
     )
     results.update(final_figures(prediction, data, len(encoded[final])))  # may restate validation_examples
+    results.update(streaming=bool(streaming))
     results.update(calibration_temperature=temperature, **calibration)
     results.update(final_calibration(prediction, temperature, final))  # the same keys when final is validation
     if budget:
@@ -189,8 +194,11 @@ def kept_model(trainer, metric: str) -> dict:
     return dict(kept_model="final epoch", kept_validation_value=last[-1] if last else None)
 
 
-def check_options(epochs, word_vector_train_repeats: int, unlabelled_data, init_from) -> None:
+def check_options(epochs, word_vector_train_repeats: int, unlabelled_data, init_from, streaming_baseline=False) -> None:
     """`train_classifier`'s options that cannot work, as SetupError, before anything is loaded."""
+    if streaming_baseline:
+        raise SetupError("--streaming cannot fit the TF-IDF baseline: it holds every training text's n-gram counts in "
+                         "memory. Pass --no-baseline with --streaming.")
     if epochs is not None and epochs <= 0:
         raise SetupError(f"--epochs must be positive, got {epochs}.")
     if word_vector_train_repeats < 1:
