@@ -25,6 +25,7 @@ from ..evaluation.metrics import (
 )
 from ..hub.plots import CONFUSION_NAME, RELIABILITY_NAME, plot_confusion_matrix
 from ..inference.saved_folder import check_saved_folder
+from ..utils.runtime import release_freed_memory
 from . import ulmfit
 from .calibration import calibrate, final_calibration, plot_final_reliability
 from .classifier_inputs import (
@@ -37,7 +38,7 @@ from .classifier_inputs import (
     subsample,
     tokenizer_length_limit,
 )
-from .classifier_trainer import ClassifierTrainer
+from .classifier_trainer import ClassifierTrainer, ReleaseFreedMemory
 from .common import (
     PhaseTimes,
     RunClock,
@@ -118,6 +119,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     background_baseline = None
     if texts and checkpoint is None:
         if baseline and args.process_index == 0:
+            release_freed_memory()  # the child inherits what this process holds, not what tokenizing freed
             background_baseline = tfidf_in_background(data)  # in a child process, beside word2vec
         # The main process learns the vectors first; the others (same key) read its cache.
         with args.main_process_first(desc="word vectors"), phases("word vectors"):
@@ -132,7 +134,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_classification_metrics,
-        callbacks=[*early_stopping(args, preset), clock, *callbacks],
+        callbacks=[*early_stopping(args, preset), clock, ReleaseFreedMemory(), *callbacks],
         lengths=encoded["train"].select_columns(["length"]).with_format("numpy")[:]["length"],  # an array, not a list
         split_by_length=preset["arch"] == "lstm" and not torch.cuda.is_available(),
         trim_mode=preset["truncation"],
