@@ -18,7 +18,8 @@ from conftest import REPO
 from seqhf.training.presets import small_data_preset
 from seqhf.training.classifier import train_classifier
 from seqhf.training.embeddings import word_vector_settings
-from seqhf.data.classification import DataError, load_classification_data, load_unlabelled_texts
+from seqhf.data.classification import DataError, load_classification_data
+from seqhf.data.unlabelled import load_unlabelled_texts
 from seqhf.training.presets import get_preset
 from seqhf.training.common import SetupError
 import seqhf.training.classifier as classification

@@ -121,8 +121,12 @@ def classifier(
     seed: int = 42,
     resume: Annotated[bool, typer.Option(help="continue from the last complete checkpoint in --output-dir")] = False,
     init_from: Annotated[Optional[Path], typer.Option(help="fine-tune from this word LM folder (seqhf train lm), ULMFiT's way")] = None,
-    baseline: Annotated[bool, typer.Option(help="fit the TF-IDF + logistic-regression baseline beside the model")] = True,
     processes: Annotated[Optional[str], typer.Option(metavar="N|auto", help=PROCESSES_HELP + "; default: 1")] = None,
+    baseline: Annotated[Optional[bool], typer.Option(
+        help="fit the TF-IDF + logistic-regression baseline beside the model (default: on, off with --streaming)")] = None,
+    streaming: Annotated[bool, typer.Option(
+        help="data larger than memory: nothing that holds every text in memory runs (the TF-IDF baseline is off; "
+             "--baseline is refused)")] = False,
 ):
     """Train a text classifier on any dataset (runs unchanged under `accelerate launch -m seqhf`)."""
     code = in_processes(processes, 1, output_dir, resume)
@@ -140,10 +144,12 @@ def classifier(
                 merge_label_variants=merge_label_variants)
     unlabelled = (dict(sources=unlabelled_data, text_column=unlabelled_text_column, split=unlabelled_data_split)
                   if unlabelled_data else None)
+    if baseline is None:
+        baseline = not streaming
     results = train_classifier(data, value(model), str(output_dir), quick=quick, epochs=epochs, max_grad_norm=max_grad_norm,
                                seed=seed, resume=resume, baseline=baseline, init_from=init_from and str(init_from),
                                cpu_budget_s=cpu_budget_s, unlabelled_data=unlabelled,
-                               word_vector_train_repeats=word_vector_train_repeats)
+                               word_vector_train_repeats=word_vector_train_repeats, streaming=streaming)
     if speaks():
         print(classifier_summary(results) + f" -> {output_dir}")
 

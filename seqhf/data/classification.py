@@ -10,7 +10,6 @@ Every problem with the data is raised as a `DataError` that names it, before any
 
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,8 +21,9 @@ from datasets import (
     load_dataset,
     load_from_disk,
 )
+from datasets.exceptions import DatasetGenerationError
 
-from .char_text import strip_gutenberg
+from .arrow_columns import all_equal, column_max, missing_rows, unique_values
 from .errors import DataError
 from .file_checks import unreadable
 from .label_values import (
@@ -128,16 +128,33 @@ def _load_text_lists(folder: Path) -> DatasetDict:
     return DatasetDict({split: _text_list(files) for split, files in _text_lists(folder).items()})
 
 
+def _list_lines(path):
+    """The non-blank lines of a text list, read a line at a time (a file larger than memory is fine)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            yield from (line.rstrip("\r\n") for line in f if line.strip())
+    except UnicodeDecodeError as err:
+        raise DataError(f"{str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start}).") from err
+
+
+def _text_list_rows(path: str, stamp: tuple):
+    """`Dataset.from_generator`'s rows of one list (`stamp`, its size and time, keys datasets' cache)."""
+    for line in _list_lines(path):
+        yield {"text": line, "label": Path(path).stem}
+
+
 def _text_list(files) -> Dataset:
+    """The lists' rows in a dataset written to datasets' cache (memory-mapped), one file read at a time."""
     parts = []
     for path in files:
-        try:
-            lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except UnicodeDecodeError as err:
-            raise DataError(f"{str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start}).") from err
-        if not lines:
+        if next(_list_lines(path), None) is None:
             raise DataError(f"{str(path)!r} is empty: a text list needs one text a line.")
-        parts.append(Dataset.from_dict({"text": lines, "label": [path.stem] * len(lines)}))
+        stat = path.stat()
+        try:
+            parts.append(Dataset.from_generator(_text_list_rows, gen_kwargs=dict(
+                path=str(path.resolve()), stamp=(stat.st_size, stat.st_mtime_ns))))
+        except DatasetGenerationError as err:  # datasets wraps the cause (a DataError naming the file)
+            raise (err.__cause__ if isinstance(err.__cause__, DataError) else DataError(str(err))) from err
     return concatenate_datasets(parts)
 
 
@@ -189,25 +206,18 @@ def _check_columns(ds: Dataset, split: str, columns) -> None:
 
 def _all_unlabelled(ds: Dataset, column: str) -> bool:
     """A ClassLabel column whose every value is -1, datasets' mark for "no label"."""
-    return isinstance(ds.features[column], ClassLabel) and all(v == -1 for v in ds[column])
-
-
-def _is_blank(value) -> bool:
-    return isinstance(value, str) and not value.strip()
+    return isinstance(ds.features[column], ClassLabel) and all_equal(ds, column, -1)
 
 
 def _check_no_missing(ds: Dataset, split: str, column: str) -> None:
-    """Rows without a value (None, NaN, datasets' -1 for a ClassLabel, or an empty or whitespace-only string)."""
+    """Rows without a value (None, NaN, datasets' -1 for a ClassLabel, or an empty or whitespace-only string),
+    found from the Arrow column a batch at a time (`missing_rows`)."""
     no_label = -1 if isinstance(ds.features[column], ClassLabel) else None  # datasets' mark for a missing label
-    missing, blank = [], 0
-    for i, v in enumerate(ds[column]):
-        if v is None or v == no_label or (isinstance(v, float) and v != v) or _is_blank(v):
-            missing.append(i)
-            blank += _is_blank(v)
-    if missing:
-        rows = ", ".join(str(i) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
+    count, first, blank = missing_rows(ds, column, no_label)
+    if count:
+        rows = ", ".join(str(i) for i in first) + (", ..." if count > len(first) else "")
         how = f"; {blank} of them empty or only whitespace" if blank else ""
-        raise DataError(f"The {split!r} split has {len(missing)} rows without a {column!r} value (rows {rows}{how}): "
+        raise DataError(f"The {split!r} split has {count} rows without a {column!r} value (rows {rows}{how}): "
                         "remove them or fill them in.")
 
 
@@ -219,9 +229,7 @@ def label_scheme(labelled: dict, column: str, label_names: list | None):
     if isinstance(inner, ClassLabel):
         values, names = list(range(inner.num_classes)), list(inner.names)
     else:  # the classes are the training split's: a class it lacks cannot be learnt (`check_classes_in_train`)
-        seen = set()
-        for value in labelled["train"][column]:
-            seen.update(value if multi_label else [value])
+        seen = unique_values(labelled["train"], column, flatten=multi_label)
         try:
             values = sorted(seen)
         except TypeError as err:
@@ -291,10 +299,10 @@ def load_classification_data(
     check_classes_in_train(labelled, names, label_column, label_list, multi_label)
     encode = _encoder(values, multi_label)
 
-    def tidy(ds):
+    def tidy(ds):  # a batch of rows at a time (one at a time took a minute at 400,000 texts)
         keep = ds.select_columns([text_column, label_column])
-        return keep.map(lambda row: {"text": row[text_column], "labels": encode(row[label_column])},
-                        remove_columns=keep.column_names, desc="Reading labels")
+        return keep.map(lambda batch: {"text": batch[text_column], "labels": [encode(v) for v in batch[label_column]]},
+                        batched=True, remove_columns=keep.column_names, desc="Reading labels")
 
     splits = {role: tidy(ds) for role, ds in labelled.items()}
     carved = "validation" not in splits
@@ -329,7 +337,7 @@ def validation_count(rows: int, size: float) -> int:
 def _carve_validation(train: Dataset, size: float, seed: int, multi_label: bool):
     """A validation split from train: stratified by class (not for label lists), fixed seed."""
     if not multi_label:
-        train = train.cast_column("labels", ClassLabel(num_classes=max(train["labels"]) + 1))
+        train = train.cast_column("labels", ClassLabel(num_classes=column_max(train, "labels") + 1))
     try:
         parts = train.train_test_split(test_size=size, seed=seed,
                                        stratify_by_column=None if multi_label else "labels")
@@ -337,64 +345,3 @@ def _carve_validation(train: Dataset, size: float, seed: int, multi_label: bool)
         raise DataError(f"Cannot carve a {size:g} validation split from {len(train)} training rows ({err}); "
                         "pass a dataset with a validation split or more data.") from err
     return parts["train"], parts["test"]
-
-
-# ---------------------------------------------------------------- extra unlabelled text (word vectors only)
-
-
-def load_unlabelled_texts(sources, text_column: str = "text", split: str | None = None) -> tuple[list, list]:
-    """Texts without labels from other sources, for the word vectors only (the role pretrained vectors play
-    when the labelled set is small). Each source is anything `load_raw` reads (its `split`, else every
-    split, read from `text_column`), or a `.txt` file or folder of them, read as paragraphs (blank-line
-    separated, Project Gutenberg header and licence stripped) or as lines when a file has no blank line.
-    Returns the texts and, for the card, one `{source, splits, text_column, texts}` per source."""
-    texts, described = [], []
-    for source in sources:
-        path = Path(os.path.expanduser(str(source)))
-        if path.suffix.lower() == TEXT_LIST_SUFFIX or (path.is_dir() and _plain_text_files(path)):
-            if not path.exists():
-                raise DataError(f"Unlabelled text not found: {str(source)!r} (--unlabelled-data).")
-            files = [path] if path.is_file() else _plain_text_files(path)
-            found = [t for f in files for t in _read_paragraphs(f)]
-            described.append(dict(source=str(source), splits=None, text_column=None, texts=len(found)))
-        else:
-            found, splits = _dataset_texts(source, text_column, split)
-            described.append(dict(source=str(source), splits=splits, text_column=text_column, texts=len(found)))
-        texts += found
-    return texts, described
-
-
-def _plain_text_files(folder: Path) -> list:
-    """The `.txt` files of a folder that holds no other data files; [] otherwise."""
-    if any(p.is_file() and p.suffix.lower() in FILE_BUILDERS for p in folder.rglob("*")):
-        return []
-    return sorted(folder.rglob("*.txt"))
-
-
-def _read_paragraphs(path: Path) -> list:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start}).") from err
-    text = strip_gutenberg(text.replace("\r\n", "\n"))[0]
-    blocks = re.split(r"\n\s*\n", text) if re.search(r"\n\s*\n", text) else text.splitlines()
-    paragraphs = [" ".join(block.split()) for block in blocks if block.strip()]
-    if not paragraphs:
-        raise DataError(f"{str(path)!r} holds no text (--unlabelled-data).")
-    return paragraphs
-
-
-def _dataset_texts(source, text_column: str, split: str | None) -> tuple[list, list]:
-    raw = load_raw(source)
-    if split is not None and split not in raw:
-        raise DataError(f"No split {split!r} (--unlabelled-data-split) in {str(source)!r}; its splits are {sorted(raw)}.")
-    splits = [split] if split is not None else list(raw)
-    texts = []
-    for name in splits:
-        if text_column not in raw[name].column_names:
-            raise DataError(f"The {name!r} split of {str(source)!r} has no column {text_column!r}; its columns are "
-                            f"{raw[name].column_names} (choose with --unlabelled-text-column).")
-        texts += [t for t in raw[name][text_column] if isinstance(t, str) and t.strip()]
-    if not texts:
-        raise DataError(f"{str(source)!r} holds no text in its {text_column!r} column (--unlabelled-data).")
-    return texts, splits

@@ -8,6 +8,7 @@ from collections import Counter
 
 from datasets import ClassLabel, Dataset, Sequence
 
+from .arrow_columns import unique_values, value_counts
 from .errors import DataError
 
 INTEGER = re.compile(r"[+-]?\d+")
@@ -15,11 +16,11 @@ SHOWN = 6  # spellings or groups named in a message
 
 
 def count_values(labelled: dict, column: str, multi_label: bool) -> Counter:
-    """How many rows of all the labelled splits carry each label value (each value of a label list)."""
+    """How many rows of all the labelled splits carry each label value (each value of a label list), counted
+    from the Arrow columns a batch at a time."""
     counts = Counter()
     for ds in labelled.values():
-        for value in ds[column]:
-            counts.update(value if multi_label else [value])
+        counts.update(value_counts(ds, column, flatten=multi_label))
     return counts
 
 
@@ -100,7 +101,7 @@ def checked_spellings(labelled: dict, column: str, merge_variants: bool) -> dict
 def check_classes_in_train(labelled: dict, split_names: dict, column: str, names: list, multi_label: bool) -> None:
     """Every class of the validation and test splits has rows in the training split."""
     def found(ds):
-        return {v for row in ds[column] for v in (row if multi_label else [row])}
+        return unique_values(ds, column, flatten=multi_label)
 
     feature = labelled["train"].features[column]
     inner = inner_feature(feature) if multi_label else feature

@@ -25,6 +25,7 @@ from ..evaluation.metrics import (
 )
 from ..hub.plots import CONFUSION_NAME, RELIABILITY_NAME, plot_confusion_matrix
 from ..inference.saved_folder import check_saved_folder
+from ..utils.runtime import release_freed_memory
 from . import ulmfit
 from .calibration import calibrate, final_calibration, plot_final_reliability
 from .classifier_inputs import (
@@ -37,7 +38,7 @@ from .classifier_inputs import (
     subsample,
     tokenizer_length_limit,
 )
-from .classifier_trainer import ClassifierTrainer
+from .classifier_trainer import ClassifierTrainer, ReleaseFreedMemory
 from .common import (
     PhaseTimes,
     RunClock,
@@ -68,7 +69,8 @@ WORD_VECTOR_CACHE = "_cache"  # under the output folder; "_" folders are not upl
 @holds_output_folder
 def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=False, epochs=None,
                      max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), baseline=True,
-                     init_from=None, cpu_budget_s=None, unlabelled_data=None, word_vector_train_repeats=1, **train_overrides) -> dict:
+                     init_from=None, cpu_budget_s=None, unlabelled_data=None, word_vector_train_repeats=1, streaming=False,
+                     **train_overrides) -> dict:
     """Train a text classifier on `data` (a `ClassificationData`, or a dict of `load_classification_data`
     arguments) and return the results written to eval_results.json. With `baseline`, the TF-IDF + logistic
     regression baseline is fitted on the same training split and scored on the same final split beside it.
@@ -77,9 +79,12 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     included (`TimeBudget`); the best checkpoint on validation is kept as usual.
     `unlabelled_data`: `load_unlabelled_texts` arguments (a list of sources, or a dict with `sources`,
     `text_column`, `split`): text from other sources that word2vec also learns from, never labelled;
-    `word_vector_train_repeats`: how many times word2vec reads the training texts (`word_vector_texts`)."""
+    `word_vector_train_repeats`: how many times word2vec reads the training texts (`word_vector_texts`).
+    `streaming`: data larger than memory. Every phase reads the splits from their memory-mapped Arrow files a
+    batch at a time (as it always does); `streaming` refuses the one step that holds every training text's
+    features in memory, the TF-IDF baseline (`baseline` must be False), and records the mode."""
     clock = RunClock()
-    check_options(epochs, word_vector_train_repeats, unlabelled_data, init_from)
+    check_options(epochs, word_vector_train_repeats, unlabelled_data, init_from, streaming and baseline)
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("sentiment", model, quick)
     set_seed(seed)
     phases = PhaseTimes()
@@ -114,6 +119,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     background_baseline = None
     if texts and checkpoint is None:
         if baseline and args.process_index == 0:
+            release_freed_memory()  # the child inherits what this process holds, not what tokenizing freed
             background_baseline = tfidf_in_background(data)  # in a child process, beside word2vec
         # The main process learns the vectors first; the others (same key) read its cache.
         with args.main_process_first(desc="word vectors"), phases("word vectors"):
@@ -128,8 +134,8 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_classification_metrics,
-        callbacks=[*early_stopping(args, preset), clock, *callbacks],
-        lengths=encoded["train"]["length"],
+        callbacks=[*early_stopping(args, preset), clock, ReleaseFreedMemory(), *callbacks],
+        lengths=encoded["train"].select_columns(["length"]).with_format("numpy")[:]["length"],  # an array, not a list
         split_by_length=preset["arch"] == "lstm" and not torch.cuda.is_available(),
         trim_mode=preset["truncation"],
         optimizers=optimizers,
@@ -157,6 +163,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         **kept_model(trainer, best_metric),
     )
     results.update(final_figures(prediction, data, len(encoded[final])))  # may restate validation_examples
+    results.update(streaming=bool(streaming))
     results.update(calibration_temperature=temperature, **calibration)
     results.update(final_calibration(prediction, temperature, final))  # the same keys when final is validation
     if budget:
@@ -189,8 +196,11 @@ def kept_model(trainer, metric: str) -> dict:
     return dict(kept_model="final epoch", kept_validation_value=last[-1] if last else None)
 
 
-def check_options(epochs, word_vector_train_repeats: int, unlabelled_data, init_from) -> None:
+def check_options(epochs, word_vector_train_repeats: int, unlabelled_data, init_from, streaming_baseline=False) -> None:
     """`train_classifier`'s options that cannot work, as SetupError, before anything is loaded."""
+    if streaming_baseline:
+        raise SetupError("--streaming cannot fit the TF-IDF baseline: it holds every training text's n-gram counts in "
+                         "memory. Pass --no-baseline with --streaming.")
     if epochs is not None and epochs <= 0:
         raise SetupError(f"--epochs must be positive, got {epochs}.")
     if word_vector_train_repeats < 1:

@@ -9,10 +9,10 @@ from ..data.classification import (
     ClassificationData,
     DataError,
     load_classification_data,
-    load_unlabelled_texts,
 )
 from ..data.sources import text_batches
 from ..data.tokenization import build_word_tokenizer, truncate_ids
+from ..data.unlabelled import load_unlabelled_texts
 from ..evaluation.metrics import MULTI_LABEL_THRESHOLD
 from .common import SetupError
 
@@ -106,8 +106,8 @@ def load_data(options: dict, preset: dict, seed: int) -> ClassificationData:
 
 
 def load_extra_texts(unlabelled_data, data: ClassificationData, preset: dict) -> list:
-    """The texts of `--unlabelled-data` (see `train_classifier`), recorded in `data.description`; errors as
-    SetupError, before any training."""
+    """The texts of `--unlabelled-data` (see `train_classifier`) as datasets with a `text` column, kept on disk,
+    recorded in `data.description`; errors as SetupError, before any training."""
     options = dict(unlabelled_data) if isinstance(unlabelled_data, dict) else {"sources": list(unlabelled_data)}
     if not preset.get("word_vectors"):
         raise SetupError("--unlabelled-data feeds the word vectors, and this preset learns none (use --model lstm).")
@@ -116,10 +116,10 @@ def load_extra_texts(unlabelled_data, data: ClassificationData, preset: dict) ->
         raise SetupError("--unlabelled-data names the labelled dataset itself; its own unlabelled split is "
                          "--unlabelled-split (its other splits must not reach the word vectors).")
     try:
-        texts, described = load_unlabelled_texts(**options)
+        parts, described = load_unlabelled_texts(**options)
     except DataError as err:
         raise SetupError(str(err)) from err
     data.description["unlabelled_data"] = described
-    print(f"Extra unlabelled text for the word vectors: {len(texts):,} texts from "
+    print(f"Extra unlabelled text for the word vectors: {sum(map(len, parts)):,} texts from "
           + ", ".join(f"{d['source']} ({d['texts']:,})" for d in described))
-    return texts
+    return parts

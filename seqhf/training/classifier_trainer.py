@@ -1,10 +1,29 @@
 """The Trainer of text classifiers: length-bucketed batches trimmed to their longest text, and adversarial training on the embeddings."""
 
 import torch
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 
+from ..utils.runtime import release_freed_memory
 from .adversarial import EmbeddingPerturbation
 from .common import RankLog
+
+
+class ReleaseFreedMemory(TrainerCallback):
+    """`release_freed_memory` every `every` training steps and after each evaluation, so that memory freed by
+    earlier batches is not kept (resident memory then follows what the run holds, not the heap's history)."""
+
+    def __init__(self, every: int = 20):
+        self.every = every
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        release_freed_memory()  # what the data, tokenizing and word-vector phases freed
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step % self.every == 0:
+            release_freed_memory()
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        release_freed_memory()
 
 
 class LengthBucketSampler(torch.utils.data.Sampler):

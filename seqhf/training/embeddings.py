@@ -161,14 +161,14 @@ def load_embeddings(model, vectors: torch.Tensor, found: torch.Tensor) -> int:
 
 def word_vector_texts(data: ClassificationData, preset: dict, extra_texts=(), train_repeats: int = 1):
     """The texts word2vec learns from: the training texts, any unlabelled ones and `extra_texts` (text from
-    other sources, `--unlabelled-data`), never validation or test. `train_repeats` > 1 adds the training
+    other sources, `--unlabelled-data`: datasets with a `text` column, or lists), never validation or test. `train_repeats` > 1 adds the training
     texts that many times in all, so the labelled set's own domain is not drowned by much general text
     (ag_news_8k with IMDb's 50,000 reviews: validation 90.00 % once, 90.50 % ten times). A `TextCorpus` over
     the datasets, read a batch at a time ([] when the preset learns no word vectors)."""
     if not preset.get("word_vectors"):
         return []
     train = data.splits["train"]
-    parts = [(train, False)] + ([(list(extra_texts), False)] if extra_texts else [])
+    parts = [(train, False)] + [(texts, False) for texts in extra_texts]
     unlabelled = data.unlabelled
     if unlabelled is not None and preset.get("unlabelled_size") is not None:  # the same sample a word LM reads
         unlabelled = unlabelled.shuffle(seed=42).select(range(min(preset["unlabelled_size"], len(unlabelled))))

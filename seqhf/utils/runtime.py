@@ -168,3 +168,18 @@ def hardware_string() -> str:
 
 def use_bf16() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def release_freed_memory() -> None:
+    """Hand the heap memory the process has freed back to the system (glibc's `malloc_trim`). torch's CPU tensors
+    of changing sizes (length-bucketed batches) leave freed memory in malloc's free lists, which a process
+    keeps: the main command's training processes grew by about 4 MB a step without it. A no-op where the C
+    library is not glibc. Changes no value a run computes."""
+    import ctypes
+
+    try:
+        trim = getattr(ctypes.CDLL("libc.so.6"), "malloc_trim", None)
+    except OSError:
+        return
+    if trim is not None:
+        trim(0)
