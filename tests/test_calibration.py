@@ -16,6 +16,7 @@ from seqhf.data.classification import load_classification_data
 from seqhf.data.tokenization import build_word_tokenizer
 from seqhf.evaluation.calibration import (
     calibration_figures,
+    ece_floor,
     expected_calibration_error,
     fit_temperature,
     negative_log_likelihood,
@@ -65,6 +66,26 @@ def test_nll_is_the_training_loss():
     targets = torch.randint(0, 2, (50, 4), generator=g)
     assert negative_log_likelihood(logits.numpy() * 10, targets.numpy()) == pytest.approx(
         float(torch.nn.functional.binary_cross_entropy_with_logits(logits * 10, targets.double())), rel=1e-12)
+
+
+@pytest.mark.parametrize("multi_label", [False, True], ids=["softmax", "sigmoid"])
+def test_ece_floor_is_what_a_calibrated_model_scores(multi_label):
+    """Labels drawn from the scores themselves (a perfectly calibrated model): its measured ECE is not 0 but
+    about the floor, which shrinks as the sample grows (about as 1/sqrt(n)) and does not depend on the labels."""
+    rng = np.random.default_rng(1)
+    floors = {}
+    for n in (500, 8000):
+        p = probabilities(rng.normal(0, 2, size=(n, 4)), multi_label)
+        measured = []
+        for _ in range(20):
+            labels = (rng.random(p.shape) < p).astype(int) if multi_label else np.array([rng.choice(4, p=row) for row in p])
+            measured.append(expected_calibration_error(p, labels))
+        floors[n] = ece_floor(p, multi_label)
+        assert floors[n] == ece_floor(p, multi_label)  # deterministic
+        assert floors[n] == pytest.approx(np.mean(measured), rel=0.25)
+    assert 2 < floors[500] / floors[8000] < 6
+    logits = np.log(p) - np.log1p(-p) if multi_label else np.log(p)
+    assert calibration_figures(logits, labels, 1.0, "x")["x_ece_floor"] == pytest.approx(ece_floor(p, multi_label))
 
 
 @pytest.mark.parametrize("multi_label", [False, True], ids=["softmax", "sigmoid"])
@@ -218,7 +239,9 @@ def test_training_run_calibrates_reports_and_draws(tmp_path):
     saved = json.loads((out / "eval_results.json").read_text())
     assert saved["calibration_temperature"] == temperature and saved["test_ece"] == results["test_ece"]
     assert (out / "reliability_diagram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert 0 < saved["test_ece_floor"] < 0.5
     card = (out / "README.md").read_text()
+    assert f"ECE of about {saved['test_ece_floor']:.4f} on\n{results['test_examples']:,} texts" in card
     assert f"T = {temperature:.4f}" in card
     assert (f"| expected calibration error (15 bins) | {results['test_ece_uncalibrated']:.4f} | "
             f"{results['test_ece']:.4f} |") in card

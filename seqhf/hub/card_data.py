@@ -166,7 +166,7 @@ def classification_view(results: dict) -> dict:
     hub_id = is_hub_id(source) and not Path(source).exists()
     figures = {key: results.get(f"{split}_{key}") for key in
                ("accuracy", "f1", "macro_f1", "micro_f1", "loss", "examples", "per_class",
-                "ece", "nll", "ece_uncalibrated", "nll_uncalibrated")}
+                "ece", "nll", "ece_uncalibrated", "nll_uncalibrated", "ece_floor")}
     return dict(
         imdb=imdb, split=split, figures=figures, data=data, hub_id=hub_id,
         dataset_id=IMDB_HUB_ID if imdb else (source if hub_id else Path(source).name or "local"),

@@ -102,8 +102,18 @@ SENTIMENT_QUICK = {
 # Kept too: the final epoch's model (load_best_model_at_end=False). In 15 of these runs the best validation
 # epoch was not the last; the last epoch's model scored higher on test in 12 of them (mean 88.93 vs 88.53 %).
 # The new-user command, seeds 42, 43, 44, 1, 2: 88.86, 89.12, 88.89, 89.26, 88.96 % (mean 89.02; 88.32 before).
+# Tried for issue 26 (90 % on ag_news_8k), none kept: the `lstm` preset's n-gram path on top of this rule (2**21
+# buckets, n-gram dropout 0.5; one thread, shared machine at load 5-14). Final-epoch validation, test beside it:
+# 1-3-grams, table at 10x the rate, seeds 42, 1, 2: 90.13 / 88.75 / 88.75, mean 89.21 (test 88.79 / 89.16 / 88.90,
+# mean 88.95) against 89.21 (89.03) without; 1-2-grams only (fastText's bigrams), seeds 42, 1: 90.25 / 88.38 (test
+# 88.96 / 89.05) against 89.63 / 88.88 (88.86 / 89.26); the table at 30x, seed 42: 88.38 (test 87.75); at 3x,
+# seeds 42, 1, 2: 90.38 / 88.38 / 89.25, mean 89.33 (test 89.05 / 89.45 / 89.17, mean 89.22): one validation text a
+# seed, within the noise, the lead for a next try. In the 1-3-gram model (seed 42) the GRU head alone scores
+# 88.53 % on test and the n-gram path alone 84.45 % (TF-IDF + LR 86.29 %): on texts of about 40 words the two
+# views overlap, where on IMDb's long reviews they add up. The path also leaves the calibrated test ECE no lower
+# (0.012-0.023 against 0.013).
 SENTIMENT_SMALL_DATA = {
-    # The n-gram path stays off here: this rule was measured without it (untried on small sets).
+    # The n-gram path stays off here: on ag_news_8k it did not help (see above).
     "lstm": dict(max_train_texts=15_000,
                  model=dict(rnn_type="gru", word_dropout=0.1, embedding_size=256, hidden_size=128, ngram_buckets=0),
                  train=dict(epochs=3, patience=3, load_best_model_at_end=False, adversarial_epsilon=0.05)),
