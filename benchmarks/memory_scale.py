@@ -89,7 +89,10 @@ def imdb_copy(imdb: str, texts: int, folder: str) -> str:
     for split, n in (("train", texts), ("test", min(texts, 25_000)), ("unsupervised", 2 * texts)):
         frame = pd.read_parquet(os.path.join(imdb, "plain_text", f"{split}-00000-of-00001.parquet"))
         frame = pd.concat([frame] * (n // len(frame) + 1)).iloc[:n].sample(frac=1.0, random_state=0)
-        frame.reset_index(drop=True).to_parquet(os.path.join(out, "plain_text", f"{split}-00000-of-00001.parquet"), index=False)
+        # Row groups of IMDb's own 25,000 rows, as a large dataset's Parquet shards have them: one row group of
+        # a million texts is decoded whole when datasets converts it (400,000 texts: 2.38 GB peak, 1.10 with these).
+        frame.reset_index(drop=True).to_parquet(os.path.join(out, "plain_text", f"{split}-00000-of-00001.parquet"),
+                                                index=False, row_group_size=25_000)
     return out
 
 
