@@ -11,7 +11,6 @@ busy over the last moment (`/proc/stat`), or the load average where that cannot 
 
 import os
 import platform
-import resource
 import sys
 import time
 
@@ -55,7 +54,12 @@ def busy_cpu_seconds() -> float | None:
 
 
 def own_cpu_seconds() -> float:
-    """CPU seconds used by this process and the child processes it has waited for."""
+    """CPU seconds used by this process and the child processes it has waited for (this process's alone where
+    the `resource` module does not exist, as on Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return time.process_time()
     used = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     return sum(usage.ru_utime + usage.ru_stime for usage in used)
 
