@@ -111,22 +111,32 @@ def load_second_text(spec, max_chars=100_000, text_column="text") -> tuple[str, 
     return text[:max_chars], f"{name}, first {min(len(text), max_chars):,} characters"
 
 
+def check_eval_cap(caps, seq_len: int) -> None:
+    """A held-out cap shorter than one window would score nothing."""
+    if caps.heldout_chars is not None and caps.heldout_chars < seq_len + 1:
+        raise SetupError(f"--eval-max-chars {caps.heldout_chars} is shorter than one window (--seq-len + 1 = "
+                         f"{seq_len + 1} characters).")
+
+
+def check_windows(seq_len: int, **parts) -> None:
+    """Each part (text or ids) holds at least one window of `seq_len + 1` characters."""
+    for name, part in parts.items():
+        if len(part) < seq_len + 1:
+            raise SetupError(f"The {name.replace('_', '-')} text ({len(part)} characters) is shorter than one window "
+                             f"(--seq-len + 1 = {seq_len + 1} characters).")
+
+
 def prepare_inputs(corpus, *, seq_len: int, validation_fraction: float, quick_train_chars=None,
                    caps: EvalCaps) -> CharLMInputs:
     """Cut `corpus` (a `CharCorpus`) into training, validation and held-out text, build the tokenizer on the
     training text and encode each part compactly. With `quick_train_chars`, the first that many training and
     20,000 validation characters (--quick). The caller drops `corpus` afterwards: nothing here keeps it."""
-    if caps.heldout_chars is not None and caps.heldout_chars < seq_len + 1:
-        raise SetupError(f"--eval-max-chars {caps.heldout_chars} is shorter than one window (--seq-len + 1 = "
-                         f"{seq_len + 1} characters).")
+    check_eval_cap(caps, seq_len)
     cut = int(len(corpus.train) * (1 - validation_fraction))
     train_text, valid_text, heldout_text = corpus.train[:cut], corpus.train[cut:], corpus.heldout
     if quick_train_chars:
         train_text, valid_text = train_text[:quick_train_chars], valid_text[:20_000]
-    for name, part in (("training", train_text), ("validation", valid_text), ("held-out", heldout_text)):
-        if len(part) < seq_len + 1:
-            raise SetupError(f"The {name} text ({len(part)} characters) is shorter than one window "
-                             f"(--seq-len + 1 = {seq_len + 1} characters).")
+    check_windows(seq_len, training=train_text, validation=valid_text, held_out=heldout_text)
     tokenizer = build_char_tokenizer(corpus.train)
     train_ids, valid_ids = seqdata.encode_text(tokenizer, train_text), seqdata.encode_text(tokenizer, valid_text)
     heldout_ids, heldout_unknown = seqdata.encode_text(tokenizer, heldout_text, count_unknown=True)
@@ -146,9 +156,7 @@ def stream_inputs(text, heldout, folder, *, seq_len: int, validation_fraction: f
     inputs and the plan (its sources)."""
     from ..data import char_stream
 
-    if caps.heldout_chars is not None and caps.heldout_chars < seq_len + 1:
-        raise SetupError(f"--eval-max-chars {caps.heldout_chars} is shorter than one window (--seq-len + 1 = "
-                         f"{seq_len + 1} characters).")
+    check_eval_cap(caps, seq_len)
     try:
         plan = char_stream.plan_char_files(text, heldout, heldout_fraction)
         tokenizer = build_char_tokenizer(char_stream.characters(plan.train))
@@ -167,10 +175,7 @@ def stream_inputs(text, heldout, folder, *, seq_len: int, validation_fraction: f
     train_ids, valid_ids = all_ids[:cut], all_ids[cut:]
     if quick_train_chars:
         train_ids, valid_ids = train_ids[:quick_train_chars], valid_ids[:20_000]
-    for name, part in (("training", train_ids), ("validation", valid_ids), ("held-out", heldout_ids)):
-        if len(part) < seq_len + 1:
-            raise SetupError(f"The {name} text ({len(part)} characters) is shorter than one window "
-                             f"(--seq-len + 1 = {seq_len + 1} characters).")
+    check_windows(seq_len, training=train_ids, validation=valid_ids, held_out=heldout_ids)
     counts = count_ids(train_ids, len(tokenizer))
     inputs = CharLMInputs(
         tokenizer=tokenizer, train_ids=train_ids, valid_ids=valid_ids, heldout_ids=heldout_ids,

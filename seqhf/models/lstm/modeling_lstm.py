@@ -618,19 +618,9 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
         if cache is None and use_cache:
             cache = DynamicCache(config=self.config)
         if cache is not None:
-            decoding = (
-                input_ids is not None
-                and input_ids.shape[1] == 1
-                and attention_mask is None
-                and initial_state is None
-                and labels is None
-                and not output_hidden_states
-                and not self.training
-            )
-            # Checked without reading the token count, which would cost a host sync in the decoding loop.
-            if decoding and len(cache.layers) and isinstance(cache.layers[0], LinearAttentionCacheLayerMixin):
-                if cache_is_filled(cache):
-                    return self._decode_step(input_ids, cache, return_dict)
+            only_new_tokens = attention_mask is None and initial_state is None and labels is None
+            if only_new_tokens and not output_hidden_states and self._is_decode_step(input_ids, cache):
+                return self._decode_step(input_ids, cache, return_dict)
             prepare_recurrent_cache(cache, self.config)
             read = tokens_read(cache)
             if read:
@@ -697,6 +687,18 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
             attention_mask[:, cut],
         )
 
+    def _is_decode_step(self, input_ids, cache):
+        """One new token per row from a filled recurrent cache, in eval mode: the step `_decode_step` runs.
+        Checked without reading the token count, which would cost a host sync in the decoding loop."""
+        return (
+            input_ids is not None
+            and input_ids.shape[1] == 1
+            and not self.training
+            and len(cache.layers) > 0
+            and isinstance(cache.layers[0], LinearAttentionCacheLayerMixin)
+            and cache_is_filled(cache)
+        )
+
     def _decode_step(self, input_ids, cache, return_dict, step=None):
         """One token per row from the cached state: the hot loop of generate(). No checks, packing or host
         syncs (the ids come from the model's own sampling); eval mode only, so no dropout. The cache is updated in
@@ -741,17 +743,7 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
         compiled_step = self._compiled_call
 
         def call(input_ids=None, cache=None, return_dict=None, use_cache=None, **kwargs):
-            if (
-                not kwargs
-                and use_cache is not False
-                and cache is not None
-                and input_ids is not None
-                and input_ids.shape[1] == 1
-                and not self.training
-                and len(cache.layers)
-                and isinstance(cache.layers[0], LinearAttentionCacheLayerMixin)
-                and cache_is_filled(cache)
-            ):
+            if not kwargs and use_cache is not False and cache is not None and self._is_decode_step(input_ids, cache):
                 return_dict = return_dict if return_dict is not None else self.config.return_dict
                 return self._decode_step(input_ids, cache, return_dict, step=compiled_step)
             return self(input_ids=input_ids, cache=cache, return_dict=return_dict, use_cache=use_cache, **kwargs)
