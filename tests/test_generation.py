@@ -62,7 +62,7 @@ def train_tiny_lm(tok, kind="lstm", seed=0, train_steps=60, **overrides):
     else:
         rnn_type, _, layers = kind.partition("x")
         config = SeqLSTMConfig(
-            embedding_size=8, hidden_size=16, rnn_type=rnn_type, num_hidden_layers=int(layers or 1), **ids
+            embedding_size=12, hidden_size=16, rnn_type=rnn_type, num_hidden_layers=int(layers or 1), **ids
         )
         model = SeqLSTMForCausalLM(config)
     text = tok(TEXT, return_tensors="pt").input_ids
@@ -142,6 +142,36 @@ def test_cached_greedy_equals_uncached_and_each_left_padded_row_equals_the_row_a
     for i, prompt in enumerate(PROMPTS):
         alone = model.generate(**tok(prompt, return_tensors="pt"), **GREEDY)
         assert torch.equal(alone[0, -15:], new[i]), prompt
+
+
+@pytest.mark.parametrize("kind", ["lstm", "lstmx2", "gru", "rnn"])
+def test_folded_input_projection_decodes_as_the_cells_do_and_lasts_one_call(tok, kind, monkeypatch):
+    # generate() folds the first layer's input projection into a (vocab, gates) table for its decoding steps.
+    model = tiny_lm(tok, kind)
+    enc = batch(tok)
+    settings = dict(max_new_tokens=15, do_sample=False, output_scores=True, return_dict_in_generate=True)
+    tables = []
+    fold = type(model)._fold_for_generation
+    monkeypatch.setattr(type(model), "_fold_for_generation", lambda self: tables.append(fold(self)) or tables[-1])
+    folded = model.generate(**enc, **settings)
+    assert tables[-1] is not None and tables[-1].shape == (len(tok), model.model.layers[0].weight_ih_l0.shape[0])
+    assert model._input_table is None  # not kept past the call
+    monkeypatch.setattr(type(model), "_fold_for_generation", lambda self: None)
+    cells = model.generate(**enc, **settings)
+    assert torch.equal(folded.sequences, cells.sequences)
+    torch.testing.assert_close(torch.stack(folded.scores), torch.stack(cells.scores), rtol=1e-5, atol=1e-5)
+    # Weights edited between calls (through .data, which no version counter sees) are read by the next call.
+    monkeypatch.setattr(type(model), "_fold_for_generation", fold)
+    with torch.no_grad():
+        model.model.embeddings.weight.data.mul_(-1)
+    assert torch.equal(model.generate(**enc, **GREEDY), model.generate(**enc, **GREEDY, use_cache=False))
+
+
+def test_a_word_level_vocabulary_is_not_folded(tok):
+    model = tiny_lm(tok, "lstm")
+    model.resize_token_embeddings(model.config.embedding_size + model.config.hidden_size + 1)
+    assert model._fold_for_generation() is None
+    assert tiny_lm(tok, "lstm")._fold_for_generation() is not None
 
 
 def test_beam_search_and_hidden_state_outputs_work_with_the_cache(tok):

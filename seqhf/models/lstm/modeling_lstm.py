@@ -152,14 +152,53 @@ def store_state(cache, final_state, new_tokens):
 RNN_CELLS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
 
 
-def recurrent_decode_step(cell, input_ids, embedding_weight, layer_weights, states, count, head_weight, head_bias):
+def lstm_from_input_gates(input_gates, state, weight_hh, bias_hh):
+    """`torch.lstm_cell` given its input's gates (x W_ihᵀ + b_ih) already computed; PyTorch's gate order i, f, g, o."""
+    h, c = state
+    i, f, g, o = (input_gates + F.linear(h, weight_hh, bias_hh)).chunk(4, 1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def gru_from_input_gates(input_gates, h, weight_hh, bias_hh):
+    """`torch.gru_cell` given its input's gates already computed; PyTorch's gate order r, z, n."""
+    x_r, x_z, x_n = input_gates.chunk(3, 1)
+    h_r, h_z, h_n = F.linear(h, weight_hh, bias_hh).chunk(3, 1)
+    r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+    n = torch.tanh(x_n + r * h_n)
+    return n + z * (h - n)
+
+
+def rnn_from_input_gates(input_gates, h, weight_hh, bias_hh):
+    """`torch.rnn_tanh_cell` given x W_ihᵀ + b_ih already computed."""
+    return torch.tanh(input_gates + F.linear(h, weight_hh, bias_hh))
+
+
+CELLS_FROM_INPUT_GATES = {"lstm": lstm_from_input_gates, "gru": gru_from_input_gates, "rnn": rnn_from_input_gates}
+
+
+def fold_input_projection(embedding_weight, layer_weights):
+    """The first layer's input gates for every token, embedding × W_ihᵀ + b_ih (vocab, gates): a decoding step
+    then reads one row of it instead of all of W_ih."""
+    w_ih, b_ih = layer_weights[0], layer_weights[2] if len(layer_weights) > 2 else None
+    return F.linear(embedding_weight, w_ih, b_ih)
+
+
+def recurrent_decode_step(cell, input_ids, embedding_weight, layer_weights, states, count, head_weight, head_bias,
+                          input_table=None, cell_from_input_gates=None):
     """One new token per row through every layer: embedding, `cell` per layer (its state tensors in `states`
-    updated in place), the token count in `count` advanced, and the LM head. A function of tensors only, so
-    that `torch.compile` guards on tensors alone. Returns the logits (batch, 1, vocab) and the new state
-    stacked over layers as `SeqLSTMModel` returns it."""
-    hidden = F.embedding(input_ids[:, 0], embedding_weight)
-    for weights, state in zip(layer_weights, states):
-        new_state = cell(hidden, state if len(state) > 1 else state[0], *weights)
+    updated in place), the token count in `count` advanced, and the LM head. With `input_table` (from
+    `fold_input_projection`), the first layer reads its input gates from that table and runs
+    `cell_from_input_gates`. A function of tensors only, so that `torch.compile` guards on tensors alone. Returns
+    the logits (batch, 1, vocab) and the new state stacked over layers as `SeqLSTMModel` returns it."""
+    folded = input_table is not None
+    hidden = F.embedding(input_ids[:, 0], input_table if folded else embedding_weight)
+    for layer, (weights, state) in enumerate(zip(layer_weights, states)):
+        current = state if len(state) > 1 else state[0]
+        if layer == 0 and folded:
+            new_state = cell_from_input_gates(hidden, current, weights[1], weights[3] if len(weights) > 3 else None)
+        else:
+            new_state = cell(hidden, current, *weights)
         new_state = new_state if isinstance(new_state, tuple) else (new_state,)
         for slot, value in zip(state, new_state):
             slot.copy_(value)
@@ -573,6 +612,8 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size,
                                  bias=not config.tie_word_embeddings if bias is None else bool(bias))
         self._cell = RNN_CELLS[config.rnn_type]
+        self._cell_from_input_gates = CELLS_FROM_INPUT_GATES[config.rnn_type]
+        self._input_table = None  # set by generate() for its decoding steps (see `_fold_for_generation`)
         self.post_init()
         if config.tie_word_embeddings:
             # Stored once, as the embedding; the Trainer then re-ties the head when it reloads a checkpoint
@@ -716,6 +757,8 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
             first.recurrent_states[first.number_of_states - 1],
             self.lm_head.weight,
             self.lm_head.bias,
+            self._input_table,
+            self._cell_from_input_gates,
         )
         if not return_dict:
             return (logits, final_state, cache)
@@ -784,7 +827,23 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
                 else:
                     kwargs["input_ids"] = input_ids
                 kwargs["attention_mask"] = attention_mask
-        return super().generate(inputs, generation_config, **kwargs)
+        self._input_table = self._fold_for_generation()
+        try:
+            return super().generate(inputs, generation_config, **kwargs)
+        finally:
+            self._input_table = None
+
+    @torch.no_grad()
+    def _fold_for_generation(self):
+        """The first layer's input projection folded into a (vocab, gates) table for one generate() call, or None
+        where the table would hold more numbers than the layer's own weights (a word-level vocabulary: vocab above
+        embedding + hidden size). Decoding is memory-bound: at the book's char LSTM (vocab 80, embedding 256,
+        hidden 512) a step then reads 4 of its 6 MB of weights. Built per call, so it never outlives the weights
+        it was built from (training, loading or editing them between calls)."""
+        embedding_weight = self.model.embeddings.weight
+        if embedding_weight.shape[0] > embedding_weight.shape[1] + self.config.hidden_size:
+            return None
+        return fold_input_projection(embedding_weight, self.model.layers[0]._flat_weights)
 
     def prepare_inputs_for_generation(
         self,
