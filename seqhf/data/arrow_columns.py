@@ -4,13 +4,20 @@ from a Python list of every row: the label and text checks then take memory that
 and seconds instead of a minute at 400,000 texts (issue #25)."""
 
 from collections import Counter
+from functools import cache
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 BATCH_ROWS = 20_000  # rows read at a time (about 26 MB of IMDb reviews where a batch must be copied)
-WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())  # what `str.strip()` removes
+
+
+@cache
+def whitespace() -> str:
+    """Every character `str.strip()` removes (found once, when a text column is first checked: a scan of all
+    code points takes about 0.1 s, which `import seqhf` should not pay)."""
+    return "".join(c for c in map(chr, range(0x110000)) if c.isspace())
 
 
 def arrow_batches(ds, column: str, batch_rows: int = BATCH_ROWS):
@@ -96,7 +103,7 @@ def missing_rows(ds, column: str, no_value=None, shown: int = 5) -> tuple[int, l
         if no_value is not None:
             missing = pc.or_(missing, pc.fill_null(pc.equal(values, no_value), False))
         if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-            empty = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim(values, characters=WHITESPACE)), 0), False)
+            empty = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim(values, characters=whitespace())), 0), False)
             blank += int(pc.sum(empty).as_py() or 0)
             missing = pc.or_(missing, empty)
         rows = np.flatnonzero(missing.to_numpy())
