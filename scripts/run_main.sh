@@ -16,18 +16,12 @@ if [ -z "$DATASET" ]; then
     export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
   fi
 fi
-# Without a GPU: one training process per free core, one thread each (accelerate launch, gloo DDP; the batch
-# is shared, so the figures are those of one process). A second thread speeds torch's LSTM up 1.04x, a
-# second process about 1.8x.
-PROCS=${PROCS:-$(python -c "from seqhf.utils.runtime import training_processes; print(training_processes())")}
-if [ "$PROCS" -gt 1 ]; then
-  export OMP_NUM_THREADS=1
-  LAUNCH=(accelerate launch --config_file scripts/accelerate_cpu.yaml --num_processes "$PROCS")
-else
-  LAUNCH=(python)
-fi
-echo "dataset: $DATASET -> $OUT ($PROCS training process(es))"
-"${LAUNCH[@]}" -m seqhf train classifier --model lstm --dataset "$DATASET" --output-dir "$OUT" "$@"
+# Without a GPU: one training process per free core, one thread each (`--processes auto` re-launches the command
+# through accelerate's launcher, gloo DDP; the batch is shared, so the figures are those of one process). A second
+# thread speeds torch's LSTM up 1.04x, a second process about 1.8x. PROCS=N sets the count.
+PROCS=${PROCS:-auto}
+echo "dataset: $DATASET -> $OUT (training processes: $PROCS)"
+python -m seqhf train classifier --model lstm --processes "$PROCS" --dataset "$DATASET" --output-dir "$OUT" "$@"
 python - "$OUT" <<'PY'
 import json, sys
 from seqhf.training.classifier import classify

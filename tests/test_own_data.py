@@ -487,7 +487,7 @@ def test_small_data_rule_trains_adversarially_under_two_processes(tmp_path):
     """Adversarial training's second pass runs under DDP (two forward and backward passes a step), and each
     process logs its batches once."""
     folder, out, ranks = write_format(tmp_path / "data", "csv"), tmp_path / "out", tmp_path / "ranks"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "scripts" / "accelerate_cpu.yaml"),
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "seqhf" / "utils" / "accelerate_cpu.yaml"),
            "--num_processes", "2", "--main_process_port", "29533", "-m", "seqhf", "train", "classifier",
            "--model", "lstm", "--dataset", str(folder), "--text-column", "body", "--label-column", "topic",
            "--output-dir", str(out)]

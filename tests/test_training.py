@@ -247,7 +247,7 @@ def test_resume_reaches_same_metrics(tmp_path, tiny_imdb):
 
 def test_accelerate_two_processes_on_cpu(tmp_path, tiny_imdb):
     out, ranks = tmp_path / "out", tmp_path / "ranks"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "scripts" / "accelerate_cpu.yaml"),
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "seqhf" / "utils" / "accelerate_cpu.yaml"),
            "--num_processes", "2", "--main_process_port", "29517",
            "-m", "seqhf", "train", "classifier", "--label-names", "negative,positive", "--model", "lstm", "--quick", "--epochs", "1",
            "--dataset", str(tiny_imdb), "--output-dir", str(out)]
