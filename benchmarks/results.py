@@ -18,10 +18,10 @@ TARGETS = {
     ("sentiment", "lstm"): ("test_accuracy", "min", 0.905),
     ("sentiment", "transformer"): ("test_accuracy", "min", 0.88),
     ("sentiment", "book"): ("test_accuracy", "range", (0.83, 0.87)),
-    ("classification (ag_news_8k)", "lstm"): ("test_accuracy", "min", 0.89),
+    ("classification (ag_news_8k)", "lstm"): ("test_accuracy", "min", 0.90),  # issue 26 (was 0.89)
     ("charlm", "lstm"): ("heldout_nats_per_char", "max", 1.22),
     ("charlm", "transformer"): ("heldout_nats_per_char", "max", 1.15),
-    ("charlm", "cpu"): ("heldout_nats_per_char", "max", 1.18),
+    ("charlm", "cpu"): ("heldout_nats_per_char", "max", 1.24),  # issue 26, within 25 min (an earlier 1.18: not met)
 }
 # Below this many cores of other work on average (`other_work_cores`, recorded by runs since 0.2.0), a CPU run
 # counts as on quiet cores. Runs recorded before then carry no such figure: RUN_CONDITIONS gives what their
