@@ -827,6 +827,8 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
                 else:
                     kwargs["input_ids"] = input_ids
                 kwargs["attention_mask"] = attention_mask
+        # Two threads generating with one model (a demo serving two requests) may set or clear the table under each
+        # other: a step without it runs the unfolded cells, which compute the same gates, so the text stays right.
         self._input_table = self._fold_for_generation()
         try:
             return super().generate(inputs, generation_config, **kwargs)
