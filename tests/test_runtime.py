@@ -19,19 +19,21 @@ def _ticks(monkeypatch, samples):
     monkeypatch.setattr(runtime, "cpu_cores", lambda: 2)
 
 
-def test_training_processes_count_the_cores_busy_now_not_a_minute_ago(monkeypatch):
+def test_auto_processes_count_the_cores_busy_now_not_a_minute_ago(monkeypatch):
     """Right after a package installation the load average is still about 1 on a now-idle machine;
     the idle ticks of the last second say both cores are free."""
-    import torch
+    import seqhf.utils.launch as launch
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(launch, "gpu_count", lambda: 0)
+    monkeypatch.setattr(launch, "launched", lambda: False)
+    monkeypatch.setattr(launch, "cpu_cores", lambda: 2)
     monkeypatch.setattr(runtime.os, "getloadavg", lambda: (1.3, 1.0, 0.8))
     _ticks(monkeypatch, [(1000, 2000), (1195, 2200)])  # 195 of 200 ticks idle
-    assert runtime.training_processes() == 2
+    assert launch.choose_processes("auto")[0] == 2
     _ticks(monkeypatch, [(1000, 2000), (1100, 2200)])  # one core busy with another job
-    assert runtime.training_processes() == 1
+    assert launch.choose_processes("auto")[0] == 1
     _ticks(monkeypatch, [None, None])  # no /proc/stat: the load average decides
-    assert runtime.training_processes() == 1
+    assert launch.choose_processes("auto")[0] == 1
 
 
 def test_cpu_ticks_read_proc_stat():

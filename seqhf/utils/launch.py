@@ -53,7 +53,7 @@ def choose_processes(requested, batch: int | None = None) -> tuple[int, str]:
     """How many processes to train with, and why; 1 means: train in this process.
 
     `auto`: one per free core on a machine without a GPU (the cores other work leaves free, measured over
-    the next second, as `runtime.training_processes` counts them), 1 with a GPU. Always 1 inside a launched
+    the next second, `runtime.other_work`), 1 with a GPU. Always 1 inside a launched
     process, whatever was asked (the launcher already chose). A number: that many (with GPUs, one a GPU at most).
     `batch`: a step's rows, which the processes share out: `auto` takes the most processes that divide it, and a
     number that does not is refused.

@@ -100,17 +100,6 @@ def busy_cores_now(seconds: float = 1.0) -> float | None:
     return cpu_cores() * (1 - (after[0] - before[0]) / total)
 
 
-def training_processes() -> int:
-    """How many processes `scripts/run_main.sh` trains with: one per free core on a machine without a GPU.
-    torch's LSTM gains little from a second thread (IMDb, 2 cores: 1.04x) but about 1.8x from a second
-    process (data parallel over gloo, one thread each); with a GPU, one process."""
-    import torch
-
-    if torch.cuda.is_available():
-        return 1
-    return choose_threads(cpu_cores(), other_work()[0])
-
-
 def other_work(seconds: float = 1.0) -> tuple[float, str]:
     """How many cores other work keeps busy, and words saying how that was measured: the cores busy over the
     next `seconds` (`busy_cores_now`), or the 1-minute load average where /proc/stat does not exist."""
