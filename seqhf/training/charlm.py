@@ -121,30 +121,27 @@ class RankSeeds(TrainerCallback):
 class StreamChunks(torch.utils.data.Dataset):
     """Chunks for stateful TBPTT: each batch row reads its own contiguous stream of the text.
 
-    The text is cut into `batch_size * num_processes` streams. Dataset items are ordered so that
-    sequential batches of `batch_size` — dealt round-robin to the processes, as accelerate does —
-    give every process batch after batch in which row r continues row r of its previous batch.
-    `train_charlm` has accelerate split each batch among the processes instead (`split_batches`), with
-    `num_processes=1`: the streams are those of one process, process p reading the p-th share of its rows.
+    The text is cut into `batch_size` streams, and item `b * batch_size + r` is chunk b of stream r, so that
+    sequential batches give row r the next chunk of its stream. With several processes `train_charlm` has
+    accelerate split each batch among them (`split_batches`): process p reads the p-th share of every batch's
+    rows, so its row r too continues its row r of the previous step.
     """
 
-    def __init__(self, ids, seq_len: int, batch_size: int, num_processes: int = 1):
-        self.ids, self.seq_len, self.batch_size, self.num_processes = ids, seq_len, batch_size, num_processes
-        streams = batch_size * num_processes
-        self.stream_len = (len(ids) - 1) // streams
+    def __init__(self, ids, seq_len: int, batch_size: int):
+        self.ids, self.seq_len, self.batch_size = ids, seq_len, batch_size
+        self.stream_len = (len(ids) - 1) // batch_size
         self.chunks_per_stream = self.stream_len // seq_len
         if self.chunks_per_stream == 0:
             raise SetupError(
-                f"The training text ({len(ids)} characters) is too short for {streams} streams of --seq-len {seq_len}."
+                f"The training text ({len(ids)} characters) is too short for {batch_size} streams of --seq-len {seq_len}."
             )
 
     def __len__(self):
-        return self.chunks_per_stream * self.batch_size * self.num_processes
+        return self.chunks_per_stream * self.batch_size
 
     def __getitem__(self, i):
-        batch, row = divmod(i, self.batch_size)
-        step, process = divmod(batch, self.num_processes)
-        start = (process * self.batch_size + row) * self.stream_len + step * self.seq_len
+        step, row = divmod(i, self.batch_size)
+        start = row * self.stream_len + step * self.seq_len
         chunk = seqdata.window(self.ids, start, start + self.seq_len + 1)
         return {"input_ids": chunk[:-1], "labels": chunk[:-1].clone(), "shift_labels": chunk[1:],
                 "stream_position": torch.tensor(step)}
