@@ -78,6 +78,8 @@ class Scale:
     transformer_context: int = 256
     new_tokens: int = 500
     generate_repeats: int = 5
+    # Compiled and eager decoding differ by a few per cent, under the run-to-run noise of 5 repeats on shared cores.
+    decode_repeats: int = 15
     reviews: int = 1000
     review_chunks: int = 4
     max_length: int = 512
@@ -102,6 +104,7 @@ class Scale:
             transformer_context=32,
             new_tokens=20,
             generate_repeats=2,
+            decode_repeats=2,
             reviews=32,
             review_chunks=2,
             max_length=64,
@@ -218,10 +221,11 @@ class Contender:
 
 
 def measure(contenders, warmup, repeats, device, memory):
-    """Round robin: each repeat runs every contender once, in turn, so slow drifts in machine load hit all alike."""
+    """Round robin: each repeat runs every contender once, in turn, so slow drifts in machine load hit all alike;
+    every other repeat in reverse order, so that none always runs first (after another model's memory traffic)."""
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for i in range(-warmup, repeats):
-        for c in contenders:
+        for c in contenders if i % 2 == 0 else contenders[::-1]:
             sync()
             memory.reset()
             base = memory.current()
@@ -259,8 +263,14 @@ class Row:
         return None if math.isnan(self.ratio) or self.target is None else self.ratio >= self.target
 
 
-def make_row(key, what, ours, peer, repeats, targets, note=""):
-    ratio = ours.rate / peer.rate if peer.rate > 0 else float("nan")
+def make_row(key, what, ours, peer, repeats, targets, note="", paired=False):
+    """The row comparing `ours` with `peer`: the ratio of their median rates or, with `paired`, the median of the
+    ratios within each round-robin repeat (two runs a fraction of a second apart share the machine's load, so their
+    ratio cancels load drifts that move the medians of contenders a few per cent apart)."""
+    if paired and ours.rates and len(ours.rates) == len(peer.rates):
+        ratio = statistics.median(a / b for a, b in zip(ours.rates, peer.rates))
+    else:
+        ratio = ours.rate / peer.rate if peer.rate > 0 else float("nan")
     mib = 2.0**20
     return Row(
         key=key,
@@ -582,18 +592,20 @@ def decode_rows(device, scale, memory, targets):
     plain_c = Contender("plain (h, c) loop", run_plain, "chars/s")
     graphs_before = dynamo_graphs()
     # Compiled and eager alternate in the same run (round robin), so machine load hits both alike.
-    measure([compiled, eager, plain_c], 1, scale.generate_repeats, device, memory)
+    measure([compiled, eager, plain_c], 1, scale.decode_repeats, device, memory)
     graphs = None if graphs_before is None else dynamo_graphs() - graphs_before
     what = f"sampling {n_new} chars, batch 1, book-shape char LSTM, per new token (prompt read included)"
     per_token = (
-        f"ms per token: compiled {1e3 / compiled.rate:.3f}, eager {1e3 / eager.rate:.3f}, "
+        f"ratio: median of the {len(compiled.rates)} paired repeats' ratios (of the medians: "
+        f"{compiled.rate / eager.rate:.3f}); ms per token: compiled {1e3 / compiled.rate:.3f}, eager {1e3 / eager.rate:.3f}, "
         f"plain loop {1e3 / plain_c.rate:.3f}; the first compiled call (compiling) took {compile_seconds[0]:.1f} s"
     )
     if graphs is not None:  # a decode step that recompiled as the text grows would show here
-        per_token += f"; dynamo compiled {graphs} graph(s) in {1 + scale.generate_repeats} compiled generations"
+        per_token += f"; dynamo compiled {graphs} graph(s) in {1 + scale.decode_repeats} compiled generations"
     return [
-        make_row("lstm_decode_compiled_vs_eager", what, compiled, eager, scale.generate_repeats, targets, per_token),
-        make_row("lstm_generate_compiled_vs_plain_loop", what, compiled, plain_c, scale.generate_repeats, targets),
+        make_row("lstm_decode_compiled_vs_eager", what, compiled, eager, scale.decode_repeats, targets, per_token,
+                 paired=True),
+        make_row("lstm_generate_compiled_vs_plain_loop", what, compiled, plain_c, scale.decode_repeats, targets),
     ]
 
 

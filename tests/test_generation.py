@@ -267,6 +267,21 @@ def test_compiled_decoding_gives_the_eager_text(tok):
     assert torch.equal(compiled, eager)
 
 
+def test_decode_step_compile_arguments_keep_the_users_settings():
+    from seqhf.models.lstm.modeling_lstm import decode_step_compile_arguments
+
+    # A mode becomes its options (torch.compile refuses both), with inductor's in-graph size checks off.
+    arguments = decode_step_compile_arguments(CompileConfig(fullgraph=True, mode="reduce-overhead"))
+    assert arguments["fullgraph"] is True and "mode" not in arguments
+    assert arguments["options"] == {"triton.cudagraphs": True, "size_asserts": False}
+    assert decode_step_compile_arguments(CompileConfig(mode="default"))["options"] == {"size_asserts": False}
+    # The user's own options win, and another backend gets the config untouched.
+    users = decode_step_compile_arguments(CompileConfig(mode=None, options={"size_asserts": True, "cpp_wrapper": True}))
+    assert users["options"] == {"size_asserts": True, "cpp_wrapper": True}
+    eager_backend = CompileConfig(backend="eager", mode="default")
+    assert decode_step_compile_arguments(eager_backend) == eager_backend.to_dict()
+
+
 def test_num_return_sequences_and_beams_expand_the_recurrent_cache(tok):
     model = tiny_lm(tok, "lstmx2")
     enc = batch(tok, PROMPTS[:2])
