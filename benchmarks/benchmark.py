@@ -225,7 +225,7 @@ def measure(contenders, warmup, repeats, device, memory):
     every other repeat in reverse order, so that none always runs first (after another model's memory traffic)."""
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for i in range(-warmup, repeats):
-        for c in contenders if i % 2 == 0 else contenders[::-1]:
+        for c in contenders if (i + warmup) % 2 == 0 else contenders[::-1]:
             sync()
             memory.reset()
             base = memory.current()
@@ -257,6 +257,7 @@ class Row:
     target: float
     repeats: int
     note: str = ""
+    paired_ratios: list | None = None  # each repeat's ours/peer rate ratio, where the row's ratio is their median
 
     @property
     def met(self):
@@ -267,8 +268,9 @@ def make_row(key, what, ours, peer, repeats, targets, note="", paired=False):
     """The row comparing `ours` with `peer`: the ratio of their median rates or, with `paired`, the median of the
     ratios within each round-robin repeat (two runs a fraction of a second apart share the machine's load, so their
     ratio cancels load drifts that move the medians of contenders a few per cent apart)."""
-    if paired and ours.rates and len(ours.rates) == len(peer.rates):
-        ratio = statistics.median(a / b for a, b in zip(ours.rates, peer.rates))
+    paired_ratios = [a / b for a, b in zip(ours.rates, peer.rates)] if paired and ours.rates else None
+    if paired_ratios:
+        ratio = statistics.median(paired_ratios)
     else:
         ratio = ours.rate / peer.rate if peer.rate > 0 else float("nan")
     mib = 2.0**20
@@ -288,6 +290,7 @@ def make_row(key, what, ours, peer, repeats, targets, note="", paired=False):
         target=targets[key],
         repeats=repeats,
         note=note,
+        paired_ratios=paired_ratios,
     )
 
 
