@@ -216,8 +216,10 @@ def decode_step_compile_arguments(compile_config):
     arguments = compile_config.to_dict()
     if arguments.get("backend", "inductor") != "inductor":
         return arguments
-    from torch._inductor import list_mode_options
+    from torch._inductor import config, list_mode_options
 
+    if not hasattr(config, "size_asserts"):  # a torch without the option compiles as asked
+        return arguments
     mode = arguments.pop("mode", None)
     mode_options = list_mode_options(mode, arguments.get("dynamic")) if mode and mode != "default" else {}
     arguments["options"] = {**mode_options, "size_asserts": False, **(arguments.get("options") or {})}
