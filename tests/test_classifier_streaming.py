@@ -74,27 +74,25 @@ print(json.dumps({k: r[k] for k in ("train_examples", "test_examples", "test_acc
 """
 
 
-def _write_large_dataset(folder, train_mb: int, words_a_text: int = 40) -> int:
+def _write_large_dataset(folder, train_mb: int) -> int:
     """train / validation / test parquet files; the training texts hold `train_mb` MB of text (long words: many
-    bytes, few tokens, so the test spends its time on bytes rather than on tokens; 40 words of 200 letters, 8 kB a
-    text, so that a batch of 1,000 rows still holds only 8 MB, and the run spends less of its time per row)."""
+    bytes, few tokens, so the test spends its time on bytes rather than on tokens)."""
     folder.mkdir()
     rng = random.Random(0)
     words = ["".join(rng.choice("abcdefghij") for _ in range(200)) for _ in range(40)]
 
     def rows(n):
         labels = [i % 2 for i in range(n)]
-        texts = [" ".join(rng.choices(words, k=words_a_text)) + (" good" if y else " bad") for y in labels]
-        return pa.table({"text": texts, "label": labels})
+        return pa.table({"text": [" ".join(rng.choices(words, k=10)) + (" good" if y else " bad") for y in labels],
+                         "label": labels})
 
     pq.write_table(rows(100), folder / "validation.parquet")
     pq.write_table(rows(100), folder / "test.parquet")
-    rows_a_batch = 1_000
-    batches = train_mb * 1_000_000 // (rows_a_batch * words_a_text * 201) + 1
+    batches = train_mb * 1_000_000 // (5_000 * 2_000) + 1
     with pq.ParquetWriter(folder / "train.parquet", rows(1).schema) as writer:
         for _ in range(batches):
-            writer.write_table(rows(rows_a_batch), row_group_size=250)  # datasets reads a row group at a time
-    return batches * rows_a_batch
+            writer.write_table(rows(5_000), row_group_size=1_000)  # datasets reads a row group at a time
+    return batches * 5_000
 
 
 @pytest.mark.slow
