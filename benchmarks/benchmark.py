@@ -603,6 +603,9 @@ def decode_rows(device, scale, memory, targets):
         f"{compiled.rate / eager.rate:.3f}); ms per token: compiled {1e3 / compiled.rate:.3f}, eager {1e3 / eager.rate:.3f}, "
         f"plain loop {1e3 / plain_c.rate:.3f}; the first compiled call (compiling) took {compile_seconds[0]:.1f} s"
     )
+    step_graphs = getattr(getattr(ours, "_compiled_call", None), "graphs", None)  # the CPU's step, without dynamo
+    if step_graphs is not None:
+        per_token += f"; inductor compiled {len(step_graphs)} graph(s) of the decode step"
     if graphs is not None:  # a decode step that recompiled as the text grows would show here
         per_token += f"; dynamo compiled {graphs} graph(s) in {1 + scale.decode_repeats} compiled generations"
     return [

@@ -3,6 +3,7 @@ the LM class, old cache keywords are taken with a FutureWarning (never dropped),
 recompile as the text grows, the Transformer's forward is one graph, and generate() takes `inputs_embeds`."""
 
 import inspect
+import shutil
 import warnings
 
 import pytest
@@ -179,6 +180,37 @@ def test_compiled_greedy_decoding_compiles_once(family):
     other = model.generate(ids.flip(0), compile_config=compile_config, **settings | dict(attention_mask=mask.flip(0)))
     assert len(graphs) == 1  # a second generation of the same shape reuses the graph
     assert torch.equal(other, model.generate(ids.flip(0), **settings | dict(attention_mask=mask.flip(0))))
+
+
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")), reason="inductor needs a C++ compiler")
+def test_lstm_decode_step_on_the_cpu_compiles_once_without_dynamo(monkeypatch):
+    # With inductor on the CPU the LSTM's decode step is traced once and its inductor graph called directly.
+    from torch._dynamo.utils import counters
+
+    model = trained_lm("lstm")
+    compiled_graphs = []
+    inductor_compile = torch._inductor.compile
+
+    def counting_compile(graph, example_inputs, options=None):
+        compiled_graphs.append(graph)
+        return inductor_compile(graph, example_inputs, options)
+
+    monkeypatch.setattr(torch._inductor, "compile", counting_compile)
+    compile_config = CompileConfig(fullgraph=True, mode="default")
+    compile_config._compile_all_devices = True
+    ids, mask = padded_prompts()
+    settings = dict(attention_mask=mask, max_new_tokens=50, do_sample=False, cache_implementation="static")
+    eager = model.generate(ids, **settings)
+    dynamo_graphs = counters["stats"]["unique_graphs"]
+    compiled = model.generate(ids, compile_config=compile_config, **settings)
+    assert len(compiled_graphs) == 1 and counters["stats"]["unique_graphs"] == dynamo_graphs
+    assert torch.equal(compiled, eager) and len(set(eager[1, 5:].tolist())) > 10
+    again = model.generate(ids.flip(0), compile_config=compile_config, **settings | dict(attention_mask=mask.flip(0)))
+    assert len(compiled_graphs) == 1  # the same shapes reuse the graph
+    assert torch.equal(again, model.generate(ids.flip(0), **settings | dict(attention_mask=mask.flip(0))))
+    one_row = dict(settings, attention_mask=mask[:1])
+    assert torch.equal(model.generate(ids[:1], compile_config=compile_config, **one_row), model.generate(ids[:1], **one_row))
+    assert len(compiled_graphs) == 2  # a new batch size is a new graph
 
 
 # ---------------------------------------------------------------- 4. the Transformer's forward is one graph

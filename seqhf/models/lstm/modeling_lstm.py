@@ -226,6 +226,74 @@ def decode_step_compile_arguments(compile_config):
     return arguments
 
 
+def split_flat_step_inputs(flat, layer_sizes, state_sizes):
+    """`recurrent_decode_step`'s tensor arguments from the flat list `InductorDecodeStep` makes of them: (input_ids,
+    embedding_weight, layer_weights, states, count, head_weight, head_bias, input_table)."""
+    values = iter(flat)
+    input_ids, embedding_weight = next(values), next(values)
+    layer_weights = [[next(values) for _ in range(n)] for n in layer_sizes]
+    states = [tuple(next(values) for _ in range(n)) for n in state_sizes]
+    count, head_weight, head_bias, input_table = values
+    return input_ids, embedding_weight, layer_weights, states, count, head_weight, head_bias, input_table
+
+
+class InductorDecodeStep:
+    """`recurrent_decode_step` compiled by inductor and called without dynamo, for the CPU. Dynamo's per-call work
+    (its frame, guards and argument handling) costs about 60-100 us at the book's char LSTM: as much as the fused
+    gate arithmetic saves, which is why a `torch.compile`d step was no faster than eager on the CPU. So the step is
+    traced once per structure and shape with `make_fx` (all its arguments are tensors, plus the two cell functions),
+    compiled with `torch._inductor.compile`, and called directly; the key below plays the part of dynamo's guards.
+    With grad mode on, or past `MAX_GRAPHS` shapes (dynamo's recompile limit), it runs eagerly."""
+
+    MAX_GRAPHS = 8
+
+    def __init__(self, options):
+        self.options = options
+        self.graphs = {}  # key -> (compiled function, positions of the tensors it reads)
+
+    def __call__(self, cell, input_ids, embedding_weight, layer_weights, states, count, head_weight, head_bias,
+                 input_table=None, cell_from_input_gates=None):
+        layer_sizes, state_sizes = tuple(map(len, layer_weights)), tuple(map(len, states))
+        flat = [input_ids, embedding_weight, *[w for ws in layer_weights for w in ws],
+                *[t for state in states for t in state], count, head_weight, head_bias, input_table]
+        key = (cell, cell_from_input_gates, layer_sizes, state_sizes,
+               *[None if t is None else (t.dtype, t.device, t.shape, t.stride()) for t in flat])
+        entry = self.graphs.get(key)
+        if entry is None:
+            if torch.is_grad_enabled() or len(self.graphs) >= self.MAX_GRAPHS:
+                return recurrent_decode_step(cell, input_ids, embedding_weight, layer_weights, states, count,
+                                             head_weight, head_bias, input_table, cell_from_input_gates)
+            entry = self.graphs[key] = self._compile(cell, cell_from_input_gates, layer_sizes, state_sizes, flat)
+        compiled, reads = entry
+        logits, *final_state = compiled(*[flat[i] for i in reads])
+        return logits, tuple(final_state)
+
+    def _compile(self, cell, cell_from_input_gates, layer_sizes, state_sizes, flat):
+        import torch._inductor
+        from torch.fx.experimental.proxy_tensor import make_fx
+
+        present = [i for i, t in enumerate(flat) if t is not None]
+
+        def step(*tensors):  # the same step, `flat`'s tensors replaced by the traced ones
+            values = dict(zip(present, tensors))
+            ids, embedding, weights, states, count, head_weight, head_bias, table = split_flat_step_inputs(
+                [values.get(i) for i in range(len(flat))], layer_sizes, state_sizes
+            )
+            logits, final_state = recurrent_decode_step(cell, ids, embedding, weights, states, count, head_weight,
+                                                        head_bias, table, cell_from_input_gates)
+            return (logits, *final_state)
+
+        graph = make_fx(step, tracing_mode="fake")(*[flat[i] for i in present])  # real tracing would run the step
+        # Inputs the step never reads (W_ih of a folded first layer, the embedding) are dropped from the graph.
+        placeholders = list(graph.graph.find_nodes(op="placeholder"))
+        reads = [i for i, node in zip(present, placeholders) if node.users]
+        for node in placeholders:
+            if not node.users:
+                graph.graph.erase_node(node)
+        graph.recompile()
+        return torch._inductor.compile(graph, [flat[i] for i in reads], self.options), reads
+
+
 def valid_tokens_first(attention_mask):
     """Per row, the time order that puts real tokens first (left or right padding alike)."""
     # Unique keys (padding after every real token, then by position) make a plain argsort stable,
@@ -794,13 +862,18 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
         """What generate() calls for its decode steps when it compiles (a static cache and a `compile_config`):
         the model, with each one-token step from a filled cache run by a compiled `recurrent_decode_step`.
         Compiling that function of tensors, rather than `self.__call__` as transformers does, keeps the checks
-        and the Python objects (model, cache, output) out of the graph and its guards: on the CPU a compiled
-        step then costs about what an eager one does, where the whole forward compiled cost 1.2x. Any other call
-        (a prompt, hidden states requested) runs eagerly, as transformers' prefill does."""
+        and the Python objects (model, cache, output) out of the graph. On the CPU, inductor's graph of the step
+        is called without dynamo (`InductorDecodeStep`), whose per-call work cost as much as compiling saved.
+        Any other call (a prompt, hidden states requested) runs eagerly, as transformers' prefill does."""
         compile_config = compile_config or self._default_compile_config()
-        if getattr(self, "_compiled_call", None) is None or self._last_compile_config != compile_config:
-            self._last_compile_config = compile_config
-            self._compiled_call = torch.compile(recurrent_decode_step, **decode_step_compile_arguments(compile_config))
+        wanted = (compile_config, self.device.type)
+        if getattr(self, "_compiled_call", None) is None or self._last_compile_config != wanted:
+            self._last_compile_config = wanted
+            arguments = decode_step_compile_arguments(compile_config)
+            if self.device.type == "cpu" and arguments.get("backend", "inductor") == "inductor":
+                self._compiled_call = InductorDecodeStep(arguments.get("options"))
+            else:  # CUDA graphs (mode "reduce-overhead") and other backends go through torch.compile
+                self._compiled_call = torch.compile(recurrent_decode_step, **arguments)
         compiled_step = self._compiled_call
 
         def call(input_ids=None, cache=None, return_dict=None, use_cache=None, **kwargs):
