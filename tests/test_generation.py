@@ -254,16 +254,18 @@ def test_static_cache_equals_dynamic(tok, kind):
 
 
 @pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")), reason="torch.compile (inductor) needs a C++ compiler")
-def test_compiled_decoding_gives_the_eager_text(tok):
-    # transformers' own compile path: a static cache and a compile config (allowed on the CPU here).
-    model = tiny_lm(tok)
+@pytest.mark.parametrize("kind", ["lstm", "lstmx2", "gru", "rnn"])
+def test_compiled_decoding_gives_the_eager_text(tok, kind):
+    # transformers' own compile path: a static cache and a compile config (allowed on the CPU here), for each
+    # cell and a stack of two (one or two state tensors a layer, a folded first layer and an unfolded second).
+    model = tiny_lm(tok, kind)
     enc = batch(tok, PROMPTS[:2])
     eager = model.generate(**enc, max_new_tokens=20, do_sample=False, cache_implementation="static")
     compile_config = CompileConfig(fullgraph=True, mode="default")
     compile_config._compile_all_devices = True
     compiled = model.generate(**enc, max_new_tokens=20, do_sample=False, cache_implementation="static",
                               compile_config=compile_config)
-    assert hasattr(model, "_compiled_call")  # the decode steps did run compiled
+    assert len(model._compiled_call.graphs) == 1  # the decode steps ran inductor's graph (on the CPU, without dynamo)
     assert torch.equal(compiled, eager)
 
 
