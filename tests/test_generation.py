@@ -269,6 +269,21 @@ def test_compiled_decoding_gives_the_eager_text(tok, kind):
     assert torch.equal(compiled, eager)
 
 
+def test_the_compiled_decode_step_runs_eagerly_past_its_graph_limit(tok, monkeypatch):
+    # Like dynamo past its recompile limit: no more graphs, the step runs eagerly and the text is the same.
+    from seqhf.models.lstm.modeling_lstm import InductorDecodeStep
+
+    monkeypatch.setattr(InductorDecodeStep, "MAX_GRAPHS", 0)
+    model = tiny_lm(tok)
+    enc = batch(tok, PROMPTS[:2])
+    settings = dict(max_new_tokens=10, do_sample=False, cache_implementation="static")
+    compile_config = CompileConfig(fullgraph=True, mode="default")
+    compile_config._compile_all_devices = True
+    compiled = model.generate(**enc, **settings, compile_config=compile_config)
+    assert isinstance(model._compiled_call, InductorDecodeStep) and not model._compiled_call.graphs
+    assert torch.equal(compiled, model.generate(**enc, **settings))
+
+
 def test_decode_step_compile_arguments_keep_the_users_settings():
     from seqhf.models.lstm.modeling_lstm import decode_step_compile_arguments
 
