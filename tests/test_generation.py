@@ -284,6 +284,24 @@ def test_the_compiled_decode_step_runs_eagerly_past_its_graph_limit(tok, monkeyp
     assert torch.equal(compiled, model.generate(**enc, **settings))
 
 
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")), reason="inductor needs a C++ compiler")
+def test_the_compiled_decode_step_keeps_gradients_by_running_eagerly(tok):
+    # Its graphs are inference graphs: with grad mode on, the step runs eagerly and the logits keep their graph.
+    from seqhf.models.lstm.modeling_lstm import InductorDecodeStep
+
+    model = tiny_lm(tok).eval()
+    step, ids = InductorDecodeStep(None), torch.tensor([[5], [7]])
+    enc = batch(tok, PROMPTS[:2])
+    eager_cache, compiled_cache = (model(**enc, use_cache=True).cache for _ in range(2))
+    with torch.no_grad():
+        compiled = model._decode_step(ids, compiled_cache, True, step=step).logits
+    assert len(step.graphs) == 1
+    with torch.enable_grad():  # the same shapes, so the graph is there to be (wrongly) used
+        logits = model._decode_step(ids, eager_cache, True, step=step).logits
+    assert logits.requires_grad and len(step.graphs) == 1
+    torch.testing.assert_close(compiled, logits.detach())
+
+
 def test_decode_step_compile_arguments_keep_the_users_settings():
     from seqhf.models.lstm.modeling_lstm import decode_step_compile_arguments
 

@@ -253,6 +253,10 @@ class InductorDecodeStep:
 
     def __call__(self, cell, input_ids, embedding_weight, layer_weights, states, count, head_weight, head_bias,
                  input_table=None, cell_from_input_gates=None):
+        args = (cell, input_ids, embedding_weight, layer_weights, states, count, head_weight, head_bias, input_table,
+                cell_from_input_gates)
+        if torch.is_grad_enabled():  # the graphs are inference graphs
+            return recurrent_decode_step(*args)
         layer_sizes, state_sizes = tuple(map(len, layer_weights)), tuple(map(len, states))
         flat = [input_ids, embedding_weight, *[w for ws in layer_weights for w in ws],
                 *[t for state in states for t in state], count, head_weight, head_bias, input_table]
@@ -260,9 +264,8 @@ class InductorDecodeStep:
                *[None if t is None else (t.dtype, t.device, t.shape, t.stride()) for t in flat])
         entry = self.graphs.get(key)
         if entry is None:
-            if torch.is_grad_enabled() or len(self.graphs) >= self.MAX_GRAPHS:
-                return recurrent_decode_step(cell, input_ids, embedding_weight, layer_weights, states, count,
-                                             head_weight, head_bias, input_table, cell_from_input_gates)
+            if len(self.graphs) >= self.MAX_GRAPHS:
+                return recurrent_decode_step(*args)
             entry = self.graphs[key] = self._compile(cell, cell_from_input_gates, layer_sizes, state_sizes, flat)
         compiled, reads = entry
         logits, *final_state = compiled(*[flat[i] for i in reads])
