@@ -140,3 +140,27 @@ def test_table_has_its_own_learning_rate_and_no_weight_decay(tmp_path):
     assert table_group["params"] == [model.ngrams.weight]
     others = [p for g in optimizer.param_groups if g is not table_group for p in g["params"]]
     assert len(others) == len(list(model.parameters())) - 1
+
+
+def test_rare_ngrams_are_dropped_after_training():
+    from seqhf.training.ngram_pruning import drop_rare_ngrams, texts_per_bucket
+
+    model = wide_classifier(buckets=2**16, ngram_orders=[1, 2])
+    texts = [[5, 6, 7], [5, 6, 8], [5, 9], [], [5, 5, 5]]  # an empty text, and a token three times in one text
+    bucket = {}
+    for gram in ([5], [6], [7], [8], [9], [5, 6], [6, 7], [6, 8], [5, 9], [5, 5]):
+        ids = torch.tensor([gram])
+        bucket[tuple(gram)] = int(model.ngrams.hashed(ids, torch.ones_like(ids, dtype=torch.bool), len(gram))[0][0, 0])
+    assert len(set(bucket.values())) == len(bucket)  # no collision in 65,536 buckets: the counts below are exact
+    counts = texts_per_bucket(model.ngrams, [texts[:2], texts[2:]])  # batches of any size give the same counts
+    assert {gram: int(counts[b]) for gram, b in bucket.items()} == {
+        (5,): 4, (6,): 2, (7,): 1, (8,): 1, (9,): 1, (5, 6): 2, (6, 7): 1, (6, 8): 1, (5, 9): 1, (5, 5): 1}
+    assert int(counts.sum()) == 15
+    before = model.ngrams.weight.detach().clone()
+    dropped = drop_rare_ngrams(model, [texts], min_texts=2)
+    weight = model.ngrams.weight.detach()
+    kept = [bucket[(5,)], bucket[(6,)], bucket[(5, 6)]]
+    assert torch.equal(weight[kept], before[kept])
+    assert dropped == 2**16 - 3 and int((weight != 0).any(dim=1).sum()) == 3  # every other row, hit or not
+    assert drop_rare_ngrams(model, iter(()), min_texts=1) == 0 and torch.equal(model.ngrams.weight, weight)
+    assert drop_rare_ngrams(wide_classifier(buckets=0), None, min_texts=5) == 0  # no path: nothing read

@@ -57,6 +57,7 @@ from .embeddings import (
     word_vector_texts,
     word_vector_workers,
 )
+from .ngram_pruning import drop_rare_ngrams
 from .presets import get_preset, small_data_preset
 from .run_folder import holds_output_folder
 
@@ -145,6 +146,10 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     with phases("training (with validation)"):
         trainer.train(resume_from_checkpoint=checkpoint)
     trainer.remove_callback(EarlyStoppingCallback)  # the final evaluations are not for early stopping
+    min_texts = preset["train"].get("ngram_min_texts", 1)
+    with phases("rare n-grams"):
+        train_ids = (batch["input_ids"] for batch in encoded["train"].select_columns(["input_ids"]).iter(batch_size=256))
+        dropped = drop_rare_ngrams(trainer.model, train_ids, min_texts)
     # Temperature scaling (`seqhf.training.calibration`): fitted on validation, folded into the saved head,
     # so the final figures, `pipeline(...)` and ONNX give calibrated scores; the argmax does not change.
     with phases("calibration (validation)"):
@@ -158,6 +163,8 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         **describe_inputs(data, preset, tokenizer, encoded),
         word_vectors=(dict(vector_settings, texts=len(texts), train_repeats=word_vector_train_repeats) if texts else None),
         small_data_overrides=small_data,
+        ngram_min_texts=min_texts if getattr(net, "ngrams", None) is not None else None,
+        ngram_rows_dropped=dropped,
         adversarial_epsilon=trainer.adversarial_epsilon or None,
         best_validation_metric=best_metric, best_validation_value=trainer.state.best_metric,
         **kept_model(trainer, best_metric),

@@ -40,8 +40,13 @@ SENTIMENT_PRESETS = {
                    embedding_dropout=0.2, classifier_dropout=0.4, ngram_buckets=2**21, ngram_dropout=0.5),
         vocab_size=30000, max_length=1024, truncation="head_tail",
         word_vectors=dict(sg=0, window=5, epochs=4, min_words=15_000_000),
+        # ngram_min_texts: once trained, the n-gram path's buckets that fewer than 5 training reviews hit are zeroed
+        # (`seqhf.training.ngram_pruning`). From the saved folder of a run without it (2-core AMD EPYC): validation
+        # 92.08 % as trained, 92.04 / 92.08 / 92.68 / 92.44 % with 2 / 3 / 5 / 10 (5 chosen on validation); test
+        # 92.11 % as trained, 92.13 % with 5; the temperature fitted on validation then lands nearer the test
+        # split's (test ECE 0.0112 -> 0.0092).
         train=dict(learning_rate=3e-3, epochs=2, batch_size=64, weight_decay=0.01, warmup=0.1,
-                   scheduler="cosine", patience=1, ngram_lr_factor=10.0),
+                   scheduler="cosine", patience=1, ngram_lr_factor=10.0, ngram_min_texts=5),
     ),
     "transformer": dict(
         arch="transformer",
