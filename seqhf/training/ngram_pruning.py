@@ -8,6 +8,7 @@ as a vocabulary's minimum document frequency would (scikit-learn's `min_df`, fas
 The saved folder carries the zeros as it carries any weight: `pipeline`, remote code and ONNX need nothing new."""
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 
 @torch.no_grad()
@@ -17,12 +18,8 @@ def texts_per_bucket(ngrams, batches) -> torch.Tensor:
     reads the training split)."""
     counts = torch.zeros(ngrams.buckets, dtype=torch.int64)
     for rows in batches:
-        width = max(1, max(map(len, rows), default=1))
-        ids = torch.zeros(len(rows), width, dtype=torch.int64)
-        valid = torch.zeros(len(rows), width, dtype=torch.bool)
-        for i, row in enumerate(rows):
-            ids[i, :len(row)] = torch.as_tensor(row, dtype=torch.int64)
-            valid[i, :len(row)] = True
+        ids = pad_sequence([torch.as_tensor(row, dtype=torch.int64) for row in rows], batch_first=True)
+        valid = torch.arange(ids.shape[1]) < torch.tensor([len(row) for row in rows]).unsqueeze(1)
         keys = []
         for n in ngrams.orders:
             bucket, real = ngrams.hashed(ids, valid, n)

@@ -869,11 +869,11 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
         is called without dynamo (`InductorDecodeStep`), whose per-call work cost as much as compiling saved.
         Any other call (a prompt, hidden states requested) runs eagerly, as transformers' prefill does."""
         compile_config = compile_config or self._default_compile_config()
-        wanted = (compile_config, self.device.type)
-        if getattr(self, "_compiled_call", None) is None or self._last_compile_config != wanted:
-            self._last_compile_config = wanted
+        device = self.device.type
+        if getattr(self, "_compiled_call", None) is None or self._compiled_for != (compile_config, device):
+            self._compiled_for = (compile_config, device)
             arguments = decode_step_compile_arguments(compile_config)
-            if self.device.type == "cpu" and arguments.get("backend", "inductor") == "inductor":
+            if device == "cpu" and arguments.get("backend", "inductor") == "inductor":
                 self._compiled_call = InductorDecodeStep(arguments.get("options"))
             else:  # CUDA graphs (mode "reduce-overhead") and other backends go through torch.compile
                 self._compiled_call = torch.compile(recurrent_decode_step, **arguments)
