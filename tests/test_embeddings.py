@@ -210,6 +210,7 @@ def test_baseline_is_fitted_beside_word2vec_with_the_same_figures(tmp_path):
     data = _write_imdb_with_unlabelled(tmp_path / "imdb")
     results = train_sentiment(TINY_WITH_VECTORS, str(data), tmp_path / "out", report_to="none", disable_tqdm=True)
     assert "baseline (waiting for the background fit)" in results["phase_wall_time_s"]
+    assert "rare n-grams" not in results["phase_wall_time_s"]  # no n-gram path: no pruning phase to log
     here = tfidf_logistic_regression(load_data(dict(source=str(data), label_names=["negative", "positive"]),
                                                TINY_WITH_VECTORS, seed=42))
     assert results["baseline"]["examples"] == here["examples"] > 0

@@ -146,10 +146,11 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     with phases("training (with validation)"):
         trainer.train(resume_from_checkpoint=checkpoint)
     trainer.remove_callback(EarlyStoppingCallback)  # the final evaluations are not for early stopping
-    min_texts = preset["train"].get("ngram_min_texts", 1)
-    with phases("rare n-grams"):
-        train_ids = (batch["input_ids"] for batch in encoded["train"].select_columns(["input_ids"]).iter(batch_size=256))
-        dropped = drop_rare_ngrams(trainer.model, train_ids, min_texts)
+    min_texts, dropped = preset["train"].get("ngram_min_texts", 1), 0
+    if getattr(net, "ngrams", None) is not None and min_texts > 1:
+        with phases("rare n-grams"):
+            train_ids = (batch["input_ids"] for batch in encoded["train"].select_columns(["input_ids"]).iter(batch_size=256))
+            dropped = drop_rare_ngrams(trainer.model, train_ids, min_texts)
     # Temperature scaling (`seqhf.training.calibration`): fitted on validation, folded into the saved head,
     # so the final figures, `pipeline(...)` and ONNX give calibrated scores; the argmax does not change.
     with phases("calibration (validation)"):

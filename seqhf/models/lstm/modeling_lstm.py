@@ -226,6 +226,13 @@ def decode_step_compile_arguments(compile_config):
     return arguments
 
 
+def flat_step_inputs(input_ids, embedding_weight, layer_weights, states, count, head_weight, head_bias, input_table):
+    """`recurrent_decode_step`'s tensor arguments as one flat list (None where absent), as `InductorDecodeStep`
+    keys, traces and calls them; `split_flat_step_inputs` is its inverse."""
+    return [input_ids, embedding_weight, *[w for ws in layer_weights for w in ws],
+            *[t for state in states for t in state], count, head_weight, head_bias, input_table]
+
+
 def split_flat_step_inputs(flat, layer_sizes, state_sizes):
     """`recurrent_decode_step`'s tensor arguments from the flat list `InductorDecodeStep` makes of them: (input_ids,
     embedding_weight, layer_weights, states, count, head_weight, head_bias, input_table)."""
@@ -258,8 +265,8 @@ class InductorDecodeStep:
         if torch.is_grad_enabled():  # the graphs are inference graphs
             return recurrent_decode_step(*args)
         layer_sizes, state_sizes = tuple(map(len, layer_weights)), tuple(map(len, states))
-        flat = [input_ids, embedding_weight, *[w for ws in layer_weights for w in ws],
-                *[t for state in states for t in state], count, head_weight, head_bias, input_table]
+        flat = flat_step_inputs(input_ids, embedding_weight, layer_weights, states, count, head_weight, head_bias,
+                                input_table)
         key = (cell, cell_from_input_gates, layer_sizes, state_sizes,
                *[None if t is None else (t.dtype, t.device, t.shape, t.stride()) for t in flat])
         entry = self.graphs.get(key)
