@@ -210,6 +210,9 @@ def test_multi_label_dataset_trains_a_sigmoid_model(tmp_path):
     assert results["validation_nll"] == pytest.approx(results["validation_loss"], abs=1e-5)
     card = (out / "README.md").read_text()
     assert "No test split" in card and "at least 0.5" in card
+    with pytest.raises(SetupError, match="label_smoothing_factor"):  # a softmax's smoothing, refused before training
+        train_classifier(dict(source=str(tmp_path / "train.jsonl"), label_column="tags"), TINY, tmp_path / "smoothed",
+                         label_smoothing_factor=0.1, **QUIET)
 
 
 @pytest.mark.parametrize("preset", [TINY, TINY_TRANSFORMER], ids=["lstm", "transformer"])

@@ -479,3 +479,28 @@ def test_adversarial_training_adds_the_perturbed_texts_gradients(tmp_path):
         assert not model.get_input_embeddings()._forward_hooks
     torch.testing.assert_close(moves[1e-7], 2 * moves[0.0], rtol=1e-4, atol=1e-6)
     assert not torch.allclose(moves[0.5], 2 * moves[0.0], rtol=1e-2, atol=1e-4)
+
+
+def test_label_smoothing_factor_smooths_the_classifiers_loss_on_both_paths(tmp_path):
+    """`label_smoothing_factor` (a TrainingArguments field) reaches the classifier's loss as in Trainer's own,
+    whether the batch runs as one pass or as equal-length groups; without it the loss is the model's own."""
+    model = _tiny_classifier(initializer_range=0.5).eval()
+    tokenizer = build_word_tokenizer(["a b c", "a b c"], vocab_size=30)
+    g = torch.Generator().manual_seed(3)
+    rows = [{"input_ids": torch.randint(1, 30, (n,), generator=g).tolist(), "labels": i % 3}
+            for i, n in enumerate([5, 9, 9, 3])]
+    batch = DataCollatorWithPadding(tokenizer)(rows)
+    with torch.no_grad():
+        logits = torch.cat([model(input_ids=torch.tensor([r["input_ids"]])).logits for r in rows])
+    labels = torch.tensor([r["labels"] for r in rows])
+    for factor in (0.0, 0.2):
+        for split in (False, True):
+            args = make_training_args(tmp_path, TINY_TRAIN, task="classification", label_smoothing_factor=factor,
+                                      eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
+                                      report_to="none", disable_tqdm=True)
+            trainer = ClassifierTrainer(model=model, args=args, split_by_length=split)
+            with torch.no_grad():
+                loss, outputs = trainer.compute_loss(model, dict(batch), return_outputs=True)
+            expected = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=factor)
+            torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(outputs["loss"], expected, rtol=1e-5, atol=1e-6)

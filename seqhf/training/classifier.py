@@ -83,7 +83,9 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     `word_vector_train_repeats`: how many times word2vec reads the training texts (`word_vector_texts`).
     `streaming`: data larger than memory. Every phase reads the splits from their memory-mapped Arrow files a
     batch at a time (as it always does); `streaming` refuses the one step that holds every training text's
-    features in memory, the TF-IDF baseline (`baseline` must be False), and records the mode."""
+    features in memory, the TF-IDF baseline (`baseline` must be False), and records the mode.
+    `train_overrides`: `TrainingArguments` fields over the preset's (e.g. `label_smoothing_factor=0.1`, which
+    smooths the loss as Trainer's own does; refused for label lists)."""
     clock = RunClock()
     check_options(epochs, word_vector_train_repeats, unlabelled_data, init_from, streaming and baseline)
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("sentiment", model, quick)
@@ -91,6 +93,9 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     phases = PhaseTimes()
     data, extra_texts = load_inputs(data, preset, seed, unlabelled_data, phases)
     subsample(data, preset, seed)
+    if data.multi_label and train_overrides.get("label_smoothing_factor"):
+        raise SetupError("label_smoothing_factor smooths a softmax over one label per text; this dataset has label "
+                         "lists (one sigmoid a label): train it without label smoothing.")
     preset, small_data = small_data_preset(preset_name, preset, len(data.splits["train"]), quick)
     if init_from:
         net, tokenizer = classifier_from_lm(init_from, preset, data, train_overrides)

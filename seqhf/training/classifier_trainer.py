@@ -146,7 +146,17 @@ class ClassifierTrainer(Trainer):
         can_split = self.split_by_length and (not model.training or self.args.world_size == 1)
         if not (can_split and padded):
             outputs = model(**inputs)
-            return (outputs.loss, outputs) if return_outputs else outputs.loss
+            loss = outputs.loss
+        else:
+            loss, outputs = self.length_split_loss(model, inputs, lengths)
+        if self.label_smoother is not None and "labels" in inputs:  # `label_smoothing_factor`, as Trainer's own loss
+            loss = self.label_smoother({"logits": outputs["logits"]}, inputs["labels"])
+            outputs["loss"] = loss
+        return (loss, outputs) if return_outputs else loss
+
+    @staticmethod
+    def length_split_loss(model, inputs, lengths):
+        """The batch run as groups of equal-length rows (no padding): the mean loss and the rows' logits."""
         labels = inputs["labels"]
         loss, logits = 0.0, None
         for length in lengths.unique().tolist():
@@ -158,7 +168,7 @@ class ClassifierTrainer(Trainer):
                 logits = out.logits.new_zeros(len(labels), out.logits.shape[-1])
             logits[rows] = out.logits
         loss = loss / len(labels)
-        return (loss, {"loss": loss, "logits": logits}) if return_outputs else loss
+        return loss, {"loss": loss, "logits": logits}
 
 
 SentimentTrainer = ClassifierTrainer  # the name of the chapter's project
