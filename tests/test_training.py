@@ -504,3 +504,9 @@ def test_label_smoothing_factor_smooths_the_classifiers_loss_on_both_paths(tmp_p
             expected = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=factor)
             torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
             torch.testing.assert_close(outputs["loss"], expected, rtol=1e-5, atol=1e-6)
+    from seqhf.training.common import train_args_summary
+
+    assert train_args_summary(trainer.args)["label_smoothing_factor"] == 0.2  # the run records it
+    for task in ("charlm", "wordlm"):  # their own losses have no smoother: refused, not ignored
+        with pytest.raises(SetupError, match="label_smoothing_factor"):
+            make_training_args(tmp_path, TINY_TRAIN, task=task, label_smoothing_factor=0.1)

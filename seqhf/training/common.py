@@ -96,6 +96,11 @@ def make_training_args(output_dir, train: dict, *, task, max_grad_norm=1.0, seed
         # share of it), so a recipe gives the same figures on one core or several. Each shared batch is of
         # reviews of one length (`LengthBucketSampler`), so no process waits for another's longer reviews.
         kwargs["accelerator_config"] = {"split_batches": True}
+    if not classification and overrides.get("label_smoothing_factor"):
+        # The LMs' Trainers compute their own losses (state carried across windows, sampled softmax), which have
+        # no label smoother: refused rather than silently ignored.
+        raise SetupError("label_smoothing_factor applies to classifiers only; the language models train on the plain "
+                         "next-token loss.")
     kwargs.update(overrides)
     return TrainingArguments(**kwargs)
 
@@ -119,6 +124,7 @@ def train_args_summary(args: TrainingArguments, early_stopping_patience=None) ->
         "gradient_accumulation_steps": args.gradient_accumulation_steps,
         "warmup_steps": args.warmup_steps,
         "weight_decay": args.weight_decay,
+        "label_smoothing_factor": args.label_smoothing_factor,
         "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
         "optim": str(getattr(args.optim, "value", args.optim)),
         "num_train_epochs": args.num_train_epochs,
