@@ -36,8 +36,8 @@ SENTIMENT_PRESETS = {
     # Each step costs about 27 ms more on one thread (fused AdamW over the 4.2 M weights and the dense gradient).
     # Hidden 128 instead of 192 (issue 26, the 10 minutes on AMD EPYCs): with the n-gram path the head's size matters
     # less than it did alone. run_main.sh, 2 quiet cores of an AMD EPYC, cold datasets cache: hidden 192 trained in
-    # 494 s, 92.28 % (validation 92.32 %), 12.0 min for the whole command; hidden 128 in 336 and 315 s, 92.14 and
-    # 92.12 % (validation 92.20 and 92.32 %), 8.8 and 8.5 min (model_cards/measured/trials/README.md). A training step
+    # 494 s, 92.28 % (validation 92.32 %), 12.0 min for the whole command; hidden 128 in 315-336 s, 92.14, 92.12 and
+    # 91.96 % (validation 92.20, 92.32, 92.48 %), 8.5-8.8 min (model_cards/measured/trials/README.md). A training step
     # costs 0.61x as much (one thread, batch 32 of 230 tokens: 261 against 427 ms).
     "lstm": dict(
         arch="lstm",
