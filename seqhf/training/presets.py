@@ -33,14 +33,16 @@ SENTIMENT_PRESETS = {
     # (the kept epoch-1 model, validation 92.76 %; its epoch-2 checkpoint, validation 92.48 %, scored 92.07 %;
     # TF-IDF + LR on that split 90.38 %, on seed 42's 90.34 %). The table alone
     # (no LSTM, same schedule): 90.64 % at 10x the rate, 90.40 % with half its n-grams dropped, 87.71 % at 1x.
-    # Each step costs about 27 ms more on one thread (fused AdamW over the 4.2 M weights and the dense gradient).
+    # Each step costs about 27 ms more on one thread: the table's dense gradient in the backward pass (forward and
+    # backward 285 against 253 ms without the path at hidden 128; its fused AdamW step takes 2.5 ms).
     # Hidden 128 instead of 192 (issue 26, the 10 minutes on AMD EPYCs): with the n-gram path the head's size matters
     # less than it did alone. run_main.sh, 2 quiet cores of an AMD EPYC, cold datasets cache: hidden 192 trained in
     # 494 s, 92.28 % (validation 92.32 %), 12.0 min for the whole command; hidden 128 in 313-336 s, 92.14, 92.12,
     # 91.96 and 91.87 % (validation 92.20, 92.32, 92.48, 92.12 %), 8.4-8.8 min (model_cards/measured/trials/README.md).
     # A training step costs 0.61x as much (one thread, batch 32 of 230 tokens: 261 against 427 ms).
-    # 2**22 buckets instead of 2**21 (fewer n-grams to a bucket), three runs: 92.31, 92.12 and 91.97 % (mean 92.13 against
-    # 92.02 % for four runs at 2**21) for 40 s more a run, the validation/test temperature gap unchanged: not kept.
+    # 2**22 buckets instead of 2**21 (fewer n-grams to a bucket), three runs: 92.31, 92.12 and 91.97 % (mean 92.13
+    # against 92.02 % for four runs at 2**21) for 40 s more a run, the validation/test temperature gap unchanged:
+    # not kept.
     # Hidden 160: 92.21 % in one run, but 10 min 8 s for the whole command (training 404 against 313 s): not kept.
     "lstm": dict(
         arch="lstm",
