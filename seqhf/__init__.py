@@ -86,9 +86,14 @@ def register_auto_classes() -> None:
 
 
 def _started_as_the_command() -> bool:
-    """True in the `seqhf` console script: its subcommands register when they load a model, so that
-    `seqhf --help` answers without importing torch. Everywhere else `import seqhf` registers at once."""
-    return os.path.basename(sys.argv[0]) in ("seqhf", "seqhf.exe") and not os.environ.get("SEQHF_EAGER_IMPORT")
+    """True in the `seqhf` command (the console script or `python -m seqhf`): its subcommands register when
+    they load a model, so that `seqhf --help` answers without importing torch. Everywhere else `import seqhf`
+    registers at once."""
+    if os.environ.get("SEQHF_EAGER_IMPORT"):
+        return False
+    argv = getattr(sys, "orig_argv", sys.argv)  # while `-m seqhf` imports the package, sys.argv[0] is only "-m"
+    as_module = any(flag == "-m" and module == "seqhf" for flag, module in zip(argv, argv[1:])) or "-mseqhf" in argv
+    return as_module or os.path.basename(sys.argv[0]) in ("seqhf", "seqhf.exe")
 
 
 if not _started_as_the_command():

@@ -1,5 +1,6 @@
 """The demo's library side (issue 15): streamed generation, the Space folder, pushing it (no network)."""
 
+import os
 import subprocess
 import sys
 import time
@@ -69,7 +70,7 @@ def test_generation_errors_reach_the_caller(generator):
     start = time.perf_counter()
     with pytest.raises(ValueError, match="max_new_tokens"):
         list(stream_generation(model, tok, "The", 1.0, 0, 1.0, 0, 1))
-    assert time.perf_counter() - start < 30  # the streamer was closed, not left waiting for its timeout
+    assert time.perf_counter() - start < 90  # the streamer was closed, not left waiting for its 120 s timeout
 
 
 def test_space_folder_has_the_header_and_loads_by_repo_id(tmp_path):
@@ -161,10 +162,13 @@ def test_incomplete_space_is_refused_with_the_list(tmp_path, capsys):
     assert proc.returncode == 1 and "app.py" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_demo_script_help_is_fast_and_needs_a_model():
+def test_demo_script_help_imports_nothing_heavy_and_needs_a_model():
     script = [sys.executable, "-m", "seqhf", "demo"]
-    start = time.perf_counter()
-    assert subprocess.run(script + ["--help"], capture_output=True, timeout=60).returncode == 0
-    assert time.perf_counter() - start < 10  # no gradio or torch import before the arguments are parsed
+    # Python lists every module it imports on stderr: gradio and torch must wait until the arguments are parsed.
+    proc = subprocess.run(script + ["--help"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert proc.returncode == 0 and "seqhf.cli.app" in imported
+    assert not imported & {"torch", "gradio", "transformers"}
     proc = subprocess.run(script + ["--title", "x"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--classifier" in proc.stderr

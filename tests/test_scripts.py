@@ -1,9 +1,9 @@
 """The `seqhf` command: options are parsed before the heavy imports (so --help answers at once), help texts
 read right, and bad options or a wrong device/folder end in one line and a non-zero exit."""
 
+import os
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -15,13 +15,11 @@ SUBCOMMANDS = [[], ["train"], ["train", "classifier"], ["train", "charlm"], ["tr
                ["evaluate"], ["baseline", "tfidf"], ["baseline", "ngram"], ["export"], ["push"], ["push-space"],
                ["demo"], ["env"]]
 HELP_CHECK = """
-import sys, time
-start = time.perf_counter()
+import sys
 sys.argv = ["seqhf", *{args!r}, "--help"]
 from seqhf.cli.app import main
 code = main(sys.argv[1:])
-print("HEAVY" + repr(sorted(m for m in ("torch", "transformers", "datasets", "gradio") if m in sys.modules)), code,
-      round(time.perf_counter() - start, 2))
+print("HEAVY" + repr(sorted(m for m in ("torch", "transformers", "datasets", "gradio") if m in sys.modules)), code)
 """
 
 
@@ -32,19 +30,21 @@ def test_help_needs_no_heavy_import(args):
                           timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     help_text, tail = proc.stdout.rsplit("HEAVY", 1)
-    heavy, code, _seconds = tail.rsplit(" ", 2)
+    heavy, code = tail.strip().rsplit(" ", 1)
     assert heavy.strip() == "[]", f"seqhf {' '.join(args)} --help imported {heavy.strip()}"
     assert code == "0" and "Usage: seqhf" in help_text and "issue" not in help_text.lower()
 
 
-def test_console_script_help_is_fast():
+def test_console_script_help_imports_nothing_heavy():
+    """What keeps `seqhf --help` at about 0.1 s: torch is not imported. (Asserted on the imports, not on a time.)"""
     seqhf = REPO / ".venv" / "bin" / "seqhf"
     if not seqhf.exists():
         seqhf = type(REPO)(sys.executable).parent / "seqhf"
-    start = time.perf_counter()
-    proc = subprocess.run([str(seqhf), "--help"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and "train" in proc.stdout
-    assert time.perf_counter() - start < 5  # about 0.1 s on a quiet core; generous for a loaded CI machine
+    proc = subprocess.run([str(seqhf), "--help"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert proc.returncode == 0 and "train" in proc.stdout and "seqhf.cli.app" in imported
+    assert not imported & {"torch", "transformers", "datasets", "gradio"}
 
 
 def test_python_dash_m_seqhf():
