@@ -91,7 +91,7 @@ def _started_as_the_command() -> bool:
     registers at once."""
     if os.environ.get("SEQHF_EAGER_IMPORT"):
         return False
-    argv = getattr(sys, "orig_argv", sys.argv)  # while `-m seqhf` imports the package, sys.argv[0] is only "-m"
+    argv = sys.orig_argv  # while `-m seqhf` imports the package, sys.argv[0] is only "-m"
     as_module = any(flag == "-m" and module == "seqhf" for flag, module in zip(argv, argv[1:])) or "-mseqhf" in argv
     return as_module or os.path.basename(sys.argv[0]) in ("seqhf", "seqhf.exe")
 

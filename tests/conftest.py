@@ -49,6 +49,15 @@ def run_without_seqhf(code: str, cwd, timeout: int = 300) -> str:
     return proc.stdout
 
 
+def run_logging_imports(command: list) -> tuple[subprocess.CompletedProcess, set]:
+    """Run `command` with Python's import log on (PYTHONPROFILEIMPORTTIME, on stderr); return the finished
+    process and the names of the modules it imported."""
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    return proc, imported
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny models run faster, and do not fight other processes for the cores, with one torch thread."""

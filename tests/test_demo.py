@@ -1,6 +1,5 @@
 """The demo's library side (issue 15): streamed generation, the Space folder, pushing it (no network)."""
 
-import os
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import yaml
 
 pytest.importorskip("gradio", reason="gradio is in the `demo` and `dev` extras")
 
-from conftest import run_without_seqhf
+from conftest import run_logging_imports, run_without_seqhf
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
 from seqhf.demo.page import classify_and_explain, stream_generation, write_space
 from seqhf.inference.generation import generate_text
@@ -164,10 +163,7 @@ def test_incomplete_space_is_refused_with_the_list(tmp_path, capsys):
 
 def test_demo_script_help_imports_nothing_heavy_and_needs_a_model():
     script = [sys.executable, "-m", "seqhf", "demo"]
-    # Python lists every module it imports on stderr: gradio and torch must wait until the arguments are parsed.
-    proc = subprocess.run(script + ["--help"], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
-    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    proc, imported = run_logging_imports(script + ["--help"])  # gradio and torch wait until the arguments are parsed
     assert proc.returncode == 0 and "seqhf.cli.app" in imported
     assert not imported & {"torch", "gradio", "transformers"}
     proc = subprocess.run(script + ["--title", "x"], capture_output=True, text=True, timeout=60)

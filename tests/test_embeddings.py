@@ -252,7 +252,7 @@ def test_word2vec_streams_a_dataset_and_learns_the_vectors_of_the_in_memory_list
     vectors, found = train_word_vectors(tokenizer, corpus, 8, epochs=3, window=2, workdir=tmp_path)
     assert not list(tmp_path.iterdir())  # the file of ids is gone
     ids = tokenizer(texts + ["great film"], add_special_tokens=False)["input_ids"]
-    listed = tmp_path.parent / "listed.txt"
+    listed = tmp_path / "listed.txt"
     listed.write_text("".join(" ".join(map(str, row)) + "\n" for row in ids if row))
     old = Word2Vec(corpus_file=str(listed), vector_size=8, window=2, min_count=1, sg=1, negative=5, epochs=3,
                    workers=1, seed=42)

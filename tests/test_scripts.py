@@ -1,14 +1,13 @@
 """The `seqhf` command: options are parsed before the heavy imports (so --help answers at once), help texts
 read right, and bad options or a wrong device/folder end in one line and a non-zero exit."""
 
-import os
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_logging_imports
 from tests.test_generation import TEXT, tiny_lm
 
 SUBCOMMANDS = [[], ["train"], ["train", "classifier"], ["train", "charlm"], ["train", "lm"], ["generate"],
@@ -40,9 +39,7 @@ def test_console_script_help_imports_nothing_heavy():
     seqhf = REPO / ".venv" / "bin" / "seqhf"
     if not seqhf.exists():
         seqhf = type(REPO)(sys.executable).parent / "seqhf"
-    proc = subprocess.run([str(seqhf), "--help"], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
-    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    proc, imported = run_logging_imports([str(seqhf), "--help"])
     assert proc.returncode == 0 and "train" in proc.stdout and "seqhf.cli.app" in imported
     assert not imported & {"torch", "transformers", "datasets", "gradio"}
 
