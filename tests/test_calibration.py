@@ -15,16 +15,20 @@ from seqhf import SeqTransformerConfig, SeqTransformerForSequenceClassification
 from seqhf.data.classification import load_classification_data
 from seqhf.data.tokenization import build_word_tokenizer
 from seqhf.evaluation.calibration import (
+    calibrated_probabilities,
     calibration_figures,
     ece_floor,
     expected_calibration_error,
+    fit_calibration,
     fit_temperature,
     negative_log_likelihood,
     probabilities,
     reliability_bins,
 )
 from seqhf.hub.upload import validate_repo_folder
-from seqhf.training.calibration import final_linear, fold_temperature
+from seqhf.training import calibration as seqhf_calibration
+from seqhf.training.calibration import final_linear, fold_calibration, fold_temperature
+from conftest import run_without_seqhf
 from seqhf.training.classifier import train_classifier
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -107,7 +111,38 @@ def test_fit_recovers_a_known_temperature(multi_label, true_temperature):
         assert negative_log_likelihood(logits / nearby, labels) > figures["x_nll"]
 
 
-# ------------------------------------------------------------------ the temperature in the saved head
+def draw_labels(rng, p):
+    return np.array([rng.choice(p.shape[1], p=row) for row in p])
+
+
+@pytest.mark.parametrize("true_smoothing", [0.0, 0.06])
+def test_fit_recovers_a_known_temperature_and_smoothing(true_smoothing):
+    """Labels drawn from (1 - s) softmax(z) + s / 4; the model says z * 2: the joint fit finds T = 2 and s back
+    (s = 0: plain temperature scaling, with a smoothing of about 0), and its NLL is the lower one."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 3, size=(20000, 4))
+    labels = draw_labels(rng, calibrated_probabilities(z, 1.0, true_smoothing))
+    logits = z * 2.0
+    temperature, smoothing = fit_calibration(logits, labels)
+    assert temperature == pytest.approx(2.0, rel=0.05)
+    assert smoothing == pytest.approx(true_smoothing, abs=0.01)
+    joint = calibration_figures(logits, labels, temperature, "x", smoothing)
+    alone = calibration_figures(logits, labels, fit_temperature(logits, labels), "x")
+    assert joint["x_nll"] <= alone["x_nll"] + 1e-12
+    if true_smoothing:  # a smoothing the data has: the temperature alone cannot give its scores
+        assert joint["x_nll"] < alone["x_nll"] - 1e-3 and joint["x_ece"] < alone["x_ece"]
+    assert fit_calibration(logits, (rng.random((20000, 4)) < 0.5).astype(int))[1] == 0.0  # label lists: T alone
+
+
+def test_smoothing_keeps_the_order_and_caps_the_scores():
+    z = np.array([[9.0, 0.0, -3.0], [0.1, 0.2, 0.0]])
+    p = calibrated_probabilities(z, 0.5, 0.03)
+    assert (p.argmax(-1) == z.argmax(-1)).all() and (np.argsort(p, axis=-1) == np.argsort(z, axis=-1)).all()
+    np.testing.assert_allclose(p.sum(-1), 1.0)
+    assert p.min() >= 0.01 - 1e-12 and p.max() <= 1 - 0.02 + 1e-12
+
+
+# ------------------------------------------------------------------ the calibration in the saved head
 
 
 def tiny_classifier(kind, tok, multi_label=False):
@@ -128,7 +163,7 @@ def tiny_classifier(kind, tok, multi_label=False):
 
 @pytest.mark.parametrize("multi_label", [False, True], ids=["softmax", "sigmoid"])
 @pytest.mark.parametrize("kind", ["lstm", "transformer"])
-def test_folded_temperature_reaches_pipeline_users(tmp_path, kind, multi_label):
+def test_folded_calibration_reaches_pipeline_users(tmp_path, kind, multi_label):
     tok = build_word_tokenizer(TEXTS, vocab_size=64, min_frequency=1, model_max_length=48)
     model = tiny_classifier(kind, tok, multi_label)
     assert final_linear(model) is (model.classifier if kind == "transformer" else model.classifier[-1])
@@ -136,15 +171,26 @@ def test_folded_temperature_reaches_pipeline_users(tmp_path, kind, multi_label):
     enc = tok(TEXTS, padding=True, return_tensors="pt")
     with torch.no_grad():
         before = model(**enc).logits.double().numpy()
-    temperature = 1.7
-    fold_temperature(model, temperature)
+    temperature, smoothing = 1.7, 0.0 if multi_label else 0.05  # label lists get no smoothing
+    fold_calibration(model, temperature, smoothing)
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     classify = pipeline("text-classification", model=str(tmp_path), top_k=None)  # sigmoid for label lists
     scores = classify(TEXTS)
     got = np.array([[next(s["score"] for s in row if s["label"] == name) for name in "abc"] for row in scores])
-    expected = probabilities(before / temperature, multi_label)
+    expected = calibrated_probabilities(before, temperature, smoothing, multi_label)
     np.testing.assert_allclose(got, expected, atol=1e-6)
+    if not multi_label:  # the same scores from the folder's own code, where seqhf cannot be imported
+        remote = run_without_seqhf(f"""
+            import json
+            from transformers import pipeline
+            classify = pipeline("text-classification", model={str(tmp_path)!r}, top_k=None, trust_remote_code=True)
+            print(json.dumps(classify({TEXTS!r})))
+        """, tmp_path)
+        remote_scores = json.loads(remote.strip().splitlines()[-1])
+        got_remote = np.array([[next(s["score"] for s in row if s["label"] == name) for name in "abc"]
+                               for row in remote_scores])
+        np.testing.assert_allclose(got_remote, expected, atol=1e-6)
     assert not np.allclose(got, probabilities(before, multi_label), atol=1e-3)  # the scores did change ...
     if multi_label:  # ... and no label crossed the threshold
         assert ((got >= 0.5) == (before >= 0)).all()
@@ -153,7 +199,7 @@ def test_folded_temperature_reaches_pipeline_users(tmp_path, kind, multi_label):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "transformer"])
-def test_folded_temperature_survives_onnx_export(tmp_path, kind):
+def test_folded_calibration_survives_onnx_export(tmp_path, kind):
     pytest.importorskip("onnxruntime", reason="onnxruntime is in the `onnx` and `dev` extras")
     from seqhf.export.onnx_export import export_folder
     from seqhf.export.ort_inference import OrtTextClassifier
@@ -163,19 +209,21 @@ def test_folded_temperature_survives_onnx_export(tmp_path, kind):
     enc = tok(TEXTS, padding=True, return_tensors="pt")
     with torch.no_grad():
         before = model(**enc).logits.double().numpy()
-    fold_temperature(model, 0.6)
+    fold_calibration(model, 0.6, 0.05)
     model.save_pretrained(tmp_path / "torch")
     tok.save_pretrained(tmp_path / "torch")
     export_folder(tmp_path / "torch", tmp_path / "onnx")
     scores = OrtTextClassifier(tmp_path / "onnx")(TEXTS)
     got = np.array([[next(s["score"] for s in row if s["label"] == name) for name in "abc"] for row in scores])
-    np.testing.assert_allclose(got, probabilities(before / 0.6), atol=1e-5)
+    np.testing.assert_allclose(got, calibrated_probabilities(before, 0.6, 0.05), atol=1e-5)
 
 
 def test_folding_needs_a_positive_temperature():
     tok = build_word_tokenizer(TEXTS, vocab_size=64, min_frequency=1, model_max_length=48)
     with pytest.raises(ValueError, match="positive"):
         fold_temperature(tiny_classifier("lstm", tok), 0.0)
+    with pytest.raises(ValueError, match=r"smoothing must be in \[0, 1\)"):
+        fold_calibration(tiny_classifier("lstm", tok), 1.0, 1.0)
 
 
 # ------------------------------------------------------------------ a training run
@@ -207,7 +255,14 @@ def topic_csv(path, n, seed):
     pd.DataFrame(rows, columns=["text", "label"]).to_csv(path, index=False)
 
 
-def test_training_run_calibrates_reports_and_draws(tmp_path):
+@pytest.mark.parametrize("smoothed", [False, True], ids=["temperature", "temperature-and-smoothing"])
+def test_training_run_calibrates_reports_and_draws(tmp_path, monkeypatch, smoothed):
+    """A run fits T (and a smoothing, which this tiny run's fit leaves at 0, so the second case sets one
+    beside the fitted T), reports both sides and saves the calibrated model: a pipeline user gets the scores
+    the run reported."""
+    if smoothed:
+        monkeypatch.setattr(seqhf_calibration, "fit_calibration",
+                            lambda logits, labels: (fit_calibration(logits, labels)[0], 0.05))
     folder = tmp_path / "data"
     folder.mkdir()
     topic_csv(folder / "train.csv", 120, 0)
@@ -220,7 +275,8 @@ def test_training_run_calibrates_reports_and_draws(tmp_path):
         for key in ("ece", "nll", "ece_uncalibrated", "nll_uncalibrated"):
             assert 0 <= results[f"{split}_{key}"] < 5, (split, key)
     # The fit minimises the validation NLL; T = 1 (the model as trained) is one of the candidates.
-    assert results["validation_nll"] <= results["validation_nll_uncalibrated"] + 1e-9
+    if not smoothed:  # (a smoothing set by hand need not be the fit's minimum)
+        assert results["validation_nll"] <= results["validation_nll_uncalibrated"] + 1e-9
     assert results["test_nll"] == pytest.approx(results["test_loss"], abs=1e-5)  # the saved model's own loss
 
     # What a pipeline user gets on the test texts are the calibrated scores the run reported, with the
@@ -232,7 +288,10 @@ def test_training_run_calibrates_reports_and_draws(tmp_path):
     labels = np.array(test["labels"])
     assert float(np.mean(probs.argmax(-1) == labels)) == pytest.approx(results["test_accuracy"])
     assert expected_calibration_error(probs, labels) == pytest.approx(results["test_ece"], abs=1e-5)
-    uncalibrated = probabilities(np.log(probs) * temperature)
+    smoothing = results["calibration_smoothing"]
+    assert smoothing == (0.05 if smoothed else 0.0)
+    unsmoothed = (probs - smoothing / len(names)) / (1 - smoothing)
+    uncalibrated = probabilities(np.log(unsmoothed) * temperature)
     assert expected_calibration_error(uncalibrated, labels) == pytest.approx(results["test_ece_uncalibrated"], abs=1e-5)
     assert negative_log_likelihood(np.log(probs), labels) == pytest.approx(results["test_nll"], abs=1e-5)
 
@@ -243,6 +302,8 @@ def test_training_run_calibrates_reports_and_draws(tmp_path):
     card = (out / "README.md").read_text()
     assert f"ECE of about {saved['test_ece_floor']:.4f} on\n{results['test_examples']:,} texts" in card
     assert f"T = {temperature:.4f}" in card
+    assert ("a smoothing of 0.0500" in card and "no score exceeds 0.9667" in card) == smoothed
+    assert json.loads((out / "config.json").read_text()).get("calibration_smoothing", 0.0) == smoothing
     assert (f"| expected calibration error (15 bins) | {results['test_ece_uncalibrated']:.4f} | "
             f"{results['test_ece']:.4f} |") in card
     assert f"| negative log-likelihood (nats) | {results['test_nll_uncalibrated']:.4f} | {results['test_nll']:.4f} |" in card

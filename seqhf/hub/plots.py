@@ -38,8 +38,9 @@ def plot_confusion_matrix(matrix, label_names, path, title="") -> Path | None:
     return Path(path)
 
 
-def plot_reliability_diagram(before: dict, after: dict, path, temperature: float, title="") -> Path | None:
-    """Accuracy against confidence before and after temperature scaling, side by side: one bar a confidence
+def plot_reliability_diagram(before: dict, after: dict, path, temperature: float, smoothing: float = 0.0,
+                             title="") -> Path | None:
+    """Accuracy against confidence before and after calibration (temperature and smoothing), side by side: one bar a confidence
     bin (`seqhf.evaluation.calibration.reliability_bins`), the diagonal a calibrated model would follow, the
     gap to it shaded, and below each the share of predictions in each bin. The titles give the ECE.
 
@@ -51,7 +52,9 @@ def plot_reliability_diagram(before: dict, after: dict, path, temperature: float
         return None
     fig = Figure(figsize=(10, 6), dpi=100)
     grid = fig.add_gridspec(2, 2, height_ratios=(3, 1))
-    panels = ((before, "before calibration (T = 1)"), (after, f"after calibration (T = {temperature:.3g})"))
+    after_name = (f"after (T = {temperature:.3g}, smoothing {smoothing:.3g})" if smoothing
+                  else f"after calibration (T = {temperature:.3g})")
+    panels = ((before, "before calibration (T = 1)"), (after, after_name))
     for column, (table, name) in enumerate(panels):
         count = np.asarray(table["count"], dtype=float)
         lower, upper = np.asarray(table["lower"]), np.asarray(table["upper"])

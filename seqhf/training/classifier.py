@@ -28,7 +28,7 @@ from ..hub.plots import CONFUSION_NAME, RELIABILITY_NAME, plot_confusion_matrix
 from ..inference.saved_folder import check_saved_folder
 from ..utils.runtime import release_freed_memory
 from . import ulmfit
-from .calibration import calibrate, final_calibration, plot_final_reliability
+from .calibration import calibrate, final_calibration, fold_calibration, plot_final_reliability
 from .classifier_inputs import (
     build_tokenizer,
     describe_inputs,
@@ -157,13 +157,15 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         with phases("rare n-grams"):
             train_ids = (batch["input_ids"] for batch in encoded["train"].select_columns(["input_ids"]).iter(batch_size=256))
             dropped = drop_rare_ngrams(trainer.model, train_ids, min_texts)
-    # Temperature scaling (`seqhf.training.calibration`): fitted on validation, folded into the saved head,
-    # so the final figures, `pipeline(...)` and ONNX give calibrated scores; the argmax does not change.
+    # Calibration (`seqhf.training.calibration`): a temperature and a smoothing fitted on validation. The final
+    # split is predicted before they are folded into the saved classifier, so its figures give both sides;
+    # `pipeline(...)` and ONNX then give the calibrated scores. The argmax does not change.
     with phases("calibration (validation)"):
-        temperature, calibration = calibrate(trainer, encoded["validation"].remove_columns("length"))
+        temperature, smoothing, calibration = calibrate(trainer, encoded["validation"].remove_columns("length"))
     final = data.final_split
     with phases(f"{final} evaluation"):
         prediction = trainer.predict(encoded[final].remove_columns("length"), metric_key_prefix=final)
+    fold_calibration(trainer.model, temperature, smoothing)
     results = dict(
         run_record("classification", preset_name, preset, quick, net, data.description["source"], seed,
                    max_grad_norm, trainer),
@@ -178,8 +180,9 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     )
     results.update(final_figures(prediction, data, len(encoded[final])))  # may restate validation_examples
     results.update(streaming=bool(streaming))
-    results.update(calibration_temperature=temperature, **calibration)
-    results.update(final_calibration(prediction, temperature, final))  # the same keys when final is validation
+    results.update(calibration_temperature=temperature, calibration_smoothing=smoothing, **calibration)
+    results.update(final_calibration(prediction, temperature, smoothing, final))  # the same keys when final is validation
+    results[f"{final}_loss"] = results[f"{final}_nll"]  # the saved (calibrated) model's loss, not the one predicted
     if budget:
         results.update(cpu_budget_s=cpu_budget_s, stopped_by_cpu_budget=bool(budget.stopped_at_step),
                        train_steps=trainer.state.global_step, train_cpu_s=round(time.process_time(), 1))
@@ -189,7 +192,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     if trainer.is_world_process_zero():
         plot_confusion_matrix(confusion_matrix(prediction.predictions, prediction.label_ids), data.label_names,
                               Path(output_dir) / CONFUSION_NAME, title=f"{final} split")
-        plot_final_reliability(prediction, temperature, Path(output_dir) / RELIABILITY_NAME, final)
+        plot_final_reliability(prediction, temperature, smoothing, Path(output_dir) / RELIABILITY_NAME, final)
         if baseline:
             results["baseline"] = collect_baseline(background_baseline, data, phases)
         results["phase_wall_time_s"] = phases.seconds

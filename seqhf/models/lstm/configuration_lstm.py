@@ -69,6 +69,10 @@ class SeqLSTMConfig(PretrainedConfig):
             needs `input_ids`: with `inputs_embeds` alone only the recurrent head answers.
         ngram_orders: the n-gram lengths the wide path reads (default unigrams, bigrams and trigrams).
         ngram_dropout: in training, the probability of leaving each n-gram of a text out of the wide path.
+        calibration_smoothing: the classifier's scores are (1 - calibration_smoothing) * softmax(logits) +
+            calibration_smoothing / num_labels, returned as their logarithms in `logits` (so `pipeline`'s softmax
+            gives them back). 0 (the default): the plain softmax. Fitted with the temperature on the validation
+            split at the end of a seqhf run (`seqhf.training.calibration`); single-label classifiers only.
     """
 
     model_type = "seqhf-lstm"
@@ -101,6 +105,7 @@ class SeqLSTMConfig(PretrainedConfig):
         ngram_buckets=0,
         ngram_orders=(1, 2, 3),
         ngram_dropout=0.0,
+        calibration_smoothing=0.0,
         **kwargs,
     ):
         for name, value in (
@@ -124,6 +129,7 @@ class SeqLSTMConfig(PretrainedConfig):
             ("weight_dropout", weight_dropout),
             ("output_dropout", output_dropout),
             ("ngram_dropout", ngram_dropout),
+            ("calibration_smoothing", calibration_smoothing),
         ):
             _check_dropout(name, value)
         if not isinstance(ngram_buckets, int) or isinstance(ngram_buckets, bool) or not 0 <= ngram_buckets <= MAX_NGRAM_BUCKETS:
@@ -164,6 +170,7 @@ class SeqLSTMConfig(PretrainedConfig):
         self.ngram_buckets = ngram_buckets
         self.ngram_orders = sorted(set(ngram_orders))
         self.ngram_dropout = ngram_dropout
+        self.calibration_smoothing = float(calibration_smoothing)
         kwargs.setdefault("auto_map", dict(LSTM_AUTO_MAP))
         super().__init__(
             pad_token_id=pad_token_id,

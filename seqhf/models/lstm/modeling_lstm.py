@@ -577,6 +577,16 @@ def read_empty_texts_as_pad(input_ids, attention_mask, pad_token_id):
     return input_ids, attention_mask
 
 
+def smoothed_log_scores(logits, config):
+    """A calibrated classifier's output (`config.calibration_smoothing` > 0, single-label): the logarithms of
+    (1 - s) * softmax(logits) + s / num_labels. A softmax of them gives those scores back, each at least
+    s / num_labels, and the order of the classes (so the argmax) is kept."""
+    smoothing = getattr(config, "calibration_smoothing", 0.0)  # folders saved before it existed have none
+    if not smoothing or config.problem_type in ("multi_label_classification", "regression") or logits.shape[-1] < 2:
+        return logits
+    return torch.log((1.0 - smoothing) * logits.softmax(dim=-1) + smoothing / logits.shape[-1])
+
+
 class SeqLSTMForSequenceClassification(SeqLSTMPreTrainedModel):
     """Recurrent encoder, a pooling of its outputs, and a (optionally two-layer) classifier."""
 
@@ -641,6 +651,7 @@ class SeqLSTMForSequenceClassification(SeqLSTMPreTrainedModel):
         logits = self.classifier(self.pool(outputs, attention_mask))
         if self.ngrams is not None and input_ids is not None:
             logits = logits + self.ngrams(input_ids, attention_mask)
+        logits = smoothed_log_scores(logits, self.config)
         loss = None
         if labels is not None:
             if self.config.problem_type in (None, "single_label_classification") and labels.dtype in (

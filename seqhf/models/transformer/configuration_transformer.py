@@ -57,6 +57,10 @@ class SeqTransformerConfig(PretrainedConfig):
             the classifier always bidirectional).
         initializer_range: std of the normal init of embeddings and linear layers.
         tie_word_embeddings: share the token embedding matrix with the LM head.
+        calibration_smoothing: the classifier's scores are (1 - calibration_smoothing) * softmax(logits) +
+            calibration_smoothing / num_labels, returned as their logarithms in `logits` (so `pipeline`'s softmax
+            gives them back). 0 (the default): the plain softmax. Fitted with the temperature on the validation
+            split at the end of a seqhf run (`seqhf.training.calibration`); single-label classifiers only.
     """
 
     model_type = "seqhf-transformer"
@@ -85,6 +89,7 @@ class SeqTransformerConfig(PretrainedConfig):
         eos_token_id=None,
         tie_word_embeddings=True,
         use_cache=True,
+        calibration_smoothing=0.0,
         **kwargs,
     ):
         for name, value in (
@@ -113,6 +118,7 @@ class SeqTransformerConfig(PretrainedConfig):
             ("hidden_dropout", hidden_dropout),
             ("attention_dropout", attention_dropout),
             ("classifier_dropout", classifier_dropout),
+            ("calibration_smoothing", calibration_smoothing),
         ):
             _check_dropout(name, value)
         if not float(layer_norm_eps) > 0:
@@ -141,6 +147,7 @@ class SeqTransformerConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         self.tie_word_embeddings = tie_word_embeddings
         self.use_cache = use_cache
+        self.calibration_smoothing = float(calibration_smoothing)
         kwargs.setdefault("auto_map", dict(TRANSFORMER_AUTO_MAP))
         super().__init__(
             pad_token_id=pad_token_id,

@@ -414,6 +414,16 @@ def read_empty_texts_as_pad(input_ids, attention_mask, pad_token_id):
     return input_ids, attention_mask
 
 
+def smoothed_log_scores(logits, config):
+    """A calibrated classifier's output (`config.calibration_smoothing` > 0, single-label): the logarithms of
+    (1 - s) * softmax(logits) + s / num_labels. A softmax of them gives those scores back, each at least
+    s / num_labels, and the order of the classes (so the argmax) is kept."""
+    smoothing = getattr(config, "calibration_smoothing", 0.0)  # folders saved before it existed have none
+    if not smoothing or config.problem_type in ("multi_label_classification", "regression") or logits.shape[-1] < 2:
+        return logits
+    return torch.log((1.0 - smoothing) * logits.softmax(dim=-1) + smoothing / logits.shape[-1])
+
+
 class SeqTransformerForSequenceClassification(SeqTransformerPreTrainedModel):
     """Bidirectional Transformer encoder, mean or [CLS] pooling, and a linear classifier."""
 
@@ -460,6 +470,7 @@ class SeqTransformerForSequenceClassification(SeqTransformerPreTrainedModel):
             return_dict=True,
         )
         logits = self.classifier(self.dropout(self.pool(outputs.last_hidden_state, attention_mask)))
+        logits = smoothed_log_scores(logits, self.config)
         loss = None
         if labels is not None:
             if self.config.problem_type in (None, "single_label_classification") and labels.dtype in (
