@@ -577,6 +577,7 @@ def read_empty_texts_as_pad(input_ids, attention_mask, pad_token_id):
     return input_ids, attention_mask
 
 
+# Copied to seqhf.models.transformer.modeling_transformer.smoothed_log_scores; change both together.
 def smoothed_log_scores(logits, config):
     """A calibrated classifier's output (`config.calibration_smoothing` > 0, single-label): the logarithms of
     (1 - s) * softmax(logits) + s / num_labels. A softmax of them gives those scores back, each at least

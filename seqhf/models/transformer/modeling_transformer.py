@@ -414,6 +414,8 @@ def read_empty_texts_as_pad(input_ids, attention_mask, pad_token_id):
     return input_ids, attention_mask
 
 
+# Copied from seqhf.models.lstm.modeling_lstm.smoothed_log_scores: a modeling file imports no sibling model, so
+# that a saved folder's remote code stands alone; change both together.
 def smoothed_log_scores(logits, config):
     """A calibrated classifier's output (`config.calibration_smoothing` > 0, single-label): the logarithms of
     (1 - s) * softmax(logits) + s / num_labels. A softmax of them gives those scores back, each at least
