@@ -352,16 +352,15 @@ class HashedNgramLogits(nn.Module):
     def forward(self, input_ids, attention_mask=None):
         input_ids = input_ids.long()
         valid = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
-        total = self.weight.new_zeros(input_ids.shape[0], self.weight.shape[1])
-        count = self.weight.new_zeros(input_ids.shape[0], 1)
-        for n in self.orders:
-            bucket, real = self.hashed(input_ids, valid, n)
-            if self.training and self.dropout > 0:
-                real = real & (torch.rand(real.shape, device=real.device) >= self.dropout)
-            real = real.unsqueeze(-1).to(self.weight.dtype)
-            total = total + (F.embedding(bucket, self.weight) * real).sum(dim=1)
-            count = count + real.sum(dim=1)
-        return total / count.clamp(min=1.0).sqrt()
+        # Every order's n-grams in one lookup: one dense gradient of the table a step instead of one an order
+        # (IMDb's 2**21 rows, batch 32, one thread: 10 against 30 ms forward and backward).
+        hashed = [self.hashed(input_ids, valid, n) for n in self.orders]
+        bucket, real = torch.cat([b for b, _ in hashed], dim=1), torch.cat([r for _, r in hashed], dim=1)
+        if self.training and self.dropout > 0:
+            real = real & (torch.rand(real.shape, device=real.device) >= self.dropout)
+        real = real.unsqueeze(-1).to(self.weight.dtype)
+        total = (F.embedding(bucket, self.weight) * real).sum(dim=1)
+        return total / real.sum(dim=1).clamp(min=1.0).sqrt()
 
 
 class SeqLSTMPreTrainedModel(PreTrainedModel):
