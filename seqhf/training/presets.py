@@ -17,7 +17,7 @@ SENTIMENT_PRESETS = {
                    scheduler="constant", patience=3),
     ),
     # Bi-LSTM 128 over 128-d embeddings with [last; max; mean] pooling, embeddings started from word2vec
-    # (CBOW) vectors of the training + unlabelled reviews, training reviews read up to 512 tokens
+    # (CBOW) vectors of the training + unlabelled reviews, training reviews read up to 384 tokens
     # (head+tail beyond: a review's verdict is often in its last lines; validation and test reviews are read
     # whole), embedding dropout, and a two-epoch cosine schedule (a third epoch over-fits). Sized for the
     # main command's 10 minutes on 2 CPU cores. Measured with one thread, test accuracy: 256-d embeddings
@@ -53,9 +53,9 @@ SENTIMENT_PRESETS = {
     # 91.87-92.14 %, mean 92.05 %).
     # 384 tokens instead of 512 and 3 CBOW epochs instead of 4 (issue 26, the 10 minutes): 20 % of the training
     # reviews are longer than 384 tokens, 7.8 % fewer training tokens than at 512 (83.4 against 90.5 % of them kept),
-    # one word2vec epoch less (16-22 s). Three runs of run_main.sh (quiet, cold datasets cache, a slow day: a
-    # step of 32 reviews of 240 tokens on one thread took 336-450 ms at different hours): 92.04, 92.03 and 92.12 % (validation
-    # 92.24, 92.48, 92.28 %), training 444, 442 and 430 s, 12.3, 12.2 and 11.7 min for the whole command.
+    # one word2vec epoch less (16-22 s). Three runs of run_main.sh (quiet, cold datasets cache, a slow day: a step
+    # of 32 reviews of 240 tokens on one thread took 336-450 ms at different hours): 92.04, 92.03 and 92.12 %
+    # (validation 92.24, 92.48, 92.28 %), training 444, 442 and 430 s, 12.3, 12.2 and 11.7 min for the whole command.
     "lstm": dict(
         arch="lstm",
         model=dict(embedding_size=128, hidden_size=128, bidirectional=True, pooling="concat",
