@@ -54,9 +54,10 @@ SENTIMENT_PRESETS = {
     # 384 tokens instead of 512 and 3 CBOW epochs instead of 4 (issue 26, the 10 minutes): 20 % of the training
     # reviews are longer than 384 tokens, 7.8 % fewer training tokens than at 512 (83.4 against 90.5 % of them kept),
     # one word2vec epoch less (16-22 s); its training steps cost 0.85x the 512-token recipe's (measured side by side on
-    # the same batches). Four runs of run_main.sh (quiet, cold datasets cache, a slow day: a step of 32 reviews of 240
-    # tokens on one thread took 336-460 ms at different hours): 92.04, 92.03, 92.12 and 91.98 % (validation 92.24,
-    # 92.48, 92.28, 92.24 %), training 444, 442, 430 and 451 s, 12.3, 12.2, 11.7 and 12.7 min for the whole command.
+    # the same batches). Five runs of run_main.sh (quiet, cold datasets cache, a slow day: a step of 32 reviews of 240
+    # tokens on one thread took 336-460 ms at different hours): 92.04, 92.03, 92.12, 91.98 and 92.08 % (validation
+    # 92.24, 92.48, 92.28, 92.24, 92.72 %), training 444, 442, 430, 451 and 462 s, 12.3, 12.2, 11.7, 12.7 and 13.1 min
+    # for the whole command.
     "lstm": dict(
         arch="lstm",
         model=dict(embedding_size=128, hidden_size=128, bidirectional=True, pooling="concat",
