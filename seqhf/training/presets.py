@@ -57,8 +57,8 @@ SENTIMENT_PRESETS = {
     # the same batches). Five runs of run_main.sh (quiet, cold datasets cache, a slow day: a step of 32 reviews of 240
     # tokens on one thread took 336-460 ms at different hours): 92.04, 92.03, 92.12, 91.98 and 92.08 % (validation
     # 92.24, 92.48, 92.28, 92.24, 92.72 %), training 444, 442, 430, 451 and 462 s, 12.3, 12.2, 11.7, 12.7 and 13.1 min
-    # for the whole command. Four more the next, fast day (the same step 215-263 ms): 92.05, 92.06, 92.02 and 92.11 %
-    # (the third from a fresh clone, `.venv` created), training 265, 250, 261 and 227 s, 7.4, 7.1, 8.6 and 6.4 min.
+    # for the whole command. Four more the next, fast day: 92.05, 92.06, 92.02 and 92.11 % (the third from a fresh
+    # clone, `.venv` created), training 265, 250, 261 and 227 s, 7.4, 7.1, 8.6 and 6.4 min.
     "lstm": dict(
         arch="lstm",
         model=dict(embedding_size=128, hidden_size=128, bidirectional=True, pooling="concat",
