@@ -5,8 +5,9 @@
 #   ulmfit  fine-tune the `ulmfit` classifier from it (whole reviews up to 2,000 tokens, concat pooling,
 #           discriminative rates, gradual unfreezing, slanted triangular schedule), test on all 25,000 test reviews;
 #   charlm  rerun the char-LM `transformer` preset (jittered windows; H200 before them: 1.207 nats/char in 50 s).
-# A device command may run 10 minutes, so run it as two calls on the same warm machine:
-#   STAGES=lm bash scripts/run_ulmfit_gpu.sh runs/gpu          (~6 min with start-up of the data)
+# A device command may run 10 minutes: scripts/gpu_session.sh runs these stages in two short calls (with the
+# benchmark's GPU rows), or by hand on the same machine:
+#   STAGES=lm bash scripts/run_ulmfit_gpu.sh runs/gpu          (LM_MINUTES plus 1-2 min of data preparation)
 #   STAGES="ulmfit charlm" bash scripts/run_ulmfit_gpu.sh runs/gpu
 # Rehearsal at tiny scale on a CPU: QUICK=--quick bash scripts/run_ulmfit_gpu.sh /tmp/ulmfit-rehearsal
 # Each stage's eval_results.json is copied to OUT_DIR/eval_<stage>.json; stage wall times go to OUT_DIR/times.txt.

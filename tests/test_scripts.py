@@ -174,3 +174,18 @@ def test_evaluate_scores_a_classifier_beside_the_baseline_and_an_lm_beside_the_n
     figures = json.loads(out.read_text())
     assert figures["chars"] == len(TEXT) and figures["nats_per_char"] > 0 and figures["ngram"]["nats_per_char"] > 0
     assert main(["evaluate", str(folders["lm"])]) == 2  # neither --dataset nor --text
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "scripts").glob("*.sh")))
+def test_shell_scripts_parse(script):
+    proc = subprocess.run(["bash", "-n", str(REPO / "scripts" / script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["bogus", "out"], ["start"]], ids=["nothing", "bad phase", "no OUT"])
+def test_gpu_session_refuses_bad_arguments_before_doing_anything(args, tmp_path):
+    """The GPU session script wipes and rebuilds its work folder: bad arguments must stop it first."""
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_session.sh"), *args], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.startswith("usage: gpu_session.sh start|finish OUT")
+    assert list(tmp_path.iterdir()) == []
