@@ -20,6 +20,7 @@ imdb=$(cd "${3:-$repo/../shared/data/imdb}" && pwd)
 text=$(realpath "${4:-$repo/../shared/data/mysterious_island/1268-0.txt}")
 run=/tmp/seqhf-gpu  # models and logs; only the small result files go to OUT
 QUICK=${QUICK:-}
+export LM_MINUTES=${LM_MINUTES:-3}  # run_ulmfit_gpu.sh alone defaults to 5
 device=cuda; [ -n "$QUICK" ] && device=cpu
 export PYTHONPATH=/tmp/seqhf-site:$run/repo PYTHONUNBUFFERED=1 TQDM_DISABLE=1 PATH=/tmp/seqhf-bin:$PATH
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
