@@ -12,8 +12,7 @@
 set -uo pipefail
 usage="usage: gpu_session.sh start|finish OUT [IMDB_DIR] [TEXT_FILE]"
 phase=${1:-}
-case $phase in start|finish) ;; *) echo "$usage" >&2; exit 2 ;; esac
-[ -n "${2:-}" ] || { echo "$usage" >&2; exit 2; }
+case "$phase ${2:-}" in start\ ?*|finish\ ?*) ;; *) echo "$usage" >&2; exit 2 ;; esac
 out=$(mkdir -p "$2" && cd "$2" && pwd)
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 imdb=$(cd "${3:-$repo/../shared/data/imdb}" && pwd)
