@@ -162,6 +162,11 @@ def test_label_names_file_in_sorted_value_order(tmp_path):
     assert data.label_names == ["Sport", "Money", "Science"]  # 1, 3, 4 in that order
     row = data.splits["train"][0]
     assert any(word in row["text"].split() for word in TOPICS[data.label_names[row["labels"]].lower()])
+    # A mistyped file name is named as a missing file, not read as a list of one name.
+    for typo in (str(tmp_path / "clases.txt"), "classes.txt"):
+        with pytest.raises(FileNotFoundError, match=rf"--label-names: no file '{typo}'"):
+            load_classification_data(str(tmp_path / "train.csv"), text_column="body", label_column="topic",
+                                     label_names=typo)
 
 
 # ------------------------------------------------------------------ training on them

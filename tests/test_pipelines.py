@@ -194,6 +194,27 @@ def test_text_classification_pipeline_bad_input(clf_dir):
     assert classifier("zzz qqq")[0]["label"] in ("negative", "positive")
 
 
+def test_a_language_model_folder_is_refused_where_a_classifier_is_loaded(lm_dirs, clf_dir, tmp_path):
+    """transformers would load an LM folder as a classifier with a new, random head (and only log it): seqhf's
+    loaders of classifiers refuse it and say what to do (`seqhf evaluate --dataset` on a char LM used to score
+    25,000 reviews with that random head)."""
+    from seqhf.demo.page import load_classifier
+    from seqhf.evaluation.saved import evaluate_classifier
+    from seqhf.inference.saved_folder import NotAClassifierError
+    from seqhf.training.classifier import classify
+
+    data = tmp_path / "data.csv"
+    data.write_text("text,label\na good movie,1\nso bad,0\n")
+    for kind, folder in lm_dirs.items():
+        expected = rf"holds SeqLSTMForCausalLM|holds SeqTransformerForCausalLM"
+        for load in (lambda: classify(folder, ["a good movie"]), lambda: load_classifier(str(folder)),
+                     lambda: evaluate_classifier(folder, dict(source=str(data)), baseline=False)):
+            with pytest.raises(NotAClassifierError, match=rf"({expected}) \(a language model\), not a text classifier.*"
+                                                          r"seqhf evaluate FOLDER --text FILE"):
+                load()
+    assert classify(clf_dir, ["a good movie"])[0]["label"] in ("negative", "positive")  # a classifier still loads
+
+
 # ---------------------------------------------------------------- remote code, seqhf not importable
 
 

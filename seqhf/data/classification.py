@@ -187,6 +187,9 @@ def read_label_names(value: str | None) -> list[str] | None:
     path = Path(os.path.expanduser(value))
     if path.is_file():
         names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    elif "," not in value and (path.suffix or "/" in value):  # a mistyped file name, not a one-name list
+        raise FileNotFoundError(f"--label-names: no file {value!r} (give a file with one name a line, or the names "
+                                "separated by commas).")
     else:
         names = [name.strip() for name in value.split(",") if name.strip()]
     if len(set(names)) != len(names):

@@ -10,15 +10,18 @@ import numpy as np
 from datasets import DatasetDict
 
 from ..data.classification import ClassificationData, DataError, load_classification_data
+from ..inference.saved_folder import check_classifier_config
 from .baseline import tfidf_logistic_regression
 from .metrics import classification_metrics
 
 
 def folder_labels(folder) -> list[str]:
-    """The class names of a saved classifier, in the order of its outputs."""
+    """The class names of a saved classifier, in the order of its outputs (a language model's folder is refused:
+    `NotAClassifierError`)."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(folder)
+    check_classifier_config(config, folder)
     return [config.id2label[i] for i in range(len(config.id2label))]
 
 

@@ -25,6 +25,10 @@ class IncompleteFolderError(ValueError):
     """A saved folder with files missing, empty or cut short; the message names them."""
 
 
+class NotAClassifierError(ValueError):
+    """A language model's folder given where a text classifier is loaded; the message says what to do instead."""
+
+
 def safetensors_size(path: Path) -> int | None:
     """The size a safetensors file must have, from its header (None when the header itself is cut or unreadable)."""
     with open(path, "rb") as f:
@@ -99,3 +103,16 @@ def check_saved_folder(folder) -> None:
             f"{folder} is incomplete: {'; '.join(problems)}. The save that wrote it was interrupted (killed, or "
             "the disk was full): run the training command again, with --resume to start from its last "
             "complete checkpoint.")
+
+
+def check_classifier_config(config, folder) -> None:
+    """Raise `NotAClassifierError` when `config` was saved from a language model (its `architectures` all
+    `...ForCausalLM`): loaded as a classifier, transformers would give it a new, untrained classification head
+    whose answers are random, with only a logged warning. A backbone or a config without `architectures` passes."""
+    saved_as = list(getattr(config, "architectures", None) or [])
+    if saved_as and all(name.endswith("ForCausalLM") for name in saved_as):
+        raise NotAClassifierError(
+            f"{folder} holds {', '.join(saved_as)} (a language model), not a text classifier: loaded as one it "
+            "would get a new, untrained classification head and answer at random. Score it on a text with `seqhf "
+            "evaluate FOLDER --text FILE` (a char LM), or train a classifier from it with `seqhf train classifier "
+            "--init-from FOLDER` (a word LM).")
