@@ -194,10 +194,10 @@ def test_text_classification_pipeline_bad_input(clf_dir):
     assert classifier("zzz qqq")[0]["label"] in ("negative", "positive")
 
 
-def test_a_language_model_folder_is_refused_where_a_classifier_is_loaded(lm_dirs, clf_dir, tmp_path):
+def test_a_folder_that_does_not_fit_is_refused_where_a_classifier_is_loaded(lm_dirs, clf_dir, tmp_path):
     """transformers would load an LM folder as a classifier with a new, random head (and only log it): seqhf's
     loaders of classifiers refuse it and say what to do (`seqhf evaluate --dataset` on a char LM used to score
-    25,000 reviews with that random head)."""
+    25,000 reviews with that random head). A classifier given data with other classes is told so."""
     from seqhf.demo.page import load_classifier
     from seqhf.evaluation.saved import evaluate_classifier
     from seqhf.inference.saved_folder import NotAClassifierError
@@ -213,6 +213,12 @@ def test_a_language_model_folder_is_refused_where_a_classifier_is_loaded(lm_dirs
                                                           r"seqhf evaluate FOLDER --text FILE"):
                 load()
     assert classify(clf_dir, ["a good movie"])[0]["label"] in ("negative", "positive")  # a classifier still loads
+    # A classifier on data with other classes: the message says where the names it compares came from.
+    three = tmp_path / "three.csv"
+    three.write_text("text,label\na good movie,1\nso bad,0\nso so,2\n")
+    with pytest.raises(ValueError, match=r"has 2 classes \(negative, positive\), which name the dataset's labels unless "
+                                         r"--label-names is given, and they do not fit this dataset: .*2 names for 3 labels"):
+        evaluate_classifier(clf_dir, dict(source=str(three)), baseline=False)
 
 
 # ---------------------------------------------------------------- remote code, seqhf not importable

@@ -34,7 +34,13 @@ def evaluate_classifier(folder, data, *, split: str | None = None, baseline: boo
 
     names = folder_labels(folder)
     if not isinstance(data, ClassificationData):
-        data = load_classification_data(**{"label_names": names, **data})
+        try:
+            data = load_classification_data(**{"label_names": names, **data})
+        except DataError as err:
+            if data.get("label_names") is not None:
+                raise
+            raise DataError(f"{folder} has {len(names)} classes ({', '.join(names)}), which name the dataset's labels "
+                            f"unless --label-names is given, and they do not fit this dataset: {err}") from None
     if data.multi_label:
         raise DataError("seqhf evaluate scores single-label classifiers; this dataset has lists of labels.")
     if data.label_names != names:
