@@ -113,6 +113,6 @@ def check_classifier_config(config, folder) -> None:
     if saved_as and all(name.endswith("ForCausalLM") for name in saved_as):
         raise NotAClassifierError(
             f"{folder} holds {', '.join(saved_as)} (a language model), not a text classifier: loaded as one it "
-            "would get a new, untrained classification head and answer at random. Score it on a text with `seqhf "
-            "evaluate FOLDER --text FILE` (a char LM), or train a classifier from it with `seqhf train classifier "
-            "--init-from FOLDER` (a word LM).")
+            "would get a new, untrained classification head and answer at random. Use it where a language model goes "
+            "(`seqhf generate`, the demo's --generator, `seqhf evaluate FOLDER --text FILE`), or train a classifier "
+            "from a word LM with `seqhf train classifier --init-from FOLDER`.")
