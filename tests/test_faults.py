@@ -156,6 +156,24 @@ def test_resume_skips_incomplete_checkpoints_and_says_which(tmp_path, capsys):
     assert state["global_step"] == int(third.name.split("-")[1]) and results["epochs"] == 3
 
 
+def test_a_new_run_sets_an_earlier_runs_checkpoints_aside(tmp_path, capsys):
+    """Left in place, an earlier 3-epoch run's checkpoints outlived a 1-epoch rerun's (Trainer's rotation keeps the
+    highest steps), and --resume then continued the earlier run."""
+    data, out = write_data(tmp_path / "data"), tmp_path / "out"
+    train_classifier(data, TINY, out, baseline=False, **QUIET)
+    earlier = sorted(p.name for p in out.glob("checkpoint-*"))
+    assert len(earlier) == 2
+    capsys.readouterr()
+    train_classifier(data, TINY, out, baseline=False, epochs=1, **QUIET)
+    assert f"held an earlier run's checkpoints ({', '.join(sorted(earlier, key=lambda n: int(n.split('-')[1])))})" \
+           in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "_previous_run").iterdir()) == earlier  # kept, out of the way
+    (now,) = out.glob("checkpoint-*")
+    assert json.loads((now / "trainer_state.json").read_text())["num_train_epochs"] == 1
+    results = train_classifier(data, TINY, out, baseline=False, epochs=1, resume=True, **QUIET)
+    assert f"continuing from {now}" in capsys.readouterr().out and results["epochs"] == 1
+
+
 # ------------------------------------------------------------------ a final save killed midway
 
 

@@ -9,7 +9,8 @@ a complete checkpoint only, and a full disk reported as such.
 - `final_save`: the final model, tokenizer and results are written in `_saving/` and moved into the folder
   file by file (each move is atomic), with `SAVE_INCOMPLETE.txt` in the folder from the start of the save
   until everything is in place (`seqhf.inference.saved_folder` checks it where folders are loaded).
-- `last_complete_checkpoint`: the newest checkpoint whose files are all there and whole.
+- `last_complete_checkpoint`: the newest checkpoint whose files are all there and whole;
+  `set_aside_earlier_checkpoints`: a run that starts anew moves an earlier run's checkpoints out of its way.
 """
 
 import errno
@@ -37,6 +38,7 @@ except ImportError:  # Windows: no lock (two runs into one folder are not detect
 LOCK_NAME = ".seqhf-run.lock"
 STAGING = "_saving"  # "_" folders are not uploaded to the Hub
 INCOMPLETE_CHECKPOINTS = "_incomplete"
+PREVIOUS_RUN = "_previous_run"
 CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 CHECKPOINT_NEEDED = ("trainer_state.json", "config.json")
 NO_SPACE_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -240,6 +242,24 @@ def last_complete_checkpoint(output_dir, set_aside: bool = False) -> tuple[Path 
             aside.parent.mkdir(exist_ok=True)
             os.replace(checkpoint, aside)
     return last, skipped
+
+
+def set_aside_earlier_checkpoints(output_dir) -> list[str]:
+    """A run that starts anew (no --resume) moves the checkpoints an earlier run left in `output_dir` into
+    `_previous_run/` (replacing what a still earlier run left there) and returns their names. Left in place,
+    Trainer's rotation would keep the earlier run's higher-numbered checkpoints over this run's own, and a later
+    --resume would continue the earlier run instead of this one."""
+    folder = Path(output_dir)
+    found = sorted(p.name for p in folder.iterdir() if p.is_dir() and CHECKPOINT.fullmatch(p.name)) if folder.is_dir() else []
+    if not found:
+        return []
+    aside = folder / PREVIOUS_RUN
+    if aside.exists():
+        shutil.rmtree(aside)
+    aside.mkdir()
+    for name in found:
+        os.replace(folder / name, aside / name)
+    return sorted(found, key=lambda name: int(CHECKPOINT.fullmatch(name).group(1)))
 
 
 def checkpoint_processes(checkpoint) -> int | None:
