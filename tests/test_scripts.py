@@ -96,6 +96,24 @@ def test_generate_accepts_the_edges_of_top_k_and_top_p(folders, capsys):
     assert capsys.readouterr().out.startswith("The")
 
 
+def test_a_model_that_is_not_a_folder_here_is_tried_as_a_hub_repo_id_and_named(folders, capsys, tmp_path):
+    """generate, evaluate and the demo take a Hub repo id as transformers does; offline (the tests), or for a mistyped
+    folder, the failure is one line naming it instead of transformers' OSError traceback."""
+    from seqhf.cli.app import main
+
+    text = tmp_path / "text.txt"
+    text.write_text("The island was far.")
+    missing = str(tmp_path / "no-such-run")
+    for args, name in ((["generate", "someone/char-lm"], "someone/char-lm"), (["generate", missing], missing),
+                       (["evaluate", "someone/char-lm", "--text", str(text)], "someone/char-lm"),
+                       (["demo", "--classifier", "runs/mistyped"], "runs/mistyped")):
+        assert main(args) == 1, args
+        message = capsys.readouterr().err
+        assert message.startswith(f"error: '{name}': no such folder here, and loading it as a Hub repo id failed: ")
+        assert message.count("\n") == 1
+    assert generate_main(str(folders["lm"]), "--max-new-tokens", "3", "--seed", "0") == 0  # a folder still loads
+
+
 def test_generate_on_a_classifier_folder_says_so(folders, capsys):
     assert generate_main(str(folders["clf"]), "--max-new-tokens", "5") == 1
     message = capsys.readouterr().err

@@ -1,6 +1,7 @@
 """`seqhf generate`, `seqhf evaluate` and `seqhf baseline tfidf | ngram`: using and scoring saved folders."""
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,9 +18,26 @@ def loads_models() -> None:
     seqhf.register_auto_classes()
 
 
+@contextmanager
+def loading_from(*sources):
+    """transformers' OSError for a source that is not a folder here (a Hub repo id offline or not found, a
+    mistyped path, which transformers also takes for a repo id) becomes one line that names the source."""
+    try:
+        yield
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        raise  # already named by their own message
+    except OSError as err:
+        remote = [source for source in sources if source and not Path(source).expanduser().is_dir()]
+        if not remote:
+            raise
+        said = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{', '.join(repr(source) for source in remote)}: no such folder here, and loading it as a "
+                         f"Hub repo id failed: {said}") from err
+
+
 def generate(
-    model_dir: Annotated[Path, typer.Argument(help="a folder written by `seqhf train charlm` (or a word LM)",
-                                              exists=True, file_okay=False)],
+    model_dir: Annotated[str, typer.Argument(help="a folder written by `seqhf train charlm` (or a word LM), or a Hub "
+                                             "repo id")],
     prompt: Annotated[str, typer.Option(help="text to continue (empty: start from BOS)")] = "",
     max_new_tokens: int = 500,
     temperature: Annotated[float, typer.Option(help="1/alpha of the book; 0 = greedy")] = 1.0,
@@ -47,12 +65,13 @@ def generate(
     loads_models()
     from ..inference.generation import check_device, generate_text, load_generator
 
-    model, tokenizer = load_generator(str(model_dir), device=check_device(device))
+    with loading_from(model_dir):
+        model, tokenizer = load_generator(model_dir, device=check_device(device))
     if adapt_on:
         from ..evaluation.dynamic_eval import adapt_to_text
 
         lr = adapt_lr
-        results = model_dir / "eval_results.json"
+        results = Path(model_dir) / "eval_results.json"
         if lr is None and results.is_file():
             lr = (json.loads(results.read_text()).get("dynamic_eval") or {}).get("lr")
         model = adapt_to_text(model, tokenizer, adapt_on.read_text(encoding="utf-8"), lr=lr if lr is not None else 0.01).eval()
@@ -62,7 +81,7 @@ def generate(
 
 
 def evaluate(
-    model_dir: Annotated[Path, typer.Argument(help="a saved classifier or char LM folder", exists=True, file_okay=False)],
+    model_dir: Annotated[str, typer.Argument(help="a saved classifier or char LM folder, or a Hub repo id")],
     dataset: Annotated[Optional[str], typer.Option(help="classifier: a Hub id, dataset folder or data file")] = None,
     text: Annotated[Optional[Path], typer.Option(help="char LM: a UTF-8 text file to score", exists=True, dir_okay=False)] = None,
     split: Annotated[Optional[str], typer.Option(help="classifier: the split to score (default: test, else validation)")] = None,
@@ -87,14 +106,16 @@ def evaluate(
         data = dict(source=dataset, text_column=text_column, label_column=label_column)
         if label_names:
             data["label_names"] = label_names
-        figures = evaluate_classifier(str(model_dir), data, split=split, baseline=baseline)
+        with loading_from(model_dir):
+            figures = evaluate_classifier(model_dir, data, split=split, baseline=baseline)
         line = f"{figures['evaluated_on']} accuracy {figures['accuracy']:.4f}, macro-F1 {figures['macro_f1']:.4f} ({figures['examples']} texts)"
         base = figures.get("baseline") or {}
         if "accuracy" in base:
             line += f"; baseline {base['method']}: accuracy {base['accuracy']:.4f}, macro-F1 {base['macro_f1']:.4f}"
     else:
-        figures = evaluate_char_lm(str(model_dir), read_text(text), max_chars=max_chars,
-                                   ngram_train=read_text(ngram_train) if ngram_train else None)
+        with loading_from(model_dir):
+            figures = evaluate_char_lm(model_dir, read_text(text), max_chars=max_chars,
+                                       ngram_train=read_text(ngram_train) if ngram_train else None)
         line = f"{figures['nats_per_char']:.4f} nats/char on {figures['chars']:,} characters"
         if "ngram" in figures:
             line += f"; {figures['ngram']['order']}-gram Kneser-Ney {figures['ngram']['nats_per_char']:.4f}"

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .evaluate import loads_models
+from .evaluate import loading_from, loads_models
 
 
 def export(
@@ -130,5 +130,6 @@ def demo(
     loads_models()
     from ..demo.page import build_app
 
-    app = build_app(classifier, generator, trust_remote_code=trust_remote_code, title=title)
+    with loading_from(classifier, generator):
+        app = build_app(classifier, generator, trust_remote_code=trust_remote_code, title=title)
     app.launch(server_name=host, server_port=port)
