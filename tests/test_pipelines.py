@@ -205,8 +205,8 @@ def test_a_folder_that_does_not_fit_is_refused_where_a_classifier_is_loaded(lm_d
 
     data = tmp_path / "data.csv"
     data.write_text("text,label\na good movie,1\nso bad,0\n")
-    for kind, folder in lm_dirs.items():
-        expected = rf"holds SeqLSTMForCausalLM|holds SeqTransformerForCausalLM"
+    expected = r"holds SeqLSTMForCausalLM|holds SeqTransformerForCausalLM"
+    for folder in lm_dirs.values():
         for load in (lambda: classify(folder, ["a good movie"]), lambda: load_classifier(str(folder)),
                      lambda: evaluate_classifier(folder, dict(source=str(data)), baseline=False)):
             with pytest.raises(NotAClassifierError, match=rf"({expected}) \(a language model\), not a text classifier.*"

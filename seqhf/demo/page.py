@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 from transformers import (
-    AutoConfig,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -26,7 +25,7 @@ from transformers import (
 
 from ..inference.explain import explain
 from ..inference.generation import generate_text
-from ..inference.saved_folder import check_classifier_config, check_saved_folder
+from ..inference.saved_folder import check_classifier_folder, check_saved_folder
 
 EXAMPLE_REVIEWS = [
     "One of the best films I have seen in years: a moving story and wonderful acting.",
@@ -38,8 +37,8 @@ SPACE_MODULES = ("demo/page.py", "inference/explain.py", "inference/generation.p
 
 
 def load_classifier(name_or_path, trust_remote_code=False):
-    check_saved_folder(name_or_path)  # a local folder whose save did not finish: name its missing files
-    check_classifier_config(AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code), name_or_path)
+    # a local folder whose save did not finish names its missing files; a language model's folder is refused
+    check_classifier_folder(name_or_path, trust_remote_code=trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     model = AutoModelForSequenceClassification.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     return model.eval(), tokenizer

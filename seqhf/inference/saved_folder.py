@@ -116,3 +116,12 @@ def check_classifier_config(config, folder) -> None:
             "would get a new, untrained classification head and answer at random. Use it where a language model goes "
             "(`seqhf generate`, the demo's --generator, `seqhf evaluate FOLDER --text FILE`), or train a classifier "
             "from a word LM with `seqhf train classifier --init-from FOLDER`.")
+
+
+def check_classifier_folder(name_or_path, **config_kwargs) -> None:
+    """What a loader of text classifiers checks first: the folder is whole (`check_saved_folder`) and holds no
+    language model (`check_classifier_config`, on the config `AutoConfig` reads with `config_kwargs`)."""
+    from transformers import AutoConfig
+
+    check_saved_folder(name_or_path)
+    check_classifier_config(AutoConfig.from_pretrained(name_or_path, **config_kwargs), name_or_path)

@@ -25,7 +25,7 @@ from ..evaluation.metrics import (
     confusion_matrix,
 )
 from ..hub.plots import CONFUSION_NAME, RELIABILITY_NAME, plot_confusion_matrix
-from ..inference.saved_folder import check_classifier_config, check_saved_folder
+from ..inference.saved_folder import check_classifier_folder
 from ..utils.runtime import release_freed_memory
 from . import ulmfit
 from .calibration import calibrate, final_calibration, fold_calibration, plot_final_reliability
@@ -301,9 +301,8 @@ def classify(folder, texts, **pipeline_kwargs) -> list:
     """Classify `texts` with the sentiment model saved in `folder`, through `pipeline` (a folder whose save
     did not finish is refused with an `IncompleteFolderError` naming its missing or empty files, a language
     model's folder with a `NotAClassifierError`)."""
-    from transformers import AutoConfig, pipeline
+    from transformers import pipeline
 
-    check_saved_folder(folder)
-    check_classifier_config(AutoConfig.from_pretrained(folder), folder)
+    check_classifier_folder(folder)
     classifier = pipeline("text-classification", model=str(folder), **pipeline_kwargs)
     return classifier(list(texts), truncation=True)

@@ -250,7 +250,7 @@ def set_aside_earlier_checkpoints(output_dir) -> list[str]:
     Trainer's rotation would keep the earlier run's higher-numbered checkpoints over this run's own, and a later
     --resume would continue the earlier run instead of this one."""
     folder = Path(output_dir)
-    found = sorted(p.name for p in folder.iterdir() if p.is_dir() and CHECKPOINT.fullmatch(p.name)) if folder.is_dir() else []
+    found = [p.name for p in folder.iterdir() if p.is_dir() and CHECKPOINT.fullmatch(p.name)] if folder.is_dir() else []
     if not found:
         return []
     aside = folder / PREVIOUS_RUN
