@@ -438,8 +438,9 @@ def test_text_streamer_prints_the_generated_text(tok):
 # ---------------------------------------------------------------- bad input
 
 
-def test_empty_prompt_starts_from_bos(tok):
-    model = tiny_lm(tok)
+@pytest.mark.parametrize("kind", ["lstm", "transformer"])
+def test_empty_prompt_starts_from_bos(tok, kind):
+    model = tiny_lm(tok, kind)
     empty = torch.empty(1, 0, dtype=torch.long)
     out = model.generate(empty, max_new_tokens=10, do_sample=False)
     bos = torch.tensor([[tok.bos_token_id]])
@@ -449,10 +450,13 @@ def test_empty_prompt_starts_from_bos(tok):
     rows = model.generate(**enc, **GREEDY)
     assert torch.equal(rows[0, -15:], model.generate(bos, **GREEDY)[0, -15:])
     assert torch.equal(rows[1, -15:], model.generate(**tok("The isl", return_tensors="pt"), **GREEDY)[0, -15:])
+    # `seqhf generate --prompt ""` and generate_text: the text after BOS.
+    assert generate_text(model, tok, "", max_new_tokens=10, temperature=0) == tok.decode(out[0, 1:], skip_special_tokens=True)
 
 
-def test_empty_prompt_without_bos_is_a_clear_error(tok):
-    model = tiny_lm(tok, bos_token_id=None)
+@pytest.mark.parametrize("kind", ["lstm", "transformer"])
+def test_empty_prompt_without_bos_is_a_clear_error(tok, kind):
+    model = tiny_lm(tok, kind, bos_token_id=None)
     model.generation_config.bos_token_id = None
     with pytest.raises(ValueError, match="empty.*bos_token_id"):
         model.generate(torch.empty(1, 0, dtype=torch.long), max_new_tokens=5)

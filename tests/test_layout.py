@@ -16,7 +16,7 @@ from conftest import REPO, run_without_seqhf
 PACKAGE = REPO / "seqhf"
 OLD_LAYOUT = REPO / "tests" / "fixtures" / "layout_0_1"
 LINT_IMPORTS = Path(_sys.executable).parent / "lint-imports"
-MODEL_FILE_IMPORTS = {"torch", "transformers", "collections", "dataclasses", "math", "typing", "warnings"}
+MODEL_FILE_IMPORTS = {"torch", "transformers", "collections", "copy", "dataclasses", "math", "typing", "warnings"}
 LONG_MODEL_FILES = {"modeling_lstm.py", "modeling_transformer.py"}  # one model family each, as in transformers
 MAX_LINES = 400
 

@@ -37,6 +37,8 @@ def tiny_config(**overrides):
         ("hidden_size", 0),
         ("num_hidden_layers", 0),
         ("classifier_hidden_size", 0),
+        ("classifier_activation", "rleu"),
+        ("initializer_range", -0.02),
         ("rnn_type", "transformer"),
         ("pooling", "median"),
         ("embedding_dropout", 1.0),

@@ -44,12 +44,12 @@ def classifier(kind, vocab_size, pad_token_id):
     return model
 
 
-def causal_lm(kind, tok):
+def causal_lm(kind, tok, max_position_embeddings=128):
     torch.manual_seed(0)
     common = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, is_decoder=True)
     if kind == "transformer":
         config = SeqTransformerConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                                      max_position_embeddings=128, **common)  # fmt: skip
+                                      max_position_embeddings=max_position_embeddings, **common)  # fmt: skip
         model = SeqTransformerForCausalLM(config)
     else:
         config = SeqLSTMConfig(embedding_size=8, hidden_size=16, num_hidden_layers=2, rnn_type=kind, **common)
@@ -96,10 +96,14 @@ def test_exported_classifier_answers_like_the_pipeline(exported_classifier):
     from transformers import pipeline
 
     model, tok, onnx_dir, _ = exported_classifier
-    texts = REVIEWS + ["great", "a film"]
-    expected = pipeline("text-classification", model=model, tokenizer=tok)(texts, top_k=None, batch_size=4)
+    texts = REVIEWS + ["great", "a film", ""]  # an empty text beside others in the last batch
+    classify = pipeline("text-classification", model=model, tokenizer=tok)
+    expected = classify(texts, top_k=None, batch_size=4)
     got = OrtTextClassifier(onnx_dir)(texts, batch_size=4)
-    for e, g in zip(expected, got):
+    # An empty text alone (a batch without a column), and a batch of empty texts only.
+    expected += [classify("", top_k=None)] * 2
+    got += [OrtTextClassifier(onnx_dir)(""), OrtTextClassifier(onnx_dir)(["", ""])[1]]
+    for e, g in zip(expected, got, strict=True):
         assert [x["label"] for x in g] == [x["label"] for x in e]
         np.testing.assert_allclose([x["score"] for x in g], [x["score"] for x in e], atol=1e-5)
     assert OrtTextClassifier(onnx_dir)("great fun")[0]["label"] in ("positive", "negative")  # one text: one list
@@ -157,6 +161,21 @@ def test_lm_step_carries_state_and_decodes_like_generate(kind, tmp_path):
         prompt = tok(text)["input_ids"]
         greedy = model.generate(torch.tensor([prompt]), max_new_tokens=25, do_sample=False, pad_token_id=tok.pad_token_id)
         assert list(lm.generate(prompt, 25, temperature=0)) == greedy[0, len(prompt) :].tolist()
+
+
+def test_transformer_lm_generates_past_its_positions_as_generate_does(tmp_path):
+    """Past `max_position_embeddings` generate() predicts each token from the last window read afresh; the
+    exported step does the same instead of failing on a position the graph has no embedding for."""
+    tok = build_char_tokenizer(BOOK)
+    model = causal_lm("transformer", tok, max_position_embeddings=12)
+    model.save_pretrained(tmp_path / "torch")
+    tok.save_pretrained(tmp_path / "torch")
+    export_folder(tmp_path / "torch", tmp_path / "onnx")
+    lm = OrtCausalLM.from_folder(tmp_path / "onnx")
+    for text in ("The", "The engineer looked"):  # a prompt inside the window, and one longer than it
+        prompt = tok(text)["input_ids"]
+        greedy = model.generate(torch.tensor([prompt]), max_new_tokens=20, do_sample=False, pad_token_id=tok.pad_token_id)
+        assert list(lm.generate(prompt, 20, temperature=0)) == greedy[0, len(prompt) :].tolist()
 
 
 def test_sampling_is_seeded_and_respects_top_k():

@@ -64,6 +64,7 @@ def one_torch_thread():
         ("attention_dropout", 1.5),
         ("classifier_dropout", 2.0),
         ("layer_norm_eps", 0.0),
+        ("initializer_range", -0.02),
         ("pad_token_id", VOCAB),
         ("bos_token_id", -1),
         ("eos_token_id", VOCAB + 3),

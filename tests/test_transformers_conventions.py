@@ -248,3 +248,59 @@ def test_transformer_generates_from_inputs_embeds(cache_implementation):
         from_embeds = model.generate(inputs_embeds=model.get_input_embeddings()(ids), **settings)
     assert torch.equal(from_embeds, from_ids[:, ids.shape[1] :])  # only the new tokens, as transformers returns
     assert len(set(from_ids[1, 5:].tolist())) > 4
+
+
+# ---------------------------------------------------------------- classifier labels and input shapes, as transformers'
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_classifier_labels_ignore_minus_100_and_name_other_ids(family):
+    torch.manual_seed(0)
+    model = CLASSES[family][2](config_of(family, num_labels=3)).eval()
+    ids = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    out = model(ids, labels=torch.tensor([2, -100]))
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits[:1], torch.tensor([2])))
+    with pytest.raises(ValueError, match=r"`labels` must be in \[0, 3\) or -100 .*got min -1, max 2"):
+        model(ids, labels=torch.tensor([2, -1]))
+    with pytest.raises(ValueError, match=r"`input_ids` must be \(batch, seq\)"):
+        model(torch.tensor([1, 2, 3]))  # one text without its batch axis: the model's own message, not an IndexError
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_calibration_smoothing_reads_the_problem_type_the_labels_give(family):
+    """Float labels make the first call multi-label, as transformers' loss decides; the smoothing (single-label
+    only) must not shape that call's logits and then vanish from the next ones."""
+    torch.manual_seed(0)
+    model = CLASSES[family][2](config_of(family, num_labels=3, calibration_smoothing=0.1)).eval()
+    ids = torch.tensor([[5, 6, 7]])
+    with_labels = model(ids, labels=torch.tensor([[1.0, 0.0, 1.0]])).logits
+    assert model.config.problem_type == "multi_label_classification"
+    torch.testing.assert_close(with_labels, model(ids).logits)
+
+
+def test_a_transformer_lm_folder_gives_automodel_its_causal_backbone(tmp_path):
+    """A causal LM built by hand saves `is_decoder`, so `AutoModel` on its folder reads as the LM's backbone does."""
+    from transformers import AutoModel
+
+    config = config_of("transformer")
+    assert not config.is_decoder
+    lm = SeqTransformerForCausalLM(config).eval()
+    lm.save_pretrained(tmp_path)
+    backbone = AutoModel.from_pretrained(tmp_path).eval()
+    ids = torch.tensor([[1, 8, 15, 2, 9, 16]])
+    with torch.no_grad():
+        torch.testing.assert_close(backbone(ids).last_hidden_state, lm.model(ids).last_hidden_state)
+
+
+def test_functions_copied_between_the_two_modeling_files_are_the_same():
+    """A modeling file imports no sibling (so remote code stands alone); what both need is copied, as in
+    transformers (`# Copied from`), and must stay the same."""
+    from seqhf.models.lstm import modeling_lstm
+    from seqhf.models.transformer import modeling_transformer
+
+    source = inspect.getsource(modeling_transformer)
+    copied = [line.split("modeling_lstm.")[1].split(":")[0].split(";")[0]
+              for line in source.splitlines() if line.startswith("# Copied from seqhf.models.lstm.modeling_lstm.")]
+    assert {"read_empty_texts_as_pad", "infer_problem_type", "smoothed_log_scores", "start_empty_prompts_from_bos"} <= set(copied)
+    for name in copied:
+        assert inspect.getsource(getattr(modeling_lstm, name)) == inspect.getsource(getattr(modeling_transformer, name)), name

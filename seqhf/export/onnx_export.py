@@ -214,13 +214,16 @@ def quantize_int8(src, dst) -> Path:
 
 
 def classifier_difference(model, onnx_path, batches=((3, 9), (5, 17), (1, 6))) -> float:
-    """Largest |logit difference| between PyTorch and ONNX Runtime over a few padded batches."""
+    """Largest |logit difference| between PyTorch and ONNX Runtime over a few padded batches, the first with an
+    empty text (a row of padding only)."""
     from .ort_inference import session
 
     sess = session(onnx_path)
     worst = 0.0
     for seed, (batch, seq) in enumerate(batches):
         ids, mask = sample_padded_batch(model.config.vocab_size, model.config.pad_token_id, batch, seq, seed=seed + 1)
+        if seed == 0 and model.config.pad_token_id is not None:
+            ids[0], mask[0] = model.config.pad_token_id, 0
         with torch.no_grad():
             ref = model(input_ids=ids, attention_mask=mask).logits.numpy()
         got = sess.run(["logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
@@ -234,13 +237,17 @@ def lm_difference(model, onnx_path, steps=8) -> float:
     from .ort_inference import OrtCausalLM
 
     lm = OrtCausalLM(onnx_path, model.config)
-    ids = torch.randint(0, model.config.vocab_size, (2, 5 + steps), generator=torch.Generator().manual_seed(3))
+    prompt = 5
+    if lm.window:  # the whole text must fit the Transformer's positions
+        prompt = min(prompt, max(lm.window // 2, 1))
+        steps = min(steps, lm.window - prompt)
+    ids = torch.randint(0, model.config.vocab_size, (2, prompt + steps), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        ref = model(input_ids=ids).logits[:, 4:].numpy()
-    logits, state = lm.step(ids[:, :5].numpy(), lm.empty_state(2))
+        ref = model(input_ids=ids).logits[:, prompt - 1 :].numpy()
+    logits, state = lm.step(ids[:, :prompt].numpy(), lm.empty_state(2))
     worst = float(abs(logits - ref[:, 0]).max())
     for t in range(steps):
-        logits, state = lm.step(ids[:, 5 + t : 6 + t].numpy(), state)
+        logits, state = lm.step(ids[:, prompt + t : prompt + t + 1].numpy(), state)
         worst = max(worst, float(abs(logits - ref[:, t + 1]).max()))
     return worst
 

@@ -79,7 +79,11 @@ class OrtTextClassifier:
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
             enc = self.tokenizer(batch, padding=True, truncation=truncation, max_length=max_length, return_tensors="np")
-            probs = _softmax(self.logits(enc["input_ids"], enc["attention_mask"]))
+            input_ids, attention_mask = enc["input_ids"], enc["attention_mask"]
+            if input_ids.shape[1] == 0:  # only empty texts: one padding column, which the graph reads as "nothing"
+                input_ids = np.full((len(batch), 1), self.tokenizer.pad_token_id, dtype=np.int64)
+                attention_mask = np.zeros((len(batch), 1), dtype=np.int64)
+            probs = _softmax(self.logits(input_ids, attention_mask))
             for row in probs:
                 order = np.argsort(-row)
                 results.append([{"label": self.id2label[int(i)], "score": float(row[i])} for i in order])
@@ -101,6 +105,9 @@ class OrtCausalLM:
         self.state_inputs = [n for n in inputs if n != "input_ids"]
         self.state_outputs = [o.name for o in self.session.get_outputs()][1:]
         self.one_token_steps = config.model_type == "seqhf-transformer"
+        # A Transformer reads at most its positions: past them, like generate(), each token is predicted from the
+        # last `window` tokens read afresh.
+        self.window = getattr(config, "max_position_embeddings", None) if config.model_type == "seqhf-transformer" else None
         if manifest_path.is_file():
             self.one_token_steps = json.loads(manifest_path.read_text()).get("tokens_per_step") == 1
 
@@ -136,11 +143,16 @@ class OrtCausalLM:
                 raise ValueError("The prompt is empty and the model has no `bos_token_id` to start from.")
             prompt_ids = [self.config.bos_token_id]
         rng = np.random.default_rng(seed)
-        logits, state = self.step(np.array([prompt_ids]), self.empty_state(1))
+        ids = list(prompt_ids)
+        logits, state = self.step(np.array([ids[-self.window :] if self.window else ids]), self.empty_state(1))
         for _ in range(max_new_tokens):
             next_id = sample_next(logits[0], temperature, top_k, top_p, rng)
             yield next_id
-            logits, state = self.step(np.array([[next_id]]), state)
+            ids.append(next_id)
+            if self.window and len(ids) > self.window:  # the cache's positions are full: read the window afresh
+                logits, state = self.step(np.array([ids[-self.window :]]), self.empty_state(1))
+            else:
+                logits, state = self.step(np.array([[next_id]]), state)
 
 
 def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):

@@ -217,7 +217,7 @@ def check_options(epochs, word_vector_train_repeats: int, unlabelled_data, init_
     """`train_classifier`'s options that cannot work, as SetupError, before anything is loaded."""
     if streaming_baseline:
         raise SetupError("--streaming cannot fit the TF-IDF baseline: it holds every training text's n-gram counts in "
-                         "memory. Pass --no-baseline with --streaming.")
+                         "memory. Pass --no-baseline with --streaming (in Python: baseline=False with streaming=True).")
     if epochs is not None and epochs <= 0:
         raise SetupError(f"--epochs must be positive, got {epochs}.")
     if word_vector_train_repeats < 1:

@@ -1,6 +1,7 @@
 """Configuration of the seqhf recurrent models (SimpleRNN, LSTM, GRU)."""
 
 from transformers import PretrainedConfig
+from transformers.activations import ACT2FN
 
 RNN_TYPES = ("lstm", "gru", "rnn")
 POOLINGS = ("last", "max", "mean", "concat")
@@ -117,6 +118,12 @@ class SeqLSTMConfig(PretrainedConfig):
             _check_positive(name, value)
         if classifier_hidden_size is not None:
             _check_positive("classifier_hidden_size", classifier_hidden_size)
+        if classifier_activation not in ACT2FN:
+            raise ValueError(
+                f"`classifier_activation` {classifier_activation!r} is not a known activation (see transformers' ACT2FN)."
+            )
+        if not float(initializer_range) >= 0:
+            raise ValueError(f"`initializer_range` must be at least 0, got {initializer_range!r}.")
         if rnn_type not in RNN_TYPES:
             raise ValueError(f"`rnn_type` must be one of {RNN_TYPES}, got {rnn_type!r}.")
         if pooling not in POOLINGS:

@@ -560,20 +560,42 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
         return torch.func.functional_call(layer, dropped, (hidden, state))
 
 
+# Copied to seqhf.models.transformer.modeling_transformer.read_empty_texts_as_pad; change both together.
 def read_empty_texts_as_pad(input_ids, attention_mask, pad_token_id):
     """A classifier reads an empty text (a row without a real token) as a single `[PAD]` token, so it gets
     the model's answer to "nothing" and the rest of its batch is classified as usual."""
-    if input_ids is None or pad_token_id is None:
-        return input_ids, attention_mask
+    if input_ids is None or pad_token_id is None or input_ids.dim() != 2:
+        return input_ids, attention_mask  # (a wrong shape is named by the model's input check)
     if input_ids.shape[1] == 0:
         input_ids = input_ids.new_full((input_ids.shape[0], 1), pad_token_id)
         return input_ids, None if attention_mask is None else attention_mask.new_ones(input_ids.shape)
-    if attention_mask is not None:
-        empty = ~attention_mask.bool().any(dim=1)
-        if bool(empty.any()):
-            attention_mask, input_ids = attention_mask.clone(), input_ids.clone()
-            attention_mask[empty, 0], input_ids[empty, 0] = 1, pad_token_id
+    if attention_mask is not None and attention_mask.shape == input_ids.shape:
+        # Without a branch on the values, so that a traced (ONNX) graph reads empty rows the same way.
+        first = torch.arange(input_ids.shape[1], device=input_ids.device) == 0
+        empty_first = ~attention_mask.bool().any(dim=1, keepdim=True) & first
+        attention_mask = attention_mask.masked_fill(empty_first, 1)
+        input_ids = input_ids.masked_fill(empty_first, pad_token_id)
     return input_ids, attention_mask
+
+
+# Copied to seqhf.models.transformer.modeling_transformer.infer_problem_type; change both together.
+def infer_problem_type(config, labels):
+    """Set `config.problem_type` from the labels as transformers' loss does, but before the calibration
+    smoothing reads it; single-label class ids must be in range, and -100 is ignored as in transformers' loss."""
+    if config.problem_type is None:
+        if config.num_labels == 1:
+            config.problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            config.problem_type = "single_label_classification"
+        else:
+            config.problem_type = "multi_label_classification"
+    if config.problem_type == "single_label_classification" and labels.dtype in (torch.long, torch.int):
+        counted = labels[labels != -100]
+        if counted.numel() and (counted.min() < 0 or counted.max() >= config.num_labels):
+            raise ValueError(
+                f"`labels` must be in [0, {config.num_labels}) or -100 (ignored) (id2label={config.id2label}), "
+                f"got min {int(counted.min())}, max {int(counted.max())}."
+            )
 
 
 # Copied to seqhf.models.transformer.modeling_transformer.smoothed_log_scores; change both together.
@@ -640,6 +662,8 @@ class SeqLSTMForSequenceClassification(SeqLSTMPreTrainedModel):
         **kwargs,
     ):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if labels is not None:
+            infer_problem_type(self.config, labels)
         input_ids, attention_mask = read_empty_texts_as_pad(input_ids, attention_mask, self.config.pad_token_id)
         outputs = self.model(
             input_ids=input_ids,
@@ -654,15 +678,6 @@ class SeqLSTMForSequenceClassification(SeqLSTMPreTrainedModel):
         logits = smoothed_log_scores(logits, self.config)
         loss = None
         if labels is not None:
-            if self.config.problem_type in (None, "single_label_classification") and labels.dtype in (
-                torch.long,
-                torch.int,
-            ):
-                if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_labels):
-                    raise ValueError(
-                        f"`labels` must be in [0, {self.num_labels}) (id2label={self.config.id2label}), "
-                        f"got min {int(labels.min())}, max {int(labels.max())}."
-                    )
             loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config)
         if not return_dict:
             output = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
@@ -685,6 +700,44 @@ def refuse_config_without_lm_head(config):
             "AutoModelForSequenceClassification or AutoModel. To build a new, untrained language model from this "
             "config on purpose, set `config.architectures = None` first."
         )
+
+
+# Copied to seqhf.models.transformer.modeling_transformer.start_empty_prompts_from_bos; change both together.
+def start_empty_prompts_from_bos(model, inputs, generation_config, kwargs):
+    """generate()'s `inputs` and keyword arguments with an empty prompt (or an all-padding row of a batch) started
+    from `bos_token_id` (in the last, padding slot of such rows), or a clear error when the model has none."""
+    key = "inputs" if inputs is not None else "input_ids"
+    input_ids = inputs if inputs is not None else kwargs.get("input_ids")
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or kwargs.get("inputs_embeds") is not None:
+        return inputs, kwargs
+    attention_mask = kwargs.get("attention_mask")
+    if input_ids.shape[1] == 0:
+        empty = torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+    elif attention_mask is not None and attention_mask.shape == input_ids.shape:
+        empty = ~attention_mask.bool().any(dim=1)
+    else:
+        return inputs, kwargs
+    if not bool(empty.any()):
+        return inputs, kwargs
+    bos = kwargs.get("bos_token_id")
+    for config in (generation_config, model.generation_config, model.config):
+        bos = bos if bos is not None else getattr(config, "bos_token_id", None)
+    if bos is None:
+        raise ValueError(
+            "The prompt is empty and the model has no `bos_token_id` to start from: "
+            "give a non-empty prompt, or set `model.config.bos_token_id`."
+        )
+    if input_ids.shape[1] == 0:
+        input_ids = input_ids.new_full((input_ids.shape[0], 1), bos)
+        attention_mask = torch.ones_like(input_ids)
+    else:
+        input_ids, attention_mask = input_ids.clone(), attention_mask.clone()
+        input_ids[empty, -1] = bos
+        attention_mask[empty, -1] = 1
+    kwargs = {**kwargs, "attention_mask": attention_mask}
+    if key == "inputs":
+        return input_ids, kwargs
+    return inputs, {**kwargs, "input_ids": input_ids}
 
 
 class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
@@ -908,37 +961,7 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
     def generate(self, inputs=None, generation_config=None, **kwargs):
         """transformers' `generate()`, except that an empty prompt (or an all-padding row of a batch)
         starts from `bos_token_id` instead of failing, with a clear error when the model has none."""
-        key = "inputs" if inputs is not None else "input_ids"
-        input_ids = inputs if inputs is not None else kwargs.get("input_ids")
-        if isinstance(input_ids, torch.Tensor) and input_ids.dim() == 2 and kwargs.get("inputs_embeds") is None:
-            attention_mask = kwargs.get("attention_mask")
-            if input_ids.shape[1] == 0:
-                empty = torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-            elif attention_mask is not None and attention_mask.shape == input_ids.shape:
-                empty = ~attention_mask.bool().any(dim=1)
-            else:
-                empty = None
-            if empty is not None and bool(empty.any()):
-                bos = kwargs.get("bos_token_id")
-                for config in (generation_config, self.generation_config, self.config):
-                    bos = bos if bos is not None else getattr(config, "bos_token_id", None)
-                if bos is None:
-                    raise ValueError(
-                        "The prompt is empty and the model has no `bos_token_id` to start from: "
-                        "give a non-empty prompt, or set `model.config.bos_token_id`."
-                    )
-                if input_ids.shape[1] == 0:
-                    input_ids = input_ids.new_full((input_ids.shape[0], 1), bos)
-                    attention_mask = torch.ones_like(input_ids)
-                else:  # put BOS in the last (padding) slot of the empty rows
-                    input_ids, attention_mask = input_ids.clone(), attention_mask.clone()
-                    input_ids[empty, -1] = bos
-                    attention_mask[empty, -1] = 1
-                if key == "inputs":
-                    inputs = input_ids
-                else:
-                    kwargs["input_ids"] = input_ids
-                kwargs["attention_mask"] = attention_mask
+        inputs, kwargs = start_empty_prompts_from_bos(self, inputs, generation_config, kwargs)
         # Two threads generating with one model (a demo serving two requests) may set or clear the table under each
         # other: a step without it runs the unfolded cells, which compute the same gates, so the text stays right.
         self._input_table = self._fold_for_generation()

@@ -121,6 +121,8 @@ class SeqTransformerConfig(PretrainedConfig):
             ("calibration_smoothing", calibration_smoothing),
         ):
             _check_dropout(name, value)
+        if not float(initializer_range) >= 0:
+            raise ValueError(f"`initializer_range` must be at least 0, got {initializer_range!r}.")
         if not float(layer_norm_eps) > 0:
             raise ValueError(f"`layer_norm_eps` must be positive, got {layer_norm_eps!r}.")
         for name, value in (("pad_token_id", pad_token_id), ("bos_token_id", bos_token_id)):
