@@ -303,6 +303,7 @@ def test_training_run_calibrates_reports_and_draws(tmp_path, monkeypatch, smooth
     assert f"ECE of about {saved['test_ece_floor']:.4f} on\n{results['test_examples']:,} texts" in card
     assert f"T = {temperature:.4f}" in card
     assert ("a smoothing of 0.0500" in card and "no score exceeds 0.9667" in card) == smoothed
+    assert ("Neither changes the argmax" if smoothed else "Dividing by T does not change the argmax") in card
     assert json.loads((out / "config.json").read_text()).get("calibration_smoothing", 0.0) == smoothing
     assert (f"| expected calibration error (15 bins) | {results['test_ece_uncalibrated']:.4f} | "
             f"{results['test_ece']:.4f} |") in card

@@ -40,7 +40,7 @@ def test_streaming_refuses_the_in_memory_baseline(tmp_path):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == ["error: --streaming cannot fit the TF-IDF baseline: it holds every "
                                                 "training text's n-gram counts in memory. Pass --no-baseline with "
-                                                "--streaming."]
+                                                "--streaming (in Python: baseline=False with streaming=True)."]
 
 
 UNDER_A_LIMIT = r"""

@@ -155,6 +155,8 @@ def test_incomplete_space_is_refused_with_the_list(tmp_path, capsys):
     (space / "README.md").write_text("# no header\n")
     with pytest.raises(upload.FolderNotReadyError) as err:
         hub_space.push_space(space, "someone/seqhf-demo", dry_run=True)
+    with pytest.raises(ValueError, match="is not a Hub repository id"):
+        hub_space.push_space(space, "someone/seqhf demo", dry_run=True)
     assert any("app.py" in p for p in err.value.problems) and any("sdk" in p for p in err.value.problems)
     script = [sys.executable, "-m", "seqhf", "push-space", str(space), "--repo-id", "x/y", "--dry-run"]
     proc = subprocess.run(script, capture_output=True, text=True, timeout=120)

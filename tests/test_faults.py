@@ -156,18 +156,31 @@ def test_resume_skips_incomplete_checkpoints_and_says_which(tmp_path, capsys):
     assert state["global_step"] == int(third.name.split("-")[1]) and results["epochs"] == 3
 
 
-def test_a_new_run_sets_an_earlier_runs_checkpoints_aside(tmp_path, capsys):
+def test_a_new_run_sets_an_earlier_run_aside(tmp_path, capsys):
     """Left in place, an earlier 3-epoch run's checkpoints outlived a 1-epoch rerun's (Trainer's rotation keeps the
-    highest steps), and --resume then continued the earlier run."""
+    highest steps), --resume then continued the earlier run, and a rerun stopped before its final save left the
+    earlier model in the folder as if it were its own."""
     data, out = write_data(tmp_path / "data"), tmp_path / "out"
     train_classifier(data, TINY, out, baseline=False, **QUIET)
     earlier = sorted(p.name for p in out.glob("checkpoint-*"))
-    assert len(earlier) == 2
+    earlier_files = {"config.json", "model.safetensors", "eval_results.json", "tokenizer.json", "README.md"}
+    assert len(earlier) == 2 and earlier_files <= {p.name for p in out.iterdir()}
     capsys.readouterr()
+
+    class StopAtTheFirstStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            raise KeyboardInterrupt  # Ctrl-C in the rerun, before any checkpoint or final save
+
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(data, TINY, out, baseline=False, epochs=1, callbacks=[StopAtTheFirstStep()], **QUIET)
+    steps = sorted(earlier, key=lambda n: int(n.split("-")[1]))
+    assert f"held an earlier run's {', '.join(steps)}, " in capsys.readouterr().out
+    aside = {p.name for p in (out / "_previous_run").iterdir()}
+    assert set(earlier) | earlier_files <= aside  # kept whole, out of the way
+    left = {p.name for p in out.iterdir()}
+    assert not left & (set(earlier) | earlier_files), left  # the stopped rerun's folder offers no model as its own
+
     train_classifier(data, TINY, out, baseline=False, epochs=1, **QUIET)
-    assert f"held an earlier run's checkpoints ({', '.join(sorted(earlier, key=lambda n: int(n.split('-')[1])))})" \
-           in capsys.readouterr().out
-    assert sorted(p.name for p in (out / "_previous_run").iterdir()) == earlier  # kept, out of the way
     (now,) = out.glob("checkpoint-*")
     assert json.loads((now / "trainer_state.json").read_text())["num_train_epochs"] == 1
     results = train_classifier(data, TINY, out, baseline=False, epochs=1, resume=True, **QUIET)

@@ -174,6 +174,21 @@ def test_a_word_level_vocabulary_is_not_folded(tok):
     assert tiny_lm(tok, "lstm")._fold_for_generation() is not None
 
 
+def test_a_word_lms_continuation_is_spaced_from_its_prompt():
+    """`seqhf generate` prints the prompt and then generate_text's text: a word LM's first word must not stick to the
+    prompt's last word (decoded alone, the new words have no space before them)."""
+    from seqhf.data.tokenization import build_word_tokenizer
+
+    words = build_word_tokenizer(["this movie was good and the film was bad"] * 3, vocab_size=64, min_frequency=1)
+    torch.manual_seed(0)
+    config = SeqLSTMConfig(vocab_size=len(words), embedding_size=8, hidden_size=8, pad_token_id=words.pad_token_id,
+                           is_decoder=True)
+    model = SeqLSTMForCausalLM(config).eval()
+    text = generate_text(model, words, "this movie was", max_new_tokens=4, seed=1)
+    assert text.startswith(" ") and 2 <= len(text.split()) <= 4, text  # (a special token is not printed)
+    assert "this movie was" + text == words.decode(words("this movie was" + text)["input_ids"], skip_special_tokens=True)
+
+
 def test_beam_search_and_hidden_state_outputs_work_with_the_cache(tok):
     model = tiny_lm(tok)
     enc = batch(tok, PROMPTS[:2])

@@ -330,6 +330,9 @@ def test_upload_with_fake_api(sentiment_dir, tmp_path):
     (sentiment_dir / "training_args.bin").write_bytes(b"pickle")
     api = _FakeApi()
     planned = [f.path for f in upload.push_folder(sentiment_dir, "someone/tiny-imdb", dry_run=True)]
+    for bad in ("bad repo id!!", "a/b/c", ""):  # refused even by a dry run, which otherwise passed with exit 0
+        with pytest.raises(ValueError, match="is not a Hub repository id"):
+            upload.push_folder(sentiment_dir, bad, dry_run=True)
     upload.push_folder(
         sentiment_dir, "someone/tiny-imdb", private=True, revision="v1", commit_message="First model", api=api
     )

@@ -203,6 +203,9 @@ def test_script_exports_and_refuses_bad_requests(tmp_path):
     assert refused.returncode == 1 and "classifiers only" in refused.stderr
     missing = run(str(tmp_path / "nowhere"), str(tmp_path / "y"))
     assert missing.returncode == 2 and "no config.json" in missing.stderr
+    not_a_classifier = run(str(tmp_path / "lm"), str(tmp_path / "z"), "--imdb", str(tmp_path))
+    assert not_a_classifier.returncode == 2 and "--imdb measures a classifier" in not_a_classifier.stderr
+    assert not (tmp_path / "z").exists() and not (tmp_path / "x").exists()  # refused before anything is written
 
 
 def test_a_graph_outside_the_tolerance_is_not_kept(tmp_path):

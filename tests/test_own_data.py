@@ -393,6 +393,9 @@ def test_a_class_the_training_split_lacks_is_refused(tmp_path):
 def test_unreadable_files_name_the_cause_and_the_line(tmp_path):
     (tmp_path / "utf16.csv").write_text(frame(20, 0).to_csv(index=False), encoding="utf-16")
     (tmp_path / "tabs.csv").write_text(frame(20, 0).to_csv(sep="\t", index=False))
+    commas = frame(20, 0)
+    commas.loc[3, "body"] += ", and more, said the man"  # a row with more fields than the header: pandas gives up
+    (tmp_path / "tabs_commas.csv").write_text(commas.to_csv(sep="\t", index=False))
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "header.csv").write_text("body,topic\n")
     lines = frame(8, 0).to_json(orient="records", lines=True).splitlines()
@@ -402,6 +405,8 @@ def test_unreadable_files_name_the_cause_and_the_line(tmp_path):
     cases = {
         "utf16.csv": r"^'utf16.csv' is UTF-16 text, and seqhf reads UTF-8: convert it, e.g. `iconv -f UTF-16",
         "tabs.csv": r"its columns are \[.body\\ttopic.\] \(the names hold tabs: the file is tab-separated, so name it \.tsv\)",
+        "tabs_commas.csv": r"^'tabs_commas.csv' is tab-separated \(its header line holds tabs and no commas\): name it "
+                           r"\.tsv\.$",
         "empty.csv": r"^'empty.csv' is empty \(0 bytes\)\.$",
         "header.csv": r"^'header.csv' has a header line and no rows\.$",
         "broken.jsonl": r"^Line 5 of 'broken.jsonl' is not valid JSON \(.* at column \d+\): '\{\"body\"",
@@ -508,3 +513,18 @@ def test_small_data_rule_trains_adversarially_under_two_processes(tmp_path):
     state = json.loads((out / "trainer_state.json").read_text())
     logs = [json.loads((ranks / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [len(log["batch_rows"]) for log in logs] == [state["global_step"]] * 2
+
+
+def test_a_mistyped_data_file_is_named_as_missing_not_tried_on_the_hub(tmp_path, monkeypatch):
+    """`tickets.csv` that does not exist was tried as a Hub repository, and offline the user read "not cached" or
+    "Could not load the Hub dataset" instead of "no such file"."""
+    from seqhf.data.char_text import load_text_dataset
+    from seqhf.data.sources import is_hub_id
+
+    monkeypatch.chdir(tmp_path)
+    assert is_hub_id("stanfordnlp/imdb") and is_hub_id("imdb") and is_hub_id("owner/name.v2")
+    assert not is_hub_id("tickets.csv") and not is_hub_id("data/train.JSONL") and not is_hub_id("./imdb")
+    with pytest.raises(DataError, match=r"^Dataset not found: no file or folder 'tickets.csv' \(and it is not a Hub id\)"):
+        load_classification_data("tickets.csv", text_column="body")
+    with pytest.raises(FileNotFoundError, match=r"no file or folder 'nothere.txt'"):
+        load_text_dataset("nothere.txt")

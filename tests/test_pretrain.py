@@ -182,6 +182,10 @@ def test_init_from_a_folder_that_is_not_an_lm_fails_clearly(tmp_path):
     SeqLSTMForSequenceClassification(tiny_config()).save_pretrained(tmp_path / "clf")
     with pytest.raises(SetupError, match="not a seqhf LSTM LM"):
         classifier_from_lm(tmp_path / "clf")
+    _save_tiny_lm(tmp_path / "charlm")
+    (tmp_path / "charlm" / "eval_results.json").write_text(json.dumps({"task": "charlm"}))
+    with pytest.raises(SetupError, match=r"is a character LM \(`seqhf train charlm`\).*`seqhf train lm`"):
+        classifier_from_lm(tmp_path / "charlm")
 
 
 def test_lm_and_classifier_folders_load_as_remote_code(tmp_path):

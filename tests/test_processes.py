@@ -46,6 +46,18 @@ def test_auto_takes_one_process_per_free_core(cpu_machine):
         launch.choose_processes(3, batch=16)
 
 
+def test_a_classifier_process_count_that_does_not_divide_its_batch_is_refused_at_once(cpu_machine, capsys):
+    """It started 7 processes that each read the data, then failed in accelerate's DataLoader with a traceback."""
+    from seqhf.cli.app import main
+
+    code = main(["train", "classifier", "--dataset", "nowhere.csv", "--output-dir", "o", "--processes", "7"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--processes 7 does not divide the batch of 64 rows a step" in err, err
+    code = main(["train", "classifier", "--dataset", "nowhere.csv", "--output-dir", "o", "--processes", "3", "--quick",
+                 "--model", "transformer"])
+    assert code == 2 and "batch of 32 rows" in capsys.readouterr().err  # the preset's own batch
+
+
 def test_one_process_inside_a_launched_process(cpu_machine, monkeypatch):
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")

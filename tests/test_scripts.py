@@ -32,6 +32,7 @@ def test_help_needs_no_heavy_import(args):
     heavy, code = tail.strip().rsplit(" ", 1)
     assert heavy.strip() == "[]", f"seqhf {' '.join(args)} --help imported {heavy.strip()}"
     assert code == "0" and "Usage: seqhf" in help_text and "issue" not in help_text.lower()
+    assert "%%" not in help_text  # click prints help strings as written: no %-escapes
 
 
 def test_console_script_help_imports_nothing_heavy():
@@ -207,3 +208,19 @@ def test_gpu_session_refuses_bad_arguments_before_doing_anything(args, tmp_path)
                           timeout=60, cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.startswith("usage: gpu_session.sh start|finish OUT")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [["train", "classifier", "--dataset", "d", "--output-dir", "o"], ["env"]])
+def test_ctrl_c_is_one_line_that_says_how_a_run_goes_on(args, monkeypatch, capsys):
+    """typer turns Ctrl-C into an exit code 130 that click returns without a word: the user saw nothing."""
+    from seqhf.cli import app, train
+
+    def interrupted(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "start_run", interrupted)
+    monkeypatch.setattr("platform.python_version", interrupted)  # in the middle of `seqhf env`
+    code = app.main(args)
+    err = capsys.readouterr().err
+    assert code == 130 and err.startswith("error: aborted (interrupted)."), err
+    assert ("--resume" in err) == (args[0] == "train")

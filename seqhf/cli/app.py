@@ -82,12 +82,23 @@ def main(argv=None) -> int:
         print(f"error: {ctx}{err.format_message()}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, typer.Abort):
-        print("error: aborted", file=sys.stderr)
-        return 130
+        return aborted(args)
     except USER_ERRORS as err:
         if os.environ.get("SEQHF_TRACEBACK"):
             raise
         message = str(err).strip().splitlines() or [type(err).__name__]
         print(f"error: {' '.join(line.strip() for line in message)}", file=sys.stderr)
         return 1
+    if result == INTERRUPTED:  # typer turns Ctrl-C into Exit(130), which click returns here without a word
+        return aborted(args)
     return result if isinstance(result, int) else 0
+
+
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+
+
+def aborted(args) -> int:
+    """Ctrl-C: one line that says so and, for a training run, how to go on."""
+    how = " To go on from the last checkpoint, run the same command with --resume." if args[:1] == ["train"] else ""
+    print(f"error: aborted (interrupted).{how}", file=sys.stderr)
+    return INTERRUPTED

@@ -65,6 +65,10 @@ def generate(
     loads_models()
     from ..inference.generation import check_device, generate_text, load_generator
 
+    if adapt_on:
+        from ..evaluation.saved import read_text
+
+        adapt_text = read_text(adapt_on)  # before the model: a file that cannot be read stops at once
     with loading_from(model_dir):
         model, tokenizer = load_generator(model_dir, device=check_device(device))
     if adapt_on:
@@ -74,7 +78,7 @@ def generate(
         results = Path(model_dir) / "eval_results.json"
         if lr is None and results.is_file():
             lr = (json.loads(results.read_text()).get("dynamic_eval") or {}).get("lr")
-        model = adapt_to_text(model, tokenizer, adapt_on.read_text(encoding="utf-8"), lr=lr if lr is not None else 0.01).eval()
+        model = adapt_to_text(model, tokenizer, adapt_text, lr=lr if lr is not None else 0.01).eval()
     text = generate_text(model, tokenizer, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
                          top_k=top_k, top_p=top_p, seed=seed)
     print(prompt + text)
@@ -152,7 +156,7 @@ def tfidf(
 
 @baseline_app.command("ngram", no_args_is_help=True)
 def ngram(
-    text: Annotated[list[Path], typer.Option(help="text file or folder (repeatable); the last 10 %% of each is held out")],
+    text: Annotated[list[Path], typer.Option(help="text file or folder (repeatable); the last 10 % of each is held out")],
     heldout: Annotated[Optional[Path], typer.Option(help="held-out text file instead")] = None,
     order: Annotated[int, typer.Option(min=1)] = 7,
     add_to: Annotated[Optional[list[Path]], typer.Option(help="an eval_results.json of a char-LM run on the same split: "

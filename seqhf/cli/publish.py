@@ -20,6 +20,10 @@ def export(
     """Export a trained folder to ONNX (float, and dynamic int8 for classifiers), checked against PyTorch."""
     if not (model_dir / "config.json").is_file():
         raise typer.BadParameter(f"{model_dir} has no config.json: give the output folder of a training run")
+    architectures = json.loads((model_dir / "config.json").read_text()).get("architectures") or []
+    if imdb and not any(name.endswith("ForSequenceClassification") for name in architectures):
+        raise typer.BadParameter(f"--imdb measures a classifier; {model_dir} holds {', '.join(architectures) or 'no model'}",
+                                 param_hint="--imdb")
     from ..utils.extras import require_extra
 
     require_extra("onnx", "ONNX export")
@@ -31,8 +35,6 @@ def export(
     if int8:
         print(f"wrote {out}/{manifest['int8']} (dynamic int8)")
     if imdb:
-        if manifest["task"] != "text-classification":
-            raise typer.BadParameter("--imdb measures a classifier; this folder holds a language model")
         from ..export.onnx_export import imdb_accuracy
 
         manifest["imdb_accuracy"] = imdb_accuracy(str(model_dir), str(out), str(imdb), limit=limit, log=print)

@@ -129,7 +129,10 @@ def classifier(
              "--baseline is refused)")] = False,
 ):
     """Train a text classifier on any dataset (runs unchanged under `accelerate launch -m seqhf`)."""
-    code = in_processes(processes, 1, output_dir, resume)
+    from ..training.presets import get_preset
+
+    batch = get_preset("sentiment", value(model), quick)["train"]["batch_size"]  # a step's, shared out
+    code = in_processes(processes, 1, output_dir, resume, batch=batch)
     if code is not None:
         return code
     start_run()
@@ -172,13 +175,13 @@ def classifier_summary(results: dict) -> str:
 def charlm(
     output_dir: Annotated[Path, typer.Option(help="where the model folder, card and figures go")],
     text: Annotated[Optional[list[Path]], typer.Option(help="a UTF-8 text file or a folder of .txt files (repeat the "
-                                                           "option for several); the last 10 %% of each is held out")] = None,
+                                                           "option for several); the last 10 % of each is held out")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="instead of --text: a Hub id or local dataset with a text column")] = None,
     model: Annotated[CharLMPreset, typer.Option(help="preset")] = "lstm",
     text_column: Annotated[str, typer.Option(help="the column of --dataset (and of --also-eval) to read")] = "text",
     dataset_split: Annotated[str, typer.Option(help="the split of --dataset to read")] = "train",
     max_chars: Annotated[Optional[int], typer.Option(help="read only the first N characters of --dataset")] = None,
-    heldout: Annotated[Optional[Path], typer.Option(help="held-out text file (default: the last 10 %% of each text)")] = None,
+    heldout: Annotated[Optional[Path], typer.Option(help="held-out text file (default: the last 10 % of each text)")] = None,
     also_eval: Annotated[Optional[str], typer.Option(help="a text the model never saw: FILE.txt or DATASET[:SPLIT]")] = None,
     also_eval_chars: Annotated[int, typer.Option(help="characters of --also-eval to score")] = 100_000,
     dynamic_eval: Annotated[bool, typer.Option(help="dynamic evaluation (minutes on a CPU)")] = True,

@@ -226,7 +226,7 @@ def load_text_dataset(name_or_path: str, text_column: str = "text", split: str =
     paragraph."""
     path = os.path.expanduser(name_or_path)
     if not os.path.exists(path) and not is_hub_id(name_or_path):
-        raise FileNotFoundError(f"Dataset not found: {name_or_path!r} is neither a local path nor a hub id.")
+        raise FileNotFoundError(f"Dataset not found: no file or folder {name_or_path!r} (and it is not a Hub id).")
     try:
         if os.path.isfile(path):
             extension = {"jsonl": "json", "txt": "text", "tsv": "csv"}.get(path.rsplit(".", 1)[-1], path.rsplit(".", 1)[-1])

@@ -76,7 +76,7 @@ def load_raw(source: str, config: str | None = None) -> DatasetDict:
             return _load_text_lists(path)
         return _load_folder(path, config)
     if not is_hub_id(str(source)):
-        raise DataError(f"Dataset not found: {str(source)!r} is neither a file, a folder nor a Hub id.")
+        raise DataError(f"Dataset not found: no file or folder {str(source)!r} (and it is not a Hub id).")
     try:
         return load_dataset(str(source), config)
     except (ConnectionError, FileNotFoundError, OSError) as err:

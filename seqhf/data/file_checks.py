@@ -34,7 +34,7 @@ def _whole_json_problem(path: Path) -> str | None:
 
 def file_problem(path) -> str | None:
     """What makes the data file `path` unreadable (empty, UTF-16 or otherwise not UTF-8, a CSV header without
-    rows, a JSON line that does not parse), naming the line; None when none of these is found."""
+    rows or with tabs, a JSON line that does not parse), naming the line; None when none of these is found."""
     path = Path(path)
     name, suffix = path.name, path.suffix.lower()
     if not path.is_file():
@@ -47,7 +47,7 @@ def file_problem(path) -> str | None:
         if f.read(2) in UTF16_BOMS:
             return (f"{name!r} is UTF-16 text, and seqhf reads UTF-8: convert it, e.g. "
                     f"`iconv -f UTF-16 -t UTF-8 {name} > utf8-{name}`")
-    rows = 0
+    rows, header = 0, None
     with open(path, "rb") as f:
         for number, raw in enumerate(f, 1):
             try:
@@ -58,6 +58,7 @@ def file_problem(path) -> str | None:
             if not line.strip():
                 continue
             rows += 1
+            header = line if header is None else header
             if suffix == ".jsonl":
                 problem = _json_line_problem(name, number, line)
                 if problem:
@@ -66,6 +67,8 @@ def file_problem(path) -> str | None:
         return f"{name!r} holds only blank lines"
     if suffix in (".csv", ".tsv") and rows == 1:
         return f"{name!r} has a header line and no rows"
+    if suffix == ".csv" and "\t" in header and "," not in header:
+        return f"{name!r} is tab-separated (its header line holds tabs and no commas): name it .tsv"
     if suffix == ".json":
         return _whole_json_problem(path)
     return None

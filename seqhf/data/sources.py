@@ -27,8 +27,14 @@ def text_batches(texts, column: str = "text", batch_size: int = 1000):
         yield batch
 
 
+# A name that ends like a data file is a path (mistyped, if it does not exist), not a Hub repository.
+DATA_FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".arrow", ".txt")
+
+
 def is_hub_id(name_or_path: str) -> bool:
-    """`name` or `owner/name`, and not a relative or absolute path."""
+    """`name` or `owner/name`, and not a relative or absolute path or a data file's name."""
+    if name_or_path.lower().endswith(DATA_FILE_SUFFIXES):
+        return False
     return re.fullmatch(r"[\w-][\w.-]*(/[\w-][\w.-]*)?", name_or_path) is not None
 
 

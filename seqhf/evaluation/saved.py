@@ -94,7 +94,12 @@ def evaluate_char_lm(folder, text: str, *, ngram_train: str | None = None, ngram
 
 
 def read_text(path) -> str:
+    """A whole UTF-8 text file (a byte-order mark dropped); a file that is not UTF-8 is a ValueError naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such text file: {path}")
-    return path.read_text(encoding="utf-8")
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"'{path}' is not UTF-8 text ({err.reason} at byte {err.start}): convert it first, "
+                         "e.g. `iconv -f latin1 -t utf-8`.") from err

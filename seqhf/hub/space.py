@@ -11,6 +11,7 @@ from .upload import (
     FolderNotReadyError,
     UploadFile,
     _escape_pattern,
+    check_repo_id,
     list_upload_files,
     resolve_token,
 )
@@ -54,8 +55,7 @@ def push_space(
 ):
     """Validate the Space folder and publish it to the Space `repo_id` in one commit, as `push_folder` does
     for models (`create_repo(repo_type="space", space_sdk=...)`, then `upload_folder`)."""
-    if not repo_id or repo_id.count("/") > 1:
-        raise ValueError(f"`repo_id` must be 'name' or 'owner/name', got {repo_id!r}.")
+    check_repo_id(repo_id)
     files = validate_space_folder(folder)
     if dry_run:
         return files

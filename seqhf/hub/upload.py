@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from huggingface_hub import HfApi, ModelCard, get_token
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
 from ..inference.saved_folder import folder_problems
 from .card_data import CARD_NAME, _read_json
@@ -134,6 +136,14 @@ def _escape_pattern(path: str) -> str:
     return "".join(f"[{c}]" if c in "*?[]" else c for c in path)
 
 
+def check_repo_id(repo_id) -> None:
+    """A ValueError naming a repo id the Hub would refuse (checked by huggingface_hub, before a dry run lists files)."""
+    try:
+        validate_repo_id(repo_id or "")
+    except HFValidationError as err:
+        raise ValueError(f"`repo_id` {repo_id!r} is not a Hub repository id ('name' or 'owner/name'): {err}") from None
+
+
 def resolve_token() -> str:
     token = get_token()  # HF_TOKEN, then the token saved by `hf auth login`
     if not token:
@@ -162,8 +172,7 @@ def push_folder(
     validates and returns that list without needing a token or touching the network.
     Returns the list of `UploadFile` (dry run) or the `CommitInfo` of the upload.
     """
-    if not repo_id or repo_id.count("/") > 1:
-        raise ValueError(f"`repo_id` must be 'name' or 'owner/name', got {repo_id!r}.")
+    check_repo_id(repo_id)
     files = validate_repo_folder(folder)
     if dry_run:
         return files

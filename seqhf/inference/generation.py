@@ -98,4 +98,10 @@ def generate_text(
         **options,
     )
     prompt_length = input_ids.shape[1] or 1  # an empty prompt became BOS
+    # Decoded with the prompt, so that a word LM's first new word gets the space its decoder puts between words
+    # (decoded alone it would stick to the prompt's last word); a char LM's text is the same either way.
+    whole = tokenizer.decode(output[0], skip_special_tokens=True)
+    prompt_text = tokenizer.decode(output[0, :prompt_length], skip_special_tokens=True)
+    if whole.startswith(prompt_text):
+        return whole[len(prompt_text):]
     return tokenizer.decode(output[0, prompt_length:], skip_special_tokens=True)

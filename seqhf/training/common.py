@@ -31,13 +31,14 @@ from ..models.transformer.modeling_transformer import (
 from ..utils.runtime import OtherWork, hardware_string, is_main_process, use_bf16
 from .errors import SetupError  # noqa: F401  (defined on its own so that run_folder can raise it too)
 from .run_folder import (
+    CHECKPOINT,
     INCOMPLETE_CHECKPOINTS,
     PREVIOUS_RUN,
     disk_full_message,
     final_save,
     last_complete_checkpoint,
     mark_complete,
-    set_aside_earlier_checkpoints,
+    set_aside_earlier_run,
 )
 
 EVAL_RESULTS = "eval_results.json"
@@ -186,14 +187,18 @@ def build_model(task: str, preset: dict, tokenizer, **config_kwargs):
 def resume_checkpoint(output_dir, resume: bool, clock: "RunClock | None" = None):
     """The last complete checkpoint in `output_dir` when resuming (None otherwise); `clock` goes on from its
     time. Newer checkpoints whose save was interrupted (killed, a full disk) are skipped, named and moved
-    aside (`run_folder.last_complete_checkpoint`). Without `resume`, an earlier run's checkpoints are moved
-    into `_previous_run/` (`run_folder.set_aside_earlier_checkpoints`), so that this run's are the only ones."""
+    aside (`run_folder.last_complete_checkpoint`). Without `resume`, what an earlier run left (its checkpoints and
+    final model) is moved into `_previous_run/` (`run_folder.set_aside_earlier_run`), so the folder holds this run's
+    files only."""
     if not resume:
-        moved = set_aside_earlier_checkpoints(output_dir) if is_main_process() else []
+        moved = set_aside_earlier_run(output_dir) if is_main_process() else []
         if moved:
-            print(f"note: {output_dir} held an earlier run's checkpoints ({', '.join(moved)}). This run starts anew "
-                  f"(no --resume): they are now in {output_dir}/{PREVIOUS_RUN}/ (to continue that run instead, stop "
-                  "this one, move them back and pass --resume).")
+            checkpoints = [name for name in moved if CHECKPOINT.fullmatch(name)]
+            files = len(moved) - len(checkpoints)
+            what = ", ".join(checkpoints + ([f"{files} other files (its saved model, results and logs)"] if files else []))
+            print(f"note: {output_dir} held an earlier run's {what}. This run starts anew (no --resume): they are now "
+                  f"in {output_dir}/{PREVIOUS_RUN}/ (to continue that run instead, stop this one, move them back and "
+                  "pass --resume).")
         return None
     last, skipped = last_complete_checkpoint(output_dir, set_aside=is_main_process())
     if skipped:

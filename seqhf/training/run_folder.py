@@ -10,7 +10,7 @@ a complete checkpoint only, and a full disk reported as such.
   file by file (each move is atomic), with `SAVE_INCOMPLETE.txt` in the folder from the start of the save
   until everything is in place (`seqhf.inference.saved_folder` checks it where folders are loaded).
 - `last_complete_checkpoint`: the newest checkpoint whose files are all there and whole;
-  `set_aside_earlier_checkpoints`: a run that starts anew moves an earlier run's checkpoints out of its way.
+  `set_aside_earlier_run`: a run that starts anew moves an earlier run's checkpoints and final model out of its way.
 """
 
 import errno
@@ -40,6 +40,14 @@ STAGING = "_saving"  # "_" folders are not uploaded to the Hub
 INCOMPLETE_CHECKPOINTS = "_incomplete"
 PREVIOUS_RUN = "_previous_run"
 CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+# What a finished run leaves beside its checkpoints: the saved model, tokenizer, card, figures, results and
+# TensorBoard logs (`runs/`); `_` folders (the word-vector cache) and the lock stay.
+EARLIER_RUN_FILES = (
+    "config.json", "generation_config.json", "configuration_*.py", "modeling_*.py", "model.safetensors",
+    "model-*.safetensors", "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
+    "special_tokens_map.json", "eval_results.json", "README.md", "*.png", "trainer_state.json", "training_args.bin",
+    "runs", INCOMPLETE_MARKER,
+)
 CHECKPOINT_NEEDED = ("trainer_state.json", "config.json")
 NO_SPACE_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 NO_SPACE_WORDS = ("no space left on device", "storagefull", "os error 28", "disk quota exceeded")
@@ -244,22 +252,28 @@ def last_complete_checkpoint(output_dir, set_aside: bool = False) -> tuple[Path 
     return last, skipped
 
 
-def set_aside_earlier_checkpoints(output_dir) -> list[str]:
-    """A run that starts anew (no --resume) moves the checkpoints an earlier run left in `output_dir` into
-    `_previous_run/` (replacing what a still earlier run left there) and returns their names. Left in place,
-    Trainer's rotation would keep the earlier run's higher-numbered checkpoints over this run's own, and a later
-    --resume would continue the earlier run instead of this one."""
+def set_aside_earlier_run(output_dir) -> list[str]:
+    """A run that starts anew (no --resume) moves what an earlier run left in `output_dir`, its checkpoints and its
+    final model, card, figures and logs (`EARLIER_RUN_FILES`), into `_previous_run/` (replacing what a still earlier
+    run left there) and returns their names, checkpoints first. Left in place, Trainer's rotation would keep the
+    earlier run's higher-numbered checkpoints over this run's own, a later --resume would continue the earlier run,
+    and until this run's final save the folder would offer the earlier model as its own (to generate, export or
+    push) even if this run were stopped."""
     folder = Path(output_dir)
-    found = [p.name for p in folder.iterdir() if p.is_dir() and CHECKPOINT.fullmatch(p.name)] if folder.is_dir() else []
-    if not found:
+    if not folder.is_dir():
+        return []
+    checkpoints = sorted((p.name for p in folder.iterdir() if p.is_dir() and CHECKPOINT.fullmatch(p.name)),
+                         key=lambda name: int(CHECKPOINT.fullmatch(name).group(1)))
+    files = sorted({p.name for pattern in EARLIER_RUN_FILES for p in folder.glob(pattern)})
+    if not checkpoints and not files:
         return []
     aside = folder / PREVIOUS_RUN
     if aside.exists():
         shutil.rmtree(aside)
     aside.mkdir()
-    for name in found:
+    for name in checkpoints + files:
         os.replace(folder / name, aside / name)
-    return sorted(found, key=lambda name: int(CHECKPOINT.fullmatch(name).group(1)))
+    return checkpoints + files
 
 
 def checkpoint_processes(checkpoint) -> int | None:

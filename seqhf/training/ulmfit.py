@@ -36,10 +36,16 @@ def classifier_from_lm(lm_dir, model_fields: dict | None = None, id2label: dict 
     """
     lm_dir = Path(lm_dir)
     if not (lm_dir / "config.json").is_file():
-        raise SetupError(f"--init-from {str(lm_dir)!r}: no config.json there; pass a folder saved by train_lm.py.")
+        raise SetupError(f"--init-from {str(lm_dir)!r}: no config.json there; pass a word LM folder saved by "
+                         "`seqhf train lm` (seqhf.train_word_lm).")
     config = json.loads((lm_dir / "config.json").read_text())
     if config.get("model_type") != "seqhf-lstm" or "SeqLSTMForCausalLM" not in (config.get("architectures") or []):
         raise SetupError(f"--init-from {str(lm_dir)!r} holds a {config.get('architectures')} model, not a seqhf LSTM LM.")
+    results_file = lm_dir / EVAL_RESULTS
+    if results_file.is_file() and json.loads(results_file.read_text()).get("task") == "charlm":
+        raise SetupError(f"--init-from {str(lm_dir)!r} is a character LM (`seqhf train charlm`): a classifier built on it "
+                         "would read reviews character by character with a word model's settings. ULMFiT fine-tunes a "
+                         "word LM: train one with `seqhf train lm`.")
     fields = {k: v for k, v in (model_fields or {}).items() if k not in BACKBONE_FIELDS}
     id2label = id2label or {0: "negative", 1: "positive"}
     model = SeqLSTMForSequenceClassification.from_pretrained(
