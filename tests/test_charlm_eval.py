@@ -127,3 +127,18 @@ def test_generation_option_adapts_a_copy_to_a_text():
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     with pytest.raises(ValueError, match="at least two characters"):
         adapt_to_text(model, tokenizer, "t", lr=1.0)
+
+
+def test_a_word_lm_is_not_scored_in_nats_per_character(tmp_path):
+    """`seqhf evaluate WORD_LM --text FILE` printed a per-word loss as "nats/char", beside a character n-gram."""
+    from seqhf.data.classification import DataError
+    from seqhf.data.tokenization import build_word_tokenizer
+    from seqhf.evaluation.saved import evaluate_char_lm
+
+    words = build_word_tokenizer(["the island was far and the sea was grey"] * 2, vocab_size=64, min_frequency=1)
+    config = SeqLSTMConfig(vocab_size=len(words), embedding_size=8, hidden_size=8, pad_token_id=words.pad_token_id,
+                           is_decoder=True)
+    SeqLSTMForCausalLM(config).save_pretrained(tmp_path)
+    words.save_pretrained(tmp_path)
+    with pytest.raises(DataError, match="not a character LM"):
+        evaluate_char_lm(tmp_path, "the island was far")

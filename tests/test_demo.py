@@ -64,6 +64,21 @@ def test_generation_streams_in_growing_pieces_and_matches_the_plain_call(generat
     assert greedy == generate_text(model, tok, "The", max_new_tokens=40, temperature=0)
 
 
+def test_a_word_lm_streams_its_first_word_spaced_from_the_prompt():
+    """The page printed `this movie wasi - d` (the new words decoded alone have no space before the first)."""
+    from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM
+    from seqhf.data.tokenization import build_word_tokenizer
+
+    words = build_word_tokenizer(["this movie was good and the film was bad"] * 3, vocab_size=64, min_frequency=1)
+    torch.manual_seed(0)
+    config = SeqLSTMConfig(vocab_size=len(words), embedding_size=8, hidden_size=8, pad_token_id=words.pad_token_id,
+                           is_decoder=True)
+    model = SeqLSTMForCausalLM(config).eval()
+    streamed = list(stream_generation(model, words, "this movie was", 1.0, 0, 1.0, 6, 3))[-1]
+    assert streamed.startswith(" ") and streamed == generate_text(model, words, "this movie was", max_new_tokens=6,
+                                                                   temperature=1.0, seed=3)
+
+
 def test_generation_errors_reach_the_caller(generator):
     model, tok = generator
     start = time.perf_counter()
@@ -91,6 +106,9 @@ def test_space_folder_has_the_header_and_loads_by_repo_id(tmp_path):
     requirements = (tmp_path / "space" / "requirements.txt").read_text().split()
     assert any(r.startswith("torch") for r in requirements) and any(r.startswith("transformers") for r in requirements)
     assert not any(r.startswith("seqhf") for r in requirements)  # the Space runs without seqhf
+    write_space(tmp_path / "colon", "someone/imdb-lstm", None, title='seqhf: my "demo"')  # was YAML that did not parse
+    header = yaml.safe_load((tmp_path / "colon" / "README.md").read_text().split("---\n")[1])
+    assert header["title"] == 'seqhf: my "demo"'
 
 
 def test_space_refuses_local_folders(tmp_path):

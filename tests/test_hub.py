@@ -269,7 +269,7 @@ def test_charlm_card_without_stream_metric(tmp_path):
     assert "one stream" not in text and "`windows`: independent windows of 40 characters, each read from a zero state" in text
     assert "| nats per character (windows of 40) | 1.6250 |" in text
     assert "`pooling`" not in text  # classifier-only config fields are not shown for a causal LM
-    assert len(ModelCard.load(folder / "README.md").data.eval_results) == 3
+    assert len(ModelCard.load(folder / "README.md").data.eval_results) == 2  # bits, and nats of the windows once
 
 
 def test_curves_from_last_checkpoint_when_state_not_saved(sentiment_dir):
@@ -523,3 +523,130 @@ def test_card_says_whether_the_cores_were_quiet(sentiment_dir):
         (sentiment_dir / "eval_results.json").write_text(json.dumps(dict(results, other_work_cores=other)))
         cards.write_model_card(sentiment_dir)
         assert words in (sentiment_dir / "README.md").read_text()
+
+
+# ------------------------------------------------------------------------------ what each card says of its run
+def make_wordlm_folder(folder, **results):
+    """A word LM folder with a hand-written eval_results.json (the `cpu` preset's quick run by default)."""
+    folder = Path(folder)
+    SeqLSTMForCausalLM(SeqLSTMConfig(vocab_size=30, embedding_size=8, hidden_size=8, is_decoder=True)).save_pretrained(folder)
+    results = {
+        "task": "wordlm", "preset": "cpu", "quick": True, "model_type": "seqhf-lstm", "num_parameters": 1000,
+        "dataset": "stanfordnlp/imdb", "seed": 42, "max_grad_norm": 1.0, "epochs": 1.0,
+        "train_args": {"num_train_epochs": 1, "max_steps": -1}, "heldout_loss": 5.0, "heldout_perplexity": 148.4,
+        "heldout_tokens": 9000, "heldout_reviews": 30, "train_tokens": 171326, "train_reviews": 600,
+        "labelled_train_reviews": 0, "labelled_train_available": 22500, "unlabelled_reviews": 600,
+        "unlabelled_available": 50000, "vocab_size": 3000, "seq_len": 30, "softmax": "sampled", "sampled_words": 256,
+        "time_budget_s": None, "cpu_budget_s": None, "stopped_by_time_budget": False, "stopped_by_cpu_budget": False,
+        "train_steps": 40, **results,
+    }  # fmt: skip
+    (folder / "eval_results.json").write_text(json.dumps(results))
+    cards.write_model_card(folder)
+    return card_metadata(folder)[1]
+
+
+def rewrite_card(folder, **changes):
+    results = json.loads((folder / "eval_results.json").read_text())
+    (folder / "eval_results.json").write_text(json.dumps(dict(results, **changes)))
+    cards.write_model_card(folder)
+    return card_metadata(folder)
+
+
+def test_word_lm_card_says_which_reviews_it_read(tmp_path):
+    text = " ".join(make_wordlm_folder(tmp_path / "cpu-quick").split())  # as one line: the sentence wraps
+    assert ("the model trained on 600 reviews (171,326 tokens): none of its 22,500 labelled training reviews "
+            "(the training split less a validation part carved out with a fixed seed) and 600 of its 50,000 "
+            "unlabelled reviews; never the validation or test reviews") in text
+    text = " ".join(make_wordlm_folder(tmp_path / "lstm", preset="lstm", quick=False, train_reviews=72500,
+                                       labelled_train_reviews=22500, unlabelled_reviews=50000).split())
+    assert "all 22,500 of its labelled training reviews" in text and "all 50,000 of its unlabelled reviews" in text
+    text = " ".join(make_wordlm_folder(tmp_path / "old", labelled_train_reviews=None).split())
+    assert "this run did not record how many came from each" in text
+
+
+def test_every_card_loads_its_tokenizer_with_trust_remote_code(tmp_path, sentiment_dir):
+    texts = [make_wordlm_folder(tmp_path / "lm"), card_metadata(make_charlm_folder(tmp_path / "char"))[1],
+             card_metadata(sentiment_dir)[1]]
+    for text in texts:
+        loads = [line for line in text.splitlines() if "AutoTokenizer.from_pretrained(" in line]
+        assert loads and all("trust_remote_code=True" in line for line in loads), loads
+        assert "`AutoTokenizer` needs the flag too" in text
+
+
+def test_budget_stop_is_on_the_card(tmp_path, sentiment_dir):
+    assert "Stopped by a budget" not in card_metadata(sentiment_dir)[1]
+    _, text = rewrite_card(sentiment_dir, cpu_budget_s=600, stopped_by_cpu_budget=True, train_steps=12, epochs=0.0088,
+                           train_args={"num_train_epochs": 4, "max_steps": -1})
+    assert ("> **Stopped by a budget.** Training was stopped by its CPU budget (600 CPU seconds of the process, setup "
+            "included) after 12 steps (0.0088 epochs) of the 4 epochs planned") in text
+    text = make_wordlm_folder(tmp_path / "lm", time_budget_s=900, stopped_by_time_budget=True, epochs=0.25,
+                              train_args={"num_train_epochs": 1, "max_steps": 5000})
+    assert "stopped by its time budget (900 seconds of training) after 40 steps (0.25 epochs) of the 5,000 steps planned" in text
+    text = make_wordlm_folder(tmp_path / "lm-cpu", cpu_budget_s=120, stopped_by_cpu_budget=True)
+    assert "stopped by its CPU budget (120 CPU seconds" in text and "time budget" not in text
+    assert "Stopped by a budget" not in make_wordlm_folder(tmp_path / "lm-full", cpu_budget_s=120)
+
+
+def test_fine_tuned_classifier_card_says_so(sentiment_dir):
+    scratch = card_metadata(sentiment_dir)[1]
+    assert "trained from scratch on IMDb" in scratch and "trained from scratch on 25,000 reviews" in scratch
+    assert "vocabulary built from the training texts" in scratch
+    lm = {"path": "runs/lm", "preset": "cpu", "heldout_perplexity": 120.3, "train_tokens": 171326, "train_reviews": 600}
+    for data in ({}, {"dataset": "someone/news", "data": dict(json.loads((sentiment_dir / "eval_results.json").read_text())["data"],
+                                                            source="someone/news")}):
+        _, text = rewrite_card(sentiment_dir, init_from=lm, **data)
+        assert "from scratch" not in text and "vocabulary built from the training texts" not in text
+        assert "the language model's (word-level" in text and "fine-tuned on" in text
+        assert "from a word-level language model" in " ".join(text.split())
+        assert "trained on 171,326 tokens (600 reviews, never validation or test ones)" in text
+        assert "training and unlabelled reviews" not in text
+    assert "A text classifier fine-tuned on `someone/news` from a pretrained word-level LSTM language model" in text
+
+
+def test_charlm_card_names_the_samples_code(tmp_path):
+    from seqhf.evaluation.charlm import samples  # noqa: F401  (the function the card names)
+
+    folder = make_charlm_folder(tmp_path / "char")
+    _, text = rewrite_card(folder, samples=[{"prompt": "The ", "text": "engineer", "temperature": 0.8, "seed": 1}])
+    assert "(`seqhf.evaluation.charlm.samples`)" in text and "charlm_eval" not in text
+
+
+def test_multi_label_card_gives_f1_as_f1_and_each_figure_once(sentiment_dir):
+    meta, text = rewrite_card(sentiment_dir, multi_label=True, multi_label_threshold=0.5, test_f1=0.1875,
+                              test_macro_f1=0.1875, test_micro_f1=0.3, best_validation_metric="macro_f1",
+                              kept_model="final epoch", kept_validation_value=0.2302)
+    assert "| validation macro-F1 of the saved model" in text and "| 0.2302 |" in text and "23.02 %" not in text
+    assert "| macro-F1 | 0.1875 |" in text
+    metrics = meta["model-index"][0]["results"][0]["metrics"]
+    assert [(m["name"], m["value"]) for m in metrics] == [("Test accuracy", 0.8125), ("Test macro-F1", 0.1875)]
+    _, text = rewrite_card(sentiment_dir, kept_model="best validation epoch", best_validation_value=0.25)
+    assert "| best validation macro-F1 during training | 0.2500 |" in text
+    # one label per text: accuracy stays a percentage, the binary F1 is the positive label's
+    meta, text = rewrite_card(sentiment_dir, multi_label=False, best_validation_metric="accuracy", test_f1=0.80625,
+                              test_macro_f1=0.8069)
+    assert "| best validation accuracy during training | 25.00 % |" in text
+    metrics = meta["model-index"][0]["results"][0]["metrics"]
+    assert [m["name"] for m in metrics] == ["Test accuracy", "Test F1 (positive)", "Test macro-F1"]
+
+
+def test_charlm_card_lists_each_figure_once(tmp_path):
+    folder = make_charlm_folder(tmp_path / "char")
+    meta, text = card_metadata(folder)
+    metrics = meta["model-index"][0]["results"][0]["metrics"]
+    assert [(m["name"], m["value"]) for m in metrics] == [
+        ("Held-out bits per character", pytest.approx(1.5 / 0.6931471805599453)),
+        ("Held-out nats per character, one stream", 1.5),
+        ("Held-out nats per character, 40-character windows", 1.625),
+    ]
+    assert text.count("| 1.5000 |") == 1 and "| nats per character (read as one stream) | 1.5000 |" in text
+
+
+def test_streaming_run_says_it_fitted_no_baseline(sentiment_dir):
+    assert "--streaming" not in card_metadata(sentiment_dir)[1]
+    _, text = rewrite_card(sentiment_dir, streaming=True)
+    assert "- **Streaming** (`--streaming`" in text and "baseline" in text and "was therefore not fitted" in text
+
+
+def test_card_of_a_missing_folder_says_the_folder_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nonexist does not exist"):
+        cards.write_model_card(tmp_path / "nonexist")

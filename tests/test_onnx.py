@@ -215,3 +215,27 @@ def test_a_graph_outside_the_tolerance_is_not_kept(tmp_path):
     with pytest.raises(RuntimeError, match="not kept"):
         export_folder(tmp_path / "torch", tmp_path / "onnx", tolerance=-1.0)  # no difference is below -1
     assert not (tmp_path / "onnx" / MODEL_FILE).exists()
+
+
+def test_a_multi_label_classifier_scores_each_label_as_the_pipeline_does(tmp_path):
+    """Label lists: each label's own sigmoid (they need not sum to 1), as `pipeline` gives them; ONNX Runtime and the
+    demo's explanation gave a softmax over the labels instead."""
+    from transformers import pipeline
+
+    from seqhf.inference.explain import explain
+
+    tok = build_word_tokenizer(REVIEWS, vocab_size=64, min_frequency=1, model_max_length=48)
+    model = classifier("lstm", len(tok), tok.pad_token_id)
+    model.config.problem_type = "multi_label_classification"
+    model.classifier[-1].bias.data.fill_(1.0)  # both labels likely: sigmoids summing to well over 1
+    model.eval().save_pretrained(tmp_path / "torch")
+    tok.save_pretrained(tmp_path / "torch")
+    export_folder(tmp_path / "torch", tmp_path / "onnx")
+    expected = pipeline("text-classification", model=str(tmp_path / "torch"), top_k=None)(REVIEWS)
+    got = OrtTextClassifier(tmp_path / "onnx")(REVIEWS)
+    for e, g, text in zip(expected, got, REVIEWS, strict=True):
+        assert sum(x["score"] for x in e) > 1.2
+        assert [x["label"] for x in g] == [x["label"] for x in e]
+        np.testing.assert_allclose([x["score"] for x in g], [x["score"] for x in e], atol=1e-5)
+        explained = explain(model, tok, text, steps=4).probabilities
+        np.testing.assert_allclose([explained[x["label"]] for x in e], [x["score"] for x in e], atol=1e-5)

@@ -362,6 +362,11 @@ def test_label_spellings_and_mixed_numbers_and_names_are_refused(tmp_path):
     assert merged.label_names == ["money", "science", "sport"]  # each group as most of its rows spell it
     labels = list(merged.splits["train"]["labels"]) + list(merged.splits["validation"]["labels"])
     assert labels.count(2) == 20
+    from seqhf.cli.app import main  # the commands that name the option take it (evaluate too: same data options)
+
+    assert main(["baseline", "tfidf", "--dataset", options["source"], "--text-column", "body", "--label-column", "topic",
+                 "--merge-label-variants", "--json", str(tmp_path / "b.json")]) == 0
+    assert json.loads((tmp_path / "b.json").read_text())["accuracy"] >= 0  # the merged labels read
     mixed = frame(40, 0).assign(topic=["0", "1", "neg", "pos"] * 10)
     mixed.to_csv(tmp_path / "mixed.csv", index=False)  # a CSV reads every label as text
     with pytest.raises(DataError, match=r"mixes numbers and names as labels: '0' \(10 rows\), '1' \(10 rows\) "
@@ -490,9 +495,13 @@ def test_extra_unlabelled_text_errors_are_named(tmp_path):
     with pytest.raises(SetupError, match="not found"):  # before anything is trained or written
         train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), "lstm",
                          tmp_path / "never", unlabelled_data=[str(tmp_path / "no-such-folder")])
-    with pytest.raises(SetupError, match="names the labelled dataset itself"):  # its test split must not leak in
+    for inside in (folder, *sorted(folder.iterdir())):  # the folder, or its test file: its test split must not leak in
+        with pytest.raises(SetupError, match="names the labelled dataset or a file inside it"):
+            train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), "lstm",
+                             tmp_path / "never", unlabelled_data=[str(inside)])
+    with pytest.raises(SetupError, match=r"this preset learns none \(the `lstm` preset does, without --quick\)"):
         train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), "lstm",
-                         tmp_path / "never", unlabelled_data=[str(folder)])
+                         tmp_path / "never", quick=True, unlabelled_data=[str(tmp_path / "reviews.csv")])
     assert not (tmp_path / "never").exists()
 
 
@@ -528,3 +537,30 @@ def test_a_mistyped_data_file_is_named_as_missing_not_tried_on_the_hub(tmp_path,
         load_classification_data("tickets.csv", text_column="body")
     with pytest.raises(FileNotFoundError, match=r"no file or folder 'nothere.txt'"):
         load_text_dataset("nothere.txt")
+
+
+def test_label_lists_mixed_with_single_labels_are_one_error_line(tmp_path):
+    rows = [{"text": f"text number {i}", "tags": ["World", "Sports"][: 1 + i % 2]} for i in range(20)]
+    rows[7]["tags"] = "World"  # one row without its list
+    pd.DataFrame(rows).to_json(tmp_path / "train.jsonl", orient="records", lines=True)
+    with pytest.raises(DataError, match=r"^The 'train' split's 'tags' column mixes label lists \(19 rows\) and single "
+                                        r"labels \(1 rows\), e.g. row 7: 'World'\."):
+        load_classification_data(str(tmp_path / "train.jsonl"), label_column="tags")
+
+
+def test_init_from_with_a_transformer_preset_is_one_error_line(tmp_path):
+    """It failed deep in from_pretrained (an LSTM classifier given `num_attention_heads`)."""
+    with pytest.raises(SetupError, match=r"--init-from fine-tunes a word LSTM LM, and the 'transformer' preset is a "
+                                         r"transformer: use an `ulmfit\*` preset"):
+        train_classifier(dict(source=str(tmp_path / "never-read.csv")), "transformer", tmp_path / "out",
+                         init_from=str(tmp_path / "lm"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_imdb_only_commands_name_the_layout_they_need(tmp_path):
+    """`seqhf train lm --dataset` a CSV folder leaked datasets' "Stratifying by column is only supported for ClassLabel"."""
+    from seqhf.data.sources import load_imdb
+
+    folder = write_format(tmp_path / "data", "csv")
+    with pytest.raises(ValueError, match=r"is not in the stanfordnlp/imdb layout \(a `text` column and a ClassLabel"):
+        load_imdb(str(folder))

@@ -213,6 +213,7 @@ def test_a_folder_that_does_not_fit_is_refused_where_a_classifier_is_loaded(lm_d
                                                           r"seqhf evaluate FOLDER --text FILE"):
                 load()
     assert classify(clf_dir, ["a good movie"])[0]["label"] in ("negative", "positive")  # a classifier still loads
+    assert classify(clf_dir, "a good movie") == classify(clf_dir, ["a good movie"])  # one text, not its characters
     # A classifier on data with other classes: the message says where the names it compares came from.
     three = tmp_path / "three.csv"
     three.write_text("text,label\na good movie,1\nso bad,0\nso so,2\n")

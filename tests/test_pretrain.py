@@ -302,6 +302,12 @@ def test_lm_pretraining_then_fine_tuning_end_to_end(tmp_path, tiny_imdb_with_unl
     lm = train_wordlm(TINY_LM, tiny_imdb_with_unlabelled, tmp_path / "lm", report_to="none", disable_tqdm=True)
     assert lm["task"] == "wordlm" and lm["softmax"] == "sampled" and math.isfinite(lm["heldout_perplexity"])
     assert lm["train_reviews"] == 72 + 96  # carved training reviews + unlabelled ones, never validation/test
+    assert (lm["labelled_train_reviews"], lm["labelled_train_available"], lm["unlabelled_reviews"],
+            lm["unlabelled_available"]) == (72, 72, 96, 96)
+    assert not lm["stopped_by_time_budget"] and not lm["stopped_by_cpu_budget"]
+    lm_card = " ".join((tmp_path / "lm" / "README.md").read_text().split())
+    assert "168 reviews" in lm_card and "all 72 of its labelled training reviews" in lm_card
+    assert "all 96 of its unlabelled reviews" in lm_card and "Stopped by a budget" not in lm_card
     clf = train_sentiment(TINY_CLASSIFIER, tiny_imdb_with_unlabelled, tmp_path / "clf", init_from=str(tmp_path / "lm"),
                           report_to="none", disable_tqdm=True)
     assert clf["init_from"]["path"] == str(tmp_path / "lm")
@@ -310,6 +316,8 @@ def test_lm_pretraining_then_fine_tuning_end_to_end(tmp_path, tiny_imdb_with_unl
                                  trainable_groups_per_epoch=[1, 2])
     card = (tmp_path / "clf" / "README.md").read_text()
     assert str(tmp_path / "lm") in card and f"{lm['heldout_perplexity']:.1f}" in card
+    assert "from scratch" not in card and "from a pretrained word-level LSTM language model" in card
+    assert "(168 reviews, never validation or test ones)" in card
     assert (tmp_path / "lm" / "README.md").is_file()  # the LM's own card
 
 
@@ -390,3 +398,39 @@ def test_cpu_budget_counts_the_process_cpu_seconds_not_the_wall_clock():
     state.global_step = 7
     budget.on_step_end(None, state, control)
     assert control.should_training_stop and budget.stopped_at_step == 7
+
+
+def test_budget_says_when_it_stops_training_on_the_main_process_only(capsys):
+    from transformers import TrainerControl, TrainerState
+
+    from seqhf.training.common import TimeBudget
+
+    for main in (True, False):
+        budget, control = TimeBudget(0.01), TrainerControl()
+        state = TrainerState(global_step=12, max_steps=400, is_world_process_zero=main)
+        budget.on_train_begin(None, state, control)
+        budget.start -= 1.0  # a second of training has passed
+        budget.on_step_end(None, state, control)
+        budget.on_step_end(None, state, control)  # stopped already: said once
+        assert control.should_training_stop and budget.stopped_at_step == 12
+        out = capsys.readouterr().out
+        if main:
+            assert out == "The time budget (0.01 seconds of training) is spent: training stops after step 12 of the 400 planned.\n"
+        else:
+            assert out == ""
+    budget, state, control = TimeBudget(1e-9, cpu=True), TrainerState(global_step=3), TrainerControl()
+    budget.on_train_begin(None, state, control)
+    budget.on_step_end(None, state, control)
+    assert "The CPU budget (1e-09 CPU seconds of the process, setup included) is spent: training stops after step 3." in (
+        capsys.readouterr().out)
+
+
+def test_lm_texts_records_how_many_labelled_and_unlabelled_reviews_it_read(tiny_imdb_with_unlabelled):
+    from seqhf.training.presets import WORDLM_QUICK
+    from seqhf.training.wordlm import lm_texts
+
+    preset = dict(WORDLM_QUICK["lstm"], unlabelled_reviews=10, validation_size=0.25)  # the quick presets' caps
+    train, heldout, parts = lm_texts(tiny_imdb_with_unlabelled, preset)
+    assert len(train) == 10 and len(heldout) == 24
+    assert parts == dict(labelled_train_reviews=0, labelled_train_available=72, unlabelled_reviews=10,
+                         unlabelled_available=96)

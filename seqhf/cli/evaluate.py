@@ -94,6 +94,8 @@ def evaluate(
     label_names: Annotated[Optional[str], typer.Option(help="comma list or file, when the dataset's labels are "
                                                             "ints (default: the model's own names)")] = None,
     baseline: Annotated[bool, typer.Option(help="classifier: TF-IDF + LR fitted on the dataset's train split")] = True,
+    merge_label_variants: Annotated[bool, typer.Option(
+        help="labels that differ only in case or surrounding spaces become one class (as `train classifier` has it)")] = False,
     ngram_train: Annotated[Optional[Path], typer.Option(help="char LM: fit a Kneser-Ney n-gram on this text and score "
                                                              "it beside the model", exists=True, dir_okay=False)] = None,
     max_chars: Annotated[int, typer.Option(help="char LM: score at most this many characters", min=2)] = 200_000,
@@ -107,7 +109,8 @@ def evaluate(
     from ..evaluation.saved import evaluate_char_lm, evaluate_classifier, read_text
 
     if dataset:
-        data = dict(source=dataset, text_column=text_column, label_column=label_column)
+        data = dict(source=dataset, text_column=text_column, label_column=label_column,
+                    merge_label_variants=merge_label_variants)
         if label_names:
             data["label_names"] = label_names
         with loading_from(model_dir):
@@ -138,6 +141,8 @@ def tfidf(
     train_split: Optional[str] = None,
     validation_split: Optional[str] = None,
     test_split: Optional[str] = None,
+    merge_label_variants: Annotated[bool, typer.Option(
+        help="labels that differ only in case or surrounding spaces become one class (as `train classifier` has it)")] = False,
     seed: Annotated[int, typer.Option(help="seed of a validation split carved from train")] = 42,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures to this file")] = None,
 ):
@@ -147,7 +152,8 @@ def tfidf(
 
     data = load_classification_data(source=dataset, config=dataset_config, text_column=text_column,
                                     label_column=label_column, label_names=label_names, train_split=train_split,
-                                    validation_split=validation_split, test_split=test_split, seed=seed)
+                                    validation_split=validation_split, test_split=test_split, seed=seed,
+                                    merge_label_variants=merge_label_variants)
     figures = dict(tfidf_logistic_regression(data), data=data.description)
     print(json.dumps(figures, indent=2))
     if json_out:

@@ -85,8 +85,25 @@ def inner_feature(feature):
     return feature[0] if isinstance(feature, list) else feature.feature
 
 
+def check_one_kind_of_label(ds, column: str, split: str) -> None:
+    """Label lists and single labels mixed in one column (datasets reads such a JSON column as `Json`) are refused,
+    naming the first row of the rarer kind."""
+    if type(ds.features[column]).__name__ != "Json":
+        return
+    values = ds[column]
+    lists = [i for i, value in enumerate(values) if isinstance(value, list)]
+    if 0 < len(lists) < len(values):
+        rows = set(lists) if len(lists) <= len(values) / 2 else set(range(len(values))) - set(lists)
+        first = min(rows)
+        raise DataError(f"The {split!r} split's {column!r} column mixes label lists ({len(lists)} rows) and single "
+                        f"labels ({len(values) - len(lists)} rows), e.g. row {first}: {values[first]!r}. Give every row "
+                        "a list (a multi-label dataset) or every row one label.")
+
+
 def checked_spellings(labelled: dict, column: str, merge_variants: bool) -> dict:
     """The labelled splits, their label spellings checked and, on request, merged."""
+    for role, ds in labelled.items():
+        check_one_kind_of_label(ds, column, role)
     feature = labelled["train"].features[column]
     multi_label = is_list_feature(feature)
     if isinstance(inner_feature(feature) if multi_label else feature, ClassLabel):

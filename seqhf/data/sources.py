@@ -56,6 +56,10 @@ def load_imdb(name_or_path: str = IMDB_HUB_ID, validation_size: int | float = 0.
     for split in ("train", "test"):
         if split not in raw or len(raw[split]) == 0:
             raise ValueError(f"The IMDb data at {name_or_path!r} has no (or an empty) {split!r} split.")
+    columns = raw["train"].features
+    if "text" not in columns or type(columns.get("label")).__name__ != "ClassLabel":
+        raise ValueError(f"The data at {name_or_path!r} is not in the stanfordnlp/imdb layout (a `text` column and a "
+                         f"ClassLabel `label`; its train split has {dict(columns)}).")
     carved = raw["train"].train_test_split(test_size=validation_size, seed=seed, stratify_by_column="label")
     splits = dict(train=carved["train"], validation=carved["test"], test=raw["test"])
     if "unsupervised" in raw:

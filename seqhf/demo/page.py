@@ -11,7 +11,9 @@ This module imports only torch, transformers, gradio and `seqhf.inference`'s `ex
 and runs without seqhf.
 """
 
+import json
 import threading
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from transformers import (
 )
 
 from ..inference.explain import explain
-from ..inference.generation import generate_text
+from ..inference.generation import encode_prompt, generate_text
 from ..inference.saved_folder import check_classifier_folder, check_saved_folder
 
 EXAMPLE_REVIEWS = [
@@ -59,8 +61,12 @@ def classify_and_explain(model, tokenizer, text, steps=32):
 
 def stream_generation(model, tokenizer, prompt, temperature, top_k, top_p, max_new_tokens, seed):
     """Yield the prompt's continuation as it grows: `generate()` runs in a thread and feeds a
-    `TextIteratorStreamer`, which this generator reads."""
-    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120)
+    `TextIteratorStreamer`, which this generator reads. The streamer decodes the prompt with the new tokens, as
+    `generate_text` does, so that a word LM's first word is spaced from the prompt; the prompt's part is cut off."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # generate_text warns once about characters outside the vocabulary
+        prompt_text = tokenizer.decode(encode_prompt(tokenizer, prompt)[0], skip_special_tokens=True)
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=False, skip_special_tokens=True, timeout=120)
     options = dict(
         max_new_tokens=int(max_new_tokens),
         temperature=float(temperature),
@@ -83,9 +89,9 @@ def stream_generation(model, tokenizer, prompt, temperature, top_k, top_p, max_n
     thread.start()
     text = ""
     for piece in streamer:
-        if piece:  # the streamer also hands out empty strings while it waits for a word to end
-            text += piece
-            yield text
+        text += piece
+        if piece and len(text) > len(prompt_text):  # (empty pieces come while the streamer waits for a word to end)
+            yield text[len(prompt_text):]
     thread.join()
     if failure:
         raise failure[0]
@@ -159,7 +165,7 @@ if __name__ == "__main__":
 '''
 
 SPACE_README = """---
-title: {title}
+title: {yaml_title}
 emoji: 🎬
 colorFrom: indigo
 colorTo: blue
@@ -215,7 +221,8 @@ def write_space(out, classifier=None, generator=None, title="seqhf demo") -> lis
     (out / "app.py").write_text(SPACE_APP.format(classifier=classifier, generator=generator, title=title))
     (out / "requirements.txt").write_text(space_requirements())
     (out / "README.md").write_text(
-        SPACE_README.format(title=title, gradio_version=gradio.__version__, models=models, model_lines=model_lines)
+        SPACE_README.format(title=title, yaml_title=json.dumps(title), gradio_version=gradio.__version__, models=models,
+                            model_lines=model_lines)  # a JSON string is YAML too: a title with ": " stays one value
     )
     return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
 

@@ -81,6 +81,11 @@ def evaluate_char_lm(folder, text: str, *, ngram_train: str | None = None, ngram
         raise DataError("The text to evaluate on is empty.")
     text = text[:max_chars]
     model, tokenizer = load_generator(folder)
+    probe = "The island, 1865."
+    if len(tokenizer(probe, add_special_tokens=False)["input_ids"]) != len(probe):  # a char LM: one id a character
+        raise DataError(f"{folder} is not a character LM (its tokenizer does not give one id a character): nats per "
+                        "character would be per token here. A word LM's held-out perplexity is in its "
+                        "eval_results.json and card.")
     ids, unknown = encode_counting_unknown(tokenizer, text)
     window = getattr(model.config, "max_position_embeddings", None) or 256
     nats = float(-char_log_probs(model, ids, window).mean())

@@ -56,6 +56,10 @@ def _softmax(logits):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _sigmoid(logits):
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
 class OrtTextClassifier:
     """An exported classifier folder served by ONNX Runtime, called like the text-classification pipeline.
 
@@ -66,7 +70,10 @@ class OrtTextClassifier:
         folder = Path(folder)
         self.session = session(folder / (INT8_FILE if int8 else MODEL_FILE), threads)
         self.tokenizer = load_tokenizer(folder)
-        self.id2label = {int(k): v for k, v in read_config(folder).id2label.items()}
+        config = read_config(folder)
+        self.id2label = {int(k): v for k, v in config.id2label.items()}
+        # As `pipeline`: each label's own sigmoid for a classifier of label lists, else the softmax.
+        self.scores = _sigmoid if getattr(config, "problem_type", None) == "multi_label_classification" else _softmax
 
     def logits(self, input_ids, attention_mask):
         feeds = {"input_ids": np.asarray(input_ids, dtype=np.int64), "attention_mask": np.asarray(attention_mask, dtype=np.int64)}
@@ -83,7 +90,7 @@ class OrtTextClassifier:
             if input_ids.shape[1] == 0:  # only empty texts: one padding column, which the graph reads as "nothing"
                 input_ids = np.full((len(batch), 1), self.tokenizer.pad_token_id, dtype=np.int64)
                 attention_mask = np.zeros((len(batch), 1), dtype=np.int64)
-            probs = _softmax(self.logits(input_ids, attention_mask))
+            probs = self.scores(self.logits(input_ids, attention_mask))
             for row in probs:
                 order = np.argsort(-row)
                 results.append([{"label": self.id2label[int(i)], "score": float(row[i])} for i in order])

@@ -188,9 +188,12 @@ def eval_results_for_card(task: str, results: dict) -> list:
         )  # fmt: skip
         if view["imdb"]:
             common["dataset_config"] = "plain_text"
+        labels = results.get("labels") or []
         metrics = [("accuracy", f"{split.capitalize()} accuracy", f"{split}_accuracy"),
-                   ("f1", f"{split.capitalize()} F1", f"{split}_f1"),
                    ("f1", f"{split.capitalize()} macro-F1", f"{split}_macro_f1")]
+        if not results.get("multi_label") and len(labels) in (0, 2):  # otherwise `f1` is the macro-F1 again
+            positive = f" ({labels[1]})" if labels else ""
+            metrics.insert(1, ("f1", f"{split.capitalize()} F1{positive}", f"{split}_f1"))
     elif task == "wordlm":
         common = dict(
             task_type=spec["pipeline_tag"], task_name=spec["task_name"], dataset_type=IMDB_HUB_ID,
@@ -207,13 +210,17 @@ def eval_results_for_card(task: str, results: dict) -> list:
                            dataset_split=f"heldout ({results['heldout_source']})" if results.get("heldout_source")
                            else "heldout (last 10% of each text)")
         common = dict(task_type=spec["pipeline_tag"], task_name=spec["task_name"], **dataset)
+        # The headline nats figure is one of the two readings (the stream for an RNN): named as it, listed once.
+        readings = [(f"{results.get('seq_len')}-character windows", "heldout_window_nats_per_char"),
+                     ("one stream", "heldout_stream_nats_per_char")]
+        headline = next((name for name, key in readings
+                         if results.get(key) is not None and results[key] == results.get("heldout_nats_per_char")), None)
         metrics = [
             ("bits_per_character", "Held-out bits per character", "heldout_bits_per_char"),
-            ("nats_per_character", "Held-out nats per character", "heldout_nats_per_char"),
-            ("nats_per_character", f"Held-out nats per character, {results.get('seq_len')}-character windows",
-             "heldout_window_nats_per_char"),
-            ("nats_per_character", "Held-out nats per character, one stream", "heldout_stream_nats_per_char"),
-        ]
+            ("nats_per_character", f"Held-out nats per character, {headline}" if headline
+             else "Held-out nats per character", "heldout_nats_per_char"),
+        ] + [("nats_per_character", f"Held-out nats per character, {name}", key) for name, key in readings
+             if name != headline]
         dynamic = results.get("dynamic_eval") or {}
         if dynamic.get("heldout_chars") == results.get("heldout_chars"):  # the whole held-out text, not a part
             results = dict(results, _dynamic=dynamic.get("heldout_nats_per_char"))
@@ -236,6 +243,51 @@ def describe_char_sources(results: dict) -> str:
     names = [f"{s['name']} ({s['chars']:,} characters)" for s in sources[:5]]
     more = f" and {len(sources) - 5} more" if len(sources) > 5 else ""
     return ", ".join(names) + more if names else str(results.get("dataset", "unknown text"))
+
+
+def describe_lm_reviews(results: dict) -> str:
+    """The IMDb reviews a word LM trained on: how many of its labelled training and of its unlabelled reviews."""
+    total = f"{results['train_reviews']:,} reviews" if results.get("train_reviews") else "reviews"
+    if results.get("train_tokens"):
+        total += f" ({results['train_tokens']:,} tokens)"
+    split = "(the training split less a validation part carved out with a fixed seed)"
+    if results.get("labelled_train_reviews") is None:  # recorded before the parts were
+        return (f"{total} from its labelled training reviews {split} or its unlabelled reviews (this run did not "
+                "record how many came from each)")
+
+    def part(used, available, what):
+        if not available:
+            return f"no {what} (the dataset has none)"
+        if not used:
+            return f"none of its {available:,} {what}"
+        return f"all {used:,} of its {what}" if used == available else f"{used:,} of its {available:,} {what}"
+
+    labelled = part(results["labelled_train_reviews"], results.get("labelled_train_available"), "labelled training reviews")
+    unlabelled = part(results["unlabelled_reviews"], results.get("unlabelled_available"), "unlabelled reviews")
+    return f"{total}: {labelled} {split} and {unlabelled}"
+
+
+def describe_budget_stop(results: dict) -> str | None:
+    """The sentence saying that a time or CPU budget stopped training, when one did."""
+    cpu = f"CPU budget ({_fmt(results.get('cpu_budget_s'))} CPU seconds of the process, setup included)"
+    wall = f"time budget ({_fmt(results.get('time_budget_s'))} seconds of training)"
+    if results.get("stopped_by_cpu_budget"):
+        budget = cpu
+    elif not results.get("stopped_by_time_budget"):
+        return None
+    elif "stopped_by_cpu_budget" in results or not results.get("cpu_budget_s"):
+        budget = wall
+    else:  # a word LM recorded before the two budgets were told apart
+        budget = f"{wall} or its {cpu}" if results.get("time_budget_s") else cpu
+    args = results.get("train_args") or {}
+    epochs = args.get("num_train_epochs")
+    planned = (f"{args['max_steps']:,} steps" if (args.get("max_steps") or 0) > 0
+               else f"{_fmt(epochs)} epoch{'' if epochs == 1 else 's'}")
+    done = f"{_fmt(results.get('epochs'))} epochs"
+    if results.get("train_steps") is not None:
+        done = f"{results['train_steps']:,} steps ({done})"
+    return (f"Training was stopped by its {budget} after {done} of the {planned} planned: the figures below are "
+            "those of this shortened run.")
 
 
 def build_card_data(task: str, results: dict, model_name: str, final: bool = True) -> ModelCardData:

@@ -23,7 +23,9 @@ from .card_data import (
     build_card_data,
     classification_card_fields,
     describe_architecture,
+    describe_budget_stop,
     describe_char_sources,
+    describe_lm_reviews,
     is_island_run,
 )
 from .plots import final_figures, plot_training_curves
@@ -69,6 +71,8 @@ def write_model_card(
     """
     folder = Path(output_dir)
     final = results is None
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} does not exist or is not a folder: pass a trained run's output folder.")
     if final:
         if not (folder / EVAL_RESULTS_NAME).is_file():
             raise FileNotFoundError(f"No {EVAL_RESULTS_NAME} in {folder}: the card is built from a finished run's results.")
@@ -123,6 +127,8 @@ def write_model_card(
         **classification_card_fields(task, results, folder),
         island=task == "charlm" and is_island_run(results),
         char_sources=describe_char_sources(results) if task == "charlm" else None,
+        lm_reviews=describe_lm_reviews(results) if task == "wordlm" else None,
+        budget_stop=describe_budget_stop(results),
     )
     path = folder / CARD_NAME
     card.save(path)

@@ -9,6 +9,7 @@ attributions add up to log p(target | text) - log p(target | zero embeddings), u
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 
 @dataclass
@@ -35,8 +36,19 @@ class Explanation:
         return pieces
 
 
+def is_multi_label(config) -> bool:
+    """A classifier of label lists: each label's score is its own sigmoid, not a share of one softmax."""
+    return getattr(config, "problem_type", None) == "multi_label_classification"
+
+
+def label_scores(logits, config) -> torch.Tensor:
+    """The probabilities `pipeline` gives: sigmoids for a multi-label classifier, else the softmax."""
+    return torch.sigmoid(logits.float()) if is_multi_label(config) else torch.softmax(logits.float(), dim=-1)
+
+
 def integrated_gradients(model, input_ids, target: int, steps: int = 32, batch_size: int = 8) -> torch.Tensor:
-    """Per-token attributions (seq,) for one row `input_ids` (1, seq) towards class `target`.
+    """Per-token attributions (seq,) for one row `input_ids` (1, seq) towards class `target` (the log of its
+    probability: its softmax share, or for a multi-label classifier its own sigmoid).
 
     The path points go through the model `batch_size` at a time, which bounds the memory a long review needs.
     """
@@ -49,7 +61,8 @@ def integrated_gradients(model, input_ids, target: int, steps: int = 32, batch_s
         mask = torch.ones(path.shape[:2], dtype=torch.long, device=path.device)
         with torch.enable_grad():
             logits = model(inputs_embeds=path, attention_mask=mask).logits
-            log_probs = torch.log_softmax(logits.float(), dim=-1)[:, target]
+            log_probs = (F.logsigmoid(logits.float()) if is_multi_label(model.config)
+                         else torch.log_softmax(logits.float(), dim=-1))[:, target]
             (grads,) = torch.autograd.grad(log_probs.sum(), path)
         grad_sum += grads.sum(dim=0)
     return (embeddings[0] * grad_sum / steps).sum(dim=-1).detach()
@@ -72,7 +85,7 @@ def explain(model, tokenizer, text: str, target: int | None = None, steps: int =
     input_ids = encoded["input_ids"].to(device)
     model.eval()
     with torch.no_grad():
-        probs = torch.softmax(model(input_ids=input_ids).logits.float(), dim=-1)[0]
+        probs = label_scores(model(input_ids=input_ids).logits, model.config)[0]
     target = int(probs.argmax()) if target is None else int(target)
     raw = integrated_gradients(model, input_ids, target, steps).cpu()
     scale = float(raw.abs().max()) or 1.0

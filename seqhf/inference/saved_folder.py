@@ -114,7 +114,7 @@ def check_classifier_config(config, folder) -> None:
         raise NotAClassifierError(
             f"{folder} holds {', '.join(saved_as)} (a language model), not a text classifier: loaded as one it "
             "would get a new, untrained classification head and answer at random. Use it where a language model goes "
-            "(`seqhf generate`, the demo's --generator, `seqhf evaluate FOLDER --text FILE`), or train a classifier "
+            "(`seqhf generate`, the demo's --generator, `seqhf evaluate FOLDER --text FILE` for a char LM), or train a classifier "
             "from a word LM with `seqhf train classifier --init-from FOLDER`.")
 
 

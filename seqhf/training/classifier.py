@@ -90,6 +90,12 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     clock = RunClock()
     check_options(epochs, word_vector_train_repeats, unlabelled_data, init_from, streaming and baseline)
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("sentiment", model, quick)
+    if init_from and preset.get("arch") != "lstm":
+        raise SetupError(f"--init-from fine-tunes a word LSTM LM, and the {preset_name!r} preset is a {preset.get('arch')}: "
+                         "use an `ulmfit*` preset (or `lstm`).")
+    if not init_from and preset_name.startswith("ulmfit"):
+        print(f"note: the {preset_name} preset is ULMFiT's fine-tuning recipe, and no --init-from LM was given: it "
+              "trains from scratch (the card says so).")
     set_seed(seed)
     phases = PhaseTimes()
     data, extra_texts = load_inputs(data, preset, seed, unlabelled_data, phases)
@@ -298,11 +304,11 @@ def train_sentiment(model="lstm", dataset=seqdata.IMDB_HUB_ID, output_dir="runs/
 
 
 def classify(folder, texts, **pipeline_kwargs) -> list:
-    """Classify `texts` with the sentiment model saved in `folder`, through `pipeline` (a folder whose save
-    did not finish is refused with an `IncompleteFolderError` naming its missing or empty files, a language
-    model's folder with a `NotAClassifierError`)."""
+    """Classify `texts` (a list, or one text: one result in a list, as `pipeline` gives it) with the classifier
+    saved in `folder`, through `pipeline` (a folder whose save did not finish is refused with an
+    `IncompleteFolderError` naming its missing or empty files, a language model's folder with a `NotAClassifierError`)."""
     from transformers import pipeline
 
     check_classifier_folder(folder)
     classifier = pipeline("text-classification", model=str(folder), **pipeline_kwargs)
-    return classifier(list(texts), truncation=True)
+    return classifier([texts] if isinstance(texts, str) else list(texts), truncation=True)

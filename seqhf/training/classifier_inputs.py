@@ -110,11 +110,14 @@ def load_extra_texts(unlabelled_data, data: ClassificationData, preset: dict) ->
     recorded in `data.description`; errors as SetupError, before any training."""
     options = dict(unlabelled_data) if isinstance(unlabelled_data, dict) else {"sources": list(unlabelled_data)}
     if not preset.get("word_vectors"):
-        raise SetupError("--unlabelled-data feeds the word vectors, and this preset learns none (use --model lstm).")
+        raise SetupError("--unlabelled-data feeds the word vectors, and this preset learns none (the `lstm` preset "
+                         "does, without --quick).")
     own = Path(str(data.description.get("source", ""))).resolve()
-    if any(Path(str(s)).resolve() == own for s in options["sources"]):
-        raise SetupError("--unlabelled-data names the labelled dataset itself; its own unlabelled split is "
-                         "--unlabelled-split (its other splits must not reach the word vectors).")
+    # The labelled dataset itself, or a file inside its folder (its test split, say), must not reach the vectors.
+    if any(Path(str(s)).resolve() == own or (own.is_dir() and own in Path(str(s)).resolve().parents)
+           for s in options["sources"]):
+        raise SetupError("--unlabelled-data names the labelled dataset or a file inside it; its own unlabelled split "
+                         "is --unlabelled-split (its other splits must not reach the word vectors).")
     try:
         parts, described = load_unlabelled_texts(**options)
     except DataError as err:

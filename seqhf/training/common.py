@@ -290,6 +290,12 @@ class TimeBudget(TrainerCallback):
         if self._clock() - self.start > self.seconds and not control.should_training_stop:
             control.should_training_stop = True
             self.stopped_at_step = state.global_step
+            if state.is_world_process_zero:
+                budget = "CPU budget" if self.cpu else "time budget"
+                unit = "CPU seconds of the process, setup included" if self.cpu else "seconds of training"
+                planned = f" of the {state.max_steps:,} planned" if state.max_steps else ""
+                print(f"The {budget} ({self.seconds:g} {unit}) is spent: training stops after step "
+                      f"{state.global_step:,}{planned}.", flush=True)
 
 
 class PhaseTimes:

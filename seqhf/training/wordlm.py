@@ -120,9 +120,10 @@ class WordLMTrainer(Trainer):
 
 
 def lm_texts(dataset, preset: dict, seed: int = 42):
-    """(training texts, held-out texts): IMDb's carved training reviews and unlabelled reviews, and the
+    """(training texts, held-out texts, parts): IMDb's carved training reviews and unlabelled reviews, and the
     carved validation reviews. `train_reviews` / `unlabelled_reviews` / `validation_reviews` cap each part
-    (a sample with seed 42, the one the classifier presets' `unlabelled_size` draws for word2vec)."""
+    (a sample with seed 42, the one the classifier presets' `unlabelled_size` draws for word2vec). `parts`
+    records, for the card, how many labelled training and unlabelled reviews were read, of how many."""
     try:
         raw = sources.load_imdb(str(dataset), validation_size=preset.get("validation_size", 0.1), seed=seed)
     except (FileNotFoundError, ValueError) as err:
@@ -136,13 +137,17 @@ def lm_texts(dataset, preset: dict, seed: int = 42):
             part = part.shuffle(seed=42).select(range(cap))  # the sample word_vector_texts draws
         return list(part["text"])
 
-    train = sample("train", preset.get("train_reviews")) + sample("unsupervised", preset.get("unlabelled_reviews"))
-    heldout = sample("validation", preset.get("validation_reviews"))
+    labelled = sample("train", preset.get("train_reviews"))
+    unlabelled = sample("unsupervised", preset.get("unlabelled_reviews"))
+    train, heldout = labelled + unlabelled, sample("validation", preset.get("validation_reviews"))
+    parts = dict(labelled_train_reviews=len(labelled), labelled_train_available=len(raw["train"]),
+                 unlabelled_reviews=len(unlabelled),
+                 unlabelled_available=len(raw["unsupervised"]) if "unsupervised" in raw else 0)
     if not train:
         raise SetupError(f"No training text in {dataset!r}: its train and unsupervised splits are empty or capped to 0.")
     if len(heldout) < 2:
         raise SetupError(f"The LM needs at least 2 held-out (validation) reviews, got {len(heldout)}.")
-    return train, heldout
+    return train, heldout, parts
 
 
 def encode_stream(tokenizer, texts) -> torch.Tensor:
@@ -175,7 +180,7 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
         raise SetupError(f"--seq-len must be positive, got {seq_len}.")
     if epochs is not None and epochs <= 0:
         raise SetupError(f"--epochs must be positive, got {epochs}.")
-    train_texts, heldout_texts = lm_texts(dataset, preset, seed)
+    train_texts, heldout_texts, parts = lm_texts(dataset, preset, seed)
     tokenizer = build_lm_tokenizer(train_texts, preset)
     train_ids = encode_stream(tokenizer, train_texts)
     half = len(heldout_texts) // 2  # first half: validation (early stopping), second half: the reported figure
@@ -212,14 +217,15 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
         run_record("wordlm", preset_name, preset, quick, net, dataset, seed, max_grad_norm, trainer),
         heldout_loss=heldout["heldout_loss"], heldout_perplexity=heldout["heldout_perplexity"],
         heldout_tokens=len(heldout_ids), heldout_reviews=len(heldout_texts) - half,
-        train_tokens=len(train_ids), train_reviews=len(train_texts), validation_tokens=len(valid_ids),
+        train_tokens=len(train_ids), train_reviews=len(train_texts), **parts, validation_tokens=len(valid_ids),
         vocab_size=len(tokenizer), seq_len=seq_len, softmax=softmax,
         sampled_words=preset.get("sampled_words") if softmax == "sampled" else None,
         train_tokens_per_second=round(trainer.state.global_step * args.per_device_train_batch_size
                                       * args.world_size * seq_len / train_time, 1),
         train_time_s=round(train_time, 1),
         time_budget_s=time_budget_s, cpu_budget_s=cpu_budget_s,
-        stopped_by_time_budget=any(b.stopped_at_step for b in budgets), train_steps=trainer.state.global_step,
+        stopped_by_time_budget=any(b.stopped_at_step for b in budgets if not b.cpu),
+        stopped_by_cpu_budget=any(b.stopped_at_step for b in budgets if b.cpu), train_steps=trainer.state.global_step,
         process_cpu_s=round(time.process_time(), 1),
         validation_size=preset.get("validation_size", 0.1),
         best_validation_loss=trainer.state.best_metric,
