@@ -589,7 +589,9 @@ def test_budget_stop_is_on_the_card(tmp_path, sentiment_dir):
 
 def test_fine_tuned_classifier_card_says_so(sentiment_dir):
     scratch = card_metadata(sentiment_dir)[1]
-    assert "trained from scratch on IMDb" in scratch and "trained from scratch on 25,000 reviews" in scratch
+    trained_on = json.loads((sentiment_dir / "eval_results.json").read_text())["train_examples"]
+    assert trained_on != 25_000  # a small run: the card gave every run IMDb's 25,000
+    assert "trained from scratch on IMDb" in scratch and f"trained from scratch on {trained_on:,} reviews" in scratch
     assert "vocabulary built from the training texts" in scratch
     lm = {"path": "runs/lm", "preset": "cpu", "heldout_perplexity": 120.3, "train_tokens": 171326, "train_reviews": 600}
     for data in ({}, {"dataset": "someone/news", "data": dict(json.loads((sentiment_dir / "eval_results.json").read_text())["data"],

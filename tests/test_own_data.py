@@ -564,3 +564,11 @@ def test_imdb_only_commands_name_the_layout_they_need(tmp_path):
     folder = write_format(tmp_path / "data", "csv")
     with pytest.raises(ValueError, match=r"is not in the stanfordnlp/imdb layout \(a `text` column and a ClassLabel"):
         load_imdb(str(folder))
+
+
+@pytest.mark.parametrize("budget", [0, -5])
+def test_a_cpu_budget_that_is_not_positive_is_refused_before_the_data_is_read(tmp_path, budget):
+    """`--cpu-budget-s 0` meant "no budget" (recorded as 0.0) while -5 was refused."""
+    with pytest.raises(SetupError, match="A time budget must be positive"):
+        train_classifier(dict(source=str(tmp_path / "never-read.csv")), "lstm", tmp_path / "out", cpu_budget_s=budget)
+    assert not (tmp_path / "out").exists()

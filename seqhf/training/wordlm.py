@@ -189,7 +189,7 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
         if len(ids) < seq_len + 1:
             raise SetupError(f"The {name} text ({len(ids)} tokens) is shorter than --seq-len + 1 = {seq_len + 1}.")
 
-    budgets = [TimeBudget(s, cpu=cpu) for s, cpu in ((time_budget_s, False), (cpu_budget_s, True)) if s]
+    budgets = [TimeBudget(s, cpu=cpu) for s, cpu in ((time_budget_s, False), (cpu_budget_s, True)) if s is not None]
     callbacks = [*callbacks, *budgets]
     set_seed(seed)
     config = SeqLSTMConfig(**{"lm_head_bias": True, **preset["model"]}, vocab_size=len(tokenizer),
