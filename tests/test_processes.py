@@ -4,6 +4,7 @@ it re-runs itself through, and a real two-process char-LM run on the CPU."""
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 from importlib.resources import files
@@ -52,7 +53,7 @@ def test_a_classifier_process_count_that_does_not_divide_its_batch_is_refused_at
 
     code = main(["train", "classifier", "--dataset", "nowhere.csv", "--output-dir", "o", "--processes", "7"])
     err = capsys.readouterr().err
-    assert code == 2 and "--processes 7 does not divide the batch of 64 rows a step" in err, err
+    assert code == 2 and "Invalid value for --processes: 7 does not divide the batch of 64 rows a step" in err, err
     code = main(["train", "classifier", "--dataset", "nowhere.csv", "--output-dir", "o", "--processes", "3", "--quick",
                  "--model", "transformer"])
     assert code == 2 and "batch of 32 rows" in capsys.readouterr().err  # the preset's own batch
@@ -223,3 +224,43 @@ def test_two_process_char_lm_on_the_cpu(tmp_path):
     for p, log in enumerate(logs):
         expected = [data[step * 16 + p * 8 + r]["input_ids"][:16].tolist() for step in range(3) for r in range(8)]
         assert log["rows"] == expected
+
+
+CHILD = """
+import pathlib, signal, sys, time
+out = pathlib.Path(sys.argv[1])
+def stop(signum, frame):
+    out.with_name("signal").write_text(signal.Signals(signum).name)
+    sys.exit(int(sys.argv[2]))
+signal.signal(signal.SIGINT, stop)
+signal.signal(signal.SIGTERM, stop)
+out.write_text("ready")
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("exit_code", [130, 0])
+def test_a_signal_to_this_process_alone_reaches_the_launcher(tmp_path, monkeypatch, exit_code):
+    """`kill -INT` to `seqhf` alone left the launcher training (and reported the finished run as aborted); a second
+    one left it running as an orphan. The signal is passed on, the launcher waited for, and "aborted" only said of a
+    run that did not finish (exit_code 0: it ended well anyway)."""
+    import threading
+    import time
+
+    ready = tmp_path / "ready"
+    monkeypatch.setattr(launch, "launch_command",
+                        lambda *_: [sys.executable, "-c", CHILD, str(ready), str(exit_code)])
+
+    def interrupt_when_ready():
+        while not ready.exists():
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_when_ready, daemon=True).start()
+    if exit_code:
+        with pytest.raises(KeyboardInterrupt):
+            launch.relaunch(2, ["train"])
+    else:
+        assert launch.relaunch(2, ["train"]) == 0
+    assert (tmp_path / "signal").read_text() == "SIGINT"  # the launcher got it, and has ended (waited for)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # this process's handler is back

@@ -224,3 +224,8 @@ def test_ctrl_c_is_one_line_that_says_how_a_run_goes_on(args, monkeypatch, capsy
     err = capsys.readouterr().err
     assert code == 130 and err.startswith("error: aborted (interrupted)."), err
     assert ("--resume" in err) == (args[0] == "train")
+    # Said once in a run of several processes: by `seqhf`, which started them, or else by the main process.
+    for name, value in (("SEQHF_RELAUNCHED", "1"), ("RANK", "1")):
+        with monkeypatch.context() as env:
+            env.setenv(name, value)
+            assert app.main(args) == 130 and capsys.readouterr().err == ""

@@ -51,7 +51,7 @@ def env():
     import torch
 
     for name in ("seqhf", "torch", "transformers", "datasets", "accelerate", "tokenizers", "huggingface_hub",
-                 "gradio", "onnxruntime"):
+                 "matplotlib", "gradio", "onnx", "onnxruntime"):  # the extras' packages too
         print(f"- {name}: {installed(name)}")
     print(f"- Python: {platform.python_version()} ({platform.platform()})")
     print(f"- CUDA: {torch.cuda.is_available() and torch.cuda.get_device_name(0) or 'none'}; CPU cores: {os.cpu_count()}")
@@ -87,7 +87,8 @@ def main(argv=None) -> int:
         if os.environ.get("SEQHF_TRACEBACK"):
             raise
         message = str(err).strip().splitlines() or [type(err).__name__]
-        print(f"error: {' '.join(line.strip() for line in message)}", file=sys.stderr)
+        if main_process():  # each training process meets the same bad input: one says so
+            print(f"error: {' '.join(line.strip() for line in message)}", file=sys.stderr)
         return 1
     if result == INTERRUPTED:  # typer turns Ctrl-C into Exit(130), which click returns here without a word
         return aborted(args)
@@ -97,8 +98,17 @@ def main(argv=None) -> int:
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
 
+def main_process() -> bool:
+    """Not one of the other processes of a launched run (RANK > 0); read here without importing torch."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def aborted(args) -> int:
-    """Ctrl-C: one line that says so and, for a training run, how to go on."""
-    how = " To go on from the last checkpoint, run the same command with --resume." if args[:1] == ["train"] else ""
-    print(f"error: aborted (interrupted).{how}", file=sys.stderr)
+    """Ctrl-C: one line that says so and, for a training run, how to go on; said once, by the process that speaks
+    (`seqhf` itself when it started the training processes, else the main one)."""
+    from ..utils.launch import RELAUNCHED_ENV  # (torch is loaded by then: a training run was interrupted)
+
+    if main_process() and not os.environ.get(RELAUNCHED_ENV):
+        how = " To go on from the last checkpoint, run the same command with --resume." if args[:1] == ["train"] else ""
+        print(f"error: aborted (interrupted).{how}", file=sys.stderr)
     return INTERRUPTED

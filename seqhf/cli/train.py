@@ -78,7 +78,7 @@ def in_processes(processes: Optional[str], default, output_dir: Path, resume: bo
     try:
         count, why = choose_processes(requested, batch)
     except ValueError as err:
-        raise typer.BadParameter(str(err), param_hint="--processes") from None
+        raise typer.BadParameter(str(err).removeprefix("--processes "), param_hint="--processes") from None
     print(f"training processes: {count} ({why})", flush=True)
     if count == 1:
         return None

@@ -200,14 +200,14 @@ def resume_checkpoint(output_dir, resume: bool, clock: "RunClock | None" = None)
                   f"in {output_dir}/{PREVIOUS_RUN}/ (to continue that run instead, stop this one, move them back and "
                   "pass --resume).")
         return None
-    last, skipped = last_complete_checkpoint(output_dir, set_aside=is_main_process())
-    if skipped:
+    main = is_main_process()  # each process finds the same checkpoint; the main one says which
+    last, skipped = last_complete_checkpoint(output_dir, set_aside=main)
+    if skipped and main:
         print(f"--resume: skipped {len(skipped)} incomplete checkpoint(s), moved into {output_dir}/"
               f"{INCOMPLETE_CHECKPOINTS}: {', '.join(skipped)}.")
-    if last is None:
-        print(f"--resume: no {'complete ' if skipped else ''}checkpoint in {output_dir}, starting from scratch.")
-    else:
-        print(f"--resume: continuing from {last}.")
+    if main:
+        print(f"--resume: no {'complete ' if skipped else ''}checkpoint in {output_dir}, starting from scratch."
+              if last is None else f"--resume: continuing from {last}.")
     if clock is not None:
         clock.resume_from(last)
     return None if last is None else str(last)

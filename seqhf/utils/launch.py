@@ -22,6 +22,9 @@ CONFIG = "accelerate_cpu.yaml"
 AUTO = "auto"
 
 
+RELAUNCHED_ENV = "SEQHF_RELAUNCHED"
+
+
 def launched() -> bool:
     """True in a process that a launcher started (accelerate launch, torchrun): RANK or WORLD_SIZE is set."""
     return bool(os.environ.get("RANK") or os.environ.get("WORLD_SIZE"))
@@ -95,32 +98,51 @@ def launch_command(processes: int, args: list, config, port: int) -> list[str]:
 
 
 def launch_env(environ=None) -> dict:
-    """The processes' environment: this one, with one torch thread a process unless OMP_NUM_THREADS is set."""
+    """The processes' environment: this one, with one torch thread a process unless OMP_NUM_THREADS is set, and
+    RELAUNCHED_ENV set: `seqhf`, which started them, says that a run was interrupted, once."""
     env = dict(os.environ if environ is None else environ)
     env.setdefault("OMP_NUM_THREADS", "1")
+    env[RELAUNCHED_ENV] = "1"
     return env
 
 
 def relaunch(processes: int, args: list) -> int:
     """Run `seqhf ARGS` in `processes` processes and wait for them; returns the launcher's exit code.
 
-    Ctrl-C and SIGTERM reach the launcher, which ends its processes (none is left behind)."""
+    Ctrl-C and SIGTERM, whether the terminal sends them to every process or someone sends them to this one only,
+    reach the launcher, which ends its processes; this one waits for it, and ends it itself if anything breaks the
+    wait (none is left behind). An interrupted run that did not finish raises KeyboardInterrupt once its processes
+    are gone."""
     with as_file(files(__package__) / CONFIG) as config:
         proc = subprocess.Popen(launch_command(processes, args, config, free_port()), env=launch_env())
-        forward = lambda signum, frame: proc.send_signal(signum)  # noqa: E731
-        previous = signal.signal(signal.SIGTERM, forward) if _main_thread() else None
+        interrupted = []
+
+        def forward(signum, frame):
+            interrupted.append(signum)
+            proc.send_signal(signum)
+
+        handled = (signal.SIGTERM, signal.SIGINT)
+        previous = {s: signal.signal(s, forward) for s in handled} if _main_thread() else {}
         try:
-            return proc.wait()
-        except KeyboardInterrupt:  # the terminal sent SIGINT to the launcher too; give it time to end its processes
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.terminate()
-                proc.wait()
-            raise
+            code = proc.wait()
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            if proc.poll() is None:
+                end(proc)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+    if interrupted and code != 0:
+        raise KeyboardInterrupt
+    return code
+
+
+def end(proc, seconds: float = 30.0) -> None:
+    """Terminate `proc` (the launcher ends its processes on SIGTERM), then kill it if it has not ended in `seconds`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _main_thread() -> bool:
