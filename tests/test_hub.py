@@ -218,9 +218,14 @@ def test_sentiment_card_yaml_and_model_index_round_trip(sentiment_dir):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_card_renders_without_matplotlib(tmp_path, monkeypatch):
+def test_card_renders_without_matplotlib(tmp_path, monkeypatch, capsys):
+    from seqhf.hub import plots
+
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")] + ["matplotlib"]:
         monkeypatch.setitem(sys.modules, name, None)  # `import matplotlib...` now raises ImportError
+    monkeypatch.setattr(plots, "_SAID_SKIPPED", [])
+    assert plots.figure_class() is None and plots.figure_class() is None
+    assert capsys.readouterr().err.count('figures skipped (matplotlib is not installed): pip install "seqhf[plots]"') == 1
     folder = make_sentiment_folder(tmp_path / "nompl")
     meta, text = card_metadata(folder)
     assert not (folder / "training_curves.png").exists()

@@ -1,6 +1,7 @@
 """Figures for the output folder and its card (matplotlib, when installed): training curves, and the confusion
 matrix and reliability diagram of a classifier."""
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,14 +10,29 @@ CONFUSION_NAME = "confusion_matrix.png"
 RELIABILITY_NAME = "reliability_diagram.png"
 
 
+_SAID_SKIPPED = []
+
+
+def figure_class():
+    """matplotlib's `Figure` (its object API: no pyplot, no GUI backend), or None when the `plots` extra is not
+    installed, which a run is told once instead of finding its figures missing."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        if not _SAID_SKIPPED:
+            _SAID_SKIPPED.append(True)
+            print('note: figures skipped (matplotlib is not installed): pip install "seqhf[plots]"', file=sys.stderr)
+        return None
+    return Figure
+
+
 def plot_confusion_matrix(matrix, label_names, path, title="") -> Path | None:
     """Counts of (true class, predicted class) as a heat map, or one 2 x 2 map a label for label lists.
 
     Returns None, and writes nothing, when matplotlib is not installed.
     """
-    try:
-        from matplotlib.figure import Figure  # object API: no pyplot, no GUI backend
-    except ImportError:
+    Figure = figure_class()
+    if Figure is None:
         return None
     matrix = np.asarray(matrix)
     if matrix.ndim == 3:  # label lists: (classes, 2, 2) one-vs-rest
@@ -46,9 +62,8 @@ def plot_reliability_diagram(before: dict, after: dict, path, temperature: float
 
     Returns None, and writes nothing, when matplotlib is not installed.
     """
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
+    Figure = figure_class()
+    if Figure is None:
         return None
     fig = Figure(figsize=(10, 6), dpi=100)
     grid = fig.add_gridspec(2, 2, height_ratios=(3, 1))
@@ -127,9 +142,8 @@ def training_curves_figure(log_history, final: dict | None = None):
     `final_figures`) marks the finished run's own figures at the last step. Returns None when matplotlib
     is not installed or there is nothing to draw.
     """
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
+    Figure = figure_class()
+    if Figure is None:
         return None
     final = final or {}
     train = [(e["step"], e["loss"]) for e in log_history or [] if "loss" in e and "step" in e]
