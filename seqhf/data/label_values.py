@@ -91,12 +91,12 @@ def check_one_kind_of_label(ds, column: str, split: str) -> None:
     if type(ds.features[column]).__name__ != "Json":
         return
     values = ds[column]
-    lists = [i for i, value in enumerate(values) if isinstance(value, list)]
-    if 0 < len(lists) < len(values):
-        rows = set(lists) if len(lists) <= len(values) / 2 else set(range(len(values))) - set(lists)
-        first = min(rows)
-        raise DataError(f"The {split!r} split's {column!r} column mixes label lists ({len(lists)} rows) and single "
-                        f"labels ({len(values) - len(lists)} rows), e.g. row {first}: {values[first]!r}. Give every row "
+    is_list = [isinstance(value, list) for value in values]
+    lists = sum(is_list)
+    if 0 < lists < len(values):
+        first = is_list.index(lists <= len(values) / 2)  # the first row of the rarer kind
+        raise DataError(f"The {split!r} split's {column!r} column mixes label lists ({lists} rows) and single "
+                        f"labels ({len(values) - lists} rows), e.g. row {first}: {values[first]!r}. Give every row "
                         "a list (a multi-label dataset) or every row one label.")
 
 

@@ -89,8 +89,8 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     smooths the loss as Trainer's own does; refused for label lists)."""
     clock = RunClock()
     check_options(epochs, word_vector_train_repeats, unlabelled_data, init_from, streaming and baseline)
-    if cpu_budget_s is not None:
-        TimeBudget(cpu_budget_s, cpu=True)  # a budget of 0 s or less is refused here, before the data is read
+    # Made here, so that a budget of 0 s or less is refused before the data is read; it starts counting at training.
+    budget = TimeBudget(cpu_budget_s, cpu=True) if cpu_budget_s is not None else None
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("sentiment", model, quick)
     if init_from and preset.get("arch") != "lstm":
         raise SetupError(f"--init-from fine-tunes a word LSTM LM, and the {preset_name!r} preset is a {preset.get('arch')}: "
@@ -128,7 +128,6 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     optimizers, unfreezing, recipe = (None, None), None, None
     if init_from:
         optimizers, unfreezing, recipe = ulmfit_recipe(net, args, preset, len(encoded["train"]))
-    budget = TimeBudget(cpu_budget_s, cpu=True) if cpu_budget_s is not None else None  # 0 is refused, not "none"
     callbacks = [*callbacks, *(callback for callback in (unfreezing, budget) if callback)]
     checkpoint = resume_checkpoint(output_dir, resume, clock)
     background_baseline = None
