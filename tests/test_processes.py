@@ -95,7 +95,7 @@ def test_the_launch_command_is_accelerates_with_the_packaged_config(monkeypatch)
     assert settings["distributed_type"] == "MULTI_GPU" and settings["use_cpu"] is False  # gloo DDP on a CPU
     args = ["train", "charlm", "--model", "cpu", "--text", "book.txt", "--output-dir", "out"]
     cmd = launch.launch_command(2, args, config, 29555)
-    assert cmd[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
+    assert cmd[:3] == [sys.executable, "-m", "seqhf.utils.launch"]  # accelerate's launcher, quiet after a bad input
     parsed = launch_command_parser().parse_args(cmd[3:])  # what accelerate itself reads from it
     assert parsed.config_file == str(config) and parsed.num_processes == 2 and parsed.main_process_port == 29555
     assert parsed.module and parsed.training_script == "seqhf" and parsed.training_script_args == args
@@ -224,6 +224,29 @@ def test_two_process_char_lm_on_the_cpu(tmp_path):
     for p, log in enumerate(logs):
         expected = [data[step * 16 + p * 8 + r]["input_ids"][:16].tolist() for step in range(3) for r in range(8)]
         assert log["rows"] == expected
+
+
+@pytest.mark.slow
+def test_a_bad_input_in_two_processes_is_one_line(tmp_path):
+    """A bad input met inside the launched processes: `seqhf` says it once, without torch elastic's log lines and
+    its traceback of the failed launch, which buried it."""
+    data = tmp_path / "three_rows.csv"
+    data.write_text("text,label\nhello there,1\nbad day,0\ngood,1\n")  # too few rows to carve a validation split
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "seqhf", "train", "classifier", "--dataset", str(data), "--quick", "--processes", "2",
+           "--output-dir", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert proc.stderr.splitlines() == [proc.stderr.strip()] and proc.stderr.startswith("error: Cannot carve"), proc.stderr
+
+
+def test_a_launched_process_leaves_its_error_for_seqhf_once(tmp_path, monkeypatch):
+    monkeypatch.delenv(launch.ERROR_FILE_ENV, raising=False)
+    assert not launch.leave_error_for_seqhf("error: bad")  # not launched by seqhf: say it yourself
+    monkeypatch.setenv(launch.ERROR_FILE_ENV, str(tmp_path / "error"))
+    assert launch.leave_error_for_seqhf("error: first") and launch.leave_error_for_seqhf("error: second")
+    assert (tmp_path / "error").read_text() == "error: first"
 
 
 CHILD = """

@@ -87,8 +87,14 @@ def main(argv=None) -> int:
         if os.environ.get("SEQHF_TRACEBACK"):
             raise
         message = str(err).strip().splitlines() or [type(err).__name__]
+        line = f"error: {' '.join(part.strip() for part in message)}"
+        if "RANK" in os.environ:  # a launched training process (torch is loaded by then)
+            from ..utils.launch import leave_error_for_seqhf
+
+            if leave_error_for_seqhf(line):  # `seqhf`, which launched it, says it once the launcher has ended
+                return 1
         if main_process():  # each training process meets the same bad input: one says so
-            print(f"error: {' '.join(line.strip() for line in message)}", file=sys.stderr)
+            print(line, file=sys.stderr)
         return 1
     if result == INTERRUPTED:  # typer turns Ctrl-C into Exit(130), which click returns here without a word
         return aborted(args)

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from importlib.resources import as_file, files
 
 from .runtime import choose_threads, cpu_cores, other_work
@@ -23,6 +24,9 @@ AUTO = "auto"
 
 
 RELAUNCHED_ENV = "SEQHF_RELAUNCHED"
+# Where a launched process leaves the one-line error of a bad input, for `seqhf` to say once after the launcher ends
+# (quietly: without torch elastic's report of a failed child, which would bury the line).
+ERROR_FILE_ENV = "SEQHF_ERROR_FILE"
 
 
 def launched() -> bool:
@@ -91,19 +95,61 @@ def free_port() -> int:
 
 
 def launch_command(processes: int, args: list, config, port: int) -> list[str]:
-    """The command line that runs `seqhf ARGS` in `processes` processes through accelerate's launcher."""
-    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+    """The command line that runs `seqhf ARGS` in `processes` processes through accelerate's launcher (run by
+    this module's `quiet_launcher`)."""
+    return [sys.executable, "-m", __name__, "--config_file", str(config),
             "--num_processes", str(processes), "--main_process_port", str(port),
             "-m", "seqhf", *map(str, args)]
 
 
-def launch_env(environ=None) -> dict:
+def launch_env(environ=None, error_file=None) -> dict:
     """The processes' environment: this one, with one torch thread a process unless OMP_NUM_THREADS is set, and
-    RELAUNCHED_ENV set: `seqhf`, which started them, says that a run was interrupted, once."""
+    RELAUNCHED_ENV set: `seqhf`, which started them, says that a run was interrupted, or its input was bad, once."""
     env = dict(os.environ if environ is None else environ)
     env.setdefault("OMP_NUM_THREADS", "1")
     env[RELAUNCHED_ENV] = "1"
+    if error_file:
+        env[ERROR_FILE_ENV] = str(error_file)
     return env
+
+
+def leave_error_for_seqhf(line: str) -> bool:
+    """In a process that `seqhf` launched: leave `line` (a bad input's error) for it to say, and True; the first
+    process to meet the error leaves it. False elsewhere (say it yourself)."""
+    path = os.environ.get(ERROR_FILE_ENV)
+    if not path:
+        return False
+    try:
+        with open(path, "x", encoding="utf-8") as file:
+            file.write(line)
+    except FileExistsError:
+        pass
+    return True
+
+
+def quiet_launcher(argv: list[str], error_file: str) -> int:
+    """accelerate's launcher, silent about a run whose processes stopped on a bad input (they left its line in
+    `error_file`): neither torch elastic's log lines once the file exists nor its report of the failed children.
+    Any other failure keeps them."""
+    import logging
+
+    import torch.distributed.run  # noqa: F401 (sets up torch's log handlers, which the filter goes on)
+    from accelerate.commands.launch import launch_command as accelerate_launch, launch_command_parser
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    def before_the_error(record) -> bool:
+        return not os.path.exists(error_file)
+
+    loggers = [logging.getLogger(name) for name in ["", *logging.Logger.manager.loggerDict]]
+    for handler in {handler for logger in loggers for handler in logger.handlers}:
+        handler.addFilter(before_the_error)
+    try:
+        accelerate_launch(launch_command_parser().parse_args(argv))
+    except ChildFailedError:
+        if os.path.exists(error_file):
+            return 1
+        raise
+    return 0
 
 
 def relaunch(processes: int, args: list) -> int:
@@ -113,8 +159,9 @@ def relaunch(processes: int, args: list) -> int:
     reach the launcher, which ends its processes; this one waits for it, and ends it itself if anything breaks the
     wait (none is left behind). An interrupted run that did not finish raises KeyboardInterrupt once its processes
     are gone."""
-    with as_file(files(__package__) / CONFIG) as config:
-        proc = subprocess.Popen(launch_command(processes, args, config, free_port()), env=launch_env())
+    with as_file(files(__package__) / CONFIG) as config, tempfile.TemporaryDirectory(prefix="seqhf-") as tmp:
+        error_file = os.path.join(tmp, "error")
+        proc = subprocess.Popen(launch_command(processes, args, config, free_port()), env=launch_env(error_file=error_file))
         interrupted = []
 
         def forward(signum, frame):
@@ -130,7 +177,10 @@ def relaunch(processes: int, args: list) -> int:
                 end(proc)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-    if interrupted and code != 0:
+        bad_input = open(error_file, encoding="utf-8").read() if code and os.path.exists(error_file) else None
+    if bad_input:
+        print(bad_input, file=sys.stderr)
+    elif interrupted and code != 0:
         raise KeyboardInterrupt
     return code
 
@@ -149,3 +199,7 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
+
+
+if __name__ == "__main__":  # the launcher process that `relaunch` starts
+    sys.exit(quiet_launcher(sys.argv[1:], os.environ[ERROR_FILE_ENV]))
