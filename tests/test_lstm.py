@@ -110,7 +110,7 @@ def test_causal_lm_padding_invariance(side):
             real = mask[i].bool()
             torch.testing.assert_close(out.logits[i][real], alone.logits[0], atol=1e-5, rtol=0)
             for batched_state, alone_state in zip(out.final_state, alone.final_state):
-                torch.testing.assert_close(batched_state[:, i], alone_state[:, 0], atol=1e-5, rtol=0)
+                torch.testing.assert_close(batched_state[i], alone_state[0], atol=1e-5, rtol=0)
 
 
 def test_padding_does_not_leak_into_gradients():
@@ -136,9 +136,9 @@ def test_backbone_outputs_and_hidden_states():
     assert len(out.hidden_states) == 4 and out.hidden_states[0].shape == (2, 5, 8)
     assert torch.equal(out.hidden_states[-1], out.last_hidden_state)
     h, c = out.final_state
-    assert h.shape == c.shape == (6, 2, 6)
+    assert h.shape == c.shape == (2, 6, 6)  # (batch, layers * directions, hidden): the batch first
     # The forward direction's final state is the last output's first half.
-    torch.testing.assert_close(h[-2], out.last_hidden_state[:, -1, :6])
+    torch.testing.assert_close(h[:, -2], out.last_hidden_state[:, -1, :6])
     as_tuple = model(ids, return_dict=False)
     torch.testing.assert_close(as_tuple[0], out.last_hidden_state)
 

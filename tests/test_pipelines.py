@@ -150,6 +150,30 @@ def test_char_transformer_writes_past_its_positions_through_the_pipeline_and_the
 # ---------------------------------------------------------------- bad input
 
 
+@pytest.mark.parametrize("kind", ["lstm", "transformer"])
+def test_feature_extraction_pipeline_batched_as_one_at_a_time(clf_dirs, kind):
+    """The pipeline splits a batch's outputs along dim 0: the LSTM's `final_state` once put the batch second and
+    broke it (an IndexError, or the wrong rows)."""
+    extract = pipeline("feature-extraction", model=str(clf_dirs[kind]))
+    texts = REVIEWS[:3]
+    batched = extract(texts, batch_size=4)
+    assert len(batched) == len(texts)
+    for text, features in zip(texts, batched):
+        alone = torch.tensor(extract(text))  # (1, tokens, hidden)
+        torch.testing.assert_close(torch.tensor(features)[:, : alone.shape[1]], alone, atol=1e-5, rtol=0)
+
+
+def test_trainer_predictions_of_an_lstm_lm_are_its_logits(lm_dirs, tmp_path):
+    """Trainer.predict collects the logits, one row a text, not the state carried between calls."""
+    from transformers import Trainer, TrainingArguments
+
+    model = AutoModelForCausalLM.from_pretrained(lm_dirs["lstm"])
+    rows = [{"input_ids": torch.arange(1, 7) + i, "labels": torch.arange(1, 7) + i} for i in range(5)]
+    args = TrainingArguments(tmp_path, per_device_eval_batch_size=2, report_to="none", use_cpu=True)
+    predictions = Trainer(model=model, args=args).predict(rows).predictions
+    assert predictions.shape == (5, 6, model.config.vocab_size)
+
+
 def test_text_generation_pipeline_bad_input(lm_dirs, char_tok):
     generator = pipeline("text-generation", model=str(lm_dirs["lstm"]))
     # "" starts from BOS, alone or mixed into a padded batch.

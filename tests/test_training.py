@@ -179,12 +179,12 @@ def test_state_reset_zeroes_whole_rows(tmp_path):
     rows_reset = rows_carried = 0
     for (_, prev_final, _), (initial, _, _) in zip(calls, calls[1:]):
         for carried, final in zip(initial, prev_final):
-            for row in range(carried.shape[1]):
-                if torch.count_nonzero(carried[:, row]) == 0:
+            for row in range(carried.shape[0]):
+                if torch.count_nonzero(carried[row]) == 0:
                     rows_reset += 1  # this row starts from zero ...
                 else:
                     rows_carried += 1  # ... the others carry the previous state unchanged
-                    torch.testing.assert_close(carried[:, row], final[:, row])
+                    torch.testing.assert_close(carried[row], final[row])
     assert rows_reset > 0 and rows_carried > 0
 
 

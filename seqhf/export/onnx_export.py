@@ -137,8 +137,10 @@ class _RecurrentStep(nn.Module):
         self.model = model
 
     def forward(self, input_ids, *state):
-        out = self.model(input_ids=input_ids, initial_state=tuple(state), logits_to_keep=1)
-        return (out.logits[:, -1],) + tuple(out.final_state)
+        # The graph's state keeps torch's (layers, batch, hidden) layout, so graphs exported before the model's
+        # `final_state` put the batch first still serve.
+        out = self.model(input_ids=input_ids, initial_state=tuple(s.transpose(0, 1) for s in state), logits_to_keep=1)
+        return (out.logits[:, -1],) + tuple(s.transpose(0, 1) for s in out.final_state)
 
 
 class _TransformerStep(nn.Module):

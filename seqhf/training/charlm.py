@@ -65,12 +65,12 @@ class CharLMTrainer(Trainer):
                 self._state is not None
                 and position is not None
                 and bool((position > 0).all())
-                and self._state[0].shape[1] == input_ids.shape[0]
+                and self._state[0].shape[0] == input_ids.shape[0]
             )
             if carry:
                 keep = 1.0
                 if self.state_reset > 0:  # the global RNG, which the Trainer seeds and checkpoints
-                    keep = (torch.rand(input_ids.shape[0], device=input_ids.device) >= self.state_reset)[None, :, None]
+                    keep = (torch.rand(input_ids.shape[0], device=input_ids.device) >= self.state_reset)[:, None, None]
                 kwargs["initial_state"] = tuple(s.detach() * keep for s in self._state)
         outputs = model(input_ids=input_ids, **kwargs)
         loss = F.cross_entropy(outputs.logits.float().flatten(0, 1), targets.flatten())

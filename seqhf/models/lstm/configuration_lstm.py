@@ -77,6 +77,8 @@ class SeqLSTMConfig(PretrainedConfig):
     """
 
     model_type = "seqhf-lstm"
+    # Trainer's predictions are the logits: the state carried from call to call is left out, as XLNet's `mems`.
+    keys_to_ignore_at_inference = ["final_state", "cache"]
 
     def __init__(
         self,

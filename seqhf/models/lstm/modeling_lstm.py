@@ -49,17 +49,32 @@ def cache_from_old_names(cache, kwargs, owner):
 
 
 @dataclass
+class SeqLSTMState(ModelOutput):
+    """A recurrent state: `h` and, for an LSTM, `c`, each (batch, num_layers * num_directions, hidden_size), the
+    batch first as in every transformers output (torch's own RNNs put it second). It reads as the tuple `(h, c)` or
+    `(h,)` (unpacking, indexing and iterating give the tensors); a ModelOutput, so that transformers' pipelines
+    split a batch's states by rows."""
+
+    h: torch.FloatTensor | None = None
+    c: torch.FloatTensor | None = None
+
+    def __iter__(self):
+        return iter(self.to_tuple())
+
+
+@dataclass
 class SeqLSTMModelOutput(ModelOutput):
     """
     last_hidden_state: (batch, seq, hidden_size * num_directions) outputs of the last layer;
         zero at padded positions.
-    final_state: the recurrent state after each row's last real token, as torch returns it:
-        `(h, c)` for an LSTM, `(h,)` for GRU/RNN, each (num_layers * num_directions, batch, hidden_size).
+    final_state: the recurrent state after each row's last real token, a `SeqLSTMState`: `(h, c)` for an LSTM,
+        `(h,)` for GRU/RNN, each (batch, num_layers * num_directions, hidden_size); feed it back as
+        `initial_state` to continue.
     hidden_states: embeddings plus each layer's outputs, when `output_hidden_states=True`.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
-    final_state: tuple[torch.FloatTensor, ...] | None = None
+    final_state: SeqLSTMState | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
@@ -68,7 +83,8 @@ class SeqLSTMCausalLMOutput(ModelOutput):
     """
     loss: mean next-token cross-entropy (nats per token) when `labels` is given.
     logits: (batch, seq, vocab_size), or only the last `logits_to_keep` positions.
-    final_state: recurrent state after the last token; feed it back as `initial_state` to continue.
+    final_state: recurrent state after the last token, as in `SeqLSTMModelOutput` (in generate()'s one-token steps the
+        tuple of the same tensors); feed it back as `initial_state` to continue.
     cache: the same state in a transformers `Cache`, when `use_cache` (default: `config.use_cache`) or a
         cache was passed in; this is what `generate()` carries from step to step.
     hidden_states: as in `SeqLSTMModelOutput`.
@@ -128,18 +144,18 @@ def tokens_read(cache) -> int:
 
 def cached_state(cache, config):
     """The state in `cache`, stacked over layers as `SeqLSTMModel` takes it: `(h, c)` or `(h,)`, each
-    (num_layers, batch, hidden_size)."""
+    (batch, num_layers, hidden_size)."""
     slots = range(state_slots(config))
-    return tuple(torch.stack([layer.recurrent_states[s] for layer in cache.layers]) for s in slots)
+    return tuple(torch.stack([layer.recurrent_states[s] for layer in cache.layers], dim=1) for s in slots)
 
 
 def store_state(cache, final_state, new_tokens):
     """Copy a state as `SeqLSTMModel` returns it into the cache (in place), and count the tokens read."""
     for slot, stacked in enumerate(final_state):
-        for layer_idx, layer_state in enumerate(stacked.unbind(0)):
+        for layer_idx, layer_state in enumerate(stacked.unbind(1)):
             cache.update_recurrent_state(layer_state, layer_idx, slot)
     count_slot = cache.layers[0].number_of_states - 1
-    batch_size = final_state[0].shape[1]
+    batch_size = final_state[0].shape[0]
     if cache.layers[0].is_recurrent_states_initialized[count_slot]:
         count = cache.layers[0].recurrent_states[count_slot] + new_tokens
     else:
@@ -204,7 +220,7 @@ def recurrent_decode_step(cell, input_ids, embedding_weight, layer_weights, stat
             slot.copy_(value)
         hidden = new_state[0]
     count.add_(1)
-    final_state = tuple(torch.stack([state[slot] for state in states]) for slot in range(len(states[0])))
+    final_state = tuple(torch.stack([state[slot] for state in states], dim=1) for slot in range(len(states[0])))
     return F.linear(hidden, head_weight, head_bias).unsqueeze(1), final_state
 
 
@@ -444,11 +460,12 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
                 raise ValueError("Some rows of `attention_mask` are all zeros: every sequence needs a real token.")
 
     def _split_state(self, initial_state):
-        """Cut a stacked (num_layers * dirs, B, H) state into one state per layer."""
+        """Cut a stacked (B, num_layers * dirs, H) state into one state per layer, in torch's (dirs, B, H) layout."""
         if initial_state is None:
             return [None] * len(self.layers)
         dirs = 2 if self.config.bidirectional else 1
-        per_layer = [tuple(t[i * dirs : (i + 1) * dirs] for t in initial_state) for i in range(len(self.layers))]
+        per_layer = [tuple(t[:, i * dirs : (i + 1) * dirs].transpose(0, 1).contiguous() for t in initial_state)
+                     for i in range(len(self.layers))]
         return [s if self.config.rnn_type == "lstm" else s[0] for s in per_layer]
 
     def forward(
@@ -504,7 +521,7 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
 
         output = self._dropout(self.output_dropout, hidden)
         last_hidden_state = all_hidden_states[-1] if output_hidden_states and output is hidden else unpack(output)
-        final_state = tuple(torch.cat(parts, dim=0) for parts in zip(*final_states))
+        final_state = SeqLSTMState(*(torch.cat(parts, dim=0).transpose(0, 1) for parts in zip(*final_states)))
         if not return_dict:
             return tuple(v for v in (last_hidden_state, final_state, all_hidden_states) if v is not None)
         return SeqLSTMModelOutput(
@@ -640,7 +657,7 @@ class SeqLSTMForSequenceClassification(SeqLSTMPreTrainedModel):
         mask = attention_mask.unsqueeze(-1).bool()
         h_n = outputs.final_state[0]
         # The final state of the last layer: forward (and backward) direction.
-        last = torch.cat([h_n[-2], h_n[-1]], dim=-1) if self.config.bidirectional else h_n[-1]
+        last = torch.cat([h_n[:, -2], h_n[:, -1]], dim=-1) if self.config.bidirectional else h_n[:, -1]
         if self.config.pooling == "last":
             return last
         max_pool = hidden.masked_fill(~mask, torch.finfo(hidden.dtype).min).amax(dim=1)
