@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import time
+import tomllib
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ import yaml
 
 pytest.importorskip("gradio", reason="gradio is in the `demo` and `dev` extras")
 
-from conftest import run_logging_imports, run_without_seqhf
+from conftest import REPO, run_logging_imports, run_without_seqhf
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
 from seqhf.demo.page import classify_and_explain, stream_generation, write_space
 from seqhf.inference.generation import generate_text
@@ -105,6 +106,9 @@ def test_space_folder_has_the_header_and_loads_by_repo_id(tmp_path):
     assert "trust_remote_code=True" in app
     requirements = (tmp_path / "space" / "requirements.txt").read_text().split()
     assert any(r.startswith("torch") for r in requirements) and any(r.startswith("transformers") for r in requirements)
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    wanted = next(d for d in pyproject["project"]["dependencies"] if d.startswith("transformers"))
+    assert next(r for r in requirements if r.startswith("transformers")) == wanted.replace(" ", "")  # the models' needs
     assert not any(r.startswith("seqhf") for r in requirements)  # the Space runs without seqhf
     write_space(tmp_path / "colon", "someone/imdb-lstm", None, title='seqhf: my "demo"')  # was YAML that did not parse
     header = yaml.safe_load((tmp_path / "colon" / "README.md").read_text().split("---\n")[1])

@@ -195,6 +195,16 @@ def test_evaluate_scores_a_classifier_beside_the_baseline_and_an_lm_beside_the_n
     assert main(["evaluate", str(folders["lm"])]) == 2  # neither --dataset nor --text
 
 
+def test_evaluate_says_a_dataset_that_does_not_load_is_one(folders, tmp_path, capsys):
+    """An unreachable or unreadable dataset was reported as classes that do not fit it."""
+    from seqhf.cli.app import main
+
+    (tmp_path / "d.csv").write_text("text\nno label column here\n")
+    assert main(["evaluate", str(folders["clf"]), "--dataset", str(tmp_path / "d.csv")]) == 1
+    error = capsys.readouterr().err
+    assert "label" in error and "classes" not in error, error
+
+
 @pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "scripts").glob("*.sh")))
 def test_shell_scripts_parse(script):
     proc = subprocess.run(["bash", "-n", str(REPO / "scripts" / script)], capture_output=True, text=True, timeout=60)

@@ -188,10 +188,26 @@ its text as it samples. Models are loaded with `trust_remote_code=True` (their c
 def space_requirements():
     """requirements.txt of the Space: what the page and the models' code import. Gradio itself is
     installed by the Space from the README's `sdk_version`."""
-    import transformers
+    return f"torch>=2.4,<2.15\n{seqhf_requirement('transformers')}\ntokenizers>=0.21\nsafetensors>=0.4\n"
 
-    major = int(transformers.__version__.split(".")[0])
-    return f"torch>=2.4,<2.15\ntransformers>={major},<{major + 1}\ntokenizers>=0.21\nsafetensors>=0.4\n"
+
+def seqhf_requirement(name: str) -> str:
+    """seqhf's own requirement on the package `name` (the models' code needs what seqhf needs), e.g.
+    `transformers>=5.24,<6`; else the major version installed here."""
+    from importlib.metadata import PackageNotFoundError, requires, version
+
+    from packaging.requirements import Requirement
+
+    try:
+        for line in requires("seqhf") or []:
+            requirement = Requirement(line)
+            if requirement.name == name and requirement.marker is None:
+                bounds = sorted(requirement.specifier, key=lambda spec: spec.operator.startswith("<"))
+                return name + ",".join(map(str, bounds))
+    except PackageNotFoundError:
+        pass
+    major = int(version(name).split(".")[0])
+    return f"{name}>={major},<{major + 1}"
 
 
 def write_space(out, classifier=None, generator=None, title="seqhf demo") -> list:

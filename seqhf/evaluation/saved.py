@@ -39,6 +39,7 @@ def evaluate_classifier(folder, data, *, split: str | None = None, baseline: boo
         except DataError as err:
             if data.get("label_names") is not None:
                 raise
+            load_classification_data(**data)  # a dataset that does not load at all says so itself
             raise DataError(f"{folder} has {len(names)} classes ({', '.join(names)}), which name the dataset's labels "
                             f"unless --label-names is given, and they do not fit this dataset: {err}") from None
     if data.multi_label:
