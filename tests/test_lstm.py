@@ -350,3 +350,31 @@ m = AutoModelForCausalLM.from_pretrained("run/checkpoint-2", trust_remote_code=T
 print(m(torch.tensor([[1, 2, 3]])).logits.shape)
 """
     assert "torch.Size([1, 3, 23])" in run_without_seqhf(code, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("overrides", [dict(), dict(rnn_type="gru", bidirectional=True, weight_dropout=0.3)])
+def test_gradient_checkpointing_gives_the_same_gradients(overrides):
+    """`gradient_checkpointing_enable()` (or Trainer's `gradient_checkpointing=True`) recomputes each recurrent
+    layer in the backward pass: the same loss and gradients, weight dropout's masks included."""
+    config = tiny_config(num_hidden_layers=2, hidden_dropout=0.2, num_labels=3, **overrides)
+    ids, mask = padded_batch(ROWS, "right")
+    labels = torch.tensor([0, 2, 1][: len(ROWS)])
+
+    def loss_and_grads(checkpointing):
+        torch.manual_seed(0)
+        model = SeqLSTMForSequenceClassification(config).train()
+        if checkpointing:
+            # (transformers 5.25 renamed it `activation_checkpointing_enable`; Trainer calls whichever it has)
+            getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
+            assert model.model.gradient_checkpointing
+        torch.manual_seed(1)
+        loss = model(ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        return loss, [p.grad for p in model.parameters() if p.grad is not None]
+
+    loss, grads = loss_and_grads(False)
+    checkpointed_loss, checkpointed_grads = loss_and_grads(True)
+    torch.testing.assert_close(checkpointed_loss, loss)
+    assert len(checkpointed_grads) == len(grads)
+    for checkpointed, plain in zip(checkpointed_grads, grads):
+        torch.testing.assert_close(checkpointed, plain)

@@ -384,6 +384,7 @@ class SeqLSTMPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     main_input_name = "input_ids"
     _no_split_modules = []
+    supports_gradient_checkpointing = True  # each recurrent layer is recomputed in the backward pass
 
     def _init_weights(self, module):
         std = self.config.initializer_range
@@ -427,6 +428,7 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
             )
             for i in range(config.num_hidden_layers)
         )
+        self.gradient_checkpointing = False  # set by `gradient_checkpointing_enable()`
         self.post_init()
 
     def get_input_embeddings(self):
@@ -514,7 +516,10 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
         for i, (layer, layer_state) in enumerate(zip(self.layers, self._split_state(initial_state))):
             if i > 0:
                 hidden = self._dropout(self.hidden_dropout, hidden)
-            hidden, state = self._run_layer(layer, hidden, layer_state)
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                hidden, state = self._gradient_checkpointing_func(self._run_layer, layer, hidden, layer_state)
+            else:
+                hidden, state = self._run_layer(layer, hidden, layer_state)
             final_states.append(state if isinstance(state, tuple) else (state,))
             if output_hidden_states:
                 all_hidden_states += (unpack(hidden),)
