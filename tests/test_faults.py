@@ -144,6 +144,11 @@ def test_resume_skips_incomplete_checkpoints_and_says_which(tmp_path, capsys):
     (third / "trainer_state.json").unlink()  # killed before its last file
     optimizer = (second / "optimizer.pt").read_bytes()
     (second / "optimizer.pt").write_bytes(optimizer[: len(optimizer) // 2])  # the disk filled up mid-file
+    for state_file in ("optimizer.pt", "scheduler.pt"):  # without it Trainer would go on afresh, without a word
+        shutil.copytree(first, tmp_path / "copy")
+        (tmp_path / "copy" / state_file).unlink()
+        assert run_folder.checkpoint_problems(tmp_path / "copy") == [f"{state_file} missing"]
+        shutil.rmtree(tmp_path / "copy")
     capsys.readouterr()
     results = train_classifier(data, TINY, out, baseline=False, resume=True, **QUIET)
     said = capsys.readouterr().out
@@ -268,3 +273,20 @@ def test_a_full_disk_is_named_with_the_file_being_written(tmp_path, monkeypatch)
     with pytest.raises(OutputFolderError, match=r"^No space left on device while writing \S*/out2/checkpoint-\d+/"
                                                 r"model.safetensors"):
         train_classifier(data, TINY, tmp_path / "out2", baseline=False, **QUIET)
+    copy_error = OSError(errno.ENOSPC, "No space left on device", "/site-packages/seqhf/modeling_lstm.py", None,
+                         str(tmp_path / "out3" / "checkpoint-4" / "modeling_lstm.py"))  # shutil.copy's: source first
+    assert "while writing " + str(tmp_path / "out3") in run_folder.disk_full_message(copy_error, tmp_path, 0.0)
+
+
+def test_an_output_folder_that_cannot_be_made_or_written_is_one_line(tmp_path, monkeypatch):
+    data = write_data(tmp_path / "data")
+    (tmp_path / "afile").write_text("not a folder")
+    with pytest.raises(OutputFolderError, match=r"The output folder \S*afile is a file: choose another --output-dir"):
+        train_classifier(data, TINY, tmp_path / "afile", baseline=False, **QUIET)
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "ro"))
+
+    monkeypatch.setattr(run_folder.os, "open", read_only)  # the lock file is the first file a run writes
+    with pytest.raises(OutputFolderError, match=r"Cannot write in the output folder \S*/ro: Read-only file system"):
+        train_classifier(data, TINY, tmp_path / "ro", baseline=False, **QUIET)

@@ -6,6 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -399,6 +400,15 @@ def test_config_without_auto_map_refused(sentiment_dir):
         upload.validate_repo_folder(sentiment_dir)
 
 
+def test_a_file_given_as_the_folder_is_named_as_a_file(tmp_path, capsys):
+    """`seqhf push afile --dry-run` said that the existing file does not exist."""
+    (tmp_path / "afile").write_text("not a folder")
+    assert _push_to_hub_main()([str(tmp_path / "afile"), "--dry-run"]) == 1
+    assert "afile is a file, not a folder" in capsys.readouterr().err
+    with pytest.raises(upload.FolderNotReadyError, match="nothere does not exist"):
+        upload.validate_repo_folder(tmp_path / "nothere")
+
+
 def test_missing_token_message(sentiment_dir, tmp_path, monkeypatch, capsys):
     for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
         monkeypatch.delenv(var, raising=False)
@@ -657,3 +667,26 @@ def test_streaming_run_says_it_fitted_no_baseline(sentiment_dir):
 def test_card_of_a_missing_folder_says_the_folder_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="nonexist does not exist"):
         cards.write_model_card(tmp_path / "nonexist")
+
+
+@pytest.mark.parametrize("shape", [(300, 300), (100, 2, 2)])
+def test_a_confusion_figure_of_many_classes_stays_small(shape, tmp_path):
+    """1,000 classes made a 60,000-pixel figure with a million cell texts: the run was killed for memory before it
+    saved its model. Many classes get a plain heat map of bounded size; label lists their first panels."""
+    pytest.importorskip("matplotlib")
+    import resource
+
+    from PIL import Image
+
+    from seqhf.hub.plots import MAX_FIGURE_INCHES, MAX_LABEL_PANELS, PANELS_A_ROW, plot_confusion_matrix
+
+    matrix = np.random.default_rng(0).integers(0, 50, size=shape)
+    names = [f"class {i}" for i in range(shape[0])]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    path = plot_confusion_matrix(matrix, names, tmp_path / "confusion.png", title="test split")
+    width, height = Image.open(path).size
+    if len(shape) == 2:
+        assert width <= MAX_FIGURE_INCHES * 100 and height <= MAX_FIGURE_INCHES * 100
+    else:
+        assert width <= 2.8 * PANELS_A_ROW * 100 + 1 and height <= 2.8 * (MAX_LABEL_PANELS // PANELS_A_ROW) * 100 + 1
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # KiB: not gigabytes

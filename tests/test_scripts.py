@@ -195,6 +195,35 @@ def test_evaluate_scores_a_classifier_beside_the_baseline_and_an_lm_beside_the_n
     assert main(["evaluate", str(folders["lm"])]) == 2  # neither --dataset nor --text
 
 
+def test_evaluate_names_a_datasets_classes_as_the_model_does(folders, tmp_path, capsys):
+    """String labels were given the model's names by sorted position: another dataset's classes were scored
+    against the wrong ones (0 % and no error). They are now matched by name, or refused."""
+    import json
+    import shutil
+
+    from seqhf.cli.app import main
+    from seqhf.inference.saved_folder import INCOMPLETE_MARKER
+
+    def figures(labels, name):
+        rows = ["text,label"] + [f"{'the island' if i % 2 else 'a ship at sea'} {i},{labels[i % 2]}" for i in range(120)]
+        (tmp_path / f"{name}.csv").write_text("\n".join(rows) + "\n")
+        code = main(["evaluate", str(folders["clf"]), "--dataset", str(tmp_path / f"{name}.csv"), "--no-baseline",
+                     "--json", str(tmp_path / f"{name}.json")])
+        return code, code == 0 and json.loads((tmp_path / f"{name}.json").read_text())
+
+    code, by_position = figures(["0", "1"], "ids")  # integer labels take the model's names in order
+    assert code == 0
+    code, by_name = figures(["LABEL_0", "LABEL_1"], "names")  # the model's own names, sorted as they are
+    assert code == 0 and by_name["accuracy"] == by_position["accuracy"]
+    code, _ = figures(["Welt", "Sport"], "other")  # other classes: refused, not paired by position
+    assert code == 1 and "are not the classes of" in capsys.readouterr().err
+    cut = tmp_path / "cut"
+    shutil.copytree(folders["clf"], cut)
+    (cut / INCOMPLETE_MARKER).write_text("interrupted")
+    assert main(["evaluate", str(cut), "--dataset", str(tmp_path / "names.csv"), "--no-baseline"]) == 1
+    assert "is incomplete" in capsys.readouterr().err
+
+
 def test_evaluate_says_a_dataset_that_does_not_load_is_one(folders, tmp_path, capsys):
     """An unreachable or unreadable dataset was reported as classes that do not fit it."""
     from seqhf.cli.app import main

@@ -221,6 +221,11 @@ def test_resume_reaches_same_metrics(tmp_path, tiny_imdb):
     assert "auto_map" in json.loads((checkpoint / "config.json").read_text())
     first_session = json.loads((checkpoint / "wall_time.json").read_text())["seconds"]
     assert first_session >= 1.5
+    # A checkpoint that another preset or vocabulary trained is refused, as one line, and left as it was.
+    wider = {**TINY_SENTIMENT, "model": {**TINY_SENTIMENT["model"], "hidden_size": 10}}
+    with pytest.raises(SetupError, match=r"holds another model than this command builds \(.*: \[.*\] there"):
+        train_sentiment(wider, tiny_imdb, tmp_path / "cut", resume=True, report_to="none", disable_tqdm=True)
+    assert list((tmp_path / "cut").glob("checkpoint-*")) == [checkpoint]
     second_start = time.time()
     resumed = train_sentiment(TINY_SENTIMENT, tiny_imdb, tmp_path / "cut", resume=True, report_to="none",
                               disable_tqdm=True)
@@ -237,6 +242,22 @@ def test_resume_reaches_same_metrics(tmp_path, tiny_imdb):
     a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
     for name in a:
         torch.testing.assert_close(a[name], b[name])
+
+
+def test_a_checkpoint_of_another_vocabulary_is_refused(tmp_path):
+    """Data changed between two sessions gives a vocabulary of the same size with other ids: resuming would train
+    on the old embeddings of other words, without a sign."""
+    from seqhf.training.common import check_resumable
+
+    first = build_word_tokenizer(["the cat sat on the mat", "a dog ran"] * 3, vocab_size=8, min_frequency=1)
+    second = build_word_tokenizer(["birds fly over the sea", "fish swim"] * 3, vocab_size=8, min_frequency=1)
+    assert len(first) == len(second)
+    model = SeqLSTMForSequenceClassification(SeqLSTMConfig(vocab_size=len(first), embedding_size=4, hidden_size=4))
+    model.save_pretrained(tmp_path)
+    first.save_pretrained(tmp_path)
+    check_resumable(tmp_path, model, first)  # the same run goes on
+    with pytest.raises(SetupError, match=r"another vocabulary than the one built now from the data \(\d+ of its 8"):
+        check_resumable(tmp_path, model, second)
 
 
 # ------------------------------------------------------------------ two processes

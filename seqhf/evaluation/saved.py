@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from datasets import DatasetDict
 
-from ..data.classification import ClassificationData, DataError, load_classification_data
-from ..inference.saved_folder import check_classifier_config
+from ..data.classification import ClassificationData, DataError, load_classification_data, load_raw
+from ..inference.saved_folder import check_classifier_config, check_saved_folder
 from .baseline import tfidf_logistic_regression
 from .metrics import classification_metrics
 
@@ -25,6 +25,38 @@ def folder_labels(folder) -> list[str]:
     return [config.id2label[i] for i in range(len(config.id2label))]
 
 
+def data_named_as_the_model(spec: dict, names: list[str], folder) -> ClassificationData:
+    """The dataset `spec` (`load_classification_data`'s arguments) with its classes in the model's order: by name when
+    its labels are the model's class names; integer labels and a dataset's own class ids take the model's names
+    in order, as `--label-names` gives them; other names are refused (positions would pair classes at random)."""
+    if spec.get("label_names") is not None:
+        return load_classification_data(**spec)
+    own = load_classification_data(**spec)  # a dataset that does not load says so itself
+    if sorted(own.label_names) == sorted(names) and not own.multi_label:
+        order = [names.index(name) for name in own.label_names]
+        splits = {split: ds.map(lambda batch: {"labels": [order[label] for label in batch["labels"]]}, batched=True)
+                  for split, ds in own.splits.items()}
+        return dataclasses.replace(own, splits=DatasetDict(splits), label_names=list(names))
+    if not (all(name.lstrip("-").isdigit() for name in own.label_names) or has_class_ids(spec)):
+        raise DataError(f"The dataset's classes {own.label_names} are not the classes of {folder} ({', '.join(names)}): "
+                        "pass --label-names to give its sorted labels the model's names in order, if they are the "
+                        "same classes.")
+    try:
+        return load_classification_data(**{**spec, "label_names": names})
+    except DataError as err:
+        raise DataError(f"{folder} has {len(names)} classes ({', '.join(names)}), which name the dataset's labels "
+                        f"unless --label-names is given, and they do not fit this dataset: {err}") from None
+
+
+def has_class_ids(spec: dict) -> bool:
+    """Whether the dataset's label column is a datasets `ClassLabel` (ids with names of the dataset's own)."""
+    from datasets import ClassLabel
+
+    raw = load_raw(spec["source"], spec.get("config"))
+    column = spec.get("label_column", "label")
+    return any(isinstance(ds.features.get(column), ClassLabel) for ds in raw.values())
+
+
 def evaluate_classifier(folder, data, *, split: str | None = None, baseline: bool = True, batch_size: int = 32) -> dict:
     """Score the classifier saved in `folder` on `data` (a `ClassificationData`, or `load_classification_data`
     arguments; its labels are named as the folder names them) through `pipeline("text-classification")`.
@@ -32,16 +64,10 @@ def evaluate_classifier(folder, data, *, split: str | None = None, baseline: boo
     regression is fitted on the data's train split and scored on the same split. Returns the figures."""
     from transformers import pipeline
 
+    check_saved_folder(folder)  # a folder whose save was cut short is named, not scored
     names = folder_labels(folder)
     if not isinstance(data, ClassificationData):
-        try:
-            data = load_classification_data(**{"label_names": names, **data})
-        except DataError as err:
-            if data.get("label_names") is not None:
-                raise
-            load_classification_data(**data)  # a dataset that does not load at all says so itself
-            raise DataError(f"{folder} has {len(names)} classes ({', '.join(names)}), which name the dataset's labels "
-                            f"unless --label-names is given, and they do not fit this dataset: {err}") from None
+        data = data_named_as_the_model(dict(data), names, folder)
     if data.multi_label:
         raise DataError("seqhf evaluate scores single-label classifiers; this dataset has lists of labels.")
     if data.label_names != names:

@@ -26,8 +26,17 @@ def figure_class():
     return Figure
 
 
+# Past these sizes a confusion figure would take gigabytes to draw (one text a cell, inches a class): the counts are
+# left out of the cells, the heat map keeps a bounded size, and label lists show their first panels only.
+MAX_ANNOTATED_CLASSES = 30
+MAX_FIGURE_INCHES = 20.0
+MAX_LABEL_PANELS = 24
+PANELS_A_ROW = 6
+
+
 def plot_confusion_matrix(matrix, label_names, path, title="") -> Path | None:
-    """Counts of (true class, predicted class) as a heat map, or one 2 x 2 map a label for label lists.
+    """Counts of (true class, predicted class) as a heat map, or one 2 x 2 map a label for label lists (the first
+    `MAX_LABEL_PANELS` of them). Many classes get a plain heat map of bounded size.
 
     Returns None, and writes nothing, when matplotlib is not installed.
     """
@@ -36,19 +45,28 @@ def plot_confusion_matrix(matrix, label_names, path, title="") -> Path | None:
         return None
     matrix = np.asarray(matrix)
     if matrix.ndim == 3:  # label lists: (classes, 2, 2) one-vs-rest
-        panels = [(m, ["no", "yes"], name) for m, name in zip(matrix, label_names)]
+        panels = [(m, ["no", "yes"], name) for m, name in zip(matrix, label_names)][:MAX_LABEL_PANELS]
+        rows, columns, size = -(-len(panels) // PANELS_A_ROW), min(len(panels), PANELS_A_ROW), 2.8
     else:
         panels = [(matrix, list(label_names), title)]
-    size = 2.8 if matrix.ndim == 3 else max(4.0, 0.6 * len(label_names) + 2.5)
-    fig = Figure(figsize=(size * len(panels), size), dpi=100)
-    for ax, (counts, names, panel_title) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+        rows, columns, size = 1, 1, min(MAX_FIGURE_INCHES, max(4.0, 0.6 * len(label_names) + 2.5))
+    fig = Figure(figsize=(size * columns, size * rows), dpi=100)
+    axes = fig.subplots(rows, columns, squeeze=False).flatten()
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
+    for ax, (counts, names, panel_title) in zip(axes, panels):
         ax.imshow(counts, cmap="Blues")
-        ax.set(xticks=range(len(names)), yticks=range(len(names)), xlabel="predicted", ylabel="true", title=panel_title)
+        ax.set(xlabel="predicted", ylabel="true", title=panel_title)
+        if len(names) > MAX_ANNOTATED_CLASSES:
+            continue  # too many to name or count cell by cell
+        ax.set(xticks=range(len(names)), yticks=range(len(names)))
         ax.set_xticklabels(names, rotation=45 if max(len(n) for n in names) > 6 else 0, ha="right")
         ax.set_yticklabels(names)
         dark = counts.max() / 2 if counts.size else 0
         for (row, col), count in np.ndenumerate(counts):
             ax.text(col, row, f"{count:,}", ha="center", va="center", color="white" if count > dark else "black")
+    if matrix.ndim == 3 and len(matrix) > len(panels):
+        fig.suptitle(f"the first {len(panels)} of {len(matrix)} labels")
     fig.tight_layout()
     fig.savefig(path)
     return Path(path)

@@ -129,7 +129,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     if init_from:
         optimizers, unfreezing, recipe = ulmfit_recipe(net, args, preset, len(encoded["train"]))
     callbacks = [*callbacks, *(callback for callback in (unfreezing, budget) if callback)]
-    checkpoint = resume_checkpoint(output_dir, resume, clock)
+    checkpoint = resume_checkpoint(output_dir, resume, clock, model=net, tokenizer=tokenizer)
     background_baseline = None
     if texts and checkpoint is None:
         if baseline and args.process_index == 0:
@@ -197,9 +197,14 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         results.update(init_from=ulmfit.lm_summary(init_from),
                        ulmfit=dict(recipe, trainable_groups_per_epoch=unfreezing and unfreezing.trainable_per_epoch))
     if trainer.is_world_process_zero():
-        plot_confusion_matrix(confusion_matrix(prediction.predictions, prediction.label_ids), data.label_names,
-                              Path(output_dir) / CONFUSION_NAME, title=f"{final} split")
-        plot_final_reliability(prediction, temperature, smoothing, Path(output_dir) / RELIABILITY_NAME, final)
+        try:
+            plot_confusion_matrix(confusion_matrix(prediction.predictions, prediction.label_ids), data.label_names,
+                                  Path(output_dir) / CONFUSION_NAME, title=f"{final} split")
+            plot_final_reliability(prediction, temperature, smoothing, Path(output_dir) / RELIABILITY_NAME, final)
+        except Exception as err:  # the figures are a courtesy: never lose the trained model over them
+            if disk_full_message(err, output_dir, 0.0):
+                raise  # a full disk is said as such, and stops the run before it writes a partial folder
+            print(f"Figures not drawn: {err}")
         if baseline:
             results["baseline"] = collect_baseline(background_baseline, data, phases)
         results["phase_wall_time_s"] = phases.seconds

@@ -184,7 +184,7 @@ def build_model(task: str, preset: dict, tokenizer, **config_kwargs):
     return model_class(config)
 
 
-def resume_checkpoint(output_dir, resume: bool, clock: "RunClock | None" = None):
+def resume_checkpoint(output_dir, resume: bool, clock: "RunClock | None" = None, model=None, tokenizer=None):
     """The last complete checkpoint in `output_dir` when resuming (None otherwise); `clock` goes on from its
     time. Newer checkpoints whose save was interrupted (killed, a full disk) are skipped, named and moved
     aside (`run_folder.last_complete_checkpoint`). Without `resume`, what an earlier run left (its checkpoints and
@@ -208,9 +208,38 @@ def resume_checkpoint(output_dir, resume: bool, clock: "RunClock | None" = None)
     if main:
         print(f"--resume: no {'complete ' if skipped else ''}checkpoint in {output_dir}, starting from scratch."
               if last is None else f"--resume: continuing from {last}.")
+    if last is not None and model is not None:
+        check_resumable(last, model, tokenizer)
     if clock is not None:
         clock.resume_from(last)
     return None if last is None else str(last)
+
+
+def check_resumable(checkpoint, model, tokenizer=None) -> None:
+    """Refuse a checkpoint that the model and vocabulary this command built do not fit (another preset, other data
+    or options): its weights would fail to load deep inside torch, or load onto other words without a sign."""
+    from safetensors import safe_open
+    from tokenizers import Tokenizer
+
+    again = "resume with the command, options and data that started the run, or start anew without --resume."
+    weights = Path(checkpoint) / "model.safetensors"
+    if weights.is_file():
+        with safe_open(str(weights), "pt") as saved:
+            there = {name: list(saved.get_slice(name).get_shape()) for name in saved.keys()}
+        here = {name: list(tensor.shape) for name, tensor in model.state_dict().items()}
+        differ = sorted(name for name in there if here.get(name, there[name]) != there[name])
+        if differ or there.keys() - here.keys():
+            name = differ[0] if differ else sorted(there.keys() - here.keys())[0]
+            shapes = f"{there[name]} there, {here[name]} here" if differ else "there, not in this model"
+            raise SetupError(f"{checkpoint} holds another model than this command builds ({name}: {shapes}): {again}")
+    vocabulary = Path(checkpoint) / "tokenizer.json"
+    if tokenizer is not None and vocabulary.is_file():
+        there, here = Tokenizer.from_file(str(vocabulary)).get_vocab(), tokenizer.get_vocab()
+        if there != here:
+            kept = sum(here.get(token) == index for token, index in there.items())
+            raise SetupError(f"{checkpoint} was trained on another vocabulary than the one built now from the data "
+                             f"({kept:,} of its {len(there):,} tokens keep their id: the data or options changed): "
+                             f"{again}")
 
 
 class RunClock(TrainerCallback):

@@ -48,7 +48,8 @@ EARLIER_RUN_FILES = (
     "special_tokens_map.json", "eval_results.json", "README.md", "*.png", "trainer_state.json", "training_args.bin",
     "runs", INCOMPLETE_MARKER,
 )
-CHECKPOINT_NEEDED = ("trainer_state.json", "config.json")
+# Without the optimizer's or the schedule's state Trainer resumes with fresh ones and says nothing: another run.
+CHECKPOINT_NEEDED = ("trainer_state.json", "config.json", "optimizer.pt", "scheduler.pt")
 NO_SPACE_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 NO_SPACE_WORDS = ("no space left on device", "storagefull", "os error 28", "disk quota exceeded")
 # What writers say when a write fails without naming the reason (torch.save: "basic_ios::clear: iostream
@@ -85,7 +86,12 @@ def run_lock(folder):
         yield
         return
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            if err.errno in NO_SPACE_ERRNOS:
+                raise
+            raise OutputFolderError(f"Cannot write in the output folder {folder}: {err.strerror}.") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -162,7 +168,7 @@ def disk_full_message(err: BaseException, folder, since: float) -> str | None:
     for e in _chain(err):
         text = str(e).lower()
         if isinstance(e, OSError) and e.errno in NO_SPACE_ERRNOS:
-            full, written = True, written or e.filename
+            full, written = True, written or e.filename2 or e.filename  # a copy's error names its source first
         elif any(w in text for w in NO_SPACE_WORDS):
             full = True
         elif any(w in text for w in WRITE_FAILED_WORDS) and free_bytes(folder) < LOW_SPACE_BYTES:
@@ -178,6 +184,18 @@ def disk_full_message(err: BaseException, folder, since: float) -> str | None:
 # ---------------------------------------------------------------- the decorator
 
 
+def make_folder(folder: Path) -> None:
+    """Create the output folder, or raise `OutputFolderError` saying why it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputFolderError(f"The output folder {folder} is a file: choose another --output-dir.") from None
+    except OSError as err:
+        if err.errno in NO_SPACE_ERRNOS:
+            raise
+        raise OutputFolderError(f"Cannot create the output folder {folder}: {err.strerror}.") from None
+
+
 @contextmanager
 def output_folder(output_dir):
     """The run's hold on `output_dir`: its lock (main process only), a full disk reported as such, and the
@@ -186,7 +204,7 @@ def output_folder(output_dir):
     created = main and not folder.exists()
     try:
         if main:
-            folder.mkdir(parents=True, exist_ok=True)
+            make_folder(folder)
         with run_lock(folder) if main else _nothing():
             yield folder
     except Exception as err:
