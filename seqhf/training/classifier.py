@@ -60,7 +60,7 @@ from .embeddings import (
 )
 from .ngram_pruning import drop_rare_ngrams
 from .presets import get_preset, small_data_preset
-from .run_folder import holds_output_folder
+from .run_folder import disk_full_message, holds_output_folder
 
 IMDB_LABELS = ("negative", "positive")
 
