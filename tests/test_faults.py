@@ -98,6 +98,20 @@ def test_a_second_run_into_a_folder_in_use_is_refused_and_a_killed_runs_lock_tak
 # ------------------------------------------------------------------ a baseline that fails
 
 
+def test_a_failing_figure_is_a_note_and_the_model_is_kept(tmp_path, capsys, monkeypatch):
+    import seqhf.training.classifier as classifier
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("cannot allocate the figure")
+
+    monkeypatch.setattr(classifier, "plot_confusion_matrix", out_of_memory)
+    out = tmp_path / "out"
+    train_classifier(write_data(tmp_path / "data"), TINY, out, baseline=False, max_steps=2, **QUIET)
+    assert "Figures not drawn: cannot allocate the figure" in capsys.readouterr().out
+    assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
+    check_saved_folder(out)
+
+
 def test_a_failing_baseline_is_a_warning_and_the_model_is_kept(tmp_path, capsys):
     """Emoji-only texts: the model trains on them, TF-IDF finds no word ("empty vocabulary")."""
     emoji = {"good": "😀 🎉 👍", "bad": "😡 💀 👎"}
