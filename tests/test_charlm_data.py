@@ -110,6 +110,29 @@ def test_bad_text_inputs_are_named(tmp_path):
         assert not (tmp_path / f"out{i}").exists()  # caught before training
 
 
+@pytest.mark.parametrize("option, message", [
+    (dict(epochs=0), r"^--epochs must be positive, got 0\."), (dict(epochs=-1), "--epochs must be positive, got -1"),
+    (dict(seq_len=0), r"^--seq-len must be positive, got 0\."),
+    (dict(max_steps=0), r"^--max-steps must be positive \(or -1, not set\), got 0\."),
+    (dict(max_steps=-7), "--max-steps must be positive .*got -7"),
+])
+def test_run_lengths_that_cannot_train_are_refused_before_the_text_is_read(tmp_path, option, message):
+    """`--epochs 0` saved an untrained model, `--seq-len 0` took the preset's and `--max-steps 0` ran every epoch."""
+    with pytest.raises(SetupError, match=message):
+        train_charlm(TINY_CHARLM, [str(tmp_path / "never-read.txt")], tmp_path / "out", **option, **FAST)
+    assert not (tmp_path / "out").exists()
+
+
+def test_utf16_text_is_named_with_its_conversion(tmp_path):
+    """UTF-16 text was refused as "not UTF-8 ... e.g. `iconv -f latin1 -t utf-8`", the wrong conversion."""
+    (tmp_path / "utf16.txt").write_text("The sea near the cave.\n", encoding="utf-16")
+    for streaming in (False, True):
+        with pytest.raises(SetupError, match=r"^'utf16.txt' is UTF-16 text, and seqhf reads UTF-8: convert it, e.g. "
+                                             r"`iconv -f UTF-16 -t UTF-8 utf16.txt > utf8-utf16.txt`$"):
+            train_charlm(TINY_CHARLM, [str(tmp_path / "utf16.txt")], tmp_path / "out", streaming=streaming, **FAST)
+    assert not (tmp_path / "out").exists()
+
+
 def test_sample_prompt_is_a_few_words_and_capped():
     assert sample_prompt("ing on. The sailor saw the cave near the sea.") == "The sailor saw"
     # A held-out text without whitespace (e.g. Chinese, or one long token) used to become the whole prompt.

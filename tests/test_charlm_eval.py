@@ -142,3 +142,17 @@ def test_a_word_lm_is_not_scored_in_nats_per_character(tmp_path):
     words.save_pretrained(tmp_path)
     with pytest.raises(DataError, match="not a character LM"):
         evaluate_char_lm(tmp_path, "the island was far")
+
+
+def test_a_text_too_short_to_score_is_refused(tmp_path):
+    """A one-character text failed in torch.cat ("expected a non-empty list of Tensors")."""
+    from seqhf.data.tokenization import build_char_tokenizer
+    from seqhf.evaluation.saved import evaluate_char_lm
+
+    chars = build_char_tokenizer(TEXT)
+    SeqLSTMForCausalLM(SeqLSTMConfig(vocab_size=len(chars), embedding_size=8, hidden_size=8,
+                                     is_decoder=True)).save_pretrained(tmp_path)
+    chars.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"^A text of 1 character\(s\) or token\(s\) is too short to score"):
+        evaluate_char_lm(tmp_path, "a")
+    assert evaluate_char_lm(tmp_path, "at")["chars"] == 2

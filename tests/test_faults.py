@@ -5,6 +5,7 @@ save killed midway, and a full disk."""
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -255,6 +256,18 @@ def test_a_final_save_killed_midway_is_marked_and_named_when_loaded(tmp_path):
         check_saved_folder(cut)
     with pytest.raises(ValueError, match="tokenizer.json is empty"):
         load_generator(cut)  # the generation loader checks too (before saying the folder holds no LM)
+
+
+def test_a_model_folder_that_is_missing_or_a_file_is_named_before_the_hub_is_asked(tmp_path, monkeypatch):
+    """`classify('./nosuchdir', ...)` gave transformers' rules for Hub repository ids, and a file its loading error."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("not a model")
+    for missing in ("./nosuchdir", str(tmp_path / "nosuchdir"), "runs/a/b"):
+        with pytest.raises(FileNotFoundError, match=rf"^No such folder: {re.escape(missing)} \(nor is it a Hub model id\)"):
+            classify(missing, ["the film was great"])
+    with pytest.raises(NotADirectoryError, match="^afile is a file, not a model folder"):
+        load_generator("afile")
+    check_saved_folder("someone/tiny-imdb")  # a Hub id passes, for transformers to load
 
 
 # ------------------------------------------------------------------ a full disk

@@ -403,7 +403,7 @@ def test_config_without_auto_map_refused(sentiment_dir):
 def test_a_file_given_as_the_folder_is_named_as_a_file(tmp_path, capsys):
     """`seqhf push afile --dry-run` said that the existing file does not exist."""
     (tmp_path / "afile").write_text("not a folder")
-    assert _push_to_hub_main()([str(tmp_path / "afile"), "--dry-run"]) == 1
+    assert _push_to_hub_main()([str(tmp_path / "afile"), "--repo-id", "someone/tiny", "--dry-run"]) == 1
     assert "afile is a file, not a folder" in capsys.readouterr().err
     with pytest.raises(upload.FolderNotReadyError, match="nothere does not exist"):
         upload.validate_repo_folder(tmp_path / "nothere")

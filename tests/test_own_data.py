@@ -341,11 +341,26 @@ def test_bad_inputs_are_named_before_training(tmp_path):
     (tmp_path / "lists" / "bad.txt").write_bytes("caf\xe9 latin-1\n".encode("latin-1"))
     with pytest.raises(DataError, match="bad.txt' is not UTF-8"):
         load_classification_data(str(tmp_path / "lists"))
+    (tmp_path / "lists" / "bad.txt").write_text("fine text\n", encoding="utf-16")
+    with pytest.raises(DataError, match="^'bad.txt' is UTF-16 text, and seqhf reads UTF-8: convert it, e.g. `iconv -f UTF-16"):
+        load_classification_data(str(tmp_path / "lists"))
     with pytest.raises(DataError, match="not found"):
         load_classification_data(str(tmp_path / "no-such-folder"))
     with pytest.raises(SetupError, match="single class"):  # the training entry point raises it before writing
         train_classifier(dict(source=str(tmp_path / "one.csv"), text_column="body", label_column="topic"), TINY,
                          tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
+def test_train_classifier_takes_the_dataset_source_alone(tmp_path):
+    """A path as `data` failed with "TypeError: 'str' object is not a mapping"."""
+    frame(20, 0).assign(topic="sport").rename(columns={"body": "text", "topic": "label"}).to_csv(
+        tmp_path / "one.csv", index=False)
+    for source in (str(tmp_path / "one.csv"), tmp_path / "one.csv"):  # read: its single class is refused
+        with pytest.raises(SetupError, match="single class"):
+            train_classifier(source, TINY, tmp_path / "never")
+    with pytest.raises(TypeError, match=r"^The data to train on is a list: pass a dataset source"):
+        train_classifier([str(tmp_path / "one.csv")], TINY, tmp_path / "never")
     assert not (tmp_path / "never").exists()
 
 
@@ -546,6 +561,36 @@ def test_label_lists_mixed_with_single_labels_are_one_error_line(tmp_path):
     with pytest.raises(DataError, match=r"^The 'train' split's 'tags' column mixes label lists \(19 rows\) and single "
                                         r"labels \(1 rows\), e.g. row 7: 'World'\."):
         load_classification_data(str(tmp_path / "train.jsonl"), label_column="tags")
+
+
+def test_texts_that_are_not_strings_are_one_error_line(tmp_path):
+    """Numbers, lists or floats as texts crashed in the tokenizer ("'int' object is not an instance of 'str'")."""
+    df = frame(40, 0)
+    df.assign(body=range(40)).to_csv(tmp_path / "numbers.csv", index=False)  # a numeric column read as int64
+    with pytest.raises(DataError, match=r"^The 'train' split's 'body' column holds int values, not text \(e.g. row 0: "
+                                        r"0\): name the column of texts with --text-column"):
+        load_classification_data(str(tmp_path / "numbers.csv"), text_column="body", label_column="topic")
+    cases = {"one_int": (5, r"int values, not text \(e.g. row 3: 5\)"),  # one number among strings (a Json column)
+             "lists": (["a", "b"], r"list values, not text \(e.g. row 0: \['a', 'b'\]\)"),
+             "floats": (1.5, r"float values, not text \(e.g. row 0: 1.5\)")}
+    for name, (value, message) in cases.items():
+        bodies = [value if name != "one_int" or i == 3 else text for i, text in enumerate(df["body"])]
+        df.assign(body=bodies).to_json(tmp_path / f"{name}.jsonl", orient="records", lines=True)
+        with pytest.raises(DataError, match=message):
+            load_classification_data(str(tmp_path / f"{name}.jsonl"), text_column="body", label_column="topic")
+
+
+def test_labels_that_are_dicts_or_nested_lists_are_one_error_line(tmp_path):
+    """A column of dicts failed in pyarrow ("Function 'value_counts' has no kernel matching input types")."""
+    df = frame(40, 0)
+    cases = {"dicts": ([{"a": 1}] * 40, r"^The 'train' split's 'topic' column holds \{'a': 1\} \(row 0\): labels must be "
+                                         r"integers or strings, or lists of them for a multi-label dataset\.$"),
+             "one_dict": ([{"a": 1} if i == 3 else t for i, t in enumerate(df["topic"])], r"\{'a': 1\} \(row 3\)"),
+             "nested": ([[["a"], ["b"]]] * 40, r"\[\['a'\], \['b'\]\] \(row 0\)")}
+    for name, (labels, message) in cases.items():
+        df.assign(topic=labels).to_json(tmp_path / f"{name}.jsonl", orient="records", lines=True)
+        with pytest.raises(DataError, match=message):
+            load_classification_data(str(tmp_path / f"{name}.jsonl"), text_column="body", label_column="topic")
 
 
 def test_init_from_with_a_transformer_preset_is_one_error_line(tmp_path):

@@ -295,6 +295,21 @@ TINY_CLASSIFIER = dict(arch="lstm", model=dict(pooling="concat", classifier_drop
                                   scheduler="linear", patience=5))
 
 
+@pytest.mark.parametrize("option, message", [
+    (dict(seq_len=0), r"^--seq-len must be positive, got 0\."),
+    (dict(max_steps=0), r"^--max-steps must be positive \(or -1, not set\), got 0\."),
+    (dict(max_steps=-7), "--max-steps must be positive .*got -7"),
+])
+def test_word_lm_run_lengths_that_cannot_train_are_refused_before_the_reviews_are_read(tmp_path, option, message):
+    """`--seq-len 0` took the preset's and `--max-steps 0` ran every epoch."""
+    from seqhf.training.common import SetupError
+    from seqhf.training.wordlm import train_wordlm
+
+    with pytest.raises(SetupError, match=message):
+        train_wordlm(TINY_LM, str(tmp_path / "never-read"), tmp_path / "lm", **option)
+    assert not (tmp_path / "lm").exists()
+
+
 def test_lm_pretraining_then_fine_tuning_end_to_end(tmp_path, tiny_imdb_with_unlabelled):
     from seqhf.training.classifier import train_sentiment
     from seqhf.training.wordlm import train_wordlm

@@ -105,13 +105,15 @@ def test_a_model_that_is_not_a_folder_here_is_tried_as_a_hub_repo_id_and_named(f
     text = tmp_path / "text.txt"
     text.write_text("The island was far.")
     missing = str(tmp_path / "no-such-run")
-    for args, name in ((["generate", "someone/char-lm"], "someone/char-lm"), (["generate", missing], missing),
+    for args, name in ((["generate", "someone/char-lm"], "someone/char-lm"),
                        (["evaluate", "someone/char-lm", "--text", str(text)], "someone/char-lm"),
                        (["demo", "--classifier", "runs/mistyped"], "runs/mistyped")):
         assert main(args) == 1, args
         message = capsys.readouterr().err
         assert message.startswith(f"error: '{name}': no such folder here, and loading it as a Hub repo id failed: ")
         assert message.count("\n") == 1
+    assert main(["generate", missing]) == 1  # a path that cannot be a Hub id: the Hub is not asked
+    assert capsys.readouterr().err == f"error: No such folder: {missing} (nor is it a Hub model id).\n"
     assert generate_main(str(folders["lm"]), "--max-new-tokens", "3", "--seed", "0") == 0  # a folder still loads
 
 
@@ -222,6 +224,16 @@ def test_evaluate_names_a_datasets_classes_as_the_model_does(folders, tmp_path, 
     (cut / INCOMPLETE_MARKER).write_text("interrupted")
     assert main(["evaluate", str(cut), "--dataset", str(tmp_path / "names.csv"), "--no-baseline"]) == 1
     assert "is incomplete" in capsys.readouterr().err
+
+
+def test_an_empty_list_classifies_to_nothing_and_a_utf16_text_is_named(folders, tmp_path, capsys):
+    from seqhf.cli.app import main
+    from seqhf.training.classifier import classify
+
+    assert classify(folders["clf"], []) == []  # was an IndexError inside the pipeline
+    (tmp_path / "book16.txt").write_bytes("The island, the island.".encode("utf-16"))
+    assert main(["evaluate", str(folders["lm"]), "--text", str(tmp_path / "book16.txt")]) == 1
+    assert "UTF-16" in capsys.readouterr().err  # not the latin1 advice
 
 
 def test_evaluate_says_a_dataset_that_does_not_load_is_one(folders, tmp_path, capsys):

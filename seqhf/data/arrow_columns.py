@@ -82,6 +82,34 @@ def all_equal(ds, column: str, value) -> bool:
                for values in arrow_batches(ds, column))
 
 
+def _is_text(kind) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def first_non_string_row(ds, column: str) -> int | None:
+    """The first row whose value is not a string (None when every value is one or null). A string column is
+    answered from its type alone; datasets' `Json` column (strings mixed with other values) is scanned a batch
+    at a time for stored JSON that is not a string."""
+    kind = ds.data.schema.field(column).type
+    if _is_text(kind):
+        return None
+    is_json = type(ds.features[column]).__name__ == "Json"
+    offset = 0
+    for values in arrow_batches(ds, column):
+        if is_json:  # the storage holds each value's JSON text, and only a string's starts with a quote
+            stored = values.combine_chunks().storage
+            other = pc.invert(pc.fill_null(pc.starts_with(stored, '"'), True))
+        else:
+            other = pc.is_valid(values)
+        rows = np.flatnonzero(other.to_numpy(zero_copy_only=False))
+        if len(rows):
+            return offset + int(rows[0])
+        offset += len(values)
+    return None
+
+
 def _blank(value) -> bool:
     return isinstance(value, str) and not value.strip()
 

@@ -23,9 +23,9 @@ from datasets import (
 )
 from datasets.exceptions import DatasetGenerationError
 
-from .arrow_columns import all_equal, column_max, missing_rows, unique_values
+from .arrow_columns import all_equal, column_max, first_non_string_row, missing_rows, unique_values
 from .errors import DataError
-from .file_checks import unreadable
+from .file_checks import unreadable, utf16_problem
 from .label_values import (
     check_classes_in_train,
     checked_spellings,
@@ -134,7 +134,8 @@ def _list_lines(path):
         with open(path, encoding="utf-8") as f:
             yield from (line.rstrip("\r\n") for line in f if line.strip())
     except UnicodeDecodeError as err:
-        raise DataError(f"{str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start}).") from err
+        not_utf8 = f"{str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start})."
+        raise DataError(utf16_problem(path) or not_utf8) from err
 
 
 def _text_list_rows(path: str, stamp: tuple):
@@ -224,6 +225,17 @@ def _check_no_missing(ds: Dataset, split: str, column: str) -> None:
                         "remove them or fill them in.")
 
 
+def _check_texts_are_strings(ds: Dataset, split: str, column: str) -> None:
+    """Every text is a string: a column of numbers (a CSV's numeric column), lists or dicts would reach the
+    tokenizer, which refuses it deep inside."""
+    row = first_non_string_row(ds, column)
+    if row is not None:
+        value = ds[row][column]
+        raise DataError(f"The {split!r} split's {column!r} column holds {type(value).__name__} values, not text "
+                        f"(e.g. row {row}: {value!r:.60}): name the column of texts with --text-column, or write "
+                        "every text as a string.")
+
+
 def label_scheme(labelled: dict, column: str, label_names: list | None):
     """(values in class order, names, multi_label) of the label column over the labelled splits."""
     feature = labelled["train"].features[column]
@@ -297,6 +309,7 @@ def load_classification_data(
         _check_columns(ds, names[role], (text_column, label_column))
         _check_no_missing(ds, names[role], label_column)
         _check_no_missing(ds, names[role], text_column)
+        _check_texts_are_strings(ds, names[role], text_column)
     labelled = checked_spellings(labelled, label_column, merge_label_variants)
     values, label_list, multi_label = label_scheme(labelled, label_column, label_names)
     check_classes_in_train(labelled, names, label_column, label_list, multi_label)
@@ -316,6 +329,7 @@ def load_classification_data(
     unlabelled = None
     if names["unlabelled"] is not None:
         _check_columns(raw[names["unlabelled"]], names["unlabelled"], (text_column,))
+        _check_texts_are_strings(raw[names["unlabelled"]], names["unlabelled"], text_column)
         unlabelled = raw[names["unlabelled"]].select_columns([text_column]).rename_column(text_column, "text") \
             if text_column != "text" else raw[names["unlabelled"]].select_columns(["text"])
     description = dict(

@@ -32,6 +32,16 @@ def _whole_json_problem(path: Path) -> str | None:
     return f"{path.name!r} is not valid JSON (line {whole.lineno}, column {whole.colno}: {whole.msg})"
 
 
+def utf16_problem(path) -> str | None:
+    """The conversion a UTF-16 file (one that starts with its byte-order mark) needs; None for any other file."""
+    with open(path, "rb") as f:
+        if f.read(2) not in UTF16_BOMS:
+            return None
+    name = Path(path).name
+    return (f"{name!r} is UTF-16 text, and seqhf reads UTF-8: convert it, e.g. "
+            f"`iconv -f UTF-16 -t UTF-8 {name} > utf8-{name}`")
+
+
 def file_problem(path) -> str | None:
     """What makes the data file `path` unreadable (empty, UTF-16 or otherwise not UTF-8, a CSV header without
     rows or with tabs, a JSON line that does not parse), naming the line; None when none of these is found."""
@@ -43,10 +53,9 @@ def file_problem(path) -> str | None:
         return f"{name!r} is empty (0 bytes)"
     if suffix not in TEXT_SUFFIXES:
         return None
-    with open(path, "rb") as f:
-        if f.read(2) in UTF16_BOMS:
-            return (f"{name!r} is UTF-16 text, and seqhf reads UTF-8: convert it, e.g. "
-                    f"`iconv -f UTF-16 -t UTF-8 {name} > utf8-{name}`")
+    utf16 = utf16_problem(path)
+    if utf16:
+        return utf16
     rows, header = 0, None
     with open(path, "rb") as f:
         for number, raw in enumerate(f, 1):

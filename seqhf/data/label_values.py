@@ -6,6 +6,7 @@ label become one class, spelt as most of its rows spell it."""
 import re
 from collections import Counter
 
+import pyarrow as pa
 from datasets import ClassLabel, Dataset, Sequence
 
 from .arrow_columns import unique_values, value_counts
@@ -85,6 +86,29 @@ def inner_feature(feature):
     return feature[0] if isinstance(feature, list) else feature.feature
 
 
+def _is_nested(value) -> bool:
+    """A dict, or a list holding dicts or lists: no label, nor a multi-label row."""
+    return isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value))
+
+
+def _first_nested_row(ds, column: str) -> int | None:
+    kind = ds.data.schema.field(column).type
+    if isinstance(kind, pa.BaseExtensionType):  # datasets' Json (mixed kinds): read as Python, as below
+        return next((row for row, value in enumerate(ds[column]) if _is_nested(value)), None)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        kind = kind.value_type
+    return 0 if pa.types.is_nested(kind) else None  # the type is every row's (the missing labels are refused)
+
+
+def check_label_kinds(ds, column: str, split: str) -> None:
+    """Labels are integers or strings (or lists of them): a dict or a nested list would reach pyarrow's counting
+    kernels, which have none for them."""
+    row = _first_nested_row(ds, column)
+    if row is not None:
+        raise DataError(f"The {split!r} split's {column!r} column holds {ds[row][column]!r:.60} (row {row}): labels "
+                        "must be integers or strings, or lists of them for a multi-label dataset.")
+
+
 def check_one_kind_of_label(ds, column: str, split: str) -> None:
     """Label lists and single labels mixed in one column (datasets reads such a JSON column as `Json`) are refused,
     naming the first row of the rarer kind."""
@@ -103,6 +127,7 @@ def check_one_kind_of_label(ds, column: str, split: str) -> None:
 def checked_spellings(labelled: dict, column: str, merge_variants: bool) -> dict:
     """The labelled splits, their label spellings checked and, on request, merged."""
     for role, ds in labelled.items():
+        check_label_kinds(ds, column, role)
         check_one_kind_of_label(ds, column, role)
     feature = labelled["train"].features[column]
     multi_label = is_list_feature(feature)

@@ -27,6 +27,9 @@ def char_log_probs(model, ids, window: int, chunk: int = 2048) -> np.ndarray:
     """ln P(ids[i] | before) for i ≥ 1: a recurrent model reads `ids` as one stream (state carried), a
     Transformer reads consecutive windows of `window` from an empty context. `ids`: a tensor or a compact
     array (`encode_text`), read a piece at a time."""
+    if len(ids) < 2:  # the first id is only context: nothing would be scored
+        raise ValueError(f"A text of {len(ids)} character(s) or token(s) is too short to score: each is scored on "
+                         "the ones before it, so it takes at least 2.")
     model.eval()
     device = next(model.parameters()).device
     recurrent = _is_recurrent(model)

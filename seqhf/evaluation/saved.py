@@ -10,6 +10,7 @@ import numpy as np
 from datasets import DatasetDict
 
 from ..data.classification import ClassificationData, DataError, load_classification_data, load_raw
+from ..data.file_checks import utf16_problem
 from ..inference.saved_folder import check_classifier_config, check_saved_folder
 from .baseline import tfidf_logistic_regression
 from .metrics import classification_metrics
@@ -133,5 +134,5 @@ def read_text(path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
-        raise ValueError(f"'{path}' is not UTF-8 text ({err.reason} at byte {err.start}): convert it first, "
-                         "e.g. `iconv -f latin1 -t utf-8`.") from err
+        raise ValueError(utf16_problem(path) or f"'{path}' is not UTF-8 text ({err.reason} at byte {err.start}): "
+                         "convert it first, e.g. `iconv -f latin1 -t utf-8`.") from err

@@ -79,7 +79,8 @@ def validate_repo_folder(folder) -> list[UploadFile]:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FolderNotReadyError(folder, [f"the folder itself ({folder} does not exist)"])
+        why = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise FolderNotReadyError(folder, [f"the folder itself ({folder} {why})"])
     files = list_upload_files(folder)
     names = {f.path for f in files}
     problems = folder_problems(folder, only=names)  # a save that did not finish; uploaded files empty or cut

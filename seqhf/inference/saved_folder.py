@@ -91,11 +91,28 @@ def folder_problems(folder, needed=NEEDED_FILES, only=None) -> list[str]:
     return problems
 
 
+def is_hub_model_id(name: str) -> bool:
+    """Whether `name` can be a Hub repository id (`name` or `owner/name`), as huggingface_hub checks one."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
 def check_saved_folder(folder) -> None:
     """Raise `IncompleteFolderError` naming the missing, empty or cut files when `folder` is a local folder
-    whose save did not finish; anything else (a whole folder, a Hub id) passes."""
+    whose save did not finish, `FileNotFoundError` when it is neither a folder nor a Hub id (`./run`, `/a/b`,
+    `a/b/c`) and `NotADirectoryError` for a file; anything else (a whole folder, a Hub id) passes."""
     path = Path(str(folder))
+    if path.is_file():
+        raise NotADirectoryError(f"{folder} is a file, not a model folder.")
     if not path.is_dir():
+        if not is_hub_model_id(str(folder)):
+            raise FileNotFoundError(f"No such folder: {folder} (nor is it a Hub model id).")
         return
     problems = folder_problems(path)
     if problems:

@@ -173,13 +173,17 @@ def train_charlm(model="lstm", text=None, output_dir="runs/charlm", *, heldout=N
     clock = RunClock()
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("charlm", model, quick)
     tbptt = tbptt or preset["tbptt"]
-    seq_len = seq_len or preset["seq_len"]
+    seq_len = preset["seq_len"] if seq_len is None else seq_len  # 0 is refused below, not the preset's
     if tbptt not in ("windows", "stateful"):
         raise SetupError(f"--tbptt must be 'windows' or 'stateful', got {tbptt!r}.")
     if tbptt == "stateful" and preset["arch"] != "lstm":
         raise SetupError("--tbptt stateful carries a recurrent state: use it with an LSTM/GRU preset (lstm, book, cpu).")
     if seq_len <= 0:
         raise SetupError(f"--seq-len must be positive, got {seq_len}.")
+    if epochs is not None and epochs <= 0:
+        raise SetupError(f"--epochs must be positive, got {epochs}.")
+    if max_steps == 0 or max_steps < -1:
+        raise SetupError(f"--max-steps must be positive (or -1, not set), got {max_steps}.")
     positions = preset["model"].get("max_position_embeddings")
     if positions is not None and seq_len > positions:
         raise SetupError(f"--seq-len {seq_len} is longer than the model's max_position_embeddings={positions}.")
@@ -232,7 +236,7 @@ def train_charlm(model="lstm", text=None, output_dir="runs/charlm", *, heldout=N
         callbacks=[EarlyStoppingCallback(preset["train"]["patience"]), clock, RankSeeds(), *callbacks], tbptt=tbptt,
         state_reset=preset.get("state_reset", 0.0),
     )
-    trainer.train(resume_from_checkpoint=resume_checkpoint(output_dir, resume, clock))
+    trainer.train(resume_from_checkpoint=resume_checkpoint(output_dir, resume, clock, model=net, tokenizer=tokenizer))
     train_seconds = clock.elapsed()  # over every session of the run, as the wall time
     trainer.remove_callback(EarlyStoppingCallback)  # the final evaluations are not for early stopping
     window = trainer.evaluate(seqdata.CharChunks(heldout_ids, seq_len), metric_key_prefix="heldout")["heldout_loss"]

@@ -73,8 +73,8 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
                      max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), baseline=True,
                      init_from=None, cpu_budget_s=None, unlabelled_data=None, word_vector_train_repeats=1, streaming=False,
                      **train_overrides) -> dict:
-    """Train a text classifier on `data` (a `ClassificationData`, or a dict of `load_classification_data`
-    arguments) and return the results written to eval_results.json. With `baseline`, the TF-IDF + logistic
+    """Train a text classifier on `data` (a `ClassificationData`, a dict of `load_classification_data`
+    arguments, or the dataset's source alone: a file, folder or Hub id) and return the results written to eval_results.json. With `baseline`, the TF-IDF + logistic
     regression baseline is fitted on the same training split and scored on the same final split beside it.
     `init_from`: a word LM folder (`seqhf train lm`) to fine-tune from, ULMFiT's way (`seqhf.training.ulmfit`).
     `cpu_budget_s`: stop training once the process has spent that many CPU seconds, data and word vectors
@@ -316,5 +316,8 @@ def classify(folder, texts, **pipeline_kwargs) -> list:
     from transformers import pipeline
 
     check_classifier_folder(folder)
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not texts:
+        return []
     classifier = pipeline("text-classification", model=str(folder), **pipeline_kwargs)
-    return classifier([texts] if isinstance(texts, str) else list(texts), truncation=True)
+    return classifier(texts, truncation=True)

@@ -1,6 +1,8 @@
 """What a classifier run reads: its labelled splits, extra unlabelled text, the word tokenizer and the encoded splits."""
 
+import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
@@ -95,8 +97,14 @@ def describe_inputs(data: ClassificationData, preset: dict, tokenizer, encoded) 
     )
 
 
-def load_data(options: dict, preset: dict, seed: int) -> ClassificationData:
-    """`load_classification_data(**options)`, its errors as SetupError (raised before any training)."""
+def load_data(options, preset: dict, seed: int) -> ClassificationData:
+    """`load_classification_data(**options)`, its errors as SetupError (raised before any training). `options`: a
+    dict of its arguments, or the dataset's source alone (a Hub id, a folder or a file)."""
+    if isinstance(options, (str, os.PathLike)):
+        options = dict(source=str(options))
+    if not isinstance(options, Mapping):
+        raise TypeError(f"The data to train on is a {type(options).__name__}: pass a dataset source (a Hub id, folder or "
+                        "file), a dict of load_classification_data arguments, or a ClassificationData.")
     try:
         return load_classification_data(**{"validation_size": preset.get("validation_size", 0.1), "seed": seed,
                                            "validation_floor": preset.get("validation_floor", False),

@@ -173,13 +173,15 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
     clock = RunClock()
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("wordlm", model, quick)
     softmax = softmax or preset.get("softmax", "full")
-    seq_len = seq_len or preset["seq_len"]
+    seq_len = preset["seq_len"] if seq_len is None else seq_len  # 0 is refused below, not the preset's
     if softmax not in SOFTMAXES:
         raise SetupError(f"--softmax must be one of {SOFTMAXES}, got {softmax!r}.")
     if seq_len <= 0:
         raise SetupError(f"--seq-len must be positive, got {seq_len}.")
     if epochs is not None and epochs <= 0:
         raise SetupError(f"--epochs must be positive, got {epochs}.")
+    if max_steps == 0 or max_steps < -1:
+        raise SetupError(f"--max-steps must be positive (or -1, not set), got {max_steps}.")
     train_texts, heldout_texts, parts = lm_texts(dataset, preset, seed)
     tokenizer = build_lm_tokenizer(train_texts, preset)
     train_ids = encode_stream(tokenizer, train_texts)
@@ -209,7 +211,7 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
         log_proposal=unigram_log_proposal(train_ids, len(tokenizer)) if softmax == "sampled" else None,
     )
     train_start = time.time()
-    trainer.train(resume_from_checkpoint=resume_checkpoint(output_dir, resume, clock))
+    trainer.train(resume_from_checkpoint=resume_checkpoint(output_dir, resume, clock, model=net, tokenizer=tokenizer))
     train_time = time.time() - train_start
     trainer.remove_callback(EarlyStoppingCallback)
     heldout = trainer.evaluate(char_text.CharChunks(heldout_ids, seq_len), metric_key_prefix="heldout")
