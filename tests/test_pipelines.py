@@ -240,7 +240,7 @@ def test_a_folder_that_does_not_fit_is_refused_where_a_classifier_is_loaded(lm_d
     assert classify(clf_dir, "a good movie") == classify(clf_dir, ["a good movie"])  # one text, not its characters
     # A classifier on data with other classes: the message says where the names it compares came from.
     three = tmp_path / "three.csv"
-    three.write_text("text,label\na good movie,1\nso bad,0\nso so,2\n")
+    three.write_text("text,label\n" + "a good movie,1\nso bad,0\nso so,2\n" * 10)
     with pytest.raises(ValueError, match=r"has 2 classes \(negative, positive\), which name the dataset's labels unless "
                                          r"--label-names is given, and they do not fit this dataset: .*2 names for 3 labels"):
         evaluate_classifier(clf_dir, dict(source=str(three)), baseline=False)
