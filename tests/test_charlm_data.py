@@ -308,3 +308,19 @@ def test_streaming_trains_on_a_text_larger_than_the_memory_limit(tmp_path):
     results = json.loads(done.stdout.strip().splitlines()[-1])
     assert results["train_chars"] + results["heldout_chars"] > 190_000_000 and results["heldout_chars_scored"] == 2000
     assert results["heldout_nats_per_char"] > 0
+
+
+def test_a_transformer_char_lms_tokenizer_truncates_at_its_positions(tmp_path):
+    """The saved tokenizer declared a million tokens where the model reads 64: `truncation=True` let through text
+    the model refuses. It now declares the model's positions, as GPT-2's folders do."""
+    from transformers import AutoTokenizer
+
+    tiny = dict(arch="transformer", seq_len=16, tbptt="windows",
+                model=dict(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
+                           max_position_embeddings=64),
+                train=dict(TINY_CHARLM["train"]))
+    (tmp_path / "book.txt").write_text(_prose(200))
+    train_charlm(tiny, [str(tmp_path / "book.txt")], tmp_path / "out", max_steps=1, **FAST)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "out")
+    assert tokenizer.model_max_length == 64
+    assert len(tokenizer(_prose(20), truncation=True)["input_ids"]) == 64

@@ -33,6 +33,8 @@ def classifier(kind, vocab_size, pad_token_id):
         config = SeqTransformerConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
                                       max_position_embeddings=64, **common)  # fmt: skip
         return SeqTransformerForSequenceClassification(config)
+    if kind == "lstm-default":  # SeqLSTMConfig's defaults (the book's preset): one layer, its final state pooled
+        return SeqLSTMForSequenceClassification(SeqLSTMConfig(embedding_size=8, hidden_size=8, **common))
     rnn_type, pooling = {"lstm": ("lstm", "concat"), "lstm-ngrams": ("lstm", "concat"), "gru": ("gru", "last")}[kind]
     # "lstm-ngrams": the wide path on (issue 26), its hashing and masking traced into the graph.
     wide = dict(ngram_buckets=101) if kind == "lstm-ngrams" else {}
@@ -60,7 +62,7 @@ def causal_lm(kind, tok, max_position_embeddings=128):
     return model
 
 
-@pytest.fixture(scope="module", params=["lstm", "lstm-ngrams", "gru", "transformer"])
+@pytest.fixture(scope="module", params=["lstm", "lstm-ngrams", "gru", "lstm-default", "transformer"])
 def exported_classifier(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"cls-{request.param}")
     tok = build_word_tokenizer(REVIEWS, vocab_size=64, min_frequency=1, model_max_length=48)
@@ -215,6 +217,42 @@ def test_a_graph_outside_the_tolerance_is_not_kept(tmp_path):
     with pytest.raises(RuntimeError, match="not kept"):
         export_folder(tmp_path / "torch", tmp_path / "onnx", tolerance=-1.0)  # no difference is below -1
     assert not (tmp_path / "onnx" / MODEL_FILE).exists()
+
+
+def test_an_export_into_a_used_folder_leaves_no_earlier_graph_and_bad_folders_are_named(tmp_path):
+    """A second export without --int8 left the first one's int8 graph, which `OrtTextClassifier(int8=True)` then
+    served; a folder without weights or tokenizer failed deep inside transformers, after writing files."""
+    import shutil
+
+    tok = build_word_tokenizer(REVIEWS, vocab_size=64, min_frequency=1, model_max_length=48)
+    classifier("gru", len(tok), tok.pad_token_id).save_pretrained(tmp_path / "torch")
+    tok.save_pretrained(tmp_path / "torch")
+    export_folder(tmp_path / "torch", tmp_path / "onnx", int8=True)
+    export_folder(tmp_path / "torch", tmp_path / "onnx")
+    assert not (tmp_path / "onnx" / INT8_FILE).exists() and (tmp_path / "onnx" / MODEL_FILE).is_file()
+    for missing, named in (("model.safetensors", "no model weights"), ("tokenizer.json", "no tokenizer")):
+        shutil.copytree(tmp_path / "torch", tmp_path / missing)
+        (tmp_path / missing / missing).unlink()
+        with pytest.raises(FileNotFoundError, match=named):
+            export_folder(tmp_path / missing, tmp_path / f"out-{missing}")
+        assert not (tmp_path / f"out-{missing}").exists()  # refused before anything is written
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        export_folder(tmp_path / "torch", tmp_path / "a-file")
+
+
+def test_ort_sampling_settings_and_prompt_ids_are_checked(tmp_path):
+    tok = build_char_tokenizer(BOOK)
+    causal_lm("gru", tok).save_pretrained(tmp_path / "lm")
+    tok.save_pretrained(tmp_path / "lm")
+    export_folder(tmp_path / "lm", tmp_path / "onnx")
+    lm = OrtCausalLM.from_folder(tmp_path / "onnx")
+    for settings, named in ((dict(temperature=float("nan")), "temperature"), (dict(temperature=-1), "temperature"),
+                            (dict(top_k=-3), "top_k"), (dict(top_p=0.0), "top_p")):
+        with pytest.raises(ValueError, match=named):
+            list(lm.generate([1, 2], 3, **settings))
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        list(lm.generate([10**6], 3))
 
 
 def test_a_multi_label_classifier_scores_each_label_as_the_pipeline_does(tmp_path):

@@ -148,6 +148,15 @@ def test_hidden_test_labels_fall_back_to_validation(tmp_path):
         load_classification_data(str(tmp_path / "partly"), text_column="sentence")
 
 
+@pytest.mark.parametrize("size", [12, 12.0, 0.2])
+def test_validation_size_is_a_count_from_one_or_a_fraction_below(tmp_path, size):
+    """A count read as a float (12.0, from a config file) was taken as an impossible fraction and refused."""
+    frame(60, 0).to_csv(tmp_path / "train.csv", index=False)
+    data = load_classification_data(str(tmp_path / "train.csv"), text_column="body", label_column="topic",
+                                    validation_size=size)
+    assert len(data.splits["validation"]) == 12 and len(data.splits["train"]) == 48
+
+
 def test_label_names_file_in_sorted_value_order(tmp_path):
     df = frame(60, 0)
     df["topic"] = df["topic"].map({"money": 3, "science": 4, "sport": 1})  # ints not starting at 0

@@ -324,7 +324,8 @@ def load_classification_data(
     carved = "validation" not in splits
     if carved:
         splits["train"], splits["validation"] = _carve_validation(
-            splits["train"], validation_count(len(splits["train"]), validation_size) if validation_floor else validation_size,
+            splits["train"], validation_count(len(splits["train"]), validation_size) if validation_floor
+            else int(validation_size) if validation_size >= 1 else validation_size,  # a count (500.0 too) or a fraction
             seed, multi_label)
     unlabelled = None
     if names["unlabelled"] is not None:

@@ -31,6 +31,7 @@ OPSET = 17
 MODEL_FILE = "model.onnx"
 INT8_FILE = "model_int8.onnx"
 MANIFEST_FILE = "onnx_export.json"
+WEIGHT_NAMES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 TOLERANCE = 1e-4
 
 
@@ -94,7 +95,14 @@ class _ClassifierLogits(nn.Module):
         self.model = model
 
     def forward(self, input_ids, attention_mask):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        config = self.model.config
+        if config.model_type != "seqhf-lstm" or config.pooling != "last":
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        # Pooled from the final state alone, the last layer's packed outputs would be dead in the trace, and
+        # torch.onnx's pass that fuses packing into its RNN node fails on them ("vector::_M_range_check"):
+        # they are read, times zero.
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        return out.logits + 0.0 * out.hidden_states[-1][:, :1, :1].sum(dim=(1, 2))[:, None]
 
 
 def export_classifier(model, path) -> dict:
@@ -268,11 +276,20 @@ def export_folder(model_dir, out_dir, int8=False, tolerance=TOLERANCE) -> dict:
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"No config.json in {model_dir}: give the folder a training run wrote.")
     check_saved_folder(model_dir)
+    lacking = [what for what, names in (("model weights (model.safetensors)", WEIGHT_NAMES),
+                                        ("tokenizer (tokenizer.json)", ("tokenizer.json",)))
+               if not any((model_dir / name).is_file() for name in names)]
+    if lacking:
+        raise FileNotFoundError(f"{model_dir} has no {' and no '.join(lacking)}: give the folder a training run wrote.")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"The export's output {out_dir} is a file: give a folder.")
     config = AutoConfig.from_pretrained(model_dir)
     task = task_of(config)
     if int8 and task != "text-classification":
         raise ValueError("int8 quantization is offered for classifiers only; this folder holds a causal LM.")
     out_dir.mkdir(parents=True, exist_ok=True)
+    for name in (MANIFEST_FILE, MODEL_FILE, INT8_FILE):  # an earlier export's graphs are never served as this one's
+        (out_dir / name).unlink(missing_ok=True)
     auto_class = AutoModelForSequenceClassification if task == "text-classification" else AutoModelForCausalLM
     model = auto_class.from_pretrained(model_dir).eval()
     if task == "text-classification":

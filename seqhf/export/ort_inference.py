@@ -1,7 +1,7 @@
 """Serve seqhf models exported by `seqhf.export.onnx_export` with ONNX Runtime (no PyTorch model needed).
 
 `OrtTextClassifier(folder)` answers like `pipeline("text-classification", ..., top_k=None)`: one list of
-`{"label", "score"}` per text, highest score first. `OrtCausalLM(folder)` runs the exported decoding
+`{"label", "score"}` per text, highest score first. `OrtCausalLM.from_folder(folder)` runs the exported decoding
 step, carrying the recurrent state (or KV cache) from call to call, and samples text from it.
 """
 
@@ -145,6 +145,10 @@ class OrtCausalLM:
 
     def generate(self, prompt_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None, seed=None):
         """Sample `max_new_tokens` ids after `prompt_ids` (a list of ints; batch 1), yielding each as it comes."""
+        check_sampling(temperature, top_k, top_p)
+        outside = [i for i in prompt_ids if not 0 <= i < self.config.vocab_size]
+        if outside:
+            raise ValueError(f"Prompt ids outside the vocabulary of {self.config.vocab_size}: {outside[:5]}.")
         if not prompt_ids:
             if self.config.bos_token_id is None:
                 raise ValueError("The prompt is empty and the model has no `bos_token_id` to start from.")
@@ -160,6 +164,16 @@ class OrtCausalLM:
                 logits, state = self.step(np.array([ids[-self.window :]]), self.empty_state(1))
             else:
                 logits, state = self.step(np.array([[next_id]]), state)
+
+
+def check_sampling(temperature, top_k, top_p) -> None:
+    """Refuse settings `sample_next` cannot sample with (as `generate_text` refuses them), naming the setting."""
+    if not (np.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a number >= 0 (0: greedy), got {temperature}.")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}.")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}.")
 
 
 def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):

@@ -38,7 +38,7 @@ def encode_prompt(tokenizer, prompt: str) -> torch.Tensor:
     naming them all. An empty prompt gives a (1, 0) tensor: generation then starts from BOS."""
     if not isinstance(prompt, str):
         raise TypeError(f"The prompt must be a string, got {type(prompt).__name__}.")
-    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(prompt, add_special_tokens=False, verbose=False)["input_ids"]  # longer than the positions: windows
     unk = tokenizer.unk_token_id
     if unk is not None and unk in ids:
         unknown = sorted(_unknown_pieces(tokenizer, prompt))

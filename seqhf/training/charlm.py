@@ -209,6 +209,9 @@ def train_charlm(model="lstm", text=None, output_dir="runs/charlm", *, heldout=N
 
     set_seed(seed)
     net = build_model("charlm", preset, tokenizer)
+    positions = getattr(net.config, "max_position_embeddings", None)
+    if positions:  # the saved tokenizer's `truncation=True` then cuts where the model's positions end
+        tokenizer.model_max_length = positions
     args = make_training_args(
         output_dir, preset["train"], task="charlm", max_grad_norm=max_grad_norm, seed=seed, epochs=epochs,
         max_steps=max_steps, quick=quick,
