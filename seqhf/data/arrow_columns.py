@@ -88,6 +88,11 @@ def _is_text(kind) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
+def is_json_column(ds, column: str) -> bool:
+    """Whether datasets read `column` as `Json`: values of mixed kinds (strings and numbers, lists and scalars)."""
+    return type(ds.features[column]).__name__ == "Json"
+
+
 def first_non_string_row(ds, column: str) -> int | None:
     """The first row whose value is not a string (None when every value is one or null). A string column is
     answered from its type alone; datasets' `Json` column (strings mixed with other values) is scanned a batch
@@ -95,7 +100,7 @@ def first_non_string_row(ds, column: str) -> int | None:
     kind = ds.data.schema.field(column).type
     if _is_text(kind):
         return None
-    is_json = type(ds.features[column]).__name__ == "Json"
+    is_json = is_json_column(ds, column)
     offset = 0
     for values in arrow_batches(ds, column):
         if is_json:  # the storage holds each value's JSON text, and only a string's starts with a quote

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .char_text import GUTENBERG_END, GUTENBERG_START, CharSource, encode_into, text_files
-from .file_checks import utf16_problem
+from .file_checks import not_utf8
 
 STREAM_CHUNK = 1 << 22  # characters read at a time (a few tens of MB of temporaries)
 SEPARATOR = "\n\n"  # between files, as load_char_corpus joins them
@@ -41,8 +41,7 @@ def body_span(path) -> tuple[int, int, str]:
                     stop = pos - len(tail) + found.start()
             tail, pos = chunk[-64:], pos + len(chunk)
     except UnicodeDecodeError as err:
-        raise ValueError(utf16_problem(path) or f"{str(path)!r} is not UTF-8 text ({err.reason}): convert it "
-                         "first, e.g. `iconv -f latin1 -t utf-8`.") from err
+        raise ValueError(not_utf8(path, err.reason)) from err  # (its position would be the chunk's)
     start, stop = start or 0, pos if stop is None else stop
     if stop <= start:
         raise ValueError(f"{str(path)!r} holds no text.")

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from datasets import load_dataset
 
-from .file_checks import unreadable, utf16_problem
+from .file_checks import not_utf8, unreadable
 from .sources import is_hub_id
 
 
@@ -175,8 +175,7 @@ def read_char_text(path) -> tuple[str, str]:
         with open(path, encoding="utf-8-sig") as f:
             text = f.read()
     except UnicodeDecodeError as err:
-        raise ValueError(utf16_problem(path) or f"{path!r} is not UTF-8 text ({err.reason} at byte {err.start}): "
-                         "convert it first, e.g. `iconv -f latin1 -t utf-8`.") from err
+        raise ValueError(not_utf8(path, f"{err.reason} at byte {err.start}")) from err
     if ISLAND_EBOOK.search(text[:5000]) and ISLAND_START in text and ISLAND_END in text:
         return read_island_text(path), "gutenberg-1268"
     body, stripped = strip_gutenberg(text)

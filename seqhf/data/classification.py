@@ -25,7 +25,7 @@ from datasets.exceptions import DatasetGenerationError
 
 from .arrow_columns import all_equal, column_max, first_non_string_row, missing_rows, unique_values
 from .errors import DataError
-from .file_checks import unreadable, utf16_problem
+from .file_checks import not_utf8, unreadable
 from .label_values import (
     check_classes_in_train,
     checked_spellings,
@@ -134,8 +134,7 @@ def _list_lines(path):
         with open(path, encoding="utf-8") as f:
             yield from (line.rstrip("\r\n") for line in f if line.strip())
     except UnicodeDecodeError as err:
-        not_utf8 = f"{str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start})."
-        raise DataError(utf16_problem(path) or not_utf8) from err
+        raise DataError(not_utf8(path, f"{err.reason} at byte {err.start}")) from err
 
 
 def _text_list_rows(path: str, stamp: tuple):

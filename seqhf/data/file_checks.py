@@ -42,6 +42,13 @@ def utf16_problem(path) -> str | None:
             f"`iconv -f UTF-16 -t UTF-8 {name} > utf8-{name}`")
 
 
+def not_utf8(path, reason: str) -> str:
+    """The message for a text file that does not decode as UTF-8 (`reason`: the decoder's, with where it failed):
+    the conversion a UTF-16 file needs, else the usual latin-1 one."""
+    return utf16_problem(path) or (f"{str(path)!r} is not UTF-8 text ({reason}): convert it first, e.g. "
+                                   "`iconv -f latin1 -t utf-8`.")
+
+
 def file_problem(path) -> str | None:
     """What makes the data file `path` unreadable (empty, UTF-16 or otherwise not UTF-8, a CSV header without
     rows or with tabs, a JSON line that does not parse), naming the line; None when none of these is found."""

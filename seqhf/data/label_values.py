@@ -9,7 +9,7 @@ from collections import Counter
 import pyarrow as pa
 from datasets import ClassLabel, Dataset, Sequence
 
-from .arrow_columns import unique_values, value_counts
+from .arrow_columns import is_json_column, unique_values, value_counts
 from .errors import DataError
 
 INTEGER = re.compile(r"[+-]?\d+")
@@ -112,7 +112,7 @@ def check_label_kinds(ds, column: str, split: str) -> None:
 def check_one_kind_of_label(ds, column: str, split: str) -> None:
     """Label lists and single labels mixed in one column (datasets reads such a JSON column as `Json`) are refused,
     naming the first row of the rarer kind."""
-    if type(ds.features[column]).__name__ != "Json":
+    if not is_json_column(ds, column):
         return
     values = ds[column]
     is_list = [isinstance(value, list) for value in values]

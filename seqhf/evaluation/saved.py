@@ -10,7 +10,7 @@ import numpy as np
 from datasets import DatasetDict
 
 from ..data.classification import ClassificationData, DataError, load_classification_data, load_raw
-from ..data.file_checks import utf16_problem
+from ..data.file_checks import not_utf8
 from ..inference.saved_folder import check_classifier_config, check_saved_folder
 from .baseline import tfidf_logistic_regression
 from .metrics import classification_metrics
@@ -42,11 +42,11 @@ def data_named_as_the_model(spec: dict, names: list[str], folder) -> Classificat
         raise DataError(f"The dataset's classes {own.label_names} are not the classes of {folder} ({', '.join(names)}): "
                         "pass --label-names to give its sorted labels the model's names in order, if they are the "
                         "same classes.")
-    try:
-        return load_classification_data(**{**spec, "label_names": names})
-    except DataError as err:
+    if len(own.label_names) != len(names):
         raise DataError(f"{folder} has {len(names)} classes ({', '.join(names)}), which name the dataset's labels "
-                        f"unless --label-names is given, and they do not fit this dataset: {err}") from None
+                        f"unless --label-names is given, and they do not fit this dataset: {len(names)} names for "
+                        f"{len(own.label_names)} labels (its sorted labels are {own.label_names}).")
+    return dataclasses.replace(own, label_names=list(names))  # what `label_names=names` gives: the same ids, renamed
 
 
 def has_class_ids(spec: dict) -> bool:
@@ -134,5 +134,4 @@ def read_text(path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
-        raise ValueError(utf16_problem(path) or f"'{path}' is not UTF-8 text ({err.reason} at byte {err.start}): "
-                         "convert it first, e.g. `iconv -f latin1 -t utf-8`.") from err
+        raise ValueError(not_utf8(path, f"{err.reason} at byte {err.start}")) from err

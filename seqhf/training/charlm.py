@@ -26,6 +26,7 @@ from .common import (
     RunClock,
     SetupError,
     build_model,
+    check_run_lengths,
     finish_run,
     make_training_args,
     resume_checkpoint,
@@ -178,12 +179,7 @@ def train_charlm(model="lstm", text=None, output_dir="runs/charlm", *, heldout=N
         raise SetupError(f"--tbptt must be 'windows' or 'stateful', got {tbptt!r}.")
     if tbptt == "stateful" and preset["arch"] != "lstm":
         raise SetupError("--tbptt stateful carries a recurrent state: use it with an LSTM/GRU preset (lstm, book, cpu).")
-    if seq_len <= 0:
-        raise SetupError(f"--seq-len must be positive, got {seq_len}.")
-    if epochs is not None and epochs <= 0:
-        raise SetupError(f"--epochs must be positive, got {epochs}.")
-    if max_steps == 0 or max_steps < -1:
-        raise SetupError(f"--max-steps must be positive (or -1, not set), got {max_steps}.")
+    check_run_lengths(seq_len, epochs, max_steps)
     positions = preset["model"].get("max_position_embeddings")
     if positions is not None and seq_len > positions:
         raise SetupError(f"--seq-len {seq_len} is longer than the model's max_position_embeddings={positions}.")

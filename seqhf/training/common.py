@@ -184,6 +184,16 @@ def build_model(task: str, preset: dict, tokenizer, **config_kwargs):
     return model_class(config)
 
 
+def check_run_lengths(seq_len: int, epochs, max_steps: int) -> None:
+    """A language model's run lengths that cannot train, as SetupError, before anything is read (-1 steps: not set)."""
+    if seq_len <= 0:
+        raise SetupError(f"--seq-len must be positive, got {seq_len}.")
+    if epochs is not None and epochs <= 0:
+        raise SetupError(f"--epochs must be positive, got {epochs}.")
+    if max_steps == 0 or max_steps < -1:
+        raise SetupError(f"--max-steps must be positive (or -1, not set), got {max_steps}.")
+
+
 def resume_checkpoint(output_dir, resume: bool, clock: "RunClock | None" = None, model=None, tokenizer=None):
     """The last complete checkpoint in `output_dir` when resuming (None otherwise); `clock` goes on from its
     time. Newer checkpoints whose save was interrupted (killed, a full disk) are skipped, named and moved

@@ -28,6 +28,7 @@ from .common import (
     RunClock,
     SetupError,
     TimeBudget,
+    check_run_lengths,
     finish_run,
     make_training_args,
     resume_checkpoint,
@@ -176,12 +177,7 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
     seq_len = preset["seq_len"] if seq_len is None else seq_len  # 0 is refused below, not the preset's
     if softmax not in SOFTMAXES:
         raise SetupError(f"--softmax must be one of {SOFTMAXES}, got {softmax!r}.")
-    if seq_len <= 0:
-        raise SetupError(f"--seq-len must be positive, got {seq_len}.")
-    if epochs is not None and epochs <= 0:
-        raise SetupError(f"--epochs must be positive, got {epochs}.")
-    if max_steps == 0 or max_steps < -1:
-        raise SetupError(f"--max-steps must be positive (or -1, not set), got {max_steps}.")
+    check_run_lengths(seq_len, epochs, max_steps)
     train_texts, heldout_texts, parts = lm_texts(dataset, preset, seed)
     tokenizer = build_lm_tokenizer(train_texts, preset)
     train_ids = encode_stream(tokenizer, train_texts)
