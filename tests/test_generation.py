@@ -9,7 +9,7 @@ from contextlib import redirect_stdout
 
 import pytest
 import torch
-from transformers import CompileConfig, DynamicCache, StaticCache, TextStreamer, set_seed
+from transformers import AutoTokenizer, CompileConfig, DynamicCache, StaticCache, TextStreamer, set_seed
 from transformers.cache_utils import LinearAttentionLayer
 
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqTransformerConfig, SeqTransformerForCausalLM
@@ -495,6 +495,20 @@ def test_unknown_characters_become_unk_with_one_warning(tok):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         encode_prompt(tok, "The island")  # no warning for in-vocabulary text
+
+
+def test_a_literal_special_token_in_a_prompt_is_read_as_its_characters(tok, tmp_path):
+    text_ids = [tok.convert_tokens_to_ids(ch) for ch in "The "]
+    tok.save_pretrained(tmp_path)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)  # what pipeline and remote code get
+    for tokenizer in (tok, reloaded):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ids = encode_prompt(tokenizer, "The [BOS][UNK]")[0].tolist()
+        assert ids[:4] == text_ids and len(ids) == 4 + len("[BOS][UNK]")
+        assert tokenizer.bos_token_id not in ids  # as training reads the text: one id a character
+        assert tokenizer("The [PAD]", add_special_tokens=False)["input_ids"][4:] != [tokenizer.pad_token_id]
+        assert len(caught) == 1 and "'['" in str(caught[0].message)  # TEXT has no "[": unknown characters
 
 
 # ---------------------------------------------------------------- CLI

@@ -82,6 +82,8 @@ def build_char_tokenizer(text: str, model_max_length: int = 1_000_000) -> PreTra
 
     `[PAD]`, `[UNK]` and `[BOS]` come after the characters, so the book's ids stay as they are.
     A character not in `text` becomes `[UNK]`. Decoding the ids of in-vocabulary text restores it exactly.
+    A literal "[UNK]" in a text is five characters, as training reads it (`split_special_tokens`, saved with
+    the tokenizer, so `pipeline` and remote code read prompts the same way).
     """
     chars = sorted(set(text))
     if not chars:
@@ -102,6 +104,7 @@ def build_char_tokenizer(text: str, model_max_length: int = 1_000_000) -> PreTra
         model_max_length=model_max_length,
         padding_side="left",  # generation pads on the left
         clean_up_tokenization_spaces=False,
+        split_special_tokens=True,
         model_input_names=["input_ids", "attention_mask"],
     )
 

@@ -82,7 +82,8 @@ def adapt_to_text(model, tokenizer, text: str, *, lr: float, decay: float = 0.0,
     """`adapt` on a string: a copy of `model` that has read `text` by dynamic evaluation, so that what it
     generates next continues in that text's style (its names, its spelling). Characters outside the
     vocabulary are read as `[UNK]`."""
-    ids = torch.tensor(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"], dtype=torch.long)
+    ids = torch.tensor(tokenizer(text, add_special_tokens=False, split_special_tokens=True, verbose=False)["input_ids"],
+                       dtype=torch.long)
     if len(ids) < 2:
         raise ValueError("The text to adapt on needs at least two characters.")
     return adapt(model, ids, lr=lr, decay=decay, segment_len=segment_len)

@@ -35,10 +35,11 @@ def load_generator(model_dir, device=None):
 
 def encode_prompt(tokenizer, prompt: str) -> torch.Tensor:
     """The prompt's ids, (1, length). Characters the vocabulary lacks become `[UNK]`, with one warning
-    naming them all. An empty prompt gives a (1, 0) tensor: generation then starts from BOS."""
+    naming them all. An empty prompt gives a (1, 0) tensor: generation then starts from BOS. A prompt is text:
+    a literal "[UNK]" in it is read as its characters (or words), never as the special token."""
     if not isinstance(prompt, str):
         raise TypeError(f"The prompt must be a string, got {type(prompt).__name__}.")
-    ids = tokenizer(prompt, add_special_tokens=False, verbose=False)["input_ids"]  # longer than the positions: windows
+    ids = tokenizer(prompt, add_special_tokens=False, split_special_tokens=True, verbose=False)["input_ids"]  # longer than the positions: windows
     unk = tokenizer.unk_token_id
     if unk is not None and unk in ids:
         unknown = sorted(_unknown_pieces(tokenizer, prompt))
