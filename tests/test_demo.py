@@ -151,6 +151,15 @@ def test_classify_and_explain_shades_every_word(tmp_path):
     assert max(abs(w) for _, w in spans if w is not None) == pytest.approx(1.0)
 
 
+def test_a_text_too_long_to_explain_is_refused_before_any_work(tmp_path, monkeypatch):
+    from seqhf.demo import page
+
+    model, tok = page.load_classifier(make_classifier_folder(tmp_path / "clf"))
+    monkeypatch.setattr(page, "explain", lambda *a, **k: pytest.fail("explained a text over the limit"))
+    with pytest.raises(ValueError, match=f"up to {page.MAX_EXPLAINED_CHARS:,} characters"):
+        page.classify_and_explain(model, tok, "great " * (page.MAX_EXPLAINED_CHARS // 6 + 1))
+
+
 def test_space_push_dry_run_and_fake_upload(tmp_path, capsys):
     space = tmp_path / "space"
     files = write_space(space, "someone/imdb-lstm", None)
