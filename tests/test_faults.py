@@ -267,7 +267,27 @@ def test_a_model_folder_that_is_missing_or_a_file_is_named_before_the_hub_is_ask
             classify(missing, ["the film was great"])
     with pytest.raises(NotADirectoryError, match="^afile is a file, not a model folder"):
         load_generator("afile")
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     check_saved_folder("someone/tiny-imdb")  # a Hub id passes, for transformers to load
+
+
+def test_a_hub_id_offline_is_refused_unless_the_hub_cache_has_it(tmp_path, monkeypatch):
+    """Offline, `classify("imdb-lstm", ...)` gave transformers' advice about the internet connection."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    for name in ("imdb-lstm", "someone/tiny-imdb"):
+        with pytest.raises(FileNotFoundError, match=rf"^No such folder: {name}; .* not in the Hub cache, and the Hub is offline"):
+            classify(name, ["the film was great"])
+    snapshot = tmp_path / "hub" / "models--someone--tiny-imdb" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "hub" / "models--someone--tiny-imdb" / "refs").mkdir()
+    (tmp_path / "hub" / "models--someone--tiny-imdb" / "refs" / "main").write_text("0" * 40)
+    check_saved_folder("someone/tiny-imdb")  # cached: transformers loads it offline
 
 
 # ------------------------------------------------------------------ a full disk

@@ -101,6 +101,7 @@ def test_a_model_that_is_not_a_folder_here_is_tried_as_a_hub_repo_id_and_named(f
     """generate, evaluate and the demo take a Hub repo id as transformers does; offline (the tests), or for a mistyped
     folder, the failure is one line naming it instead of transformers' OSError traceback."""
     from seqhf.cli.app import main
+    from seqhf.cli.evaluate import loading_from
 
     text = tmp_path / "text.txt"
     text.write_text("The island was far.")
@@ -110,8 +111,13 @@ def test_a_model_that_is_not_a_folder_here_is_tried_as_a_hub_repo_id_and_named(f
                        (["demo", "--classifier", "runs/mistyped"], "runs/mistyped")):
         assert main(args) == 1, args
         message = capsys.readouterr().err
-        assert message.startswith(f"error: '{name}': no such folder here, and loading it as a Hub repo id failed: ")
+        assert message.startswith(f"error: No such folder: {name}; as a Hub model id it is not in the Hub cache, and "
+                                  "the Hub is offline")
         assert message.count("\n") == 1
+    with pytest.raises(ValueError, match=r"^'someone/char-lm': no such folder here, and loading it as a Hub repo id "
+                                         r"failed: We couldn't connect$"):
+        with loading_from("someone/char-lm"):  # online, transformers' error for a repo it cannot reach
+            raise OSError("We couldn't connect\nCheck your internet connection")
     assert main(["generate", missing]) == 1  # a path that cannot be a Hub id: the Hub is not asked
     assert capsys.readouterr().err == f"error: No such folder: {missing} (nor is it a Hub model id).\n"
     assert generate_main(str(folders["lm"]), "--max-new-tokens", "3", "--seed", "0") == 0  # a folder still loads

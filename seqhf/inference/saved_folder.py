@@ -103,16 +103,29 @@ def is_hub_model_id(name: str) -> bool:
     return True
 
 
+def offline_and_not_cached(repo_id: str) -> bool:
+    """Whether the Hub is offline (HF_HUB_OFFLINE) and its cache holds no config.json of `repo_id`, so that
+    transformers could only fail with its message about the connection."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    return constants.HF_HUB_OFFLINE and not isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+
+
 def check_saved_folder(folder) -> None:
     """Raise `IncompleteFolderError` naming the missing, empty or cut files when `folder` is a local folder
     whose save did not finish, `FileNotFoundError` when it is neither a folder nor a Hub id (`./run`, `/a/b`,
-    `a/b/c`) and `NotADirectoryError` for a file; anything else (a whole folder, a Hub id) passes."""
+    `a/b/c`) or a Hub id that the Hub cache lacks while the Hub is offline, and `NotADirectoryError` for a file;
+    anything else (a whole folder, a Hub id) passes."""
     path = Path(str(folder))
     if path.is_file():
         raise NotADirectoryError(f"{folder} is a file, not a model folder.")
     if not path.is_dir():
         if not is_hub_model_id(str(folder)):
             raise FileNotFoundError(f"No such folder: {folder} (nor is it a Hub model id).")
+        if offline_and_not_cached(str(folder)):
+            raise FileNotFoundError(
+                f"No such folder: {folder}; as a Hub model id it is not in the Hub cache, and the Hub is offline "
+                "(HF_HUB_OFFLINE=1): give the path of a saved model folder, or go online once to download it.")
         return
     problems = folder_problems(path)
     if problems:
