@@ -324,6 +324,16 @@ class InductorDecodeStep:
         return torch._inductor.compile(graph, [flat[i] for i in reads], self.options), reads
 
 
+def state_as_parts(state):
+    """A torch RNN layer's state as a tuple of tensors: (h, c) for an LSTM, (h,) for GRU/RNN, () for none."""
+    return () if state is None else state if isinstance(state, tuple) else (state,)
+
+
+def layer_state_from_parts(parts):
+    """The inverse of `state_as_parts`: what a torch RNN layer takes and returns as its state."""
+    return None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
+
+
 def valid_tokens_first(attention_mask):
     """Per row, the time order that puts real tokens first (left or right padding alike)."""
     # Unique keys (padding after every real token, then by position) make a plain argsort stable,
@@ -521,7 +531,7 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
             if i > 0:
                 hidden = self._dropout(self.hidden_dropout, hidden)
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                hidden, state = self._gradient_checkpointing_func(self._run_layer, layer, hidden, layer_state)
+                hidden, state = self._run_layer_checkpointed(layer, hidden, layer_state)
             else:
                 hidden, state = self._run_layer(layer, hidden, layer_state)
             final_states.append(state if isinstance(state, tuple) else (state,))
@@ -569,6 +579,21 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
     def _locked_mask(batch_size, features, p, like):
         shape = (batch_size, features) if like.dim() == 2 else (batch_size, 1, features)
         return like.new_empty(shape).bernoulli_(1 - p) / (1 - p)
+
+    def _run_layer_checkpointed(self, layer, hidden, state):
+        """`_run_layer` under gradient checkpointing, its inputs and outputs passed as plain tensors: torch's reentrant
+        checkpoint (`use_reentrant=True`) tracks only tensor arguments and outputs, so through a PackedSequence (a
+        padded batch) or a state tuple no gradient would reach the recurrent layers and the embeddings."""
+        packed = isinstance(hidden, PackedSequence)
+
+        def run(data, *state_parts):
+            out, new_state = self._run_layer(layer, hidden._replace(data=data) if packed else data,
+                                             layer_state_from_parts(state_parts))
+            return (out.data if packed else out, *state_as_parts(new_state))
+
+        out, *new_state = self._gradient_checkpointing_func(run, hidden.data if packed else hidden,
+                                                            *state_as_parts(state))
+        return hidden._replace(data=out) if packed else out, layer_state_from_parts(new_state)
 
     def _run_layer(self, layer, hidden, state):
         """One recurrent layer. With `weight_dropout` in training, its hidden-to-hidden matrices are
