@@ -477,6 +477,36 @@ def test_empty_prompt_without_bos_is_a_clear_error(tok, kind):
         model.generate(torch.empty(1, 0, dtype=torch.long), max_new_tokens=5)
 
 
+@pytest.mark.parametrize("assisted", [dict(prompt_lookup_num_tokens=2), dict(assistant_model="lstm")])
+def test_assisted_decoding_of_a_recurrent_lm_is_a_clear_error(tok, assisted):
+    # transformers 5.25 no longer reads `_is_stateful`: it failed inside the cache's `crop` with a TypeError.
+    model = tiny_lm(tok)
+    if "assistant_model" in assisted:
+        assisted = dict(assistant_model=tiny_lm(tok, seed=1))
+    with pytest.raises(ValueError, match="cannot take part in assisted decoding.*cannot be rewound"):
+        model.generate(**tok("The", return_tensors="pt"), max_new_tokens=5, do_sample=False, **assisted)
+
+
+def test_a_recurrent_lm_as_assistant_is_a_clear_error(tok):
+    main = tiny_lm(tok, "transformer")
+    with pytest.raises(ValueError, match="SeqLSTMForCausalLM cannot take part in assisted decoding"):
+        main.generate(**tok("The", return_tensors="pt"), max_new_tokens=5, do_sample=False,
+                      assistant_model=tiny_lm(tok))
+
+
+def test_the_recurrent_cache_says_it_cannot_be_cropped(tok):
+    # What transformers reads before rewinding a cache (assisted decoding; deferred stop checks on MPS).
+    out = tiny_lm(tok, "gru")(**tok("The", return_tensors="pt"), use_cache=True)
+    assert returned_cache(out).is_croppable is False
+
+
+def test_generating_attentions_from_a_recurrent_lm_is_a_clear_error(tok):
+    model = tiny_lm(tok)
+    with pytest.raises(ValueError, match="no attention layers.*output_attentions"):
+        model.generate(**tok("The", return_tensors="pt"), max_new_tokens=3, output_attentions=True,
+                       return_dict_in_generate=True)
+
+
 @pytest.mark.parametrize("n", [0, -3])
 def test_non_positive_max_new_tokens_is_a_clear_error(tok, n):
     model = tiny_lm(tok)

@@ -126,6 +126,10 @@ def prepare_recurrent_cache(cache, config):
             f"This cache ({cache!r}) cannot hold the recurrent state of a {config.num_hidden_layers}-layer "
             f"{config.rnn_type.upper()}: build it from the model's config, DynamicCache(config=model.config)."
         )
+    for layer in cache.layers:
+        # transformers' linear-attention layers rewind by their conv states, which this state has none of: saying so
+        # makes assisted decoding refuse the cache with its own message instead of failing inside `crop`.
+        layer.is_croppable = False
     return cache
 
 
@@ -318,6 +322,16 @@ class InductorDecodeStep:
                 graph.graph.erase_node(node)
         graph.recompile()
         return torch._inductor.compile(graph, [flat[i] for i in reads], self.options), reads
+
+
+def state_as_parts(state):
+    """A torch RNN layer's state as a tuple of tensors: (h, c) for an LSTM, (h,) for GRU/RNN, () for none."""
+    return () if state is None else state if isinstance(state, tuple) else (state,)
+
+
+def layer_state_from_parts(parts):
+    """The inverse of `state_as_parts`: what a torch RNN layer takes and returns as its state."""
+    return None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
 
 
 def valid_tokens_first(attention_mask):
@@ -517,7 +531,7 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
             if i > 0:
                 hidden = self._dropout(self.hidden_dropout, hidden)
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                hidden, state = self._gradient_checkpointing_func(self._run_layer, layer, hidden, layer_state)
+                hidden, state = self._run_layer_checkpointed(layer, hidden, layer_state)
             else:
                 hidden, state = self._run_layer(layer, hidden, layer_state)
             final_states.append(state if isinstance(state, tuple) else (state,))
@@ -565,6 +579,21 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
     def _locked_mask(batch_size, features, p, like):
         shape = (batch_size, features) if like.dim() == 2 else (batch_size, 1, features)
         return like.new_empty(shape).bernoulli_(1 - p) / (1 - p)
+
+    def _run_layer_checkpointed(self, layer, hidden, state):
+        """`_run_layer` under gradient checkpointing, its inputs and outputs passed as plain tensors: torch's reentrant
+        checkpoint (`use_reentrant=True`) tracks only tensor arguments and outputs, so through a PackedSequence (a
+        padded batch) or a state tuple no gradient would reach the recurrent layers and the embeddings."""
+        packed = isinstance(hidden, PackedSequence)
+
+        def run(data, *state_parts):
+            out, new_state = self._run_layer(layer, hidden._replace(data=data) if packed else data,
+                                             layer_state_from_parts(state_parts))
+            return (out.data if packed else out, *state_as_parts(new_state))
+
+        out, *new_state = self._gradient_checkpointing_func(run, hidden.data if packed else hidden,
+                                                            *state_as_parts(state))
+        return hidden._replace(data=out) if packed else out, layer_state_from_parts(new_state)
 
     def _run_layer(self, layer, hidden, state):
         """One recurrent layer. With `weight_dropout` in training, its hidden-to-hidden matrices are
@@ -762,6 +791,32 @@ def start_empty_prompts_from_bos(model, inputs, generation_config, kwargs):
     return inputs, {**kwargs, "input_ids": input_ids}
 
 
+ASSISTED_DECODING_OPTIONS = ("assistant_model", "prompt_lookup_num_tokens", "assistant_early_exit")
+
+
+def refuse_generation_options(model, generation_config, kwargs):
+    """A clear error for what generate() cannot do with a recurrent state, where transformers would fail deep inside
+    (a cache `crop`, or reading the output's `attentions`): assisted decoding, as the model or as its assistant, and
+    attentions."""
+    config = generation_config if generation_config is not None else model.generation_config
+
+    def asked(name):
+        return kwargs[name] if kwargs.get(name) is not None else getattr(config, name, None)
+
+    assisted = [name for name in ASSISTED_DECODING_OPTIONS if asked(name) is not None]
+    if assisted or getattr(config, "is_assistant", False):
+        raise ValueError(
+            f"{type(model).__name__} cannot take part in assisted decoding ({', '.join(assisted) or 'as the assistant'}"
+            "): its recurrent state cannot be rewound to drop the draft tokens that are rejected. Generate without an "
+            "assistant model or prompt lookup."
+        )
+    if asked("output_attentions"):
+        raise ValueError(
+            f"{type(model).__name__} has no attention layers, so generate() has no attentions to return: drop "
+            "`output_attentions=True` (hidden states, scores and logits can be returned)."
+        )
+
+
 class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
     """Unidirectional recurrent language model: next-token logits at every position.
 
@@ -778,7 +833,9 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
     """
 
     _tied_weights_keys = {"lm_head.weight": "model.embeddings.weight"}
-    _is_stateful = True  # the state cannot be rewound, so transformers refuses assisted decoding
+    # The state cannot be rewound: transformers before 5.25 refuse assisted decoding for `_is_stateful`; later ones
+    # for a cache that is not `is_croppable` (see `prepare_recurrent_cache`).
+    _is_stateful = True
     # What transformers compiles in generate() (the decode steps, with a static cache) is one graph without breaks
     # or recompilations. Reading a prompt (packing, nn.LSTM) stays eager, as transformers' prefill does.
     _can_compile_fullgraph = True
@@ -982,7 +1039,9 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
 
     def generate(self, inputs=None, generation_config=None, **kwargs):
         """transformers' `generate()`, except that an empty prompt (or an all-padding row of a batch)
-        starts from `bos_token_id` instead of failing, with a clear error when the model has none."""
+        starts from `bos_token_id` instead of failing, with a clear error when the model has none. Assisted decoding
+        and `output_attentions` are refused with a clear error (the state cannot be rewound; there is no attention)."""
+        refuse_generation_options(self, generation_config, kwargs)
         inputs, kwargs = start_empty_prompts_from_bos(self, inputs, generation_config, kwargs)
         # Two threads generating with one model (a demo serving two requests) may set or clear the table under each
         # other: a step without it runs the unfolded cells, which compute the same gates, so the text stays right.
