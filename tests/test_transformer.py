@@ -215,6 +215,42 @@ def test_causal_lm_padding_invariance(side, position_embedding_type):
 # ---------------------------------------------------------------- KV cache and generation
 
 
+@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
+@pytest.mark.parametrize("position_embedding_type", ["sinusoidal", "learned"])
+def test_a_4d_mask_packs_sequences_that_share_a_prefix(attn_implementation, position_embedding_type):
+    """transformers' own common test: three texts that share a prefix, packed into one row with a 4D mask and
+    their positions, give each text's last logits as three separate rows do."""
+    torch.manual_seed(0)
+    config = tiny_config(position_embedding_type=position_embedding_type)
+    model = SeqTransformerForCausalLM(config).double().eval()  # float64: the mask's effect stands far above rounding
+    model.set_attn_implementation(attn_implementation)
+    texts = torch.tensor([[10, 11, 12, 13], [10, 11, 12, 14], [10, 11, 12, 15]])
+    alone = model(texts).logits[:, -1]
+    packed = torch.tensor([[10, 11, 12, 13, 14, 15]])
+    allowed = torch.ones(6, 6, dtype=torch.bool).tril()
+    allowed[4:, 3] = allowed[5, 4] = False  # each ending sees the prefix and itself only
+    positions = torch.tensor([[0, 1, 2, 3, 3, 3]])
+    additive = torch.zeros(6, 6).masked_fill(~allowed, torch.finfo(torch.float32).min)
+    for mask in (allowed, additive, additive.masked_fill(~allowed, float("-inf"))):
+        logits = model(packed, attention_mask=mask[None, None], position_ids=positions).logits
+        torch.testing.assert_close(logits[0, -3:], alone, rtol=1e-9, atol=1e-9)
+    assert not torch.allclose(model(packed, position_ids=positions).logits[0, -3:], alone, atol=1e-6)  # the mask counts
+
+
+def test_a_4d_mask_that_cannot_work_is_named():
+    model = SeqTransformerForCausalLM(tiny_config()).eval()
+    ids = torch.tensor([[1, 2, 3]])
+    causal = torch.ones(3, 3, dtype=torch.bool).tril()[None, None]
+    for mask, message in ((causal[:, :, :2], r"must be \(batch, 1 or heads, query, key\)"),
+                          (causal.long(), "boolean .* or an additive float"),
+                          (causal.float() - 5.0, "only 0 .* other biases"),
+                          (causal & False, "a query that attends to no key")):
+        with pytest.raises(ValueError, match=message):
+            model(ids, attention_mask=mask)
+    with pytest.raises(ValueError, match="a 4D mask is for the base model and the LM"):
+        SeqTransformerForSequenceClassification(tiny_config()).eval()(ids, attention_mask=causal)
+
+
 def test_incremental_decoding_with_cache_matches_full_forward():
     torch.manual_seed(0)
     model = SeqTransformerForCausalLM(tiny_config()).eval()

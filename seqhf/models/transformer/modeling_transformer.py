@@ -262,7 +262,9 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
             raise ValueError(
                 f"Input length {past_length + seq_len}{what} exceeds max_position_embeddings={max_positions}. {fix}"
             )
-        if attention_mask is not None:
+        if attention_mask is not None and attention_mask.dim() == 4:
+            check_4d_mask(attention_mask, batch_size, self.config.num_attention_heads, seq_len, past_length, kv_len)
+        elif attention_mask is not None:
             # Also accepted with a static cache: a mask over all its slots (what generate() hands a compiled step).
             shape = tuple(attention_mask.shape)
             widths = (past_length + seq_len,) if kv_len is None else (past_length + seq_len, kv_len)
@@ -287,6 +289,9 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
         must stay hidden. `attention_mask` covers the cached and new tokens, or all `kv_len` slots."""
         filled = past_length + seq_len
         kv_len = filled if kv_len is None else kv_len
+        if attention_mask is not None and attention_mask.dim() == 4:  # the caller's own (batch, heads, query, key) mask
+            allowed = attention_mask if attention_mask.dtype == torch.bool else attention_mask == 0
+            return F.pad(allowed, (0, kv_len - allowed.shape[-1])), False  # unfilled static slots: hidden
         if torch.is_tensor(past_length):
             # A static cache counts its tokens in a tensor, so that a compiled decoding step is one graph for every
             # position: the mask is computed from it, without branching on its value.
@@ -355,9 +360,10 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
         if inputs_embeds is None:
             inputs_embeds = self.embeddings(input_ids)
         seq_len = inputs_embeds.shape[1]
-        if attention_mask is not None and not torch.compiler.is_compiling() and bool(attention_mask.all()):
+        custom_mask = attention_mask is not None and attention_mask.dim() == 4  # its positions are the caller's to give
+        if attention_mask is not None and not custom_mask and not torch.compiler.is_compiling() and bool(attention_mask.all()):
             attention_mask = None  # no padding: take the fast path
-        if position_ids is None and attention_mask is not None:
+        if position_ids is None and attention_mask is not None and not custom_mask:
             # Positions count real tokens only, so a left-padded row gets the positions it has alone.
             steps = past_length + torch.arange(seq_len, device=attention_mask.device)
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0).index_select(1, steps)
@@ -400,6 +406,27 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
 
 
 # Copied from seqhf.models.lstm.modeling_lstm.read_empty_texts_as_pad; change both together.
+def check_4d_mask(mask, batch_size, num_heads, seq_len, past_length, kv_len):
+    """A custom (batch, 1 or heads, query, key) mask, as transformers' decoders take it (packed sequences, shared
+    prefixes): boolean (True attends) or additive float (0 attends, -inf or the dtype's minimum does not). Every
+    query must attend to some key, or its attention would be NaN."""
+    keys = (past_length + seq_len,) if kv_len is None else (past_length + seq_len, kv_len)
+    shape = tuple(mask.shape)
+    if shape[0] != batch_size or shape[1] not in (1, num_heads) or shape[2] != seq_len or shape[3] not in keys:
+        raise ValueError(f"A 4D `attention_mask` must be (batch, 1 or heads, query, key) = ({batch_size}, 1 or "
+                         f"{num_heads}, {seq_len}, {past_length + seq_len}), got {shape}.")
+    if mask.dtype != torch.bool:
+        if not mask.is_floating_point():
+            raise ValueError("A 4D `attention_mask` is boolean (True attends) or an additive float mask (0 attends, "
+                             f"-inf or the dtype's minimum does not), got {mask.dtype}.")
+        if not bool(((mask == 0) | (mask <= torch.finfo(mask.dtype).min)).all()):
+            raise ValueError("A float 4D `attention_mask` may hold only 0 (attend) and -inf or the dtype's minimum "
+                             "(do not attend): other biases are not supported.")
+    allowed = mask if mask.dtype == torch.bool else mask == 0
+    if not bool(allowed.any(dim=-1).all()):
+        raise ValueError("A 4D `attention_mask` has a query that attends to no key: every query needs one.")
+
+
 def read_empty_texts_as_pad(input_ids, attention_mask, pad_token_id):
     """A classifier reads an empty text (a row without a real token) as a single `[PAD]` token, so it gets
     the model's answer to "nothing" and the rest of its batch is classified as usual."""
@@ -483,6 +510,9 @@ class SeqTransformerForSequenceClassification(SeqTransformerPreTrainedModel):
         **kwargs,
     ):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if attention_mask is not None and attention_mask.dim() != 2:
+            raise ValueError(f"The classifier pools each text over a (batch, seq) `attention_mask`, got shape "
+                             f"{tuple(attention_mask.shape)}: a 4D mask is for the base model and the LM.")
         if labels is not None:
             infer_problem_type(self.config, labels)
         input_ids, attention_mask = read_empty_texts_as_pad(input_ids, attention_mask, self.config.pad_token_id)
