@@ -452,6 +452,11 @@ def smoothed_log_scores(logits, config):
 class SeqTransformerForSequenceClassification(SeqTransformerPreTrainedModel):
     """Bidirectional Transformer encoder, mean or [CLS] pooling, and a linear classifier."""
 
+    # The loss is a mean over the batch (transformers' classification loss ignores `num_items_in_batch`), so the
+    # Trainer must divide it by the gradient-accumulation steps itself, as for a model whose forward takes no
+    # loss kwargs; otherwise accumulating k batches would sum k means (k times the loss and the gradients).
+    accepts_loss_kwargs = False
+
     def __init__(self, config: SeqTransformerConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
