@@ -329,3 +329,18 @@ def test_classifier_gradient_accumulation_in_a_plain_trainer_matches_one_big_bat
     accumulated_loss, accumulated_weights = trained(4, 2)
     assert accumulated_loss == pytest.approx(big_loss, rel=1e-5)
     torch.testing.assert_close(accumulated_weights, big_weights)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_trainer_label_smoothing_scores_an_lm_against_the_next_token(tmp_path, family):
+    """`label_smoothing_factor` makes the Trainer compute the loss itself; it shifts an LM's labels only for a class
+    named in transformers' causal-LM table, else each position would be scored against its own token."""
+    from transformers import Trainer, TrainingArguments
+    from transformers.trainer_pt_utils import LabelSmoother
+
+    model = trained_lm(family)
+    args = TrainingArguments(output_dir=str(tmp_path), label_smoothing_factor=0.1, use_cpu=True, report_to=[])
+    with torch.no_grad():
+        loss = Trainer(model=model, args=args).compute_loss(model, {"input_ids": TEXT, "labels": TEXT.clone()})
+        expected = LabelSmoother(0.1)({"logits": model(TEXT).logits}, TEXT, shift_labels=True)
+    torch.testing.assert_close(loss, expected)

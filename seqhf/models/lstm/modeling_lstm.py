@@ -16,6 +16,7 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache, LinearAttentionCacheLayerMixin, LinearAttentionLayer
 from transformers.modeling_outputs import CausalLMOutputWithPast, SequenceClassifierOutput
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 from transformers.utils import ModelOutput
 
 from .configuration_lstm import SeqLSTMConfig
@@ -1057,6 +1058,12 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
         model_kwargs["cache"] = cache
         model_kwargs["attention_mask"] = None
         return model_kwargs
+
+
+# transformers' Trainer shifts the labels for its label smoother (`label_smoothing_factor`) only for a model whose class
+# its table of causal LMs names; unnamed, the smoothed loss would score each position against its own token instead
+# of the next one. Named here, not in `seqhf.register_auto_classes`, so that remote code (without seqhf) is named too.
+MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.setdefault(SeqLSTMConfig.model_type, "SeqLSTMForCausalLM")
 
 
 __all__ = [

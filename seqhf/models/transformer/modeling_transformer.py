@@ -23,6 +23,7 @@ from transformers.modeling_outputs import (
     SequenceClassifierOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 from transformers.utils import logging
 
 from .configuration_transformer import SeqTransformerConfig
@@ -697,6 +698,12 @@ class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
                 # It warns that generating past max_position_embeddings may fail; here the window slides.
                 criterion.max_position_embeddings = None
         return criteria
+
+
+# transformers' Trainer shifts the labels for its label smoother (`label_smoothing_factor`) only for a model whose class
+# its table of causal LMs names; unnamed, the smoothed loss would score each position against its own token instead
+# of the next one. Named here, not in `seqhf.register_auto_classes`, so that remote code (without seqhf) is named too.
+MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.setdefault(SeqTransformerConfig.model_type, "SeqTransformerForCausalLM")
 
 
 __all__ = [
