@@ -926,6 +926,18 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
             and len(cache.layers) > 0
             and isinstance(cache.layers[0], LinearAttentionCacheLayerMixin)
             and cache_is_filled(cache)
+            and self._reads_plain_modules()
+        )
+
+    def _reads_plain_modules(self):
+        """Whether the embedding, the recurrent layers and the LM head are torch's own modules, whose weights the decode
+        step reads directly. One wrapped or replaced (a PEFT adapter, a dynamically quantized layer) has weights of its
+        own making: the step would skip them, or find none, so the model reads each token through its modules instead."""
+        rnn_class = RNN_CLASSES[self.config.rnn_type]
+        return (
+            type(self.model.embeddings) is nn.Embedding
+            and type(self.lm_head) is nn.Linear
+            and all(type(layer) is rnn_class for layer in self.model.layers)  # a parametrized layer has its own class
         )
 
     def _decode_step(self, input_ids, cache, return_dict, step=None):
@@ -1002,9 +1014,12 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
     def _fold_for_generation(self):
         """The first layer's input projection folded into a (vocab, gates) table for one generate() call, or None
         where the table would hold more numbers than the layer's own weights (a word-level vocabulary: vocab above
-        embedding + hidden size). Decoding is memory-bound: at the book's char LSTM (vocab 80, embedding 256,
-        hidden 512) a step then reads 4 of its 6 MB of weights. Built per call, so it never outlives the weights
-        it was built from (training, loading or editing them between calls)."""
+        embedding + hidden size) or where the modules are not torch's own (`_reads_plain_modules`). Decoding is
+        memory-bound: at the book's char LSTM (vocab 80, embedding 256, hidden 512) a step then reads 4 of its 6 MB
+        of weights. Built per call, so it never outlives the weights it was built from (training, loading or editing
+        them between calls)."""
+        if not self._reads_plain_modules():
+            return None
         embedding_weight = self.model.embeddings.weight
         if embedding_weight.shape[0] > embedding_weight.shape[1] + self.config.hidden_size:
             return None
