@@ -321,6 +321,12 @@ class InductorDecodeStep:
         return torch._inductor.compile(graph, [flat[i] for i in reads], self.options), reads
 
 
+def is_exporting():
+    """Whether torch.export is tracing the model (`torch.compiler.is_exporting`, which older torch releases lack)."""
+    exporting = getattr(torch.compiler, "is_exporting", None)
+    return exporting is not None and exporting()
+
+
 def valid_tokens_first(attention_mask):
     """Per row, the time order that puts real tokens first (left or right padding alike)."""
     # Unique keys (padding after every real token, then by position) make a plain argsort stable,
@@ -444,8 +450,9 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
         if input_ids is not None:
             if input_ids.dim() != 2:
                 raise ValueError(f"`input_ids` must be (batch, seq), got shape {tuple(input_ids.shape)}.")
-            # On an accelerator the range check costs a host sync, which a training step should not pay.
-            checked = input_ids.device.type == "cpu" or not self.training
+            # On an accelerator the range check costs a host sync, which a training step should not pay. In a compiled
+            # graph or an export, reading the values would break the graph (torch.export fails on it).
+            checked = (input_ids.device.type == "cpu" or not self.training) and not torch.compiler.is_compiling()
             if checked and input_ids.numel():
                 low, high = int(input_ids.min()), int(input_ids.max())
                 if low < 0 or high >= self.config.vocab_size:
@@ -459,7 +466,13 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
         if attention_mask is not None:
             if tuple(attention_mask.shape) != tuple(shape):
                 raise ValueError(f"`attention_mask` shape {tuple(attention_mask.shape)} != input shape {tuple(shape)}.")
-            if not bool(attention_mask.any(dim=1).all()):
+            if is_exporting():
+                raise ValueError(
+                    "torch.export cannot trace how the recurrent layers read a padded batch (a PackedSequence, whose "
+                    "lengths are data): export the model without `attention_mask`, for batches without padding, or "
+                    "export it to ONNX (`seqhf export`), whose graph takes the mask."
+                )
+            if not torch.compiler.is_compiling() and not bool(attention_mask.any(dim=1).all()):
                 raise ValueError("Some rows of `attention_mask` are all zeros: every sequence needs a real token.")
 
     def _split_state(self, initial_state):
