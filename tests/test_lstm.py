@@ -352,10 +352,13 @@ print(m(torch.tensor([[1, 2, 3]])).logits.shape)
     assert "torch.Size([1, 3, 23])" in run_without_seqhf(code, cwd=tmp_path)
 
 
+@pytest.mark.parametrize("reentrant", [None, True])
 @pytest.mark.parametrize("overrides", [dict(), dict(rnn_type="gru", bidirectional=True, weight_dropout=0.3)])
-def test_gradient_checkpointing_gives_the_same_gradients(overrides):
+def test_gradient_checkpointing_gives_the_same_gradients(overrides, reentrant):
     """`gradient_checkpointing_enable()` (or Trainer's `gradient_checkpointing=True`) recomputes each recurrent
-    layer in the backward pass: the same loss and gradients, weight dropout's masks included."""
+    layer in the backward pass: the same loss and gradients, weight dropout's masks included. With
+    `use_reentrant=True` (PEFT's `prepare_model_for_kbit_training` asks for it) the gradients once stopped at the
+    packed sequences of a padded batch."""
     config = tiny_config(num_hidden_layers=2, hidden_dropout=0.2, num_labels=3, **overrides)
     ids, mask = padded_batch(ROWS, "right")
     labels = torch.tensor([0, 2, 1][: len(ROWS)])
@@ -365,7 +368,8 @@ def test_gradient_checkpointing_gives_the_same_gradients(overrides):
         model = SeqLSTMForSequenceClassification(config).train()
         if checkpointing:
             # (transformers 5.25 renamed it `activation_checkpointing_enable`; Trainer calls whichever it has)
-            getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
+            checkpointing_kwargs = None if reentrant is None else {"use_reentrant": reentrant}
+            getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)(checkpointing_kwargs)
             assert model.model.gradient_checkpointing
         torch.manual_seed(1)
         loss = model(ids, attention_mask=mask, labels=labels).loss

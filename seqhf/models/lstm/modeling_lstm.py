@@ -531,7 +531,7 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
             if i > 0:
                 hidden = self._dropout(self.hidden_dropout, hidden)
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                hidden, state = self._gradient_checkpointing_func(self._run_layer, layer, hidden, layer_state)
+                hidden, state = self._run_layer_checkpointed(layer, hidden, layer_state)
             else:
                 hidden, state = self._run_layer(layer, hidden, layer_state)
             final_states.append(state if isinstance(state, tuple) else (state,))
@@ -579,6 +579,23 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
     def _locked_mask(batch_size, features, p, like):
         shape = (batch_size, features) if like.dim() == 2 else (batch_size, 1, features)
         return like.new_empty(shape).bernoulli_(1 - p) / (1 - p)
+
+    def _run_layer_checkpointed(self, layer, hidden, state):
+        """`_run_layer` recomputed in the backward pass, every tensor in and out passed on its own: the reentrant
+        checkpoint (`use_reentrant=True`) carries gradients through tensor arguments and results only, not through
+        those inside a PackedSequence or a state tuple."""
+        packed = isinstance(hidden, PackedSequence)
+        states = () if state is None else state if isinstance(state, tuple) else (state,)
+
+        def run(data, *states):
+            layer_state = None if not states else states if len(states) > 1 else states[0]
+            output, new_state = self._run_layer(layer, hidden._replace(data=data) if packed else data, layer_state)
+            return (output.data if packed else output, *(new_state if isinstance(new_state, tuple) else (new_state,)))
+
+        data, *new_state = self._gradient_checkpointing_func(run, hidden.data if packed else hidden, *states)
+        # A recurrent layer's packed output keeps its input's batch sizes and orders.
+        output = hidden._replace(data=data) if packed else data
+        return output, tuple(new_state) if len(new_state) > 1 else new_state[0]
 
     def _run_layer(self, layer, hidden, state):
         """One recurrent layer. With `weight_dropout` in training, its hidden-to-hidden matrices are
