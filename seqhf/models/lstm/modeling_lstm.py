@@ -961,13 +961,17 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
 
     def _reads_plain_modules(self):
         """Whether the embedding, the recurrent layers and the LM head are torch's own modules, whose weights the decode
-        step reads directly. One wrapped or replaced (a PEFT adapter, a dynamically quantized layer) has weights of its
-        own making: the step would skip them, or find none, so the model reads each token through its modules instead."""
+        step (and the folded table) read directly. One wrapped or replaced (a PEFT adapter, a dynamically quantized
+        layer) has weights of its own making, and accelerate's hooks (`device_map` with offloading or several devices)
+        load or move weights only when a module's forward runs: the step would skip them, find none or read them on
+        the meta device, so the model reads each token through its modules instead."""
         rnn_class = RNN_CLASSES[self.config.rnn_type]
+        modules = (self, self.model, self.model.embeddings, self.lm_head, *self.model.layers)
         return (
             type(self.model.embeddings) is nn.Embedding
             and type(self.lm_head) is nn.Linear
             and all(type(layer) is rnn_class for layer in self.model.layers)  # a parametrized layer has its own class
+            and not any(hasattr(module, "_hf_hook") for module in modules)
         )
 
     def _decode_step(self, input_ids, cache, return_dict, step=None):
