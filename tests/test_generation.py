@@ -174,6 +174,40 @@ def test_a_word_level_vocabulary_is_not_folded(tok):
     assert tiny_lm(tok, "lstm")._fold_for_generation() is not None
 
 
+class _ShiftedHead(torch.nn.Module):
+    """An LM head wrapped as PEFT's LoRA wraps one: the base layer's `weight` is still there, the output is not its."""
+
+    def __init__(self, base):
+        super().__init__()
+        self.base_layer, self.weight, self.bias = base, base.weight, base.bias
+        self.shift = torch.nn.Parameter(torch.linspace(-3.0, 3.0, base.out_features))
+
+    def forward(self, hidden):
+        return self.base_layer(hidden) + self.shift
+
+
+@pytest.mark.parametrize("change", ["wrapped head", "quantized", "offloaded layers", "offloaded model"])
+def test_wrapped_quantized_or_offloaded_modules_decode_through_their_own_forward(tok, change, tmp_path):
+    """The decode step reads the torch modules' weights directly: a wrapped head (a PEFT adapter) was skipped after the
+    first token, a dynamically quantized LSTM, which has no such weights, failed, and so did weights that accelerate's
+    hooks load from disk only when a module's forward runs (`device_map` with offloading)."""
+    model = tiny_lm(tok, "lstm")
+    enc = batch(tok)
+    expected = model.generate(**enc, **GREEDY)
+    if change == "wrapped head":
+        model.lm_head = _ShiftedHead(model.lm_head)
+        expected = model.generate(**enc, **GREEDY, use_cache=False)
+    elif change == "quantized":
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
+        expected = model.generate(**enc, **GREEDY, use_cache=False)
+    else:
+        model.save_pretrained(tmp_path / "lm")
+        device_map = {"model.embeddings": "cpu", "model.layers": "disk", "lm_head": "cpu"}
+        model = SeqLSTMForCausalLM.from_pretrained(tmp_path / "lm", offload_folder=tmp_path / "offload",
+                                                   device_map=device_map if change == "offloaded layers" else {"": "disk"})
+    assert torch.equal(model.generate(**enc, **GREEDY), expected)
+
+
 def test_a_word_lms_continuation_is_spaced_from_its_prompt():
     """`seqhf generate` prints the prompt and then generate_text's text: a word LM's first word must not stick to the
     prompt's last word (decoded alone, the new words have no space before them)."""

@@ -383,3 +383,18 @@ def test_gradient_checkpointing_gives_the_same_gradients(overrides, reentrant):
     assert len(checkpointed_grads) == len(grads)
     for checkpointed, plain in zip(checkpointed_grads, grads):
         torch.testing.assert_close(checkpointed, plain)
+
+
+def test_torch_export_of_the_classifier_without_padding_and_a_clear_error_with_it():
+    """torch.export failed deep in torch on the ids' range check; a padded batch (packed sequences) cannot be exported
+    by torch, which is now said."""
+    torch.manual_seed(0)
+    model = SeqLSTMForSequenceClassification(
+        SeqLSTMConfig(vocab_size=20, embedding_size=8, hidden_size=8, num_labels=3, bidirectional=True)
+    ).eval()
+    ids = torch.tensor([[3, 4, 5, 6], [7, 8, 9, 1]])
+    exported = torch.export.export(model, (), {"input_ids": ids}, dynamic_shapes={"input_ids": {0: torch.export.Dim("batch")}})
+    other = torch.tensor([[5, 6, 7, 8], [1, 2, 3, 4], [9, 9, 9, 9]])
+    torch.testing.assert_close(exported.module()(input_ids=other).logits, model(other).logits)
+    with pytest.raises(ValueError, match="torch.export cannot trace how the recurrent layers read a padded batch"):
+        torch.export.export(model, (), {"input_ids": ids, "attention_mask": torch.ones_like(ids)})

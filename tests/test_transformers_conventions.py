@@ -304,3 +304,43 @@ def test_functions_copied_between_the_two_modeling_files_are_the_same():
     assert {"read_empty_texts_as_pad", "infer_problem_type", "smoothed_log_scores", "start_empty_prompts_from_bos"} <= set(copied)
     for name in copied:
         assert inspect.getsource(getattr(modeling_lstm, name)) == inspect.getsource(getattr(modeling_transformer, name)), name
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_classifier_gradient_accumulation_in_a_plain_trainer_matches_one_big_batch(tmp_path, family):
+    """A classifier's loss is a batch mean: the Trainer must scale it for accumulation, so 2 x 4 texts step as 8."""
+    from transformers import Trainer, TrainingArguments
+
+    rows = [{"input_ids": torch.tensor([1 + i, 2 + i, 3 + 2 * i]), "labels": torch.tensor(i % 3)} for i in range(8)]
+
+    def trained(batch_size, accumulation):
+        torch.manual_seed(0)
+        model = CLASSES[family][2](config_of(family, num_labels=3))
+        args = TrainingArguments(
+            output_dir=str(tmp_path / f"{batch_size}"), per_device_train_batch_size=batch_size,
+            gradient_accumulation_steps=accumulation, num_train_epochs=1, optim="sgd", learning_rate=1.0,
+            lr_scheduler_type="constant", max_grad_norm=0, train_sampling_strategy="sequential", use_cpu=True,
+            report_to=[], save_strategy="no", disable_tqdm=True,
+        )
+        loss = Trainer(model=model, args=args, train_dataset=rows).train().training_loss
+        return loss, torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    big_loss, big_weights = trained(8, 1)
+    accumulated_loss, accumulated_weights = trained(4, 2)
+    assert accumulated_loss == pytest.approx(big_loss, rel=1e-5)
+    torch.testing.assert_close(accumulated_weights, big_weights)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_trainer_label_smoothing_scores_an_lm_against_the_next_token(tmp_path, family):
+    """`label_smoothing_factor` makes the Trainer compute the loss itself; it shifts an LM's labels only for a class
+    named in transformers' causal-LM table, else each position would be scored against its own token."""
+    from transformers import Trainer, TrainingArguments
+    from transformers.trainer_pt_utils import LabelSmoother
+
+    model = trained_lm(family)
+    args = TrainingArguments(output_dir=str(tmp_path), label_smoothing_factor=0.1, use_cpu=True, report_to=[])
+    with torch.no_grad():
+        loss = Trainer(model=model, args=args).compute_loss(model, {"input_ids": TEXT, "labels": TEXT.clone()})
+        expected = LabelSmoother(0.1)({"logits": model(TEXT).logits}, TEXT, shift_labels=True)
+    torch.testing.assert_close(loss, expected)

@@ -16,6 +16,7 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache, LinearAttentionCacheLayerMixin, LinearAttentionLayer
 from transformers.modeling_outputs import CausalLMOutputWithPast, SequenceClassifierOutput
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 from transformers.utils import ModelOutput
 
 from .configuration_lstm import SeqLSTMConfig
@@ -334,6 +335,12 @@ def layer_state_from_parts(parts):
     return None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
 
 
+def is_exporting():
+    """Whether torch.export is tracing the model (`torch.compiler.is_exporting`, which older torch releases lack)."""
+    exporting = getattr(torch.compiler, "is_exporting", None)
+    return exporting is not None and exporting()
+
+
 def valid_tokens_first(attention_mask):
     """Per row, the time order that puts real tokens first (left or right padding alike)."""
     # Unique keys (padding after every real token, then by position) make a plain argsort stable,
@@ -457,8 +464,9 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
         if input_ids is not None:
             if input_ids.dim() != 2:
                 raise ValueError(f"`input_ids` must be (batch, seq), got shape {tuple(input_ids.shape)}.")
-            # On an accelerator the range check costs a host sync, which a training step should not pay.
-            checked = input_ids.device.type == "cpu" or not self.training
+            # On an accelerator the range check costs a host sync, which a training step should not pay. In a compiled
+            # graph or an export, reading the values would break the graph (torch.export fails on it).
+            checked = (input_ids.device.type == "cpu" or not self.training) and not torch.compiler.is_compiling()
             if checked and input_ids.numel():
                 low, high = int(input_ids.min()), int(input_ids.max())
                 if low < 0 or high >= self.config.vocab_size:
@@ -472,7 +480,13 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
         if attention_mask is not None:
             if tuple(attention_mask.shape) != tuple(shape):
                 raise ValueError(f"`attention_mask` shape {tuple(attention_mask.shape)} != input shape {tuple(shape)}.")
-            if not bool(attention_mask.any(dim=1).all()):
+            if is_exporting():
+                raise ValueError(
+                    "torch.export cannot trace how the recurrent layers read a padded batch (a PackedSequence, whose "
+                    "lengths are data): export the model without `attention_mask`, for batches without padding, or "
+                    "export it to ONNX (`seqhf export`), whose graph takes the mask."
+                )
+            if not torch.compiler.is_compiling() and not bool(attention_mask.any(dim=1).all()):
                 raise ValueError("Some rows of `attention_mask` are all zeros: every sequence needs a real token.")
 
     def _split_state(self, initial_state):
@@ -662,6 +676,11 @@ def smoothed_log_scores(logits, config):
 
 class SeqLSTMForSequenceClassification(SeqLSTMPreTrainedModel):
     """Recurrent encoder, a pooling of its outputs, and a (optionally two-layer) classifier."""
+
+    # The loss is a mean over the batch (transformers' classification loss ignores `num_items_in_batch`), so the
+    # Trainer must divide it by the gradient-accumulation steps itself, as for a model whose forward takes no
+    # loss kwargs; otherwise accumulating k batches would sum k means (k times the loss and the gradients).
+    accepts_loss_kwargs = False
 
     def __init__(self, config: SeqLSTMConfig):
         super().__init__(config)
@@ -977,6 +996,22 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
             and len(cache.layers) > 0
             and isinstance(cache.layers[0], LinearAttentionCacheLayerMixin)
             and cache_is_filled(cache)
+            and self._reads_plain_modules()
+        )
+
+    def _reads_plain_modules(self):
+        """Whether the embedding, the recurrent layers and the LM head are torch's own modules, whose weights the decode
+        step (and the folded table) read directly. One wrapped or replaced (a PEFT adapter, a dynamically quantized
+        layer) has weights of its own making, and accelerate's hooks (`device_map` with offloading or several devices)
+        load or move weights only when a module's forward runs: the step would skip them, find none or read them on
+        the meta device, so the model reads each token through its modules instead."""
+        rnn_class = RNN_CLASSES[self.config.rnn_type]
+        modules = (self, self.model, self.model.embeddings, self.lm_head, *self.model.layers)
+        return (
+            type(self.model.embeddings) is nn.Embedding
+            and type(self.lm_head) is nn.Linear
+            and all(type(layer) is rnn_class for layer in self.model.layers)  # a parametrized layer has its own class
+            and not any(hasattr(module, "_hf_hook") for module in modules)
         )
 
     def _decode_step(self, input_ids, cache, return_dict, step=None):
@@ -1055,9 +1090,12 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
     def _fold_for_generation(self):
         """The first layer's input projection folded into a (vocab, gates) table for one generate() call, or None
         where the table would hold more numbers than the layer's own weights (a word-level vocabulary: vocab above
-        embedding + hidden size). Decoding is memory-bound: at the book's char LSTM (vocab 80, embedding 256,
-        hidden 512) a step then reads 4 of its 6 MB of weights. Built per call, so it never outlives the weights
-        it was built from (training, loading or editing them between calls)."""
+        embedding + hidden size) or where the modules are not torch's own (`_reads_plain_modules`). Decoding is
+        memory-bound: at the book's char LSTM (vocab 80, embedding 256, hidden 512) a step then reads 4 of its 6 MB
+        of weights. Built per call, so it never outlives the weights it was built from (training, loading or editing
+        them between calls)."""
+        if not self._reads_plain_modules():
+            return None
         embedding_weight = self.model.embeddings.weight
         if embedding_weight.shape[0] > embedding_weight.shape[1] + self.config.hidden_size:
             return None
@@ -1111,6 +1149,12 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
         model_kwargs["cache"] = cache
         model_kwargs["attention_mask"] = None
         return model_kwargs
+
+
+# transformers' Trainer shifts the labels for its label smoother (`label_smoothing_factor`) only for a model whose class
+# its table of causal LMs names; unnamed, the smoothed loss would score each position against its own token instead
+# of the next one. Named here, not in `seqhf.register_auto_classes`, so that remote code (without seqhf) is named too.
+MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.setdefault(SeqLSTMConfig.model_type, "SeqLSTMForCausalLM")
 
 
 __all__ = [

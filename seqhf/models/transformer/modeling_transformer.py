@@ -23,6 +23,7 @@ from transformers.modeling_outputs import (
     SequenceClassifierOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 from transformers.utils import logging
 
 from .configuration_transformer import SeqTransformerConfig
@@ -479,6 +480,11 @@ def smoothed_log_scores(logits, config):
 class SeqTransformerForSequenceClassification(SeqTransformerPreTrainedModel):
     """Bidirectional Transformer encoder, mean or [CLS] pooling, and a linear classifier."""
 
+    # The loss is a mean over the batch (transformers' classification loss ignores `num_items_in_batch`), so the
+    # Trainer must divide it by the gradient-accumulation steps itself, as for a model whose forward takes no
+    # loss kwargs; otherwise accumulating k batches would sum k means (k times the loss and the gradients).
+    accepts_loss_kwargs = False
+
     def __init__(self, config: SeqTransformerConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
@@ -722,6 +728,12 @@ class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
                 # It warns that generating past max_position_embeddings may fail; here the window slides.
                 criterion.max_position_embeddings = None
         return criteria
+
+
+# transformers' Trainer shifts the labels for its label smoother (`label_smoothing_factor`) only for a model whose class
+# its table of causal LMs names; unnamed, the smoothed loss would score each position against its own token instead
+# of the next one. Named here, not in `seqhf.register_auto_classes`, so that remote code (without seqhf) is named too.
+MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.setdefault(SeqTransformerConfig.model_type, "SeqTransformerForCausalLM")
 
 
 __all__ = [
