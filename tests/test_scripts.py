@@ -226,6 +226,31 @@ def test_evaluate_names_a_datasets_classes_as_the_model_does(folders, tmp_path, 
     assert "is incomplete" in capsys.readouterr().err
 
 
+def test_evaluate_label_names_give_integer_labels_in_another_order_the_models_classes(folders, tmp_path, capsys):
+    """docs/cli.md: `--label-names` when the dataset's labels are numbers in another order. Naming them so was
+    refused ("classes ['LABEL_1', 'LABEL_0'] are not the model's"): they are now put in the model's order."""
+    import json
+
+    from seqhf.cli.app import main
+    from seqhf.evaluation.saved import evaluate_classifier
+
+    def write(name, labels):
+        rows = ["text,label"] + [f"{'the island' if i % 2 else 'a ship at sea'} {i},{labels[i % 2]}" for i in range(120)]
+        (tmp_path / f"{name}.csv").write_text("\n".join(rows) + "\n")
+        return tmp_path / f"{name}.csv"
+
+    by_name = evaluate_classifier(folders["clf"], write("names", ["LABEL_0", "LABEL_1"]), baseline=False)  # a path alone
+    swapped = write("swapped", ["1", "0"])  # 1 is LABEL_0, 0 is LABEL_1
+    assert main(["evaluate", str(folders["clf"]), "--dataset", str(swapped), "--label-names", "LABEL_1,LABEL_0",
+                 "--no-baseline", "--json", str(tmp_path / "swapped.json")]) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "swapped.json").read_text())["accuracy"] == by_name["accuracy"]
+    assert main(["evaluate", str(folders["clf"]), "--dataset", str(swapped), "--label-names", "pos,neg",
+                 "--no-baseline"]) == 1
+    assert "are not the model's" in capsys.readouterr().err
+    with pytest.raises(TypeError, match=r"^The data to evaluate on is a NoneType"):
+        evaluate_classifier(folders["clf"], None)
+
+
 def test_an_empty_list_classifies_to_nothing_and_a_utf16_text_is_named(folders, tmp_path, capsys):
     from seqhf.cli.app import main
     from seqhf.training.classifier import classify
