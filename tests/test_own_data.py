@@ -628,6 +628,14 @@ def test_a_cpu_budget_that_is_not_positive_is_refused_before_the_data_is_read(tm
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("max_steps", [0, -5])
+def test_max_steps_that_cannot_train_are_refused_before_the_data_is_read(tmp_path, max_steps):
+    """`train_classifier(max_steps=0)` or -5 trained every epoch (the char and word LMs refused them)."""
+    with pytest.raises(SetupError, match=rf"^`max_steps` must be positive \(or -1, not set\), got {max_steps}\."):
+        train_classifier(dict(source=str(tmp_path / "never-read.csv")), "lstm", tmp_path / "out", max_steps=max_steps)
+    assert not (tmp_path / "out").exists()
+
+
 def test_label_names_repeated_in_a_list_and_one_column_for_texts_and_labels_are_refused(tmp_path):
     """A list of label names with a repeat was taken (two classes named alike; the comma form refused it), and
     the same column for texts and labels failed inside pyarrow ("Field exists 2 times")."""

@@ -132,6 +132,21 @@ def test_generate_on_a_missing_device_is_a_one_line_error(folders, capsys):
         assert message.startswith(f"error: device {device!r}") and message.count("\n") == 1, message
 
 
+def test_python_api_names_a_bad_device_and_texts_that_are_not_text(folders):
+    """`seqhf.load_generator(folder, device="nonsense")` failed inside torch's `Module.to` (the command checked its
+    --device, the function did not); `seqhf.classify(folder, None)` said "'NoneType' object is not iterable" and a
+    list holding None failed inside the tokenizer."""
+    from seqhf.inference.generation import load_generator
+    from seqhf.training.classifier import classify
+
+    with pytest.raises(ValueError, match="^device 'nonsense' cannot be used here"):
+        load_generator(folders["lm"], device="nonsense")
+    for texts in (None, 3, ["fine", None]):
+        with pytest.raises(TypeError, match=r"^`texts` must be a text or a list of texts \(str\)"):
+            classify(folders["clf"], texts)
+    assert len(classify(folders["clf"], ("one", "two"))) == 2
+
+
 def test_generate_cli_exit_status_from_a_shell(folders):
     # What a user sees: a non-zero status and one line on stderr, no traceback.
     proc = subprocess.run(

@@ -3,6 +3,7 @@
 
 import dataclasses
 import math
+import os
 import time
 from pathlib import Path
 
@@ -107,11 +108,18 @@ def evaluate_char_lm(folder, text: str, *, ngram_train: str | None = None, ngram
                      max_chars: int = 200_000) -> dict:
     """Nats per character of the char LM saved in `folder` on `text` (its first `max_chars` characters, read
     as one stream by a recurrent model, in windows of its context by a Transformer). With `ngram_train`
-    (text), a Kneser-Ney n-gram fitted on it is scored on the same characters beside the model."""
+    (text), a Kneser-Ney n-gram fitted on it is scored on the same characters beside the model. `text` and
+    `ngram_train` are the texts themselves, or `pathlib.Path`s of UTF-8 files to read."""
     from ..inference.generation import load_generator
     from .charlm import char_log_probs, encode_counting_unknown
     from .ngram import CharKneserNey
 
+    text = text_of(text, "text")
+    ngram_train = text_of(ngram_train, "ngram_train") if ngram_train is not None else None
+    if max_chars is not None and max_chars < 2:  # each character is scored on the ones before it
+        raise ValueError(f"`max_chars` must be at least 2, got {max_chars}.")
+    if ngram_order < 1:
+        raise ValueError(f"`ngram_order` must be at least 1, got {ngram_order}.")
     if not text.strip():
         raise DataError("The text to evaluate on is empty.")
     text = text[:max_chars]
@@ -131,6 +139,15 @@ def evaluate_char_lm(folder, text: str, *, ngram_train: str | None = None, ngram
         results["ngram"] = dict(order=ngram_order, train_chars=len(ngram_train),
                                 nats_per_char=ngram.nats_per_char(text))
     return results
+
+
+def text_of(value, name: str) -> str:
+    """A text given as itself, or as a path (`os.PathLike`) of a UTF-8 file."""
+    if isinstance(value, os.PathLike):
+        return read_text(value)
+    if not isinstance(value, str):
+        raise TypeError(f"`{name}` must be the text (str) or a pathlib.Path of a text file, got {type(value).__name__}.")
+    return value
 
 
 def read_text(path) -> str:

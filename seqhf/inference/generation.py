@@ -22,9 +22,11 @@ def check_device(device):
 
 
 def load_generator(model_dir, device=None):
-    """The causal LM and its tokenizer from a folder written by the training scripts. A classifier folder
+    """The causal LM and its tokenizer from a folder written by the training scripts, on `device` (e.g. "cuda";
+    default the CPU; one that cannot be used here is a ValueError that says why). A classifier folder
     is refused with a ValueError that says so (the models refuse a config saved without an LM head), and so is
     a folder whose save did not finish (`IncompleteFolderError`, naming its missing or empty files)."""
+    device = check_device(device)
     check_saved_folder(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
