@@ -286,6 +286,32 @@ def test_evaluate_says_a_dataset_that_does_not_load_is_one(folders, tmp_path, ca
     assert "label" in error and "classes" not in error, error
 
 
+def test_baseline_ngram_reads_its_add_to_files_before_fitting(tmp_path, capsys):
+    """`--add-to` a JSON list was an AttributeError traceback, a file that is not JSON an error without its name,
+    and a missing file was found only after the n-gram was fitted (minutes on a book)."""
+    import json
+
+    from seqhf.cli.app import main
+    from seqhf.training.charlm_inputs import load_corpus
+
+    (tmp_path / "book.txt").write_text(TEXT * 3)
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "broken.json").write_text("{not json")
+    for name, message in (("list.json", "holds a JSON list, not a char-LM run's eval_results.json"),
+                          ("broken.json", "broken.json is not a JSON file")):
+        assert main(["baseline", "ngram", "--text", str(tmp_path / "book.txt"), "--add-to", str(tmp_path / name)]) == 1
+        out, err = capsys.readouterr()
+        assert "Kneser-Ney" not in out and err.count("\n") == 1 and message in err, err
+    assert main(["baseline", "ngram", "--text", str(tmp_path / "book.txt"), "--add-to", str(tmp_path / "no.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    corpus = load_corpus([str(tmp_path / "book.txt")])
+    run = dict(task="charlm", train_chars=int(len(corpus.train) * 0.95), heldout_chars=len(corpus.heldout))
+    (tmp_path / "eval_results.json").write_text(json.dumps(run))
+    assert main(["baseline", "ngram", "--text", str(tmp_path / "book.txt"), "--order", "3", "--add-to",
+                 str(tmp_path / "eval_results.json")]) == 0
+    assert json.loads((tmp_path / "eval_results.json").read_text())["ngram"]["order"] == 3
+
+
 @pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "scripts").glob("*.sh")))
 def test_shell_scripts_parse(script):
     proc = subprocess.run(["bash", "-n", str(REPO / "scripts" / script)], capture_output=True, text=True, timeout=60)

@@ -129,6 +129,9 @@ def classifier(
              "--baseline is refused)")] = False,
 ):
     """Train a text classifier on any dataset (runs unchanged under `accelerate launch -m seqhf`)."""
+    if streaming and baseline:
+        raise typer.BadParameter("--streaming leaves out the TF-IDF baseline, which holds every training text's "
+                                 "n-gram counts in memory: drop --baseline (or --streaming)")
     from ..training.presets import get_preset
 
     batch = get_preset("sentiment", value(model), quick)["train"]["batch_size"]  # a step's, shared out
@@ -192,7 +195,7 @@ def charlm(
         help="training characters the n-gram counts; 0: all (default 2,000,000)")] = None,
     dynamic_eval_chars: Annotated[Optional[int], typer.Option(
         help="held-out characters dynamic evaluation reads; 0: all (default 200,000; --quick 20,000)")] = None,
-    quick: Annotated[bool, typer.Option(help="small preset: 300k-600k training characters, 2 epochs")] = False,
+    quick: Annotated[bool, typer.Option(help="small preset: 300k-600k training characters, 2 epochs (cpu: 1)")] = False,
     streaming: Annotated[bool, typer.Option(
         help="text larger than memory: --text files read a chunk at a time, their ids memory-mapped from disk")] = False,
     tbptt: Annotated[Optional[Tbptt], typer.Option(help="truncated backprop through time; default: the preset's")] = None,
