@@ -286,6 +286,19 @@ def test_evaluate_says_a_dataset_that_does_not_load_is_one(folders, tmp_path, ca
     assert "label" in error and "classes" not in error, error
 
 
+def test_json_into_a_missing_folder_is_refused_before_the_evaluation(folders, tmp_path, capsys):
+    """`--json /no/such/dir/x.json` was found after the evaluation (minutes), as "[Errno 2] No such file"."""
+    from seqhf.cli.app import main
+
+    (tmp_path / "book.txt").write_text(TEXT)
+    assert main(["evaluate", str(folders["lm"]), "--text", str(tmp_path / "book.txt"), "--json",
+                 str(tmp_path / "no" / "x.json")]) == 2
+    out, err = capsys.readouterr()
+    assert "nats/char" not in out and "no folder" in err and "--json" in err
+    assert main(["baseline", "tfidf", "--dataset", str(tmp_path / "never-read.csv"), "--json",
+                 str(tmp_path / "no" / "x.json")]) == 2
+
+
 def test_baseline_ngram_reads_its_add_to_files_before_fitting(tmp_path, capsys):
     """`--add-to` a JSON list was an AttributeError traceback, a file that is not JSON an error without its name,
     and a missing file was found only after the n-gram was fitted (minutes on a book)."""

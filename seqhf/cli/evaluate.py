@@ -35,6 +35,13 @@ def loading_from(*sources):
                          f"Hub repo id failed: {said}") from err
 
 
+def writable_file(path: Optional[Path]) -> Optional[Path]:
+    """`--json FILE`: its folder must exist, said before the evaluation (minutes) rather than after it."""
+    if path is not None and not path.expanduser().parent.is_dir():
+        raise typer.BadParameter(f"no folder {str(path.expanduser().parent)!r} to write {path.name} in")
+    return path
+
+
 def generate(
     model_dir: Annotated[str, typer.Argument(help="a folder written by `seqhf train charlm` (or a word LM), or a Hub "
                                              "repo id")],
@@ -99,7 +106,8 @@ def evaluate(
     ngram_train: Annotated[Optional[Path], typer.Option(help="char LM: fit a Kneser-Ney n-gram on this text and score "
                                                              "it beside the model", exists=True, dir_okay=False)] = None,
     max_chars: Annotated[int, typer.Option(help="char LM: score at most this many characters", min=2)] = 200_000,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures to this file")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures to this file",
+                                                     dir_okay=False, callback=writable_file)] = None,
 ):
     """Evaluate a saved folder on a dataset (classifier, through pipeline) or a text (char LM), the classic
     baseline beside it."""
@@ -144,7 +152,8 @@ def tfidf(
     merge_label_variants: Annotated[bool, typer.Option(
         help="labels that differ only in case or surrounding spaces become one class (as `train classifier` has it)")] = False,
     seed: Annotated[int, typer.Option(help="seed of a validation split carved from train")] = 42,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures to this file")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures to this file",
+                                                     dir_okay=False, callback=writable_file)] = None,
 ):
     """TF-IDF (word 1-2-grams) + logistic regression, fitted on train and scored on the final split."""
     from ..data.classification import load_classification_data
