@@ -286,6 +286,18 @@ def test_evaluate_says_a_dataset_that_does_not_load_is_one(folders, tmp_path, ca
     assert "label" in error and "classes" not in error, error
 
 
+@pytest.mark.parametrize("minutes", ["0", "-1"])
+def test_train_lm_refuses_a_time_budget_that_is_not_positive(tmp_path, capsys, minutes):
+    """`--time-budget-min 0` trained without a budget (the library refuses a budget of 0 s), and -1 was refused as
+    "got -60.0 s", an option nobody gave."""
+    from seqhf.cli.app import main
+
+    assert main(["train", "lm", "--output-dir", str(tmp_path / "out"), "--dataset", str(tmp_path / "never-read"),
+                 "--time-budget-min", minutes]) == 2
+    assert f"--time-budget-min: must be positive, got {minutes}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_json_into_a_missing_folder_is_refused_before_the_evaluation(folders, tmp_path, capsys):
     """`--json /no/such/dir/x.json` was found after the evaluation (minutes), as "[Errno 2] No such file"."""
     from seqhf.cli.app import main

@@ -280,12 +280,14 @@ def word_lm(
     resume: Annotated[bool, typer.Option(help="continue from the last complete checkpoint in --output-dir")] = False,
 ):
     """Pretrain a word-level LSTM LM on reviews (ULMFiT's first half)."""
+    if time_budget_min is not None and time_budget_min <= 0:
+        raise typer.BadParameter(f"must be positive, got {time_budget_min:g}", param_hint="--time-budget-min")
     start_run()
     from ..training.wordlm import train_wordlm
 
     results = train_wordlm(value(model), dataset, str(output_dir), quick=quick, softmax=value(softmax), seq_len=seq_len, epochs=epochs,
                            max_steps=max_steps, max_grad_norm=max_grad_norm, seed=seed, resume=resume,
-                           time_budget_s=time_budget_min * 60 if time_budget_min else None, cpu_budget_s=cpu_budget_s)
+                           time_budget_s=time_budget_min * 60 if time_budget_min is not None else None, cpu_budget_s=cpu_budget_s)
     if speaks():
         print(f"held-out perplexity {results['heldout_perplexity']:.1f} ({results['heldout_tokens']:,} tokens), "
               f"{results['train_tokens_per_second']:,.0f} training tokens/s, {results['wall_time_s']:.0f} s -> {output_dir}")
