@@ -120,6 +120,9 @@ def test_space_refuses_local_folders(tmp_path):
         write_space(tmp_path / "space", str(make_classifier_folder(tmp_path / "clf")), None)
     with pytest.raises(ValueError, match="classifier, a generator"):
         write_space(tmp_path / "space", None, None)
+    (tmp_path / "a-file").write_text("")  # was "[Errno 20] Not a directory: '.../a-file/seqhf_demo'"
+    with pytest.raises(NotADirectoryError, match=r"^The Space's output .*a-file is a file: give a folder\."):
+        write_space(tmp_path / "a-file", "someone/classifier")
 
 
 def test_space_package_runs_without_seqhf(tmp_path):

@@ -77,8 +77,8 @@ def generate_text(
     """
     if max_new_tokens is None or max_new_tokens <= 0:
         raise ValueError(f"`max_new_tokens` must be a positive integer, got {max_new_tokens!r}.")
-    if temperature < 0:
-        raise ValueError(f"`temperature` must be >= 0 (0 means greedy), got {temperature}.")
+    if temperature is None or temperature < 0:
+        raise ValueError(f"`temperature` must be >= 0 (0 means greedy, 1 samples as trained), got {temperature}.")
     if top_k is not None and top_k < 1:
         raise ValueError(f"`top_k` must be at least 1 (1 is greedy), got {top_k}; None samples from every token.")
     if top_p is not None and not 0 < top_p <= 1:
