@@ -324,3 +324,27 @@ def test_a_transformer_char_lms_tokenizer_truncates_at_its_positions(tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "out")
     assert tokenizer.model_max_length == 64
     assert len(tokenizer(_prose(20), truncation=True)["input_ids"]) == 64
+
+
+@pytest.mark.parametrize("option, message", [
+    (dict(ngram_order=0), r"^--ngram-order must be at least 1, got 0\."),
+    (dict(dataset="some/dataset"), "not both"),
+    (dict(max_chars=1000), "--max-chars reads the first N characters of --dataset"),
+    (dict(also_eval="other.txt", also_eval_chars=0), r"^--also-eval-chars must be at least 2, got 0\."),
+    (dict(also_eval="other.txt", also_eval_chars=-1), "--also-eval-chars must be at least 2, got -1"),
+    (dict(eval_max_chars=-1), r"^--eval-max-chars must be 0 \(no cap\) or positive, got -1\."),
+    (dict(dynamic_eval_chars=-2), r"^--dynamic-eval-chars must be 0 \(no cap\) or positive"),
+])
+def test_text_options_that_cannot_work_are_refused_before_training(tmp_path, option, message):
+    """--ngram-order 0 trained the whole model before the n-gram refused it; text with a dataset trained on the
+    dataset alone; --max-chars with text files and --also-eval-chars 0 did nothing, -1 dropped a character; a
+    negative cap named options that do not exist (--heldout-chars, --dynamic-chars)."""
+    with pytest.raises(SetupError, match=message):
+        train_charlm(TINY_CHARLM, [str(tmp_path / "never-read.txt")], tmp_path / "out", **{**FAST, **option})
+    assert not (tmp_path / "out").exists()
+
+
+def test_max_chars_of_a_dataset_must_be_positive(tmp_path):
+    with pytest.raises(SetupError, match=r"^--max-chars must be positive, got -1\."):  # text[:-1] was read
+        train_charlm(TINY_CHARLM, dataset=str(tmp_path / "never-read.csv"), output_dir=tmp_path / "out", max_chars=-1,
+                     **FAST)

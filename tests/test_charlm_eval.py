@@ -156,3 +156,27 @@ def test_a_text_too_short_to_score_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"^A text of 1 character\(s\) or token\(s\) is too short to score"):
         evaluate_char_lm(tmp_path, "a")
     assert evaluate_char_lm(tmp_path, "at")["chars"] == 2
+
+
+def test_evaluate_char_lm_reads_a_path_and_refuses_caps_that_cannot_score(tmp_path):
+    """`max_chars=-5` scored all but the last 5 characters; a `pathlib.Path` failed with "'PosixPath' object has no
+    attribute 'strip'" (and as `ngram_train`, "object of type 'PosixPath' has no len()")."""
+    from seqhf.data.tokenization import build_char_tokenizer
+    from seqhf.evaluation.saved import evaluate_char_lm
+
+    chars = build_char_tokenizer(TEXT)
+    folder = tmp_path / "lm"
+    SeqLSTMForCausalLM(SeqLSTMConfig(vocab_size=len(chars), embedding_size=8, hidden_size=8,
+                                     is_decoder=True)).save_pretrained(folder)
+    chars.save_pretrained(folder)
+    (tmp_path / "book.txt").write_text(TEXT)
+    from_path = evaluate_char_lm(folder, tmp_path / "book.txt", ngram_train=tmp_path / "book.txt", ngram_order=3)
+    from_text = evaluate_char_lm(folder, TEXT, ngram_train=TEXT, ngram_order=3)
+    assert from_path == from_text and from_path["chars"] == len(TEXT)
+    for max_chars in (-5, 0, 1):
+        with pytest.raises(ValueError, match=rf"^`max_chars` must be at least 2, got {max_chars}\."):
+            evaluate_char_lm(folder, TEXT, max_chars=max_chars)
+    with pytest.raises(ValueError, match=r"^`ngram_order` must be at least 1, got 0\."):
+        evaluate_char_lm(folder, TEXT, ngram_train=TEXT, ngram_order=0)
+    with pytest.raises(TypeError, match=r"^`text` must be the text \(str\) or a pathlib.Path"):
+        evaluate_char_lm(folder, None)

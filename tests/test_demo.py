@@ -120,6 +120,9 @@ def test_space_refuses_local_folders(tmp_path):
         write_space(tmp_path / "space", str(make_classifier_folder(tmp_path / "clf")), None)
     with pytest.raises(ValueError, match="classifier, a generator"):
         write_space(tmp_path / "space", None, None)
+    (tmp_path / "a-file").write_text("")  # was "[Errno 20] Not a directory: '.../a-file/seqhf_demo'"
+    with pytest.raises(NotADirectoryError, match=r"^The Space's output .*a-file is a file: give a folder\."):
+        write_space(tmp_path / "a-file", "someone/classifier")
 
 
 def test_space_package_runs_without_seqhf(tmp_path):
@@ -201,3 +204,21 @@ def test_demo_script_help_imports_nothing_heavy_and_needs_a_model():
     assert not imported & {"torch", "gradio", "transformers"}
     proc = subprocess.run(script + ["--title", "x"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--classifier" in proc.stderr
+
+
+def test_demo_on_a_port_it_cannot_serve_on_is_one_error_line(tmp_path, capsys):
+    """A taken port, or one past 65535, ended in gradio's OSError / OverflowError traceback."""
+    import socket
+
+    from seqhf.cli.app import main
+
+    folder = make_classifier_folder(tmp_path / "clf")
+    assert main(["demo", "--classifier", str(folder), "--port", "70000"]) == 2
+    assert "--port" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["demo", "--classifier", str(folder), "--port", str(port)]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith(("error", "Traceback"))]
+    assert len(errors) == 1 and errors[0].startswith(f"error: cannot serve the demo on 127.0.0.1:{port}: the port is taken")

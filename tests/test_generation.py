@@ -550,6 +550,12 @@ def test_non_positive_max_new_tokens_is_a_clear_error(tok, n):
         generate_text(model, tok, "The", max_new_tokens=n)
 
 
+def test_a_temperature_of_none_is_a_clear_error(tok):
+    """`generate_text(..., temperature=None)` failed with "'<' not supported between NoneType and int"."""
+    with pytest.raises(ValueError, match=r"^`temperature` must be >= 0 .*got None\."):
+        generate_text(tiny_lm(tok), tok, "The", max_new_tokens=3, temperature=None)
+
+
 def test_unknown_characters_become_unk_with_one_warning(tok):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -202,7 +202,9 @@ def test_script_exports_and_refuses_bad_requests(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "largest difference from PyTorch" in done.stdout and (tmp_path / "lm-onnx" / MODEL_FILE).is_file()
     refused = run(str(tmp_path / "lm"), str(tmp_path / "x"), "--int8")
-    assert refused.returncode == 1 and "classifiers only" in refused.stderr
+    assert refused.returncode == 2 and "--int8 quantizes a classifier" in refused.stderr  # a usage error, as --imdb
+    limit_alone = run(str(tmp_path / "lm"), str(tmp_path / "x"), "--limit", "5")  # did nothing without --imdb
+    assert limit_alone.returncode == 2 and "--limit counts the reviews of --imdb" in limit_alone.stderr
     missing = run(str(tmp_path / "nowhere"), str(tmp_path / "y"))
     assert missing.returncode == 2 and "no config.json" in missing.stderr
     not_a_classifier = run(str(tmp_path / "lm"), str(tmp_path / "z"), "--imdb", str(tmp_path))

@@ -626,3 +626,33 @@ def test_a_cpu_budget_that_is_not_positive_is_refused_before_the_data_is_read(tm
     with pytest.raises(SetupError, match="A time budget must be positive"):
         train_classifier(dict(source=str(tmp_path / "never-read.csv")), "lstm", tmp_path / "out", cpu_budget_s=budget)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("max_steps", [0, -5])
+def test_max_steps_that_cannot_train_are_refused_before_the_data_is_read(tmp_path, max_steps):
+    """`train_classifier(max_steps=0)` or -5 trained every epoch (the char and word LMs refused them)."""
+    with pytest.raises(SetupError, match=rf"^`max_steps` must be positive \(or -1, not set\), got {max_steps}\."):
+        train_classifier(dict(source=str(tmp_path / "never-read.csv")), "lstm", tmp_path / "out", max_steps=max_steps)
+    assert not (tmp_path / "out").exists()
+
+
+def test_label_names_repeated_in_a_list_and_one_column_for_texts_and_labels_are_refused(tmp_path):
+    """A list of label names with a repeat was taken (two classes named alike; the comma form refused it), and
+    the same column for texts and labels failed inside pyarrow ("Field exists 2 times")."""
+    folder = write_format(tmp_path / "data", "csv")
+    with pytest.raises(DataError, match=r"--label-names has repeated names: \['a', 'a', 'b'\]"):
+        load_classification_data(str(folder), text_column="body", label_column="topic", label_names=["a", "a", "b"])
+    with pytest.raises(DataError, match="--text-column and --label-column both name 'topic'"):
+        load_classification_data(str(folder), text_column="topic", label_column="topic")
+
+
+def test_the_baseline_takes_the_data_as_train_classifier_does(tmp_path):
+    """`seqhf.tfidf_baseline(dict(...))` or a path failed with "'dict' object has no attribute 'final_split'"."""
+    from seqhf.evaluation.baseline import tfidf_logistic_regression
+
+    folder = write_format(tmp_path / "data", "csv")
+    spec = dict(source=str(folder), text_column="body", label_column="topic")
+    loaded = tfidf_logistic_regression(load_classification_data(**spec))
+    assert tfidf_logistic_regression(spec)["accuracy"] == loaded["accuracy"]
+    with pytest.raises(TypeError, match=r"^The data of the baseline is a list: pass a dataset source"):
+        tfidf_logistic_regression([str(folder)])

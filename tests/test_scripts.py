@@ -138,6 +138,21 @@ def test_generate_on_a_missing_device_is_a_one_line_error(folders, capsys):
         assert message.startswith(f"error: device {device!r}") and message.count("\n") == 1, message
 
 
+def test_python_api_names_a_bad_device_and_texts_that_are_not_text(folders):
+    """`seqhf.load_generator(folder, device="nonsense")` failed inside torch's `Module.to` (the command checked its
+    --device, the function did not); `seqhf.classify(folder, None)` said "'NoneType' object is not iterable" and a
+    list holding None failed inside the tokenizer."""
+    from seqhf.inference.generation import load_generator
+    from seqhf.training.classifier import classify
+
+    with pytest.raises(ValueError, match="^device 'nonsense' cannot be used here"):
+        load_generator(folders["lm"], device="nonsense")
+    for texts in (None, 3, ["fine", None]):
+        with pytest.raises(TypeError, match=r"^`texts` must be a text or a list of texts \(str\)"):
+            classify(folders["clf"], texts)
+    assert len(classify(folders["clf"], ("one", "two"))) == 2
+
+
 def test_generate_cli_exit_status_from_a_shell(folders):
     # What a user sees: a non-zero status and one line on stderr, no traceback.
     proc = subprocess.run(
@@ -232,6 +247,31 @@ def test_evaluate_names_a_datasets_classes_as_the_model_does(folders, tmp_path, 
     assert "is incomplete" in capsys.readouterr().err
 
 
+def test_evaluate_label_names_give_integer_labels_in_another_order_the_models_classes(folders, tmp_path, capsys):
+    """docs/cli.md: `--label-names` when the dataset's labels are numbers in another order. Naming them so was
+    refused ("classes ['LABEL_1', 'LABEL_0'] are not the model's"): they are now put in the model's order."""
+    import json
+
+    from seqhf.cli.app import main
+    from seqhf.evaluation.saved import evaluate_classifier
+
+    def write(name, labels):
+        rows = ["text,label"] + [f"{'the island' if i % 2 else 'a ship at sea'} {i},{labels[i % 2]}" for i in range(120)]
+        (tmp_path / f"{name}.csv").write_text("\n".join(rows) + "\n")
+        return tmp_path / f"{name}.csv"
+
+    by_name = evaluate_classifier(folders["clf"], write("names", ["LABEL_0", "LABEL_1"]), baseline=False)  # a path alone
+    swapped = write("swapped", ["1", "0"])  # 1 is LABEL_0, 0 is LABEL_1
+    assert main(["evaluate", str(folders["clf"]), "--dataset", str(swapped), "--label-names", "LABEL_1,LABEL_0",
+                 "--no-baseline", "--json", str(tmp_path / "swapped.json")]) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "swapped.json").read_text())["accuracy"] == by_name["accuracy"]
+    assert main(["evaluate", str(folders["clf"]), "--dataset", str(swapped), "--label-names", "pos,neg",
+                 "--no-baseline"]) == 1
+    assert "are not the model's" in capsys.readouterr().err
+    with pytest.raises(TypeError, match=r"^The data to evaluate on is a NoneType"):
+        evaluate_classifier(folders["clf"], None)
+
+
 def test_an_empty_list_classifies_to_nothing_and_a_utf16_text_is_named(folders, tmp_path, capsys):
     from seqhf.cli.app import main
     from seqhf.training.classifier import classify
@@ -250,6 +290,57 @@ def test_evaluate_says_a_dataset_that_does_not_load_is_one(folders, tmp_path, ca
     assert main(["evaluate", str(folders["clf"]), "--dataset", str(tmp_path / "d.csv")]) == 1
     error = capsys.readouterr().err
     assert "label" in error and "classes" not in error, error
+
+
+@pytest.mark.parametrize("minutes", ["0", "-1"])
+def test_train_lm_refuses_a_time_budget_that_is_not_positive(tmp_path, capsys, minutes):
+    """`--time-budget-min 0` trained without a budget (the library refuses a budget of 0 s), and -1 was refused as
+    "got -60.0 s", an option nobody gave."""
+    from seqhf.cli.app import main
+
+    assert main(["train", "lm", "--output-dir", str(tmp_path / "out"), "--dataset", str(tmp_path / "never-read"),
+                 "--time-budget-min", minutes]) == 2
+    assert f"--time-budget-min: must be positive, got {minutes}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_json_into_a_missing_folder_is_refused_before_the_evaluation(folders, tmp_path, capsys):
+    """`--json /no/such/dir/x.json` was found after the evaluation (minutes), as "[Errno 2] No such file"."""
+    from seqhf.cli.app import main
+
+    (tmp_path / "book.txt").write_text(TEXT)
+    assert main(["evaluate", str(folders["lm"]), "--text", str(tmp_path / "book.txt"), "--json",
+                 str(tmp_path / "no" / "x.json")]) == 2
+    out, err = capsys.readouterr()
+    assert "nats/char" not in out and "no folder" in err and "--json" in err
+    assert main(["baseline", "tfidf", "--dataset", str(tmp_path / "never-read.csv"), "--json",
+                 str(tmp_path / "no" / "x.json")]) == 2
+
+
+def test_baseline_ngram_reads_its_add_to_files_before_fitting(tmp_path, capsys):
+    """`--add-to` a JSON list was an AttributeError traceback, a file that is not JSON an error without its name,
+    and a missing file was found only after the n-gram was fitted (minutes on a book)."""
+    import json
+
+    from seqhf.cli.app import main
+    from seqhf.training.charlm_inputs import load_corpus
+
+    (tmp_path / "book.txt").write_text(TEXT * 3)
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "broken.json").write_text("{not json")
+    for name, message in (("list.json", "holds a JSON list, not a char-LM run's eval_results.json"),
+                          ("broken.json", "broken.json is not a JSON file")):
+        assert main(["baseline", "ngram", "--text", str(tmp_path / "book.txt"), "--add-to", str(tmp_path / name)]) == 1
+        out, err = capsys.readouterr()
+        assert "Kneser-Ney" not in out and err.count("\n") == 1 and message in err, err
+    assert main(["baseline", "ngram", "--text", str(tmp_path / "book.txt"), "--add-to", str(tmp_path / "no.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    corpus = load_corpus([str(tmp_path / "book.txt")])
+    run = dict(task="charlm", train_chars=int(len(corpus.train) * 0.95), heldout_chars=len(corpus.heldout))
+    (tmp_path / "eval_results.json").write_text(json.dumps(run))
+    assert main(["baseline", "ngram", "--text", str(tmp_path / "book.txt"), "--order", "3", "--add-to",
+                 str(tmp_path / "eval_results.json")]) == 0
+    assert json.loads((tmp_path / "eval_results.json").read_text())["ngram"]["order"] == 3
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "scripts").glob("*.sh")))

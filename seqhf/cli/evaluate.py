@@ -35,6 +35,13 @@ def loading_from(*sources):
                          f"Hub repo id failed: {said}") from err
 
 
+def writable_file(path: Optional[Path]) -> Optional[Path]:
+    """`--json FILE`: its folder must exist, said before the evaluation (minutes) rather than after it."""
+    if path is not None and not path.expanduser().parent.is_dir():
+        raise typer.BadParameter(f"no folder {str(path.expanduser().parent)!r} to write {path.name} in")
+    return path
+
+
 def generate(
     model_dir: Annotated[str, typer.Argument(help="a folder written by `seqhf train charlm` (or a word LM), or a Hub "
                                              "repo id")],
@@ -99,7 +106,8 @@ def evaluate(
     ngram_train: Annotated[Optional[Path], typer.Option(help="char LM: fit a Kneser-Ney n-gram on this text and score "
                                                              "it beside the model", exists=True, dir_okay=False)] = None,
     max_chars: Annotated[int, typer.Option(help="char LM: score at most this many characters", min=2)] = 200_000,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures to this file")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures to this file",
+                                                     dir_okay=False, callback=writable_file)] = None,
 ):
     """Evaluate a saved folder on a dataset (classifier, through pipeline) or a text (char LM), the classic
     baseline beside it."""
@@ -144,7 +152,8 @@ def tfidf(
     merge_label_variants: Annotated[bool, typer.Option(
         help="labels that differ only in case or surrounding spaces become one class (as `train classifier` has it)")] = False,
     seed: Annotated[int, typer.Option(help="seed of a validation split carved from train")] = 42,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures to this file")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures to this file",
+                                                     dir_okay=False, callback=writable_file)] = None,
 ):
     """TF-IDF (word 1-2-grams) + logistic regression, fitted on train and scored on the final split."""
     from ..data.classification import load_classification_data
@@ -166,12 +175,14 @@ def ngram(
     heldout: Annotated[Optional[Path], typer.Option(help="held-out text file instead")] = None,
     order: Annotated[int, typer.Option(min=1)] = 7,
     add_to: Annotated[Optional[list[Path]], typer.Option(help="an eval_results.json of a char-LM run on the same split: "
-                                                              "add the n-gram figure to it (repeatable)")] = None,
+                                                              "add the n-gram figure to it (repeatable)",
+                                                         exists=True, dir_okay=False)] = None,
 ):
     """A Kneser-Ney character n-gram on a text's held-out part, as the char-LM runs report it."""
     from ..evaluation.ngram import CharKneserNey
     from ..training.charlm_inputs import load_corpus
 
+    runs = {path: read_run(path) for path in add_to or []}  # before the n-gram, which takes minutes on a book
     corpus = load_corpus([str(t) for t in text], heldout and str(heldout))
     train = corpus.train[: int(len(corpus.train) * 0.95)]
     model = CharKneserNey(order).fit(train)
@@ -179,10 +190,20 @@ def ngram(
                   train_chars=len(train), heldout_nats_per_char=model.nats_per_char(corpus.heldout))
     print(f"{order}-gram Kneser-Ney: {figure['heldout_nats_per_char']:.4f} nats/char on {len(corpus.heldout):,} "
           f"held-out characters (trained on {len(train):,})")
-    for path in add_to or []:
-        run = json.loads(path.read_text())
+    for path, run in runs.items():
         if run.get("train_chars") != len(train) or run.get("heldout_chars") != len(corpus.heldout):
             raise ValueError(f"{path} trained on {run.get('train_chars')} / held out {run.get('heldout_chars')} "
                              f"characters, not this split ({len(train)} / {len(corpus.heldout)}).")
         run["ngram"] = dict(figure, added_after_the_run="seqhf baseline ngram, same split")
         path.write_text(json.dumps(run, indent=2))
+
+
+def read_run(path: Path) -> dict:
+    """A char-LM run's eval_results.json (`--add-to`), or a ValueError that names the file."""
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"--add-to {path} is not a JSON file ({err}).") from None
+    if not isinstance(run, dict):
+        raise ValueError(f"--add-to {path} holds a JSON {type(run).__name__}, not a char-LM run's eval_results.json.")
+    return run

@@ -21,9 +21,13 @@ def export(
     if not (model_dir / "config.json").is_file():
         raise typer.BadParameter(f"{model_dir} has no config.json: give the output folder of a training run")
     architectures = json.loads((model_dir / "config.json").read_text()).get("architectures") or []
-    if imdb and not any(name.endswith("ForSequenceClassification") for name in architectures):
-        raise typer.BadParameter(f"--imdb measures a classifier; {model_dir} holds {', '.join(architectures) or 'no model'}",
-                                 param_hint="--imdb")
+    classifier = any(name.endswith("ForSequenceClassification") for name in architectures)
+    for option, given, does in (("--imdb", imdb, "measures"), ("--int8", int8, "quantizes")):
+        if given and not classifier:
+            raise typer.BadParameter(f"{option} {does} a classifier; {model_dir} holds "
+                                     f"{', '.join(architectures) or 'no model'}", param_hint=option)
+    if limit is not None and not imdb:
+        raise typer.BadParameter("--limit counts the reviews of --imdb: give --imdb PATH too", param_hint="--limit")
     from ..utils.extras import require_extra
 
     require_extra("onnx", "ONNX export")
@@ -114,7 +118,7 @@ def demo(
     write_space: Annotated[Optional[Path], typer.Option(help="write a Hub Space folder here instead of serving")] = None,
     title: str = "seqhf demo",
     host: Annotated[str, typer.Option(help="address to serve on (0.0.0.0 for every interface)")] = "127.0.0.1",
-    port: int = 7860,
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 7860,
     trust_remote_code: Annotated[bool, typer.Option(help="run the code a Hub repo ships (not needed for seqhf folders)")] = False,
 ):
     """Serve the demo page (classify with word attributions, generate with streaming), or write its Space."""
@@ -134,4 +138,8 @@ def demo(
 
     with loading_from(classifier, generator):
         app = build_app(classifier, generator, trust_remote_code=trust_remote_code, title=title)
-    app.launch(server_name=host, server_port=port)
+    try:
+        app.launch(server_name=host, server_port=port)
+    except OSError as err:  # gradio says "Cannot find empty port" whichever it was
+        raise ValueError(f"cannot serve the demo on {host}:{port}: the port is taken, or {host} is not an address of "
+                         "this machine; choose another --port or --host.") from err

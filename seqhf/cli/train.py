@@ -129,6 +129,9 @@ def classifier(
              "--baseline is refused)")] = False,
 ):
     """Train a text classifier on any dataset (runs unchanged under `accelerate launch -m seqhf`)."""
+    if streaming and baseline:
+        raise typer.BadParameter("--streaming leaves out the TF-IDF baseline, which holds every training text's "
+                                 "n-gram counts in memory: drop --baseline (or --streaming)")
     from ..training.presets import get_preset
 
     batch = get_preset("sentiment", value(model), quick)["train"]["batch_size"]  # a step's, shared out
@@ -192,7 +195,7 @@ def charlm(
         help="training characters the n-gram counts; 0: all (default 2,000,000)")] = None,
     dynamic_eval_chars: Annotated[Optional[int], typer.Option(
         help="held-out characters dynamic evaluation reads; 0: all (default 200,000; --quick 20,000)")] = None,
-    quick: Annotated[bool, typer.Option(help="small preset: 300k-600k training characters, 2 epochs")] = False,
+    quick: Annotated[bool, typer.Option(help="small preset: 300k-600k training characters, 2 epochs (cpu: 1)")] = False,
     streaming: Annotated[bool, typer.Option(
         help="text larger than memory: --text files read a chunk at a time, their ids memory-mapped from disk")] = False,
     tbptt: Annotated[Optional[Tbptt], typer.Option(help="truncated backprop through time; default: the preset's")] = None,
@@ -277,12 +280,14 @@ def word_lm(
     resume: Annotated[bool, typer.Option(help="continue from the last complete checkpoint in --output-dir")] = False,
 ):
     """Pretrain a word-level LSTM LM on reviews (ULMFiT's first half)."""
+    if time_budget_min is not None and time_budget_min <= 0:
+        raise typer.BadParameter(f"must be positive, got {time_budget_min:g}", param_hint="--time-budget-min")
     start_run()
     from ..training.wordlm import train_wordlm
 
     results = train_wordlm(value(model), dataset, str(output_dir), quick=quick, softmax=value(softmax), seq_len=seq_len, epochs=epochs,
                            max_steps=max_steps, max_grad_norm=max_grad_norm, seed=seed, resume=resume,
-                           time_budget_s=time_budget_min * 60 if time_budget_min else None, cpu_budget_s=cpu_budget_s)
+                           time_budget_s=time_budget_min * 60 if time_budget_min is not None else None, cpu_budget_s=cpu_budget_s)
     if speaks():
         print(f"held-out perplexity {results['heldout_perplexity']:.1f} ({results['heldout_tokens']:,} tokens), "
               f"{results['train_tokens_per_second']:,.0f} training tokens/s, {results['wall_time_s']:.0f} s -> {output_dir}")

@@ -10,6 +10,7 @@ Every problem with the data is raised as a `DataError` that names it, before any
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -294,6 +295,11 @@ def load_classification_data(
     (`pos` / `Pos ` / `POS`) are refused, or merged into their most frequent spelling with `merge_label_variants`."""
     if isinstance(label_names, str):
         label_names = read_label_names(label_names)
+    elif label_names is not None and len(set(label_names)) != len(label_names):
+        raise DataError(f"--label-names has repeated names: {list(label_names)}.")
+    if text_column == label_column:
+        raise DataError(f"--text-column and --label-column both name {text_column!r}: the texts and their labels are "
+                        "two columns.")
     raw = load_raw(source, config)
     names = pick_splits(raw, train_split, validation_split, test_split, unlabelled_split)
     labelled = {role: raw[names[role]] for role in ("train", "validation", "test") if names[role] is not None}
@@ -340,6 +346,17 @@ def load_classification_data(
         unlabelled_texts=len(unlabelled) if unlabelled is not None else 0,
     )
     return ClassificationData(DatasetDict(splits), label_list, multi_label, unlabelled, description)
+
+
+def load_arguments(data, what: str = "The data") -> dict:
+    """`load_classification_data`'s arguments from `data`: a dict of them, or the dataset's source alone (a Hub
+    id, a folder or a file); anything else is a TypeError that says what to pass."""
+    if isinstance(data, (str, os.PathLike)):
+        return dict(source=str(data))
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{what} is a {type(data).__name__}: pass a dataset source (a Hub id, folder or file), a dict "
+                        "of load_classification_data arguments, or a ClassificationData.")
+    return dict(data)
 
 
 def validation_count(rows: int, size: float) -> int:

@@ -236,6 +236,8 @@ def write_space(out, classifier=None, generator=None, title="seqhf demo") -> lis
                 "(push the folder first with `seqhf push`)."
             )
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"The Space's output {out} is a file: give a folder.")
     package = out / SPACE_PACKAGE
     package.mkdir(parents=True, exist_ok=True)
     source = resources.files("seqhf")

@@ -11,14 +11,17 @@ from concurrent.futures import Future, ProcessPoolExecutor
 import numpy as np
 from datasets import DatasetDict
 
-from ..data.classification import ClassificationData
+from ..data.classification import ClassificationData, load_arguments, load_classification_data
 from .metrics import classification_metrics
 
 TFIDF_METHOD = "TF-IDF (word 1-2-grams) + logistic regression"
 
 
 def tfidf_logistic_regression(data: ClassificationData, *, max_features: int = 200_000, c: float = 4.0) -> dict:
-    """Fit on train (word 1-2-grams, sublinear tf), evaluate on the final split; returns its figures."""
+    """Fit on train (word 1-2-grams, sublinear tf), evaluate on the final split; returns its figures. `data`: a
+    `ClassificationData`, a dict of `load_classification_data` arguments, or the dataset's source alone."""
+    if not isinstance(data, ClassificationData):
+        data = load_classification_data(**load_arguments(data, "The data of the baseline"))
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier

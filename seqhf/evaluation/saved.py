@@ -3,13 +3,14 @@
 
 import dataclasses
 import math
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 from datasets import DatasetDict
 
-from ..data.classification import ClassificationData, DataError, load_classification_data, load_raw
+from ..data.classification import ClassificationData, DataError, load_arguments, load_classification_data, load_raw
 from ..data.file_checks import not_utf8
 from ..inference.saved_folder import check_classifier_config, check_saved_folder
 from .baseline import tfidf_logistic_regression
@@ -30,14 +31,9 @@ def data_named_as_the_model(spec: dict, names: list[str], folder) -> Classificat
     """The dataset `spec` (`load_classification_data`'s arguments) with its classes in the model's order: by name when
     its labels are the model's class names; integer labels and a dataset's own class ids take the model's names
     in order, as `--label-names` gives them; other names are refused (positions would pair classes at random)."""
-    if spec.get("label_names") is not None:
-        return load_classification_data(**spec)
     own = load_classification_data(**spec)  # a dataset that does not load says so itself
-    if sorted(own.label_names) == sorted(names) and not own.multi_label:
-        order = [names.index(name) for name in own.label_names]
-        splits = {split: ds.map(lambda batch: {"labels": [order[label] for label in batch["labels"]]}, batched=True)
-                  for split, ds in own.splits.items()}
-        return dataclasses.replace(own, splits=DatasetDict(splits), label_names=list(names))
+    if spec.get("label_names") is not None or sorted(own.label_names) == sorted(names):
+        return own  # put in the model's order by `in_the_models_order`
     if not (all(name.lstrip("-").isdigit() for name in own.label_names) or has_class_ids(spec)):
         raise DataError(f"The dataset's classes {own.label_names} are not the classes of {folder} ({', '.join(names)}): "
                         "pass --label-names to give its sorted labels the model's names in order, if they are the "
@@ -47,6 +43,17 @@ def data_named_as_the_model(spec: dict, names: list[str], folder) -> Classificat
                         f"unless --label-names is given, and they do not fit this dataset: {len(names)} names for "
                         f"{len(own.label_names)} labels (its sorted labels are {own.label_names}).")
     return dataclasses.replace(own, label_names=list(names))  # what `label_names=names` gives: the same ids, renamed
+
+
+def in_the_models_order(data: ClassificationData, names: list[str]) -> ClassificationData:
+    """`data` with its class ids in the order of the model's `names`, when its classes are the model's by name in
+    another order (string labels sorted differently, or --label-names naming integer labels in another order)."""
+    if data.multi_label or data.label_names == names or sorted(data.label_names) != sorted(names):
+        return data
+    order = [names.index(name) for name in data.label_names]
+    splits = {split: ds.map(lambda batch: {"labels": [order[label] for label in batch["labels"]]}, batched=True)
+              for split, ds in data.splits.items()}
+    return dataclasses.replace(data, splits=DatasetDict(splits), label_names=list(names))
 
 
 def has_class_ids(spec: dict) -> bool:
@@ -59,8 +66,8 @@ def has_class_ids(spec: dict) -> bool:
 
 
 def evaluate_classifier(folder, data, *, split: str | None = None, baseline: bool = True, batch_size: int = 32) -> dict:
-    """Score the classifier saved in `folder` on `data` (a `ClassificationData`, or `load_classification_data`
-    arguments; its labels are named as the folder names them) through `pipeline("text-classification")`.
+    """Score the classifier saved in `folder` on `data` (a `ClassificationData`, a dict of `load_classification_data`
+    arguments, or the dataset's source alone; its labels are named as the folder names them) through `pipeline("text-classification")`.
     `split`: which split to score (default: test, else validation). With `baseline`, TF-IDF + logistic
     regression is fitted on the data's train split and scored on the same split. Returns the figures."""
     from transformers import pipeline
@@ -68,7 +75,8 @@ def evaluate_classifier(folder, data, *, split: str | None = None, baseline: boo
     check_saved_folder(folder)  # a folder whose save was cut short is named, not scored
     names = folder_labels(folder)
     if not isinstance(data, ClassificationData):
-        data = data_named_as_the_model(dict(data), names, folder)
+        data = data_named_as_the_model(load_arguments(data, "The data to evaluate on"), names, folder)
+    data = in_the_models_order(data, names)
     if data.multi_label:
         raise DataError("seqhf evaluate scores single-label classifiers; this dataset has lists of labels.")
     if data.label_names != names:
@@ -100,11 +108,18 @@ def evaluate_char_lm(folder, text: str, *, ngram_train: str | None = None, ngram
                      max_chars: int = 200_000) -> dict:
     """Nats per character of the char LM saved in `folder` on `text` (its first `max_chars` characters, read
     as one stream by a recurrent model, in windows of its context by a Transformer). With `ngram_train`
-    (text), a Kneser-Ney n-gram fitted on it is scored on the same characters beside the model."""
+    (text), a Kneser-Ney n-gram fitted on it is scored on the same characters beside the model. `text` and
+    `ngram_train` are the texts themselves, or `pathlib.Path`s of UTF-8 files to read."""
     from ..inference.generation import load_generator
     from .charlm import char_log_probs, encode_counting_unknown
     from .ngram import CharKneserNey
 
+    text = text_of(text, "text")
+    ngram_train = text_of(ngram_train, "ngram_train") if ngram_train is not None else None
+    if max_chars is not None and max_chars < 2:  # each character is scored on the ones before it
+        raise ValueError(f"`max_chars` must be at least 2, got {max_chars}.")
+    if ngram_order < 1:
+        raise ValueError(f"`ngram_order` must be at least 1, got {ngram_order}.")
     if not text.strip():
         raise DataError("The text to evaluate on is empty.")
     text = text[:max_chars]
@@ -124,6 +139,15 @@ def evaluate_char_lm(folder, text: str, *, ngram_train: str | None = None, ngram
         results["ngram"] = dict(order=ngram_order, train_chars=len(ngram_train),
                                 nats_per_char=ngram.nats_per_char(text))
     return results
+
+
+def text_of(value, name: str) -> str:
+    """A text given as itself, or as a path (`os.PathLike`) of a UTF-8 file."""
+    if isinstance(value, os.PathLike):
+        return read_text(value)
+    if not isinstance(value, str):
+        raise TypeError(f"`{name}` must be the text (str) or a pathlib.Path of a text file, got {type(value).__name__}.")
+    return value
 
 
 def read_text(path) -> str:

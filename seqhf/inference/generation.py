@@ -22,9 +22,11 @@ def check_device(device):
 
 
 def load_generator(model_dir, device=None):
-    """The causal LM and its tokenizer from a folder written by the training scripts. A classifier folder
+    """The causal LM and its tokenizer from a folder written by the training scripts, on `device` (e.g. "cuda";
+    default the CPU; one that cannot be used here is a ValueError that says why). A classifier folder
     is refused with a ValueError that says so (the models refuse a config saved without an LM head), and so is
     a folder whose save did not finish (`IncompleteFolderError`, naming its missing or empty files)."""
+    device = check_device(device)
     check_saved_folder(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
@@ -76,8 +78,8 @@ def generate_text(
     """
     if max_new_tokens is None or max_new_tokens <= 0:
         raise ValueError(f"`max_new_tokens` must be a positive integer, got {max_new_tokens!r}.")
-    if temperature < 0:
-        raise ValueError(f"`temperature` must be >= 0 (0 means greedy), got {temperature}.")
+    if temperature is None or temperature < 0:
+        raise ValueError(f"`temperature` must be >= 0 (0 means greedy, 1 samples as trained), got {temperature}.")
     if top_k is not None and top_k < 1:
         raise ValueError(f"`top_k` must be at least 1 (1 is greedy), got {top_k}; None samples from every token.")
     if top_p is not None and not 0 < top_p <= 1:

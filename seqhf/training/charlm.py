@@ -16,6 +16,7 @@ from ..evaluation.dynamic_eval import nats
 from ..evaluation.metrics import lm_metrics
 from .charlm_inputs import (  # noqa: F401 (load_corpus re-exported)
     EvalCaps,
+    check_text_options,
     load_corpus,
     load_second_text,
     prepare_inputs,
@@ -162,9 +163,9 @@ def train_charlm(model="lstm", text=None, output_dir="runs/charlm", *, heldout=N
                  streaming=False, **train_overrides) -> dict:
     """Train a character LM and return its results.
 
-    The text: `text` (one or more files, or a folder of .txt files; default The Mysterious Island) with the
-    last 10% of each held out, or all of it for training and `heldout` for evaluation; or the `text_column`
-    of `dataset`. Beside the static held-out figure the run reports an n-gram baseline, the neural + n-gram
+    The text, one of the two: `text` (one or more files, or a folder of .txt files; The Mysterious Island is
+    Gutenberg's 1268-0.txt) with the last 10% of each held out, or all of it for training and `heldout` for
+    evaluation; or the `text_column` of `dataset` (its first `max_chars` characters). Beside the static held-out figure the run reports an n-gram baseline, the neural + n-gram
     mixture, dynamic evaluation (`dynamic`), the figure on a second text (`also_eval`) and seeded samples.
     Evaluation is capped (`EvalCaps`; None keeps a default, 0 lifts a cap): `eval_max_chars` held-out (and
     validation) characters scored, `ngram_train_chars` training characters the n-gram counts,
@@ -180,6 +181,7 @@ def train_charlm(model="lstm", text=None, output_dir="runs/charlm", *, heldout=N
     if tbptt == "stateful" and preset["arch"] != "lstm":
         raise SetupError("--tbptt stateful carries a recurrent state: use it with an LSTM/GRU preset (lstm, book, cpu).")
     check_run_lengths(seq_len, epochs, max_steps)
+    check_text_options(text, dataset, max_chars, ngram_order, also_eval, also_eval_chars)
     positions = preset["model"].get("max_position_embeddings")
     if positions is not None and seq_len > positions:
         raise SetupError(f"--seq-len {seq_len} is longer than the model's max_position_embeddings={positions}.")

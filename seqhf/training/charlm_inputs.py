@@ -33,6 +33,9 @@ class EvalCaps:
     ngram_train_chars: int | None = 2_000_000
     dynamic_chars: int | None = 200_000
 
+    OPTIONS = {"heldout_chars": "--eval-max-chars", "ngram_train_chars": "--ngram-train-chars",
+               "dynamic_chars": "--dynamic-eval-chars"}  # the command's name of each cap
+
     @classmethod
     def of(cls, quick: bool = False, **given) -> "EvalCaps":
         """The caps, `given` ones (None: the default; 0: none) over the defaults; --quick reads 20,000
@@ -41,7 +44,7 @@ class EvalCaps:
         for name, value in given.items():
             if value is not None:
                 if value < 0:
-                    raise SetupError(f"--{name.replace('_', '-')} must be 0 (no cap) or positive, got {value}.")
+                    raise SetupError(f"{cls.OPTIONS[name]} must be 0 (no cap) or positive, got {value}.")
                 setattr(caps, name, value or None)
         return caps
 
@@ -109,6 +112,21 @@ def load_second_text(spec, max_chars=100_000, text_column="text") -> tuple[str, 
     except (FileNotFoundError, ValueError) as err:
         raise SetupError(f"--also-eval: {err}") from err
     return text[:max_chars], f"{name}, first {min(len(text), max_chars):,} characters"
+
+
+def check_text_options(text, dataset, max_chars, ngram_order: int, also_eval, also_eval_chars: int) -> None:
+    """Options about the text that cannot work, as SetupError before anything is read or trained."""
+    if text and dataset is not None:
+        raise SetupError("Give the text to learn as text files (--text) or a dataset (--dataset), not both.")
+    if max_chars is not None and dataset is None:
+        raise SetupError("--max-chars reads the first N characters of --dataset; --text files are read whole (cut "
+                         "the file, or pass --dataset).")
+    if max_chars is not None and max_chars < 1:
+        raise SetupError(f"--max-chars must be positive, got {max_chars}.")
+    if ngram_order < 1:
+        raise SetupError(f"--ngram-order must be at least 1, got {ngram_order}.")
+    if also_eval and also_eval_chars < 2:  # each character is scored on the ones before it
+        raise SetupError(f"--also-eval-chars must be at least 2, got {also_eval_chars}.")
 
 
 def check_eval_cap(caps, seq_len: int) -> None:

@@ -88,7 +88,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     `train_overrides`: `TrainingArguments` fields over the preset's (e.g. `label_smoothing_factor=0.1`, which
     smooths the loss as Trainer's own does; refused for label lists)."""
     clock = RunClock()
-    check_options(epochs, word_vector_train_repeats, unlabelled_data, init_from, streaming and baseline)
+    check_options(epochs, word_vector_train_repeats, unlabelled_data, init_from, streaming and baseline, max_steps)
     # Made here, so that a budget of 0 s or less is refused before the data is read; it starts counting at training.
     budget = TimeBudget(cpu_budget_s, cpu=True) if cpu_budget_s is not None else None
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("sentiment", model, quick)
@@ -225,13 +225,16 @@ def kept_model(trainer, metric: str) -> dict:
     return dict(kept_model="final epoch", kept_validation_value=last[-1] if last else None)
 
 
-def check_options(epochs, word_vector_train_repeats: int, unlabelled_data, init_from, streaming_baseline=False) -> None:
+def check_options(epochs, word_vector_train_repeats: int, unlabelled_data, init_from, streaming_baseline=False,
+                  max_steps: int = -1) -> None:
     """`train_classifier`'s options that cannot work, as SetupError, before anything is loaded."""
     if streaming_baseline:
         raise SetupError("--streaming cannot fit the TF-IDF baseline: it holds every training text's n-gram counts in "
                          "memory. Pass --no-baseline with --streaming (in Python: baseline=False with streaming=True).")
     if epochs is not None and epochs <= 0:
         raise SetupError(f"--epochs must be positive, got {epochs}.")
+    if max_steps == 0 or max_steps < -1:  # (the command has no --max-steps: Python's name)
+        raise SetupError(f"`max_steps` must be positive (or -1, not set), got {max_steps}.")
     if word_vector_train_repeats < 1:
         raise SetupError(f"--word-vector-train-repeats must be at least 1, got {word_vector_train_repeats}.")
     if unlabelled_data and init_from:
@@ -316,7 +319,9 @@ def classify(folder, texts, **pipeline_kwargs) -> list:
     from transformers import pipeline
 
     check_classifier_folder(folder)
-    texts = [texts] if isinstance(texts, str) else list(texts)
+    texts = [texts] if isinstance(texts, str) else texts
+    if not isinstance(texts, (list, tuple)) or not all(isinstance(text, str) for text in texts):
+        raise TypeError(f"`texts` must be a text or a list of texts (str), got {texts!r:.80}.")
     if not texts:
         return []
     classifier = pipeline("text-classification", model=str(folder), **pipeline_kwargs)

@@ -1,8 +1,6 @@
 """What a classifier run reads: its labelled splits, extra unlabelled text, the word tokenizer and the encoded splits."""
 
-import os
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 
 from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
@@ -10,6 +8,7 @@ from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
 from ..data.classification import (
     ClassificationData,
     DataError,
+    load_arguments,
     load_classification_data,
 )
 from ..data.sources import text_batches
@@ -100,11 +99,7 @@ def describe_inputs(data: ClassificationData, preset: dict, tokenizer, encoded) 
 def load_data(options, preset: dict, seed: int) -> ClassificationData:
     """`load_classification_data(**options)`, its errors as SetupError (raised before any training). `options`: a
     dict of its arguments, or the dataset's source alone (a Hub id, a folder or a file)."""
-    if isinstance(options, (str, os.PathLike)):
-        options = dict(source=str(options))
-    if not isinstance(options, Mapping):
-        raise TypeError(f"The data to train on is a {type(options).__name__}: pass a dataset source (a Hub id, folder or "
-                        "file), a dict of load_classification_data arguments, or a ClassificationData.")
+    options = load_arguments(options, "The data to train on")
     try:
         return load_classification_data(**{"validation_size": preset.get("validation_size", 0.1), "seed": seed,
                                            "validation_floor": preset.get("validation_floor", False),
