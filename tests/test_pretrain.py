@@ -529,6 +529,21 @@ def test_word_lm_pretrains_on_text_files_read_as_paragraphs(tmp_path):
     assert "IMDb" not in card
 
 
+def test_word_lm_says_when_it_reads_a_test_split(tmp_path, capsys):
+    """Every split is read by default: a classifier tested on the folder's test split would be tested on text its LM
+    read, so the run says so; `--dataset-split train` leaves it out."""
+    from seqhf.training.wordlm import lm_texts
+
+    (tmp_path / "news").mkdir()
+    for split, n in (("train", 30), ("test", 10)):
+        pd.DataFrame({"body": news_texts(n, seed=n)}).to_csv(tmp_path / "news" / f"{split}.csv", index=False)
+    train, heldout, parts = lm_texts(tmp_path / "news", TINY_LM, text_column="body")
+    assert len(train) + len(heldout) == 40 and parts["data"]["splits"] == ["train", "test"]
+    assert "The LM reads the 'test' split of" in capsys.readouterr().out
+    train, heldout, parts = lm_texts(tmp_path / "news", TINY_LM, text_column="body", split="train")
+    assert len(train) + len(heldout) == 30 and "'test'" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("name, content, options, message", [
     ("news.csv", "body,topic\nthe team won,sport\n", dict(text_column="content"),
      r"^The 'train' split of '.*news.csv' has no column 'content'; its columns are \['body', 'topic'\] \(choose with --text-column\)\.$"),

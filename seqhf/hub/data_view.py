@@ -35,7 +35,7 @@ def describe_lm_texts(results: dict) -> str:
     d = results["data"]
     if d.get("read_as") == "paragraphs":
         where = ("its paragraphs (blank-line separated, or lines where a file has no blank line; a Project Gutenberg "
-                 "header and licence stripped)")
+                 "header and licence, where there is one, stripped)")
     else:
         splits = d.get("splits") or []
         where = f"the `{d['text_column']}` column of its split{'s' if len(splits) > 1 else ''} " + ", ".join(f"`{s}`" for s in splits)

@@ -192,8 +192,8 @@ def corpus_texts(dataset, preset: dict, seed: int, text_column: str = "text", sp
     source = described[0]
     read = [s for s in source["splits"] or [] if s in HELDOUT_SPLIT_NAMES]
     if read:
-        print(f"The LM reads the {read} split(s) of {str(dataset)!r} too: a classifier evaluated on them would be "
-              "evaluated on text its LM has read. --dataset-split train reads the training texts only.")
+        print(f"The LM reads the {' and '.join(map(repr, read))} split of {str(dataset)!r} too: a classifier evaluated "
+              "on it would be evaluated on text its LM has read. --dataset-split train reads the training texts only.")
     data = dict(source=str(dataset), layout="texts", text_column=source["text_column"], splits=source["splits"],
                 read_as="paragraphs" if source["splits"] is None else "column", texts=len(texts),
                 train_texts=len(train), train_texts_available=len(carved["train"]), heldout_texts=held,
