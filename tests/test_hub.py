@@ -579,6 +579,18 @@ def test_word_lm_card_says_which_reviews_it_read(tmp_path):
     assert "this run did not record how many came from each" in text
 
 
+def test_word_lm_card_of_imdb_is_the_same_with_its_data_recorded(tmp_path):
+    """Runs now record what they read (`data`); an IMDb run's card says what it said before, word for word."""
+    before = make_wordlm_folder(tmp_path / "lm")
+    for source in ("stanfordnlp/imdb", "../shared/data/imdb"):
+        recorded = make_wordlm_folder(tmp_path / "lm", data=dict(source=source, layout="imdb", text_column="text"))
+        assert recorded == before
+    assert "IMDb" in before and "imdb" in card_metadata(tmp_path / "lm")[0]["tags"]
+    other = make_wordlm_folder(tmp_path / "lm", data=dict(source="someone/reviews", layout="imdb", text_column="text"))
+    assert "`someone/reviews`, in the stanfordnlp/imdb layout: the model trained on 600 reviews" in other
+    assert "IMDb" not in other and card_metadata(tmp_path / "lm")[0]["datasets"] == ["someone/reviews"]
+
+
 def test_every_card_loads_its_tokenizer_with_trust_remote_code(tmp_path, sentiment_dir):
     texts = [make_wordlm_folder(tmp_path / "lm"), card_metadata(make_charlm_folder(tmp_path / "char"))[1],
              card_metadata(sentiment_dir)[1]]

@@ -513,7 +513,7 @@ def test_extra_unlabelled_text_errors_are_named(tmp_path):
         load_unlabelled_texts([str(tmp_path / "reviews.csv")])
     with pytest.raises(DataError, match=r"No split 'unsupervised' \(--unlabelled-data-split\).*\['train'\]"):
         load_unlabelled_texts([str(tmp_path / "reviews.csv")], "review", "unsupervised")
-    with pytest.raises(DataError, match="Unlabelled text not found: .*missing.txt"):
+    with pytest.raises(DataError, match=r"^Text not found: .*missing.txt.* \(--unlabelled-data\)"):
         load_unlabelled_texts([str(tmp_path / "missing.txt")])
     folder = write_format(tmp_path / "data", "csv")
     with pytest.raises(SetupError, match="not found"):  # before anything is trained or written

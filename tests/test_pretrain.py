@@ -2,7 +2,11 @@
 
 import json
 import math
+import os
+import subprocess
+import sys
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,6 +16,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
 
 from conftest import ROWS, padded_batch, run_without_seqhf
+from test_hub import card_metadata
 from seqhf import SeqLSTMConfig, SeqLSTMForCausalLM, SeqLSTMForSequenceClassification, SeqLSTMModel
 from seqhf.data.tokenization import build_word_tokenizer
 from seqhf.training.ulmfit import GradualUnfreezing, classifier_from_lm, discriminative_param_groups, layer_groups, ulmfit_optimizers
@@ -448,4 +453,126 @@ def test_lm_texts_records_how_many_labelled_and_unlabelled_reviews_it_read(tiny_
     train, heldout, parts = lm_texts(tiny_imdb_with_unlabelled, preset)
     assert len(train) == 10 and len(heldout) == 24
     assert parts == dict(labelled_train_reviews=0, labelled_train_available=72, unlabelled_reviews=10,
-                         unlabelled_available=96)
+                         unlabelled_available=96,
+                         data=dict(source=str(tiny_imdb_with_unlabelled), layout="imdb", text_column="text"))
+
+
+# ---------------------------------------------------------------- the word LM on the user's own text
+
+
+NEWS_WORDS = "the a team won lost match bank stock price rose fell market goal coach said today".split()
+
+
+def news_texts(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [" ".join(NEWS_WORDS[i] for i in torch.randint(0, len(NEWS_WORDS), (12,), generator=g).tolist())
+            for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def news_csv(tmp_path_factory):
+    """A small news CSV with the text in `body`, labels in `topic`: no `text` column, no IMDb layout."""
+    path = tmp_path_factory.mktemp("news") / "news.csv"
+    texts = news_texts(120)
+    pd.DataFrame({"body": texts, "topic": ["sport" if "team" in t else "business" for t in texts]}).to_csv(path, index=False)
+    return path
+
+
+def test_word_lm_pretrains_on_a_csv_column_and_a_classifier_fine_tunes_from_it(tmp_path, news_csv):
+    """`seqhf train lm` read only data in the stanfordnlp/imdb layout: another dataset's text column trains it now,
+    its held-out texts carved with a fixed seed, and its card names that data, not IMDb."""
+    from seqhf.training.classifier import train_classifier
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, "-m", "seqhf", "train", "lm", "--dataset", str(news_csv), "--text-column", "body",
+                           "--quick", "--output-dir", str(tmp_path / "lm")], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    lm = json.loads((tmp_path / "lm" / "eval_results.json").read_text())
+    assert lm["data"] == dict(source=str(news_csv), layout="texts", text_column="body", splits=["train"], read_as="column",
+                              texts=120, train_texts=108, train_texts_available=108, heldout_texts=12,
+                              heldout_fraction=0.1, heldout_cap=60)  # 10 % held out, the quick preset's caps
+    assert lm["train_reviews"] == 108 and lm["heldout_reviews"] == 6  # the second half of the held-out texts
+    metadata, card = card_metadata(tmp_path / "lm")
+    card = " ".join(card.split())
+    assert "`news.csv` (local files), the `body` column of its split `train`: 120 texts. 12 of them were held out" in card
+    assert f"On {lm['heldout_tokens']:,} tokens of 6 held-out texts" in card and f"{lm['heldout_perplexity']:.2f}" in card
+    assert "IMDb" not in card and "review" not in card
+    assert "imdb" not in metadata["tags"] and "datasets" not in metadata
+    assert metadata["model-index"][0]["results"][0]["dataset"]["name"] == "`news.csv` (local files)"
+
+    clf = train_classifier(dict(source=str(news_csv), text_column="body", label_column="topic"), TINY_CLASSIFIER,
+                           tmp_path / "clf", init_from=str(tmp_path / "lm"), baseline=False, report_to="none",
+                           disable_tqdm=True)
+    assert clf["init_from"]["data"]["source"] == str(news_csv) and clf["labels"] == ["business", "sport"]
+    clf_card = " ".join((tmp_path / "clf" / "README.md").read_text().split())
+    assert f"tokens of held-out texts, trained on {lm['train_tokens']:,} tokens (108 texts of `news.csv` (local files), " \
+           "its split `train`)" in clf_card
+
+
+def test_word_lm_pretrains_on_text_files_read_as_paragraphs(tmp_path):
+    from seqhf.training.wordlm import lm_texts, train_wordlm
+
+    paragraphs = news_texts(40, seed=1)
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.txt").write_text("\n\n".join(paragraphs[:30]) + "\n")
+    (tmp_path / "corpus" / "b.txt").write_text("\n\n".join(p.replace(" the ", "\nthe ") for p in paragraphs[30:]))
+    lm = train_wordlm(TINY_LM, tmp_path / "corpus", tmp_path / "lm", report_to="none", disable_tqdm=True)
+    assert lm["data"]["read_as"] == "paragraphs" and lm["data"]["texts"] == 40  # lines of a paragraph joined
+    assert lm["data"]["heldout_texts"] == 10 and lm["train_reviews"] == 30  # the preset's validation_size, 0.25
+    train, heldout, _ = lm_texts(tmp_path / "corpus", TINY_LM, seed=42)
+    assert sorted(train + heldout) == sorted(paragraphs) and set(heldout) == set(lm_texts(tmp_path / "corpus", TINY_LM)[1])
+    assert set(heldout) != set(lm_texts(tmp_path / "corpus", TINY_LM, seed=7)[1])  # carved at random with the seed
+    card = " ".join((tmp_path / "lm" / "README.md").read_text().split())
+    assert "trained from scratch on `corpus` (local files)" in card and "its paragraphs (blank-line separated" in card
+    assert "IMDb" not in card
+
+
+def test_word_lm_says_when_it_reads_a_test_split(tmp_path, capsys):
+    """Every split is read by default: a classifier tested on the folder's test split would be tested on text its LM
+    read, so the run says so; `--dataset-split train` leaves it out."""
+    from seqhf.training.wordlm import lm_texts
+
+    (tmp_path / "news").mkdir()
+    for split, n in (("train", 30), ("test", 10)):
+        pd.DataFrame({"body": news_texts(n, seed=n)}).to_csv(tmp_path / "news" / f"{split}.csv", index=False)
+    train, heldout, parts = lm_texts(tmp_path / "news", TINY_LM, text_column="body")
+    assert len(train) + len(heldout) == 40 and parts["data"]["splits"] == ["train", "test"]
+    assert "The LM reads the 'test' split of" in capsys.readouterr().out
+    train, heldout, parts = lm_texts(tmp_path / "news", TINY_LM, text_column="body", split="train")
+    assert len(train) + len(heldout) == 30 and "'test'" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, content, options, message", [
+    ("news.csv", "body,topic\nthe team won,sport\n", dict(text_column="content"),
+     r"^The 'train' split of '.*news.csv' has no column 'content'; its columns are \['body', 'topic'\] \(choose with --text-column\)\.$"),
+    ("news.csv", "body,topic\n ,sport\n,business\n", dict(text_column="body"),
+     r"^'.*news.csv' holds no text in its 'body' column \(--dataset\)\.$"),
+    ("news.csv", "body,topic\nthe team won,sport\n", dict(text_column="body", dataset_split="test"),
+     r"^No split 'test' \(--dataset-split\) in '.*news.csv'; its splits are \['train'\]\.$"),
+    ("news.csv", "body,topic\nthe team won,sport\nthe bank,business\n", dict(text_column="body"),
+     r"^'.*news.csv' holds 2 text\(s\) and the LM needs more: at least 2 held out"),
+    ("news.csv", b"body,topic\ncaf\xe9 au lait,food\n", dict(text_column="body"),
+     r"^'news.csv' is not UTF-8 text \(line 2: .*\): convert it"),
+    ("notes.txt", b"caf\xe9 au lait\n\nthe team won\n", {}, r"notes.txt' is not UTF-8 text \(.*\): convert it first"),
+    ("notes.txt", "\n  \n", {}, r"notes.txt' holds no text\.$"),
+])
+def test_word_lm_text_problems_are_named_before_anything_is_written(tmp_path, name, content, options, message):
+    from seqhf.training.common import SetupError
+    from seqhf.training.wordlm import train_wordlm
+
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(SetupError, match=message):
+        train_wordlm(TINY_LM, path, tmp_path / "lm", **options)
+    assert not (tmp_path / "lm").exists()
+
+
+def test_word_lm_text_problem_is_one_line_on_the_command_line(tmp_path, news_csv):
+    proc = subprocess.run([sys.executable, "-m", "seqhf", "train", "lm", "--dataset", str(news_csv), "--output-dir",
+                           str(tmp_path / "lm")], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "error: The 'train' split of" in proc.stderr and "has no column 'text'; its columns are ['body', 'topic'] " \
+           "(choose with --text-column)." in proc.stderr

@@ -266,9 +266,15 @@ def charlm_summary(r: dict) -> str:
 @app.command("lm", no_args_is_help=True)
 def word_lm(
     output_dir: Annotated[Path, typer.Option(help="where the LM folder goes (then: seqhf train classifier --init-from)")],
-    dataset: Annotated[str, typer.Option(help="Hub id or local folder in the stanfordnlp/imdb layout")] = "stanfordnlp/imdb",
+    dataset: Annotated[str, typer.Option(
+        help="the text to learn: Hub id, dataset folder, or one .csv/.tsv/.json/.jsonl/.parquet file (its --text-column, "
+             "every split), or a .txt file or folder of them (paragraphs); data in the stanfordnlp/imdb layout gives "
+             "its training + unlabelled reviews")] = "stanfordnlp/imdb",
+    text_column: Annotated[str, typer.Option(help="the column of --dataset to read")] = "text",
+    dataset_split: Annotated[Optional[str], typer.Option(help="the split of --dataset to read (default: every split)")] = None,
+    dataset_config: Annotated[Optional[str], typer.Option(help="the Hub dataset's configuration name")] = None,
     model: Annotated[WordLMPreset, typer.Option(help="preset: lstm (for a GPU), cpu (sampled softmax), cpu-full, cpu-ab")] = "lstm",
-    quick: Annotated[bool, typer.Option(help="tiny preset: 600 reviews, 32 units, one epoch")] = False,
+    quick: Annotated[bool, typer.Option(help="tiny preset: 600 texts, 32 units, one epoch")] = False,
     softmax: Annotated[Optional[Softmax], typer.Option(help="training loss; default: the preset's")] = None,
     seq_len: Annotated[Optional[int], typer.Option(help="tokens per training window; default: the preset's")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="default: the preset's")] = None,
@@ -279,13 +285,14 @@ def word_lm(
     seed: int = 42,
     resume: Annotated[bool, typer.Option(help="continue from the last complete checkpoint in --output-dir")] = False,
 ):
-    """Pretrain a word-level LSTM LM on reviews (ULMFiT's first half)."""
+    """Pretrain a word-level LSTM LM on any text (ULMFiT's first half); by default IMDb's reviews."""
     if time_budget_min is not None and time_budget_min <= 0:
         raise typer.BadParameter(f"must be positive, got {time_budget_min:g}", param_hint="--time-budget-min")
     start_run()
     from ..training.wordlm import train_wordlm
 
-    results = train_wordlm(value(model), dataset, str(output_dir), quick=quick, softmax=value(softmax), seq_len=seq_len, epochs=epochs,
+    results = train_wordlm(value(model), dataset, str(output_dir), text_column=text_column, dataset_split=dataset_split,
+                           dataset_config=dataset_config, quick=quick, softmax=value(softmax), seq_len=seq_len, epochs=epochs,
                            max_steps=max_steps, max_grad_norm=max_grad_norm, seed=seed, resume=resume,
                            time_budget_s=time_budget_min * 60 if time_budget_min is not None else None, cpu_budget_s=cpu_budget_s)
     if speaks():

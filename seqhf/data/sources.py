@@ -53,6 +53,19 @@ def load_imdb(name_or_path: str = IMDB_HUB_ID, validation_size: int | float = 0.
         raise FileNotFoundError(
             f"Could not load IMDb from {name_or_path!r} ({err}). Offline, pass a local copy in the stanfordnlp/imdb layout."
         ) from err
+    return imdb_splits(raw, name_or_path, validation_size, seed)
+
+
+def in_imdb_layout(raw: DatasetDict) -> bool:
+    """Whether loaded data is in the stanfordnlp/imdb layout: train and test splits, a `text` column and a
+    ClassLabel `label` (what `imdb_splits` checks)."""
+    train = raw.get("train")
+    return (train is not None and "test" in raw and "text" in train.column_names
+            and type(train.features.get("label")).__name__ == "ClassLabel")
+
+
+def imdb_splits(raw: DatasetDict, name_or_path: str, validation_size: int | float = 0.2, seed: int = 42) -> DatasetDict:
+    """`load_imdb`'s splits from data already loaded (`name_or_path` names it in errors)."""
     for split in ("train", "test"):
         if split not in raw or len(raw[split]) == 0:
             raise ValueError(f"The IMDb data at {name_or_path!r} has no (or an empty) {split!r} split.")

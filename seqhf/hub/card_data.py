@@ -7,6 +7,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCardData
 
 from ..data.sources import IMDB_HUB_ID, is_hub_id
+from .data_view import data_name, init_lm_view, is_imdb, wordlm_view
 from .plots import CONFUSION_NAME, RELIABILITY_NAME
 
 CARD_NAME = "README.md"
@@ -151,11 +152,6 @@ def _tbptt_mode(value):
     return "on" if value is True else str(value)
 
 
-def is_imdb(source) -> bool:
-    """The chapter's dataset: the Hub's stanfordnlp/imdb or a local copy in a folder named imdb."""
-    return str(source).lower() == IMDB_HUB_ID or Path(str(source)).name.lower() == "imdb"
-
-
 def classification_view(results: dict) -> dict:
     """What the card and the model-index show of a classifier's run: where its data came from, the split
     its final figures are on, and those figures (runs recorded before any-dataset training included)."""
@@ -170,7 +166,7 @@ def classification_view(results: dict) -> dict:
     return dict(
         imdb=imdb, split=split, figures=figures, data=data, hub_id=hub_id,
         dataset_id=IMDB_HUB_ID if imdb else (source if hub_id else Path(source).name or "local"),
-        data_name="IMDb (Large Movie Review Dataset)" if imdb else (f"`{source}`" if hub_id else f"`{Path(source).name}` (local files)"),
+        data_name=data_name(source),
         best_validation_metric=results.get("best_validation_metric", "accuracy"),
         best_validation=results.get("best_validation_value", results.get("best_validation_accuracy")),
     )
@@ -195,11 +191,14 @@ def eval_results_for_card(task: str, results: dict) -> list:
             positive = f" ({labels[1]})" if labels else ""
             metrics.insert(1, ("f1", f"{split.capitalize()} F1{positive}", f"{split}_f1"))
     elif task == "wordlm":
-        common = dict(
-            task_type=spec["pipeline_tag"], task_name=spec["task_name"], dataset_type=IMDB_HUB_ID,
-            dataset_name="IMDb (Large Movie Review Dataset)", dataset_config="plain_text",
-            dataset_split="held-out reviews carved from train (never trained on)",
-        )  # fmt: skip
+        view = wordlm_view(results)
+        common = dict(task_type=spec["pipeline_tag"], task_name=spec["task_name"], dataset_name=view["data_name"])
+        if view["imdb"]:
+            common.update(dataset_type=IMDB_HUB_ID, dataset_config="plain_text",
+                          dataset_split="held-out reviews carved from train (never trained on)")
+        else:
+            common.update(dataset_type=view["dataset_id"], dataset_split=f"held-out {view['texts']} carved from "
+                          f"{'train' if view['reviews'] else 'the text'} (never trained on)")
         metrics = [("perplexity", "Held-out perplexity (full softmax)", "heldout_perplexity")]
     else:
         if is_island_run(results):
@@ -245,28 +244,6 @@ def describe_char_sources(results: dict) -> str:
     return ", ".join(names) + more if names else str(results.get("dataset", "unknown text"))
 
 
-def describe_lm_reviews(results: dict) -> str:
-    """The IMDb reviews a word LM trained on: how many of its labelled training and of its unlabelled reviews."""
-    total = f"{results['train_reviews']:,} reviews" if results.get("train_reviews") else "reviews"
-    if results.get("train_tokens"):
-        total += f" ({results['train_tokens']:,} tokens)"
-    split = "(the training split less a validation part carved out with a fixed seed)"
-    if results.get("labelled_train_reviews") is None:  # recorded before the parts were
-        return (f"{total} from its labelled training reviews {split} or its unlabelled reviews (this run did not "
-                "record how many came from each)")
-
-    def part(used, available, what):
-        if not available:
-            return f"no {what} (the dataset has none)"
-        if not used:
-            return f"none of its {available:,} {what}"
-        return f"all {used:,} of its {what}" if used == available else f"{used:,} of its {available:,} {what}"
-
-    labelled = part(results["labelled_train_reviews"], results.get("labelled_train_available"), "labelled training reviews")
-    unlabelled = part(results["unlabelled_reviews"], results.get("unlabelled_available"), "unlabelled reviews")
-    return f"{total}: {labelled} {split} and {unlabelled}"
-
-
 def describe_budget_stop(results: dict) -> str | None:
     """The sentence saying that a time or CPU budget stopped training, when one did."""
     cpu = f"CPU budget ({_fmt(results.get('cpu_budget_s'))} CPU seconds of the process, setup included)"
@@ -302,6 +279,10 @@ def build_card_data(task: str, results: dict, model_name: str, final: bool = Tru
         datasets = [view["dataset_id"]] if view["imdb"] or view["hub_id"] else None
         tags += ["sentiment-analysis", "imdb", "movie-reviews"] if view["imdb"] else []
         tags += ["multi-label"] if results.get("multi_label") else []
+    if task == "wordlm":
+        view = wordlm_view(results)
+        datasets = [IMDB_HUB_ID] if view["imdb"] else [view["dataset_id"]] if view["hub_id"] else None
+        tags = [t for t in tags if view["imdb"] or t not in ("imdb", "movie-reviews")]
     if task == "charlm" and not any(s.get("cut", "").startswith("gutenberg") for s in results.get("sources") or [{"cut": "gutenberg"}]):
         tags.remove("project-gutenberg")
     if results.get("quick"):
@@ -343,6 +324,7 @@ def classification_card_fields(task: str, results: dict, folder: Path) -> dict:
         confusion=CONFUSION_NAME if (folder / CONFUSION_NAME).is_file() else None,
         reliability=RELIABILITY_NAME if (folder / RELIABILITY_NAME).is_file() else None,
         example_text=IMDB_EXAMPLE if view["imdb"] else "Write the text to classify here.",
+        **init_lm_view(results.get("init_from")),
     )
 
 

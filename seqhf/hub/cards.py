@@ -25,9 +25,9 @@ from .card_data import (
     describe_architecture,
     describe_budget_stop,
     describe_char_sources,
-    describe_lm_reviews,
     is_island_run,
 )
+from .data_view import wordlm_card_fields
 from .plots import final_figures, plot_training_curves
 
 TEMPLATES = resources.files(__package__) / "templates"  # inside the package: a wheel carries them
@@ -127,7 +127,7 @@ def write_model_card(
         **classification_card_fields(task, results, folder),
         island=task == "charlm" and is_island_run(results),
         char_sources=describe_char_sources(results) if task == "charlm" else None,
-        lm_reviews=describe_lm_reviews(results) if task == "wordlm" else None,
+        **wordlm_card_fields(task, results),
         budget_stop=describe_budget_stop(results),
     )
     path = folder / CARD_NAME

@@ -25,7 +25,7 @@ BACKBONE_FIELDS = ("vocab_size", "embedding_size", "hidden_size", "num_hidden_la
 ULMFIT_DEFAULTS = dict(lr_factor=2.6, cut_frac=0.1, ratio=32.0, gradual_unfreezing=True)  # the paper's values
 # The LM's own figures a fine-tuned classifier's card quotes.
 LM_SUMMARY_KEYS = ("preset", "heldout_perplexity", "heldout_tokens", "train_tokens", "train_reviews", "vocab_size",
-                   "softmax", "epochs", "wall_time_s", "hardware", "num_parameters")
+                   "softmax", "epochs", "wall_time_s", "hardware", "num_parameters", "data")
 
 
 def classifier_from_lm(lm_dir, model_fields: dict | None = None, id2label: dict | None = None):

@@ -1,10 +1,11 @@
-"""Word-level LSTM language models on review text through `transformers.Trainer` (the pretraining half of
+"""Word-level LSTM language models on any text through `transformers.Trainer` (the pretraining half of
 ULMFiT; `seqhf.training.ulmfit` is the fine-tuning half).
 
 `train_wordlm` reads IMDb's labelled training reviews (validation carved out as the classifier carves it)
-and its unlabelled reviews, never validation or test, builds the word tokenizer on them, joins the reviews
-into one stream (`[EOS]` between reviews) and trains a `SeqLSTMForCausalLM` on windows of it. Perplexity is
-measured with the full softmax on held-out reviews (the carved validation reviews).
+and its unlabelled reviews, never validation or test, or any other text (a dataset's text column, `.txt`
+files read as paragraphs; held-out texts carved from it with a fixed seed), builds the word tokenizer on
+them, joins the texts into one stream (`[EOS]` between texts) and trains a `SeqLSTMForCausalLM` on windows
+of it. Perplexity is measured with the full softmax on held-out texts (for IMDb, the carved validation reviews).
 
 The output softmax over a 20-30k vocabulary costs more than the LSTM itself on a CPU. `softmax="sampled"`
 trains against the target word plus `sampled_words` words drawn from the unigram distribution (shared by
@@ -17,9 +18,13 @@ import time
 
 import torch
 import torch.nn.functional as F
+from datasets import concatenate_datasets
 from transformers import EarlyStoppingCallback, Trainer, default_data_collator, set_seed
 
 from ..data import char_text, sources
+from ..data.classification import VALIDATION_NAMES, load_raw
+from ..data.errors import DataError
+from ..data.unlabelled import is_plain_text, load_unlabelled_texts
 from ..data.tokenization import EOS, build_word_tokenizer
 from ..models.lstm.configuration_lstm import SeqLSTMConfig
 from ..models.lstm.modeling_lstm import SeqLSTMForCausalLM
@@ -120,35 +125,80 @@ class WordLMTrainer(Trainer):
         return output
 
 
-def lm_texts(dataset, preset: dict, seed: int = 42):
-    """(training texts, held-out texts, parts): IMDb's carved training reviews and unlabelled reviews, and the
-    carved validation reviews. `train_reviews` / `unlabelled_reviews` / `validation_reviews` cap each part
-    (a sample with seed 42, the one the classifier presets' `unlabelled_size` draws for word2vec). `parts`
-    records, for the card, how many labelled training and unlabelled reviews were read, of how many."""
+# `seqhf train lm`'s options, as errors about its text name them.
+LM_TEXT_OPTIONS = dict(source="--dataset", text_column="--text-column", split="--dataset-split")
+HELDOUT_SPLIT_NAMES = ("test", *VALIDATION_NAMES)
+
+
+def lm_texts(dataset, preset: dict, seed: int = 42, text_column: str = "text", split: str | None = None,
+             config: str | None = None):
+    """(training texts, held-out texts, parts). Data in the stanfordnlp/imdb layout, read whole (no `split`, the
+    `text` column), gives its reviews (`review_texts`); any other text gives its texts (`corpus_texts`). `parts`
+    records, for the card, what was read (`data`: its source and layout, and the counts of each part)."""
     try:
-        raw = sources.load_imdb(str(dataset), validation_size=preset.get("validation_size", 0.1), seed=seed)
-    except (FileNotFoundError, ValueError) as err:
+        raw = None if is_plain_text(dataset) else load_raw(str(dataset), config)
+        if raw is not None and text_column == "text" and split is None and sources.in_imdb_layout(raw):
+            return review_texts(dataset, raw, preset, seed)
+        return corpus_texts(dataset, preset, seed, text_column, split, config)
+    except (DataError, ValueError) as err:
         raise SetupError(str(err)) from err
 
+
+def _sample(part, cap):
+    """At most `cap` rows of `part` (a sample with seed 42, the one the classifier presets' `unlabelled_size`
+    draws for word2vec)."""
+    return part.shuffle(seed=42).select(range(cap)) if cap is not None and cap < len(part) else part
+
+
+def review_texts(dataset, raw, preset: dict, seed: int):
+    """IMDb's carved training reviews and unlabelled reviews, and the carved validation reviews as held-out
+    text. `train_reviews` / `unlabelled_reviews` / `validation_reviews` cap each part. `parts` records how many
+    labelled training and unlabelled reviews were read, of how many."""
+    raw = sources.imdb_splits(raw, str(dataset), validation_size=preset.get("validation_size", 0.1), seed=seed)
+
     def sample(split, cap):
-        part = raw.get(split)
-        if part is None:
-            return []
-        if cap is not None and cap < len(part):
-            part = part.shuffle(seed=42).select(range(cap))  # the sample word_vector_texts draws
-        return list(part["text"])
+        return list(_sample(raw[split], cap)["text"]) if split in raw else []
 
     labelled = sample("train", preset.get("train_reviews"))
     unlabelled = sample("unsupervised", preset.get("unlabelled_reviews"))
     train, heldout = labelled + unlabelled, sample("validation", preset.get("validation_reviews"))
     parts = dict(labelled_train_reviews=len(labelled), labelled_train_available=len(raw["train"]),
                  unlabelled_reviews=len(unlabelled),
-                 unlabelled_available=len(raw["unsupervised"]) if "unsupervised" in raw else 0)
+                 unlabelled_available=len(raw["unsupervised"]) if "unsupervised" in raw else 0,
+                 data=dict(source=str(dataset), layout="imdb", text_column="text"))
     if not train:
         raise SetupError(f"No training text in {dataset!r}: its train and unsupervised splits are empty or capped to 0.")
     if len(heldout) < 2:
         raise SetupError(f"The LM needs at least 2 held-out (validation) reviews, got {len(heldout)}.")
     return train, heldout, parts
+
+
+def corpus_texts(dataset, preset: dict, seed: int, text_column: str = "text", split: str | None = None,
+                 config: str | None = None):
+    """Any other text, read as `load_unlabelled_texts` reads it: a dataset's `text_column` in its `split` (else
+    in every split), or a `.txt` file or folder read as paragraphs. The held-out texts are carved at random
+    with `seed`: the preset's `validation_size` of them (0.1 by default; at least 2), at most its
+    `validation_reviews`. `unlabelled_reviews` caps the training texts (the sample `review_texts` draws)."""
+    found, described = load_unlabelled_texts([dataset], text_column, split, config=config, options=LM_TEXT_OPTIONS)
+    texts = concatenate_datasets(found) if len(found) > 1 else found[0]
+    fraction, cap = preset.get("validation_size", 0.1), preset.get("validation_reviews")
+    held = max(2, int(fraction) if fraction >= 1 else round(fraction * len(texts)))
+    held = min(held, cap) if cap is not None else held
+    if held < 2 or len(texts) <= held:
+        raise SetupError(f"{str(dataset)!r} holds {len(texts)} text(s) and the LM needs more: at least 2 held out "
+                         "(never trained on) and 1 to train on.")
+    carved = texts.train_test_split(test_size=held, seed=seed)
+    train = list(_sample(carved["train"], preset.get("unlabelled_reviews"))["text"])
+    source = described[0]
+    read = [s for s in source["splits"] or [] if s in HELDOUT_SPLIT_NAMES]
+    if read:
+        print(f"The LM reads the {' and '.join(map(repr, read))} split of {str(dataset)!r} too: a classifier evaluated "
+              "on it would be evaluated on text its LM has read. --dataset-split train reads the training texts only.")
+    data = dict(source=str(dataset), layout="texts", text_column=source["text_column"], splits=source["splits"],
+                read_as="paragraphs" if source["splits"] is None else "column", texts=len(texts),
+                train_texts=len(train), train_texts_available=len(carved["train"]), heldout_texts=held,
+                heldout_fraction=fraction, heldout_cap=cap)
+    return train, list(carved["test"]["text"]), dict(data=data)
 
 
 def encode_stream(tokenizer, texts) -> torch.Tensor:
@@ -165,10 +215,16 @@ def build_lm_tokenizer(texts, preset: dict):
 
 
 @holds_output_folder
-def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wordlm", *, quick=False, softmax=None,
-                 seq_len=None, epochs=None, max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(),
-                 time_budget_s=None, cpu_budget_s=None, **train_overrides) -> dict:
-    """Train a word-level LSTM LM on IMDb's training + unlabelled reviews and return its results.
+def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wordlm", *, text_column="text",
+                 dataset_split=None, dataset_config=None, quick=False, softmax=None, seq_len=None, epochs=None,
+                 max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), time_budget_s=None,
+                 cpu_budget_s=None, **train_overrides) -> dict:
+    """Train a word-level LSTM LM and return its results. `dataset`: data in the stanfordnlp/imdb layout (its
+    training + unlabelled reviews; held out: validation reviews carved from train), or any other text: a Hub id,
+    dataset folder or data file read from `text_column` (every split, or `dataset_split`; `dataset_config`
+    names a Hub configuration), or a `.txt` file or folder of them read as paragraphs; the held-out texts are
+    carved from it at random with `seed` (the preset's `validation_size`, 0.1 by default, at most its
+    `validation_reviews`; see `corpus_texts`).
     `time_budget_s` stops training after that many seconds of training (the planned schedule is cut short);
     `cpu_budget_s` once the process has spent that many CPU seconds, its setup included (`TimeBudget`)."""
     clock = RunClock()
@@ -178,7 +234,7 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
     if softmax not in SOFTMAXES:
         raise SetupError(f"--softmax must be one of {SOFTMAXES}, got {softmax!r}.")
     check_run_lengths(seq_len, epochs, max_steps)
-    train_texts, heldout_texts, parts = lm_texts(dataset, preset, seed)
+    train_texts, heldout_texts, parts = lm_texts(dataset, preset, seed, text_column, dataset_split, dataset_config)
     tokenizer = build_lm_tokenizer(train_texts, preset)
     train_ids = encode_stream(tokenizer, train_texts)
     half = len(heldout_texts) // 2  # first half: validation (early stopping), second half: the reported figure
