@@ -529,19 +529,24 @@ def test_word_lm_pretrains_on_text_files_read_as_paragraphs(tmp_path):
     assert "IMDb" not in card
 
 
-def test_word_lm_says_when_it_reads_a_test_split(tmp_path, capsys):
-    """Every split is read by default: a classifier tested on the folder's test split would be tested on text its LM
-    read, so the run says so; `--dataset-split train` leaves it out."""
+def test_word_lm_leaves_out_the_test_split_unless_told(tmp_path, capsys):
+    """By default the LM reads every split but those named test or validation, so that a classifier tested on the
+    folder's test split is not tested on text its LM read; `--dataset-split test` reads it, and says so."""
     from seqhf.training.wordlm import lm_texts
 
     (tmp_path / "news").mkdir()
-    for split, n in (("train", 30), ("test", 10)):
+    for split, n in (("train", 30), ("test", 10), ("validation", 8)):
         pd.DataFrame({"body": news_texts(n, seed=n)}).to_csv(tmp_path / "news" / f"{split}.csv", index=False)
     train, heldout, parts = lm_texts(tmp_path / "news", TINY_LM, text_column="body")
-    assert len(train) + len(heldout) == 40 and parts["data"]["splits"] == ["train", "test"]
-    assert "The LM reads the 'test' split of" in capsys.readouterr().out
-    train, heldout, parts = lm_texts(tmp_path / "news", TINY_LM, text_column="body", split="train")
-    assert len(train) + len(heldout) == 30 and "'test'" not in capsys.readouterr().out
+    assert len(train) + len(heldout) == 30 and parts["data"]["splits"] == ["train"]
+    assert not set(train + heldout) & set(news_texts(10, seed=10) + news_texts(8, seed=8))
+    assert "reads the 'train' split of" in capsys.readouterr().out
+    train, heldout, parts = lm_texts(tmp_path / "news", TINY_LM, text_column="body", split="test")
+    assert len(train) + len(heldout) == 10 and "The LM reads the 'test' split of" in capsys.readouterr().out
+    (tmp_path / "news" / "train.csv").unlink()
+    (tmp_path / "news" / "validation.csv").unlink()
+    train, heldout, parts = lm_texts(tmp_path / "news", TINY_LM, text_column="body")  # only a test split: read
+    assert len(train) + len(heldout) == 10 and "The LM reads the 'test' split of" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name, content, options, message", [

@@ -271,7 +271,7 @@ def word_lm(
              "every split), or a .txt file or folder of them (paragraphs); data in the stanfordnlp/imdb layout gives "
              "its training + unlabelled reviews")] = "stanfordnlp/imdb",
     text_column: Annotated[str, typer.Option(help="the column of --dataset to read")] = "text",
-    dataset_split: Annotated[Optional[str], typer.Option(help="the split of --dataset to read (default: every split)")] = None,
+    dataset_split: Annotated[Optional[str], typer.Option(help="the split of --dataset to read (default: every split but test and validation)")] = None,
     dataset_config: Annotated[Optional[str], typer.Option(help="the Hub dataset's configuration name")] = None,
     model: Annotated[WordLMPreset, typer.Option(help="preset: lstm (for a GPU), cpu (sampled softmax), cpu-full, cpu-ab")] = "lstm",
     quick: Annotated[bool, typer.Option(help="tiny preset: 600 texts, 32 units, one epoch")] = False,

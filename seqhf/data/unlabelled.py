@@ -26,7 +26,7 @@ UNLABELLED_OPTIONS = dict(source="--unlabelled-data", text_column="--unlabelled-
 def load_unlabelled_texts(sources, text_column: str = "text", split: str | None = None, *, config: str | None = None,
                           options: dict = UNLABELLED_OPTIONS) -> tuple[list, list]:
     """Texts without labels from other sources. Each source is anything `load_raw` reads (with `config`; its
-    `split`, else every split, read from `text_column`; empty and whitespace-only texts left out), or a `.txt`
+    `split` (a name, or a list of names), else every split, read from `text_column`; empty and whitespace-only texts left out), or a `.txt`
     file or folder of them, read as paragraphs (blank-line separated, Project Gutenberg header and licence
     stripped) or as lines when a file has no blank line (one file in memory at a time, its paragraphs written to
     datasets' cache). Returns the texts as a list of datasets (`text` column, in reading order) and, for the
@@ -93,9 +93,10 @@ def _paragraph_dataset(path: Path) -> Dataset:
 
 def _dataset_texts(source, text_column: str, split: str | None, config: str | None, options: dict) -> tuple[list, list]:
     raw = load_raw(source, config)
-    if split is not None and split not in raw:
-        raise DataError(f"No split {split!r} ({options['split']}) in {str(source)!r}; its splits are {sorted(raw)}.")
-    splits = [split] if split is not None else list(raw)
+    splits = list(raw) if split is None else [split] if isinstance(split, str) else list(split)
+    for name in splits:
+        if name not in raw:
+            raise DataError(f"No split {name!r} ({options['split']}) in {str(source)!r}; its splits are {sorted(raw)}.")
     parts = []
     for name in splits:
         if text_column not in raw[name].column_names:

@@ -139,9 +139,23 @@ def lm_texts(dataset, preset: dict, seed: int = 42, text_column: str = "text", s
         raw = None if is_plain_text(dataset) else load_raw(str(dataset), config)
         if raw is not None and text_column == "text" and split is None and sources.in_imdb_layout(raw):
             return review_texts(dataset, raw, preset, seed)
+        if raw is not None and split is None:
+            split = training_splits(raw, dataset)
         return corpus_texts(dataset, preset, seed, text_column, split, config)
     except (DataError, ValueError) as err:
         raise SetupError(str(err)) from err
+
+
+def training_splits(raw, dataset) -> list | None:
+    """The splits an LM reads from a dataset by default: all but those named test or validation (a classifier is
+    then evaluated on text its LM never read), or all (None) when no other split is left."""
+    heldout = [name for name in raw if name.lower() in HELDOUT_SPLIT_NAMES]
+    kept = [name for name in raw if name not in heldout]
+    if not heldout or not kept:
+        return None
+    print(f"The LM reads the {' and '.join(map(repr, kept))} split of {str(dataset)!r}, not "
+          f"{' and '.join(map(repr, heldout))}, where a classifier is evaluated (--dataset-split names one to read).")
+    return kept
 
 
 def _sample(part, cap):
@@ -173,10 +187,10 @@ def review_texts(dataset, raw, preset: dict, seed: int):
     return train, heldout, parts
 
 
-def corpus_texts(dataset, preset: dict, seed: int, text_column: str = "text", split: str | None = None,
+def corpus_texts(dataset, preset: dict, seed: int, text_column: str = "text", split: str | list | None = None,
                  config: str | None = None):
-    """Any other text, read as `load_unlabelled_texts` reads it: a dataset's `text_column` in its `split` (else
-    in every split), or a `.txt` file or folder read as paragraphs. The held-out texts are carved at random
+    """Any other text, read as `load_unlabelled_texts` reads it: a dataset's `text_column` in its `split` (a
+    name or a list of names; else in every split), or a `.txt` file or folder read as paragraphs. The held-out texts are carved at random
     with `seed`: the preset's `validation_size` of them (0.1 by default; at least 2), at most its
     `validation_reviews`. `unlabelled_reviews` caps the training texts (the sample `review_texts` draws)."""
     found, described = load_unlabelled_texts([dataset], text_column, split, config=config, options=LM_TEXT_OPTIONS)
@@ -190,10 +204,10 @@ def corpus_texts(dataset, preset: dict, seed: int, text_column: str = "text", sp
     carved = texts.train_test_split(test_size=held, seed=seed)
     train = list(_sample(carved["train"], preset.get("unlabelled_reviews"))["text"])
     source = described[0]
-    read = [s for s in source["splits"] or [] if s in HELDOUT_SPLIT_NAMES]
+    read = [name for name in source["splits"] or [] if name.lower() in HELDOUT_SPLIT_NAMES]
     if read:
-        print(f"The LM reads the {' and '.join(map(repr, read))} split of {str(dataset)!r} too: a classifier evaluated "
-              "on it would be evaluated on text its LM has read. --dataset-split train reads the training texts only.")
+        print(f"The LM reads the {' and '.join(map(repr, read))} split of {str(dataset)!r}: a classifier evaluated "
+              "on it would be evaluated on text its LM has read.")
     data = dict(source=str(dataset), layout="texts", text_column=source["text_column"], splits=source["splits"],
                 read_as="paragraphs" if source["splits"] is None else "column", texts=len(texts),
                 train_texts=len(train), train_texts_available=len(carved["train"]), heldout_texts=held,
@@ -221,7 +235,7 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
                  cpu_budget_s=None, **train_overrides) -> dict:
     """Train a word-level LSTM LM and return its results. `dataset`: data in the stanfordnlp/imdb layout (its
     training + unlabelled reviews; held out: validation reviews carved from train), or any other text: a Hub id,
-    dataset folder or data file read from `text_column` (every split, or `dataset_split`; `dataset_config`
+    dataset folder or data file read from `text_column` (every split but test and validation, or `dataset_split`; `dataset_config`
     names a Hub configuration), or a `.txt` file or folder of them read as paragraphs; the held-out texts are
     carved from it at random with `seed` (the preset's `validation_size`, 0.1 by default, at most its
     `validation_reviews`; see `corpus_texts`).
