@@ -58,6 +58,7 @@ def generate(
                                                            "eval_results.json, else 0.01")] = None,
 ):
     """Generate text with a trained LM: prints the prompt followed by its continuation (same --seed, same text).
+    A word LM stops at [EOS], the end of a text (said on stderr); an [UNK] it generates is printed as [UNK].
 
     Example: seqhf generate runs/charlm --prompt "The island" --max-new-tokens 500 --temperature 1.0 --seed 1
     """
@@ -70,7 +71,7 @@ def generate(
     if top_p is not None and not 0 < top_p <= 1:
         raise typer.BadParameter(f"--top-p must be in (0, 1], got {top_p}; 1 keeps every token.")
     loads_models()
-    from ..inference.generation import check_device, generate_text, load_generator
+    from ..inference.generation import check_device, generate_continuation, load_generator
 
     if adapt_on:
         from ..evaluation.saved import read_text
@@ -86,9 +87,12 @@ def generate(
         if lr is None and results.is_file():
             lr = (json.loads(results.read_text()).get("dynamic_eval") or {}).get("lr")
         model = adapt_to_text(model, tokenizer, adapt_text, lr=lr if lr is not None else 0.01).eval()
-    text = generate_text(model, tokenizer, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
-                         top_k=top_k, top_p=top_p, seed=seed)
+    text, generated, ended = generate_continuation(model, tokenizer, prompt, max_new_tokens=max_new_tokens,
+                                                   temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
     print(prompt + text)
+    if ended:
+        typer.echo(f"(The model ended the text with {tokenizer.eos_token} after {generated} of --max-new-tokens "
+                   f"{max_new_tokens} tokens.)", err=True)
 
 
 def evaluate(
