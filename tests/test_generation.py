@@ -260,6 +260,13 @@ def test_a_word_lm_stops_at_eos_and_shows_unk(tmp_path, capsys):
     assert out.out == "this movie\n" and "ended the text with [EOS] after 1 of --max-new-tokens 5 tokens" in out.err
 
 
+@pytest.mark.parametrize("seed", ["1", 1.5, True])
+def test_a_seed_that_is_not_an_integer_is_named(tok, seed):
+    """`generate_text(..., seed="1")` failed inside numpy: "Cannot cast scalar from dtype('<U1') to dtype('int64')"."""
+    with pytest.raises(TypeError, match=rf"^`seed` must be an integer \(the same seed, the same text\) or None.*got {seed!r}"):
+        generate_text(tiny_lm(tok), tok, "The", max_new_tokens=3, seed=seed)
+
+
 def test_beam_search_and_hidden_state_outputs_work_with_the_cache(tok):
     model = tiny_lm(tok)
     enc = batch(tok, PROMPTS[:2])

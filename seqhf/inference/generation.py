@@ -1,5 +1,6 @@
 """Text generation from a saved char LM folder (used by `seqhf generate`)."""
 
+import numbers
 import warnings
 
 import torch
@@ -86,6 +87,9 @@ def generate_continuation(model, tokenizer, prompt: str, max_new_tokens: int = 5
                           streamer=None) -> tuple[str, int, bool]:
     """`generate_text`'s text, how many tokens were generated, and whether generation stopped at the model's
     end-of-text token (for `seqhf generate` to say why the text is shorter than asked)."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"`seed` must be an integer (the same seed, the same text) or None (not seeded), got {seed!r} "
+                        f"({type(seed).__name__}).")
     if max_new_tokens is None or max_new_tokens <= 0:
         raise ValueError(f"`max_new_tokens` must be a positive integer, got {max_new_tokens!r}.")
     if temperature is None or temperature < 0:
