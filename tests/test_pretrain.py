@@ -611,7 +611,8 @@ def test_a_word_lm_is_scored_on_a_text_as_its_held_out_perplexity_is(tmp_path, c
     assert main(["evaluate", str(tmp_path / "lm"), "--text", str(tmp_path / "text.txt"), "--json",
                  str(tmp_path / "out.json")]) == 0
     line = capsys.readouterr().out.strip()
-    assert line == (f"perplexity {figures['perplexity']:.2f} on {figures['tokens']:,} tokens (windows of 8), "
+    assert line == (f"perplexity {figures['perplexity']:.2f} on {figures['tokens']:,} tokens (windows of 8; "
+                    f"{figures['unknown_tokens']} [UNK] in the text), "
                     f"{figures['nats_per_char']:.4f} nats/char on {len(text):,} characters")
     assert json.loads((tmp_path / "out.json").read_text())["perplexity"] == pytest.approx(figures["perplexity"])
     assert main(["evaluate", str(tmp_path / "lm"), "--text", str(tmp_path / "text.txt"), "--seq-len", "400"]) == 1

@@ -153,7 +153,7 @@ def evaluate(
         line = f"{figures['nats_per_char']:.4f} nats/char on {figures['chars']:,} characters"
         if "perplexity" in figures:
             line = (f"perplexity {figures['perplexity']:.2f} on {figures['tokens']:,} tokens (windows of "
-                    f"{figures['seq_len']}), {line}")
+                    f"{figures['seq_len']}; {figures['unknown_tokens']:,} [UNK] in the text), {line}")
         if "ngram" in figures:
             line += f"; {figures['ngram']['order']}-gram Kneser-Ney {figures['ngram']['nats_per_char']:.4f}"
     print(line)
