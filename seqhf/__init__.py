@@ -35,6 +35,7 @@ API = {
     "generate_text": ("inference.generation", "generate_text"),
     "evaluate_classifier": ("evaluation.saved", "evaluate_classifier"),
     "evaluate_char_lm": ("evaluation.saved", "evaluate_char_lm"),
+    "evaluate_word_lm": ("evaluation.saved", "evaluate_word_lm"),
     "tfidf_baseline": ("evaluation.baseline", "tfidf_logistic_regression"),
     "export_onnx": ("export.onnx_export", "export_folder"),
     "write_model_card": ("hub.cards", "write_model_card"),

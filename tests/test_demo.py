@@ -80,6 +80,16 @@ def test_a_word_lm_streams_its_first_word_spaced_from_the_prompt():
                                                                    temperature=1.0, seed=3)
 
 
+def test_the_page_shows_a_generated_unk_as_generate_text_does():
+    """The page's streamer dropped `[UNK]` (skip_special_tokens) where `seqhf generate` now shows it."""
+    from test_generation import word_lm_saying
+
+    model, words = word_lm_saying("[UNK]")
+    streamed = list(stream_generation(model, words, "this movie was", 0, 0, 1.0, 3, 1))[-1]
+    assert streamed == " [UNK] [UNK] [UNK]" == generate_text(model, words, "this movie was", max_new_tokens=3,
+                                                             temperature=0)
+
+
 def test_generation_errors_reach_the_caller(generator):
     model, tok = generator
     start = time.perf_counter()

@@ -223,6 +223,50 @@ def test_a_word_lms_continuation_is_spaced_from_its_prompt():
     assert "this movie was" + text == words.decode(words("this movie was" + text)["input_ids"], skip_special_tokens=True)
 
 
+def word_lm_saying(word: str):
+    """A word tokenizer with `[EOS]`, as `seqhf train lm` builds it, and an LM whose every next token is `word`."""
+    from seqhf.data.tokenization import EOS, build_word_tokenizer
+
+    words = build_word_tokenizer(["this movie was good and the film was bad"] * 3, vocab_size=64, min_frequency=1)
+    words.add_special_tokens({"eos_token": EOS})
+    config = SeqLSTMConfig(vocab_size=len(words), embedding_size=8, hidden_size=8, pad_token_id=words.pad_token_id,
+                           eos_token_id=words.eos_token_id, lm_head_bias=True, is_decoder=True)
+    model = SeqLSTMForCausalLM(config).eval()
+    with torch.no_grad():
+        model.get_output_embeddings().weight.zero_()
+        model.get_output_embeddings().bias.fill_(-30.0)[words.convert_tokens_to_ids(word)] = 30.0
+    return model, words
+
+
+def test_a_word_lm_stops_at_eos_and_shows_unk(tmp_path, capsys):
+    """`skip_special_tokens` dropped a generated `[UNK]`: a word LM printed fewer words than asked, joined, unsaid.
+    `[UNK]` is now kept visible; `[EOS]` (the end of a text) ends generation, and `seqhf generate` says so."""
+    from seqhf.cli.app import main
+    from seqhf.inference.generation import generate_continuation
+
+    model, words = word_lm_saying("[UNK]")
+    assert generate_text(model, words, "this movie was", max_new_tokens=3, temperature=0) == " [UNK] [UNK] [UNK]"
+    assert generate_text(model, words, "this movie was", max_new_tokens=3, seed=1) == " [UNK] [UNK] [UNK]"
+    ids = encode_prompt(words, "this movie was")
+    kept_out = model.generate(ids, max_new_tokens=3, do_sample=False, bad_words_ids=[[words.unk_token_id]])
+    assert words.unk_token_id not in kept_out[0].tolist()  # as docs/generation.md says
+    model, words = word_lm_saying("[EOS]")
+    assert generate_continuation(model, words, "this movie was", max_new_tokens=5, temperature=0) == ("", 1, True)
+    model.save_pretrained(tmp_path)
+    words.save_pretrained(tmp_path)
+    capsys.readouterr()
+    assert main(["generate", str(tmp_path), "--prompt", "this movie", "--max-new-tokens", "5"]) == 0
+    out = capsys.readouterr()
+    assert out.out == "this movie\n" and "ended the text with [EOS] after 1 of --max-new-tokens 5 tokens" in out.err
+
+
+@pytest.mark.parametrize("seed", ["1", 1.5, True])
+def test_a_seed_that_is_not_an_integer_is_named(tok, seed):
+    """`generate_text(..., seed="1")` failed inside numpy: "Cannot cast scalar from dtype('<U1') to dtype('int64')"."""
+    with pytest.raises(TypeError, match=rf"^`seed` must be an integer \(the same seed, the same text\) or None.*got {seed!r}"):
+        generate_text(tiny_lm(tok), tok, "The", max_new_tokens=3, seed=seed)
+
+
 def test_beam_search_and_hidden_state_outputs_work_with_the_cache(tok):
     model = tiny_lm(tok)
     enc = batch(tok, PROMPTS[:2])

@@ -373,6 +373,24 @@ def test_train_classifier_takes_the_dataset_source_alone(tmp_path):
     assert not (tmp_path / "never").exists()
 
 
+@pytest.mark.parametrize("value", [None, "0.2", True])
+def test_a_validation_size_that_is_not_a_number_is_named(tmp_path, value):
+    """`validation_size=None` failed deep in the carving: "'>=' not supported between 'NoneType' and 'int'"."""
+    frame(20, 0).to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(TypeError, match=r"^`validation_size` must be a number: a fraction of the training split "
+                                        rf"\(0.1\) or a count of its rows \(500\), got {value!r}"):
+        load_classification_data(str(tmp_path / "d.csv"), text_column="body", label_column="topic",
+                                 validation_size=value)
+
+
+@pytest.mark.parametrize("seed", [None, "42", 4.2])
+def test_a_seed_that_is_not_an_integer_is_named_before_the_data_is_read(tmp_path, seed):
+    """`train_classifier(..., seed=None)` failed in torch's manual_seed: "int() argument must be ... not 'NoneType'"."""
+    with pytest.raises(TypeError, match=rf"^`seed` must be an integer \(42 by default.*got {seed!r}"):
+        train_classifier(str(tmp_path / "never-read.csv"), TINY, tmp_path / "never", seed=seed)
+    assert not (tmp_path / "never").exists()
+
+
 def test_label_spellings_and_mixed_numbers_and_names_are_refused(tmp_path):
     df = frame(60, 0)
     sport = df.index[df["topic"] == "sport"]

@@ -581,3 +581,39 @@ def test_word_lm_text_problem_is_one_line_on_the_command_line(tmp_path, news_csv
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "error: The 'train' split of" in proc.stderr and "has no column 'text'; its columns are ['body', 'topic'] " \
            "(choose with --text-column)." in proc.stderr
+
+
+def test_a_word_lm_is_scored_on_a_text_as_its_held_out_perplexity_is(tmp_path, capsys):
+    """`seqhf evaluate WORD_LM --text FILE` refused a word LM: it now gives its per-token perplexity, computed as
+    the held-out figure is (on the LM's own held-out texts, that figure), and nats per character."""
+    import json
+
+    from seqhf import evaluate_word_lm
+    from seqhf.cli.app import main
+    from seqhf.training.wordlm import lm_texts, train_wordlm
+
+    paragraphs = news_texts(40, seed=1)
+    (tmp_path / "corpus.txt").write_text("\n\n".join(paragraphs) + "\n")
+    lm = train_wordlm(TINY_LM, tmp_path / "corpus.txt", tmp_path / "lm", report_to="none", disable_tqdm=True)
+    heldout = lm_texts(tmp_path / "corpus.txt", TINY_LM, seed=42)[1]
+    text = "\n\n".join(heldout[len(heldout) // 2:]) + "\n"  # the half the reported figure is measured on
+    figures = evaluate_word_lm(tmp_path / "lm", text)
+    assert figures["perplexity"] == pytest.approx(lm["heldout_perplexity"], rel=1e-4, abs=1e-4)
+    assert figures["tokens"] == (lm["heldout_tokens"] - 1) // lm["seq_len"] * lm["seq_len"] and figures["texts"] == 5
+    assert figures["chars"] == len(text) and figures["nats_per_char"] > 0
+    # 5 texts of 12 words + [EOS]: 64 scored tokens, 8 whole windows, so the two figures share their total
+    assert figures["nats_per_char"] * len(text) == pytest.approx(figures["nats_per_token"] * figures["tokens"])
+    fives = evaluate_word_lm(tmp_path / "lm", text, seq_len=5)  # 12 windows of 5 and a last one of 4
+    assert fives["tokens"] == 60 and fives["perplexity"] != pytest.approx(figures["perplexity"])
+    assert fives["nats_per_char"] * len(text) > fives["nats_per_token"] * 60  # every token, the last window's too
+    (tmp_path / "text.txt").write_text(text)
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "lm"), "--text", str(tmp_path / "text.txt"), "--json",
+                 str(tmp_path / "out.json")]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line == (f"perplexity {figures['perplexity']:.2f} on {figures['tokens']:,} tokens (windows of 8; "
+                    f"{figures['unknown_tokens']} [UNK] in the text), "
+                    f"{figures['nats_per_char']:.4f} nats/char on {len(text):,} characters")
+    assert json.loads((tmp_path / "out.json").read_text())["perplexity"] == pytest.approx(figures["perplexity"])
+    assert main(["evaluate", str(tmp_path / "lm"), "--text", str(tmp_path / "text.txt"), "--seq-len", "400"]) == 1
+    assert "fewer than a window of seq_len + 1 = 401" in capsys.readouterr().err

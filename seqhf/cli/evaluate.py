@@ -58,6 +58,7 @@ def generate(
                                                            "eval_results.json, else 0.01")] = None,
 ):
     """Generate text with a trained LM: prints the prompt followed by its continuation (same --seed, same text).
+    A word LM stops at [EOS], the end of a text (said on stderr); an [UNK] it generates is printed as [UNK].
 
     Example: seqhf generate runs/charlm --prompt "The island" --max-new-tokens 500 --temperature 1.0 --seed 1
     """
@@ -70,7 +71,7 @@ def generate(
     if top_p is not None and not 0 < top_p <= 1:
         raise typer.BadParameter(f"--top-p must be in (0, 1], got {top_p}; 1 keeps every token.")
     loads_models()
-    from ..inference.generation import check_device, generate_text, load_generator
+    from ..inference.generation import check_device, generate_continuation, load_generator
 
     if adapt_on:
         from ..evaluation.saved import read_text
@@ -86,15 +87,19 @@ def generate(
         if lr is None and results.is_file():
             lr = (json.loads(results.read_text()).get("dynamic_eval") or {}).get("lr")
         model = adapt_to_text(model, tokenizer, adapt_text, lr=lr if lr is not None else 0.01).eval()
-    text = generate_text(model, tokenizer, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
-                         top_k=top_k, top_p=top_p, seed=seed)
+    text, generated, ended = generate_continuation(model, tokenizer, prompt, max_new_tokens=max_new_tokens,
+                                                   temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
     print(prompt + text)
+    if ended:
+        typer.echo(f"(The model ended the text with {tokenizer.eos_token} after {generated} of --max-new-tokens "
+                   f"{max_new_tokens} tokens.)", err=True)
 
 
 def evaluate(
-    model_dir: Annotated[str, typer.Argument(help="a saved classifier or char LM folder, or a Hub repo id")],
+    model_dir: Annotated[str, typer.Argument(help="a saved classifier, char LM or word LM folder, or a Hub repo id")],
     dataset: Annotated[Optional[str], typer.Option(help="classifier: a Hub id, dataset folder or data file")] = None,
-    text: Annotated[Optional[Path], typer.Option(help="char LM: a UTF-8 text file to score", exists=True, dir_okay=False)] = None,
+    text: Annotated[Optional[Path], typer.Option(help="char or word LM: a UTF-8 text file to score", exists=True,
+                                                 dir_okay=False)] = None,
     split: Annotated[Optional[str], typer.Option(help="classifier: the split to score (default: test, else validation)")] = None,
     text_column: str = "text",
     label_column: str = "label",
@@ -105,16 +110,18 @@ def evaluate(
         help="labels that differ only in case or surrounding spaces become one class (as `train classifier` has it)")] = False,
     ngram_train: Annotated[Optional[Path], typer.Option(help="char LM: fit a Kneser-Ney n-gram on this text and score "
                                                              "it beside the model", exists=True, dir_okay=False)] = None,
-    max_chars: Annotated[int, typer.Option(help="char LM: score at most this many characters", min=2)] = 200_000,
+    max_chars: Annotated[int, typer.Option(help="LM: score at most this many characters", min=2)] = 200_000,
+    seq_len: Annotated[Optional[int], typer.Option(help="word LM: tokens a window (default: the one it was trained "
+                                                        "and evaluated with)", min=1)] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures to this file",
                                                      dir_okay=False, callback=writable_file)] = None,
 ):
-    """Evaluate a saved folder on a dataset (classifier, through pipeline) or a text (char LM), the classic
-    baseline beside it."""
+    """Evaluate a saved folder on a dataset (classifier, through pipeline) or a text (char LM: nats per character;
+    word LM: perplexity per token as its card reports it, and nats per character), the classic baseline beside it."""
     if (dataset is None) == (text is None):
-        raise typer.BadParameter("give --dataset (a classifier) or --text (a char LM)")
+        raise typer.BadParameter("give --dataset (a classifier) or --text (a char or word LM)")
     loads_models()
-    from ..evaluation.saved import evaluate_char_lm, evaluate_classifier, read_text
+    from ..evaluation.saved import evaluate_char_lm, evaluate_classifier, evaluate_word_lm, is_char_tokenizer, read_text
 
     if dataset:
         data = dict(source=dataset, text_column=text_column, label_column=label_column,
@@ -128,10 +135,25 @@ def evaluate(
         if "accuracy" in base:
             line += f"; baseline {base['method']}: accuracy {base['accuracy']:.4f}, macro-F1 {base['macro_f1']:.4f}"
     else:
+        from transformers import AutoTokenizer
+
+        from ..inference.saved_folder import check_saved_folder
+
+        scored, ngram_text = read_text(text), read_text(ngram_train) if ngram_train else None
         with loading_from(model_dir):
-            figures = evaluate_char_lm(model_dir, read_text(text), max_chars=max_chars,
-                                       ngram_train=read_text(ngram_train) if ngram_train else None)
+            check_saved_folder(model_dir)  # before its tokenizer is read to tell a char LM from a word LM
+            if is_char_tokenizer(AutoTokenizer.from_pretrained(model_dir)):
+                if seq_len is not None:
+                    raise typer.BadParameter("--seq-len is a word LM's window; a char LM is scored as one stream "
+                                             "(recurrent) or in windows of its context (Transformer).")
+                figures = evaluate_char_lm(model_dir, scored, max_chars=max_chars, ngram_train=ngram_text)
+            else:
+                figures = evaluate_word_lm(model_dir, scored, seq_len=seq_len, max_chars=max_chars,
+                                           ngram_train=ngram_text)
         line = f"{figures['nats_per_char']:.4f} nats/char on {figures['chars']:,} characters"
+        if "perplexity" in figures:
+            line = (f"perplexity {figures['perplexity']:.2f} on {figures['tokens']:,} tokens (windows of "
+                    f"{figures['seq_len']}; {figures['unknown_tokens']:,} [UNK] in the text), {line}")
         if "ngram" in figures:
             line += f"; {figures['ngram']['order']}-gram Kneser-Ney {figures['ngram']['nats_per_char']:.4f}"
     print(line)

@@ -9,6 +9,7 @@ Every problem with the data is raised as a `DataError` that names it, before any
 """
 
 import math
+import numbers
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -293,6 +294,9 @@ def load_classification_data(
 ) -> ClassificationData:
     """Load and check a text-classification dataset; see the module docstring. Labels spelt in several ways
     (`pos` / `Pos ` / `POS`) are refused, or merged into their most frequent spelling with `merge_label_variants`."""
+    if isinstance(validation_size, bool) or not isinstance(validation_size, numbers.Real):
+        raise TypeError(f"`validation_size` must be a number: a fraction of the training split (0.1) or a count of its "
+                        f"rows (500), got {validation_size!r} ({type(validation_size).__name__}).")
     if isinstance(label_names, str):
         label_names = read_label_names(label_names)
     elif label_names is not None and len(set(label_names)) != len(label_names):

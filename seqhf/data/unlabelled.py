@@ -67,12 +67,17 @@ def read_paragraphs(path: Path) -> list:
         text = Path(path).read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
         raise DataError(not_utf8(path, f"{err.reason} at byte {err.start}")) from err
-    text = strip_gutenberg(text.replace("\r\n", "\n"))[0]
-    blocks = re.split(r"\n\s*\n", text) if re.search(r"\n\s*\n", text) else text.splitlines()
-    paragraphs = [" ".join(block.split()) for block in blocks if block.strip()]
+    paragraphs = paragraphs_of(strip_gutenberg(text.replace("\r\n", "\n"))[0])
     if not paragraphs:
         raise DataError(f"{str(path)!r} holds no text.")
     return paragraphs
+
+
+def paragraphs_of(text: str) -> list:
+    """The paragraphs of a text (blank-line separated; its lines when it has no blank line), each on one line."""
+    text = text.replace("\r\n", "\n")
+    blocks = re.split(r"\n\s*\n", text) if re.search(r"\n\s*\n", text) else text.splitlines()
+    return [" ".join(block.split()) for block in blocks if block.strip()]
 
 
 def _paragraph_rows(path: str, stamp: tuple):

@@ -18,15 +18,10 @@ from importlib import resources
 from pathlib import Path
 
 import torch
-from transformers import (
-    AutoModelForCausalLM,
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    TextIteratorStreamer,
-)
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from ..inference.explain import explain
-from ..inference.generation import encode_prompt, generate_text
+from ..inference.generation import VisibleTextStreamer, encode_prompt, generate_text, visible_text
 from ..inference.saved_folder import check_classifier_folder, check_saved_folder
 
 EXAMPLE_REVIEWS = [
@@ -75,8 +70,8 @@ def stream_generation(model, tokenizer, prompt, temperature, top_k, top_p, max_n
     `generate_text` does, so that a word LM's first word is spaced from the prompt; the prompt's part is cut off."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # generate_text warns once about characters outside the vocabulary
-        prompt_text = tokenizer.decode(encode_prompt(tokenizer, prompt)[0], skip_special_tokens=True)
-    streamer = TextIteratorStreamer(tokenizer, skip_prompt=False, skip_special_tokens=True, timeout=120)
+        prompt_text = visible_text(tokenizer, encode_prompt(tokenizer, prompt)[0])
+    streamer = VisibleTextStreamer(tokenizer, skip_prompt=False, timeout=120)
     options = dict(
         max_new_tokens=int(max_new_tokens),
         temperature=float(temperature),

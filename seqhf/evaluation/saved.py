@@ -1,18 +1,23 @@
 """Evaluating a saved folder on data it is given, the classic baseline beside it: a classifier on a dataset
-(through `pipeline`, as a user gets it), a character LM on a text (nats per character)."""
+(through `pipeline`, as a user gets it), a character LM on a text (nats per character), a word LM on a text
+(perplexity per token as its card reports it, and nats per character)."""
 
 import dataclasses
+import json
 import math
 import os
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from datasets import DatasetDict
 
 from ..data.classification import ClassificationData, DataError, load_arguments, load_classification_data, load_raw
 from ..data.file_checks import not_utf8
 from ..inference.saved_folder import check_classifier_config, check_saved_folder
+from ..utils.runtime import use_bf16
 from .baseline import tfidf_logistic_regression
 from .metrics import classification_metrics
 
@@ -112,7 +117,6 @@ def evaluate_char_lm(folder, text: str, *, ngram_train: str | None = None, ngram
     `ngram_train` are the texts themselves, or `pathlib.Path`s of UTF-8 files to read."""
     from ..inference.generation import load_generator
     from .charlm import char_log_probs, encode_counting_unknown
-    from .ngram import CharKneserNey
 
     text = text_of(text, "text")
     ngram_train = text_of(ngram_train, "ngram_train") if ngram_train is not None else None
@@ -124,21 +128,111 @@ def evaluate_char_lm(folder, text: str, *, ngram_train: str | None = None, ngram
         raise DataError("The text to evaluate on is empty.")
     text = text[:max_chars]
     model, tokenizer = load_generator(folder)
-    probe = "The island, 1865."
-    if len(tokenizer(probe, add_special_tokens=False)["input_ids"]) != len(probe):  # a char LM: one id a character
+    if not is_char_tokenizer(tokenizer):
         raise DataError(f"{folder} is not a character LM (its tokenizer does not give one id a character): nats per "
-                        "character would be per token here. A word LM's held-out perplexity is in its "
-                        "eval_results.json and card.")
+                        "character would be per token here. Score a word LM with `seqhf.evaluate_word_lm` "
+                        "(`seqhf evaluate FOLDER --text FILE` tells them apart).")
     ids, unknown = encode_counting_unknown(tokenizer, text)
     window = getattr(model.config, "max_position_embeddings", None) or 256
     nats = float(-char_log_probs(model, ids, window).mean())
     results = dict(model=str(folder), chars=len(text), unknown_chars=unknown, nats_per_char=nats,
                    bits_per_char=nats / math.log(2), truncated_to=max_chars if len(text) == max_chars else None)
     if ngram_train:
-        ngram = CharKneserNey(ngram_order).fit(ngram_train)
-        results["ngram"] = dict(order=ngram_order, train_chars=len(ngram_train),
-                                nats_per_char=ngram.nats_per_char(text))
+        results["ngram"] = ngram_beside(ngram_train, ngram_order, text)
     return results
+
+
+def ngram_beside(ngram_train: str, order: int, text: str) -> dict:
+    """A Kneser-Ney character n-gram fitted on `ngram_train`, scored on `text` in nats per character."""
+    from .ngram import CharKneserNey
+
+    ngram = CharKneserNey(order).fit(ngram_train)
+    return dict(order=order, train_chars=len(ngram_train), nats_per_char=ngram.nats_per_char(text))
+
+
+def is_char_tokenizer(tokenizer) -> bool:
+    """Whether the tokenizer gives one id a character (a char LM's), as opposed to one a word (a word LM's)."""
+    probe = "The island, 1865."
+    return len(tokenizer(probe, add_special_tokens=False)["input_ids"]) == len(probe)
+
+
+def evaluate_word_lm(folder, text: str, *, seq_len: int | None = None, ngram_train: str | None = None,
+                     ngram_order: int = 7, max_chars: int = 200_000) -> dict:
+    """Per-token perplexity of the word LM saved in `folder` (`seqhf train lm`) on `text` (its first `max_chars`
+    characters), computed as its held-out perplexity is: the text read as `seqhf train lm` reads a `.txt` file
+    (paragraphs, blank-line separated, or its lines when it has none; a Project Gutenberg header and licence
+    stripped), `[EOS]` after each paragraph, scored with the full softmax in consecutive windows of `seq_len`
+    tokens (default: the LM's own, from its eval_results.json), each read from an empty state, an incomplete last
+    window left out. On the LM's own held-out texts it is the perplexity its card reports.
+    Also nats per character: the negative log-likelihood of every token (the last window's too) over the
+    characters of the text, `evaluate_char_lm`'s figure for a char LM (the word LM reads lowercased words, so
+    it is not asked for case or spacing, and an `[UNK]` stands for any unknown word: `unknown_tokens` counts them).
+    `ngram_train`: as for `evaluate_char_lm`. `text` and `ngram_train` are the texts, or `pathlib.Path`s of them."""
+    from ..data.char_text import encode_stream, strip_gutenberg
+    from ..data.unlabelled import paragraphs_of
+    from ..inference.generation import load_generator
+
+    text = text_of(text, "text")
+    ngram_train = text_of(ngram_train, "ngram_train") if ngram_train is not None else None
+    if max_chars is not None and max_chars < 2:
+        raise ValueError(f"`max_chars` must be at least 2, got {max_chars}.")
+    if seq_len is not None and (isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1):
+        raise ValueError(f"`seq_len` must be a positive integer (tokens a window), got {seq_len!r}.")
+    truncated = max_chars if max_chars is not None and len(text) > max_chars else None
+    text = strip_gutenberg(text[:max_chars])[0]
+    paragraphs = paragraphs_of(text)
+    if not paragraphs:
+        raise DataError("The text to evaluate on is empty.")
+    model, tokenizer = load_generator(folder)
+    if is_char_tokenizer(tokenizer):
+        raise DataError(f"{folder} is a character LM: score it with `seqhf.evaluate_char_lm`.")
+    if tokenizer.eos_token_id is None:
+        raise DataError(f"{folder}'s tokenizer has no end-of-text token ([EOS]), which a word LM trained by "
+                        "`seqhf train lm` puts between its texts.")
+    seq_len = seq_len or trained_seq_len(folder)
+    ids = encode_stream(tokenizer, paragraphs)
+    if len(ids) < seq_len + 1:
+        raise DataError(f"The text is {len(ids)} tokens, fewer than a window of seq_len + 1 = {seq_len + 1} (pass a "
+                        "shorter `seq_len`, --seq-len).")
+    nll = window_nll(model, ids, seq_len)
+    scored = (len(ids) - 1) // seq_len * seq_len  # the full windows, as the held-out figure has them
+    loss = float(nll[:scored].mean())
+    results = dict(model=str(folder), texts=len(paragraphs), tokens=scored, seq_len=seq_len,
+                   unknown_tokens=int((ids == tokenizer.unk_token_id).sum()), nats_per_token=loss,
+                   perplexity=math.exp(min(loss, 50.0)), chars=len(text), nats_per_char=float(nll.sum()) / len(text),
+                   truncated_to=truncated)
+    results["bits_per_char"] = results["nats_per_char"] / math.log(2)
+    if ngram_train:
+        results["ngram"] = ngram_beside(ngram_train, ngram_order, text)
+    return results
+
+
+def trained_seq_len(folder) -> int:
+    """The window a word LM was trained and evaluated in, from its eval_results.json."""
+    results = Path(folder) / "eval_results.json"
+    seq_len = json.loads(results.read_text()).get("seq_len") if results.is_file() else None
+    if not isinstance(seq_len, int) or seq_len < 1:
+        raise DataError(f"{folder} has no eval_results.json that gives the window its LM was evaluated in: pass "
+                        "`seq_len` (--seq-len).")
+    return seq_len
+
+
+@torch.no_grad()
+def window_nll(model, ids: torch.Tensor, seq_len: int, batch: int = 64) -> torch.Tensor:
+    """-ln P(ids[i] | its window) for i >= 1: consecutive windows of `seq_len` inputs, each read from an empty
+    state (as `seqhf train lm`'s evaluation reads them), the last one shorter when the ids run out."""
+    device = next(model.parameters()).device
+    inputs, targets = ids[:-1], ids[1:]
+    full = len(inputs) // seq_len * seq_len
+    pieces = list(zip(inputs[:full].view(-1, seq_len).split(batch), targets[:full].view(-1, seq_len).split(batch)))
+    if full < len(inputs):
+        pieces.append((inputs[full:].unsqueeze(0), targets[full:].unsqueeze(0)))
+    scores = []
+    for x, y in pieces:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16()):
+            logits = model(input_ids=x.to(device)).logits
+        scores.append(F.cross_entropy(logits.float().flatten(0, 1), y.to(device).flatten(), reduction="none").cpu())
+    return torch.cat(scores).double()
 
 
 def text_of(value, name: str) -> str:

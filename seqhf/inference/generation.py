@@ -1,9 +1,10 @@
 """Text generation from a saved char LM folder (used by `seqhf generate`)."""
 
+import numbers
 import warnings
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer, set_seed
 
 from .saved_folder import check_saved_folder
 
@@ -74,8 +75,21 @@ def generate_text(
 
     `temperature` divides the logits, so the book's scale factor alpha is `1 / temperature`;
     `temperature=0` decodes greedily. Without `top_k`/`top_p` the whole distribution is sampled, as in
-    the book. The same `seed` gives the same text.
+    the book. The same `seed` gives the same text. A model with an end-of-text token (a word LM's `[EOS]`)
+    stops there, before `max_new_tokens`; an `[UNK]` it generates stays in the text as `[UNK]`.
     """
+    return generate_continuation(model, tokenizer, prompt, max_new_tokens, temperature, top_k, top_p, seed,
+                                 streamer)[0]
+
+
+def generate_continuation(model, tokenizer, prompt: str, max_new_tokens: int = 500, temperature: float = 1.0,
+                          top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+                          streamer=None) -> tuple[str, int, bool]:
+    """`generate_text`'s text, how many tokens were generated, and whether generation stopped at the model's
+    end-of-text token (for `seqhf generate` to say why the text is shorter than asked)."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"`seed` must be an integer (the same seed, the same text) or None (not seeded), got {seed!r} "
+                        f"({type(seed).__name__}).")
     if max_new_tokens is None or max_new_tokens <= 0:
         raise ValueError(f"`max_new_tokens` must be a positive integer, got {max_new_tokens!r}.")
     if temperature is None or temperature < 0:
@@ -101,10 +115,29 @@ def generate_text(
         **options,
     )
     prompt_length = input_ids.shape[1] or 1  # an empty prompt became BOS
+    new = output[0, prompt_length:]
+    ended = tokenizer.eos_token_id is not None and len(new) > 0 and int(new[-1]) == tokenizer.eos_token_id
     # Decoded with the prompt, so that a word LM's first new word gets the space its decoder puts between words
     # (decoded alone it would stick to the prompt's last word); a char LM's text is the same either way.
-    whole = tokenizer.decode(output[0], skip_special_tokens=True)
-    prompt_text = tokenizer.decode(output[0, :prompt_length], skip_special_tokens=True)
-    if whole.startswith(prompt_text):
-        return whole[len(prompt_text):]
-    return tokenizer.decode(output[0, prompt_length:], skip_special_tokens=True)
+    whole, prompt_text = visible_text(tokenizer, output[0]), visible_text(tokenizer, output[0, :prompt_length])
+    text = whole[len(prompt_text):] if whole.startswith(prompt_text) else visible_text(tokenizer, new)
+    return text, len(new), ended
+
+
+def visible_text(tokenizer, ids) -> str:
+    """The text of `ids` without special tokens ([BOS], [EOS], [PAD]) but `[UNK]`, which stays visible: a word
+    the model does not know is still a word of its text (dropped, words would join and go missing unsaid)."""
+    hidden = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
+    return tokenizer.decode([i for i in ids.tolist() if i not in hidden])
+
+
+class VisibleTextStreamer(TextIteratorStreamer):
+    """A `TextIteratorStreamer` that yields the text `visible_text` gives: special tokens left out but `[UNK]`."""
+
+    def __init__(self, tokenizer, **kwargs):
+        super().__init__(tokenizer, skip_special_tokens=False, **kwargs)
+        self.hidden = torch.tensor(sorted(set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}), dtype=torch.long)
+
+    def put(self, value):
+        value = value[0].cpu() if value.dim() > 1 and value.shape[0] == 1 else value.cpu()
+        super().put(value[~torch.isin(value, self.hidden)] if value.dim() == 1 else value)  # a batch: refused there

@@ -4,6 +4,7 @@
 preset (see `seqhf.training.presets`), trains, evaluates on the test split and leaves a folder that
 `pipeline("text-classification", ...)` loads."""
 
+import numbers
 import sys
 import time
 from pathlib import Path
@@ -88,6 +89,9 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     `train_overrides`: `TrainingArguments` fields over the preset's (e.g. `label_smoothing_factor=0.1`, which
     smooths the loss as Trainer's own does; refused for label lists)."""
     clock = RunClock()
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"`seed` must be an integer (42 by default; it seeds the run and the validation split carved "
+                        f"from train), got {seed!r} ({type(seed).__name__}).")
     check_options(epochs, word_vector_train_repeats, unlabelled_data, init_from, streaming and baseline, max_steps)
     # Made here, so that a budget of 0 s or less is refused before the data is read; it starts counting at training.
     budget = TimeBudget(cpu_budget_s, cpu=True) if cpu_budget_s is not None else None

@@ -22,6 +22,7 @@ from datasets import concatenate_datasets
 from transformers import EarlyStoppingCallback, Trainer, default_data_collator, set_seed
 
 from ..data import char_text, sources
+from ..data.char_text import encode_stream
 from ..data.classification import VALIDATION_NAMES, load_raw
 from ..data.errors import DataError
 from ..data.unlabelled import is_plain_text, load_unlabelled_texts
@@ -213,13 +214,6 @@ def corpus_texts(dataset, preset: dict, seed: int, text_column: str = "text", sp
                 train_texts=len(train), train_texts_available=len(carved["train"]), heldout_texts=held,
                 heldout_fraction=fraction, heldout_cap=cap)
     return train, list(carved["test"]["text"]), dict(data=data)
-
-
-def encode_stream(tokenizer, texts) -> torch.Tensor:
-    """All reviews as one id stream, `[EOS]` after each."""
-    eos = tokenizer.eos_token_id
-    rows = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
-    return torch.tensor([i for row in rows for i in row + [eos]], dtype=torch.long)
 
 
 def build_lm_tokenizer(texts, preset: dict):
