@@ -151,6 +151,7 @@ def test_python_api_names_a_bad_device_and_texts_that_are_not_text(folders):
         with pytest.raises(TypeError, match=r"^`texts` must be a text or a list of texts \(str\)"):
             classify(folders["clf"], texts)
     assert len(classify(folders["clf"], ("one", "two"))) == 2
+    assert len(classify(folders["clf"], (text for text in ("one", "two")))) == 2  # any iterable, a pandas Series too
 
 
 def test_generate_cli_exit_status_from_a_shell(folders):

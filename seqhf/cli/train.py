@@ -268,7 +268,7 @@ def word_lm(
     output_dir: Annotated[Path, typer.Option(help="where the LM folder goes (then: seqhf train classifier --init-from)")],
     dataset: Annotated[str, typer.Option(
         help="the text to learn: Hub id, dataset folder, or one .csv/.tsv/.json/.jsonl/.parquet file (its --text-column, "
-             "every split), or a .txt file or folder of them (paragraphs); data in the stanfordnlp/imdb layout gives "
+             "every split but test and validation), or a .txt file or folder of them (paragraphs); data in the stanfordnlp/imdb layout gives "
              "its training + unlabelled reviews")] = "stanfordnlp/imdb",
     text_column: Annotated[str, typer.Option(help="the column of --dataset to read")] = "text",
     dataset_split: Annotated[Optional[str], typer.Option(help="the split of --dataset to read (default: every split but test and validation)")] = None,

@@ -118,12 +118,7 @@ def evaluate_char_lm(folder, text: str, *, ngram_train: str | None = None, ngram
     from ..inference.generation import load_generator
     from .charlm import char_log_probs, encode_counting_unknown
 
-    text = text_of(text, "text")
-    ngram_train = text_of(ngram_train, "ngram_train") if ngram_train is not None else None
-    if max_chars is not None and max_chars < 2:  # each character is scored on the ones before it
-        raise ValueError(f"`max_chars` must be at least 2, got {max_chars}.")
-    if ngram_order < 1:
-        raise ValueError(f"`ngram_order` must be at least 1, got {ngram_order}.")
+    text, ngram_train = lm_texts_of(text, ngram_train, max_chars, ngram_order)
     if not text.strip():
         raise DataError("The text to evaluate on is empty.")
     text = text[:max_chars]
@@ -172,10 +167,7 @@ def evaluate_word_lm(folder, text: str, *, seq_len: int | None = None, ngram_tra
     from ..data.unlabelled import paragraphs_of
     from ..inference.generation import load_generator
 
-    text = text_of(text, "text")
-    ngram_train = text_of(ngram_train, "ngram_train") if ngram_train is not None else None
-    if max_chars is not None and max_chars < 2:
-        raise ValueError(f"`max_chars` must be at least 2, got {max_chars}.")
+    text, ngram_train = lm_texts_of(text, ngram_train, max_chars, ngram_order)
     if seq_len is not None and (isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1):
         raise ValueError(f"`seq_len` must be a positive integer (tokens a window), got {seq_len!r}.")
     truncated = max_chars if max_chars is not None and len(text) > max_chars else None
@@ -233,6 +225,15 @@ def window_nll(model, ids: torch.Tensor, seq_len: int, batch: int = 64) -> torch
             logits = model(input_ids=x.to(device)).logits
         scores.append(F.cross_entropy(logits.float().flatten(0, 1), y.to(device).flatten(), reduction="none").cpu())
     return torch.cat(scores).double()
+
+
+def lm_texts_of(text, ngram_train, max_chars, ngram_order: int) -> tuple:
+    """An LM evaluation's text and n-gram training text (each given as itself or as a path), its caps checked."""
+    if max_chars is not None and max_chars < 2:  # each character is scored on the ones before it
+        raise ValueError(f"`max_chars` must be at least 2, got {max_chars}.")
+    if ngram_order < 1:
+        raise ValueError(f"`ngram_order` must be at least 1, got {ngram_order}.")
+    return text_of(text, "text"), text_of(ngram_train, "ngram_train") if ngram_train is not None else None
 
 
 def text_of(value, name: str) -> str:

@@ -15,7 +15,12 @@ def data_name(source: str) -> str:
     """How a card names a run's data: IMDb, a Hub id, or a local file's or folder's name."""
     if is_imdb(source):
         return "IMDb (Large Movie Review Dataset)"
-    return f"`{source}`" if is_hub_id(source) and not Path(source).exists() else f"`{Path(source).name}` (local files)"
+    return f"`{source}`" if on_the_hub(source) else f"`{Path(source).name}` (local files)"
+
+
+def on_the_hub(source: str) -> bool:
+    """Whether a run's data was a Hub dataset id (not a local path that happens to look like one)."""
+    return is_hub_id(source) and not Path(source).exists()
 
 
 def wordlm_view(results: dict) -> dict:
@@ -23,7 +28,7 @@ def wordlm_view(results: dict) -> dict:
     reviews), or other text (its texts). Runs recorded before other text could be read (no `data`) read IMDb."""
     data = results.get("data") or dict(source=IMDB_HUB_ID, layout="imdb")
     source, reviews = str(data.get("source")), data.get("layout") == "imdb"
-    hub_id = is_hub_id(source) and not Path(source).exists()
+    hub_id = on_the_hub(source)
     return dict(imdb=reviews and is_imdb(source), reviews=reviews, texts="reviews" if reviews else "texts",
                 data_name=data_name(source), dataset_id=source if hub_id else Path(source).name or "local",
                 hub_id=hub_id, described=describe_lm_reviews(results) if reviews else describe_lm_texts(results))

@@ -5,6 +5,7 @@ preset (see `seqhf.training.presets`), trains, evaluates on the test split and l
 `pipeline("text-classification", ...)` loads."""
 
 import numbers
+from collections.abc import Iterable
 import sys
 import time
 from pathlib import Path
@@ -323,9 +324,10 @@ def classify(folder, texts, **pipeline_kwargs) -> list:
     from transformers import pipeline
 
     check_classifier_folder(folder)
-    texts = [texts] if isinstance(texts, str) else texts
-    if not isinstance(texts, (list, tuple)) or not all(isinstance(text, str) for text in texts):
-        raise TypeError(f"`texts` must be a text or a list of texts (str), got {texts!r:.80}.")
+    given = texts
+    texts = [texts] if isinstance(texts, str) else list(texts) if isinstance(texts, Iterable) else None
+    if texts is None or not all(isinstance(text, str) for text in texts):
+        raise TypeError(f"`texts` must be a text or a list of texts (str), got {given!r:.80}.")
     if not texts:
         return []
     classifier = pipeline("text-classification", model=str(folder), **pipeline_kwargs)

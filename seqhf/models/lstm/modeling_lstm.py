@@ -548,7 +548,7 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
                 hidden, state = self._run_layer_checkpointed(layer, hidden, layer_state)
             else:
                 hidden, state = self._run_layer(layer, hidden, layer_state)
-            final_states.append(state if isinstance(state, tuple) else (state,))
+            final_states.append(state_as_parts(state))
             if output_hidden_states:
                 all_hidden_states += (unpack(hidden),)
 

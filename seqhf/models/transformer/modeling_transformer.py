@@ -291,7 +291,7 @@ class SeqTransformerModel(SeqTransformerPreTrainedModel):
         filled = past_length + seq_len
         kv_len = filled if kv_len is None else kv_len
         if attention_mask is not None and attention_mask.dim() == 4:  # the caller's own (batch, heads, query, key) mask
-            allowed = attention_mask if attention_mask.dtype == torch.bool else attention_mask == 0
+            allowed = allowed_by_4d_mask(attention_mask)
             return F.pad(allowed, (0, kv_len - allowed.shape[-1])), False  # unfilled static slots: hidden
         if torch.is_tensor(past_length):
             # A static cache counts its tokens in a tensor, so that a compiled decoding step is one graph for every
@@ -423,9 +423,13 @@ def check_4d_mask(mask, batch_size, num_heads, seq_len, past_length, kv_len):
         if not bool(((mask == 0) | (mask <= torch.finfo(mask.dtype).min)).all()):
             raise ValueError("A float 4D `attention_mask` may hold only 0 (attend) and -inf or the dtype's minimum "
                              "(do not attend): other biases are not supported.")
-    allowed = mask if mask.dtype == torch.bool else mask == 0
-    if not bool(allowed.any(dim=-1).all()):
+    if not bool(allowed_by_4d_mask(mask).any(dim=-1).all()):
         raise ValueError("A 4D `attention_mask` has a query that attends to no key: every query needs one.")
+
+
+def allowed_by_4d_mask(mask):
+    """Which keys each query of a 4D mask may attend to (True): a boolean mask as it is, a float one where it is 0."""
+    return mask if mask.dtype == torch.bool else mask == 0
 
 
 def read_empty_texts_as_pad(input_ids, attention_mask, pad_token_id):
