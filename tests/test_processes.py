@@ -226,6 +226,61 @@ def test_two_process_char_lm_on_the_cpu(tmp_path):
         assert log["rows"] == expected
 
 
+def test_word_lm_relaunches_itself_with_the_full_softmax_only(cpu_machine, no_training, tmp_path, capsys):
+    """`seqhf train lm` had no --processes: it trains in N processes now, with the full softmax (the sampled one
+    bypasses the head, and with it DDP's gradient averaging, so it is refused before anything starts)."""
+    args = ["train", "lm", "--dataset", "d.csv", "--model", "cpu-full", "--output-dir", str(tmp_path / "lm")]
+    with pytest.raises(Relaunched):  # one process unless told
+        main(args)
+    assert main(args + ["--processes", "2"]) == 0 and no_training == [(2, args + ["--processes", "2"])]
+    assert main(args + ["--processes", "3"]) == 2  # the cpu-full batch of 64 does not share out among 3
+    sampled = ["train", "lm", "--dataset", "d.csv", "--model", "cpu", "--output-dir", str(tmp_path / "lm2")]
+    assert main(sampled + ["--processes", "2"]) == 2 and len(no_training) == 1
+    assert "the sampled softmax trains in one process; add --softmax full" in capsys.readouterr().err
+    assert main(sampled + ["--processes", "2", "--softmax", "full"]) == 0 and no_training[-1][0] == 2
+
+
+@pytest.mark.slow
+def test_two_process_word_lm_on_the_cpu(tmp_path):
+    """`seqhf train lm --processes 2` end to end: each process takes half of each step's rows, and the held-out
+    perplexity is the one process's figure over every window once (accelerate repeats windows to even out the
+    processes' last batches; the Trainer's own loop would count them)."""
+    from seqhf.data.char_text import CharChunks, encode_stream
+    from transformers import AutoTokenizer
+
+    from seqhf.models.lstm.modeling_lstm import SeqLSTMForCausalLM
+    from seqhf.training.presets import get_preset
+    from seqhf.training.wordlm import lm_texts
+
+    data, out, ranks = tmp_path / "news.csv", tmp_path / "lm", tmp_path / "ranks"
+    words = "team match goal market shares bank season coach profit rates league trade".split()
+    random.seed(0)
+    data.write_text("body\n" + "".join(" ".join(random.choice(words) for _ in range(14)) + "\n" for _ in range(130)))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": str(REPO), "SEQHF_RANK_LOG": str(ranks), "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("OMP_NUM_THREADS", None)
+    cmd = [sys.executable, "-m", "seqhf", "train", "lm", "--model", "cpu-full", "--quick", "--dataset", str(data),
+           "--text-column", "body", "--seq-len", "9", "--max-steps", "3", "--processes", "2", "--output-dir", str(out)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert proc.stdout.count("training processes: 2 (--processes 2)") == 1
+    assert proc.stdout.count("2 training process(es), batch 16 a step (8 each)") == 1
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["train_args"]["world_size"] == 2 and results["train_args"]["split_batches"]
+    logs = [json.loads((ranks / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [log["batch_rows"] for log in logs] == [[8, 8, 8], [8, 8, 8]]
+    assert logs[0]["rows"] != logs[1]["rows"]  # each its own share, not the same rows twice
+    # The held-out figure, recomputed in this one process from the saved LM over the same windows.
+    _, heldout_texts, _ = lm_texts(str(data), get_preset("wordlm", "cpu-full", quick=True), 42, "body")
+    model, tokenizer = SeqLSTMForCausalLM.from_pretrained(out).eval(), AutoTokenizer.from_pretrained(out)
+    windows = CharChunks(encode_stream(tokenizer, heldout_texts[len(heldout_texts) // 2:]), 9)
+    assert len(windows) % 2  # an odd count: one process's last batch is evened out by a repeated window
+    with torch.no_grad():
+        losses = [torch.nn.functional.cross_entropy(model(input_ids=w["input_ids"][None]).logits[0], w["shift_labels"])
+                  for w in map(windows.__getitem__, range(len(windows)))]
+    assert results["heldout_loss"] == pytest.approx(torch.stack(losses).mean().item(), rel=1e-5)
+
+
 @pytest.mark.slow
 def test_a_bad_input_in_two_processes_is_one_line(tmp_path):
     """A bad input met inside the launched processes: `seqhf` says it once, without torch elastic's log lines and

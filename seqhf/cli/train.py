@@ -284,10 +284,21 @@ def word_lm(
     max_grad_norm: Annotated[float, typer.Option(help="gradient clipping threshold; 0 disables it")] = 1.0,
     seed: int = 42,
     resume: Annotated[bool, typer.Option(help="continue from the last complete checkpoint in --output-dir")] = False,
+    processes: Annotated[Optional[str], typer.Option(
+        metavar="N|auto", help=PROCESSES_HELP + "; with the full softmax only (cpu-full, lstm); default: 1")] = None,
 ):
     """Pretrain a word-level LSTM LM on any text (ULMFiT's first half); by default IMDb's reviews."""
     if time_budget_min is not None and time_budget_min <= 0:
         raise typer.BadParameter(f"must be positive, got {time_budget_min:g}", param_hint="--time-budget-min")
+    from ..training.presets import get_preset
+
+    preset = get_preset("wordlm", value(model), quick)
+    if processes not in (None, "1") and (value(softmax) or preset.get("softmax", "full")) == "sampled":
+        raise typer.BadParameter(f"{processes}: the sampled softmax trains in one process; add --softmax full (or "
+                                 "use --model cpu-full)", param_hint="--processes")
+    code = in_processes(processes, 1, output_dir, resume, batch=preset["train"]["batch_size"])
+    if code is not None:
+        return code
     start_run()
     from ..training.wordlm import train_wordlm
 
@@ -297,4 +308,5 @@ def word_lm(
                            time_budget_s=time_budget_min * 60 if time_budget_min is not None else None, cpu_budget_s=cpu_budget_s)
     if speaks():
         print(f"held-out perplexity {results['heldout_perplexity']:.1f} ({results['heldout_tokens']:,} tokens), "
-              f"{results['train_tokens_per_second']:,.0f} training tokens/s, {results['wall_time_s']:.0f} s -> {output_dir}")
+              f"{results['train_tokens_per_second']:,.0f} training tokens/s, {results['wall_time_s']:.0f} s, "
+              f"{trained_by(results['train_args'])} -> {output_dir}")

@@ -7,8 +7,7 @@ import os
 
 import torch
 import torch.nn.functional as F
-from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, default_data_collator, set_seed
-from transformers.trainer_utils import EvalLoopOutput
+from transformers import EarlyStoppingCallback, default_data_collator, set_seed
 
 from ..data import char_text as seqdata
 from ..evaluation.charlm import char_log_probs, evaluate_extras
@@ -33,11 +32,12 @@ from .common import (
     resume_checkpoint,
     run_record,
 )
+from .lm_processes import RankSeeds, SharedWindowEvaluation
 from .presets import get_preset
 from .run_folder import holds_output_folder
 
 
-class CharLMTrainer(Trainer):
+class CharLMTrainer(SharedWindowEvaluation):
     """Trainer for the char LM; with `tbptt="stateful"` the recurrent state is carried between batches.
 
     Batch k+1 continues batch k row by row (see `StreamChunks`); the state is detached at the chunk
@@ -80,44 +80,8 @@ class CharLMTrainer(Trainer):
             self._state = outputs.final_state
         return (loss, {"loss": loss}) if return_outputs else loss
 
-    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
-                        metric_key_prefix="eval"):
-        if self.args.world_size > 1:
-            return self.shared_evaluation_loop(dataloader, metric_key_prefix)
-        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
-        loss = output.metrics.get(f"{metric_key_prefix}_loss")
-        if loss is not None:
-            output.metrics.update(lm_metrics(loss, metric_key_prefix))
-        return output
-
-    @torch.no_grad()
-    def shared_evaluation_loop(self, dataloader, metric_key_prefix) -> EvalLoopOutput:
-        """The mean loss over every window exactly once, as one process computes it, with the windows shared out.
-
-        Each process scores its windows; `gather_for_metrics` drops the windows accelerate repeats to even out
-        the processes' last batches. The Trainer's own loop gathers each batch's mean loss, in which those
-        repeated windows count (2 processes, a 0.01-nats/char difference on a small held-out text)."""
-        model = self.model.eval()
-        losses = []
-        for inputs in dataloader:
-            inputs = self._prepare_inputs(inputs)
-            with self.autocast_smart_context_manager():
-                logits = model(input_ids=inputs["input_ids"]).logits
-            per_window = F.cross_entropy(logits.float().transpose(1, 2), inputs["shift_labels"], reduction="none").mean(1)
-            losses.append(self.accelerator.gather_for_metrics(per_window))
-        loss = torch.cat(losses).mean().item()
-        metrics = {f"{metric_key_prefix}_loss": loss, **lm_metrics(loss, metric_key_prefix)}
-        return EvalLoopOutput(predictions=None, label_ids=None, metrics=metrics, num_samples=len(dataloader.dataset))
-
-
-class RankSeeds(TrainerCallback):
-    """With several processes, each draws its own dropout masks and state resets (torch seeded with seed + rank):
-    with the one seed the Trainer gives them all, row r of every process would share its masks. Seeded as
-    training begins, before a resumed run loads each process's saved RNG state."""
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if args.world_size > 1:
-            torch.manual_seed(args.seed + args.process_index)
+    def window_metrics(self, loss: float, prefix: str) -> dict:
+        return lm_metrics(loss, prefix)
 
 
 class StreamChunks(torch.utils.data.Dataset):

@@ -19,7 +19,7 @@ import time
 import torch
 import torch.nn.functional as F
 from datasets import concatenate_datasets
-from transformers import EarlyStoppingCallback, Trainer, default_data_collator, set_seed
+from transformers import EarlyStoppingCallback, default_data_collator, set_seed
 
 from ..data import char_text, sources
 from ..data.char_text import encode_stream
@@ -40,6 +40,7 @@ from .common import (
     resume_checkpoint,
     run_record,
 )
+from .lm_processes import RankSeeds, SharedWindowEvaluation
 from .presets import get_preset
 from .run_folder import holds_output_folder
 
@@ -91,7 +92,7 @@ def start_at_unigram(model, train_ids: torch.Tensor) -> None:
         head.bias.copy_(unigram_log_proposal(train_ids, head.bias.numel(), power=1.0))
 
 
-class WordLMTrainer(Trainer):
+class WordLMTrainer(SharedWindowEvaluation):
     """Trainer for the word LM: full or sampled softmax in training, full softmax in evaluation."""
 
     def __init__(self, *args, softmax="full", sampled_words=1024, log_proposal=None, **kwargs):
@@ -117,13 +118,8 @@ class WordLMTrainer(Trainer):
             loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
         return (loss, {"loss": loss}) if return_outputs else loss
 
-    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
-                        metric_key_prefix="eval"):
-        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
-        loss = output.metrics.get(f"{metric_key_prefix}_loss")
-        if loss is not None:
-            output.metrics[f"{metric_key_prefix}_perplexity"] = math.exp(min(loss, 50.0))
-        return output
+    def window_metrics(self, loss: float, prefix: str) -> dict:
+        return {f"{prefix}_perplexity": math.exp(min(loss, 50.0))}
 
 
 # `seqhf train lm`'s options, as errors about its text name them.
@@ -222,6 +218,23 @@ def build_lm_tokenizer(texts, preset: dict):
     return tokenizer
 
 
+def check_processes(softmax: str, args) -> None:
+    """A step's batch must share out among the processes, and the sampled softmax, which bypasses the model's head
+    (and so DistributedDataParallel's gradient averaging), trains in one process."""
+    if softmax == "sampled" and args.world_size > 1:
+        raise SetupError("--softmax sampled trains in one process; under several processes use --softmax full "
+                         "(or the cpu-full preset).")
+    if args.per_device_train_batch_size % args.world_size:
+        raise SetupError(f"The batch of {args.per_device_train_batch_size} rows a step does not share out among "
+                         f"{args.world_size} processes: choose a number of processes that divides it.")
+
+
+def step_rows(args) -> int:
+    """The rows of one optimizer step: the batch itself when the processes share it out (`split_batches`)."""
+    shared = args.accelerator_config.split_batches if args.accelerator_config else False
+    return args.per_device_train_batch_size * (1 if shared else args.world_size) * args.gradient_accumulation_steps
+
+
 @holds_output_folder
 def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wordlm", *, text_column="text",
                  dataset_split=None, dataset_config=None, quick=False, softmax=None, seq_len=None, epochs=None,
@@ -258,15 +271,17 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
                            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, is_decoder=True)
     net = SeqLSTMForCausalLM(config)
     start_at_unigram(net, train_ids)
+    # As the char LM's: the preset's batch is one optimizer step's whatever the number of processes, each taking
+    # its share of the rows, so a recipe takes the same steps in one process or several, only faster.
     args = make_training_args(output_dir, preset["train"], task="wordlm", max_grad_norm=max_grad_norm, seed=seed,
-                              epochs=epochs, max_steps=max_steps, quick=quick, **train_overrides)
-    if softmax == "sampled" and args.world_size > 1:
-        raise SetupError("--softmax sampled runs in one process; use --softmax full under several processes.")
+                              epochs=epochs, max_steps=max_steps, quick=quick,
+                              **{"accelerator_config": {"split_batches": True}, **train_overrides})
+    check_processes(softmax, args)
     trainer = WordLMTrainer(
         model=net, args=args, train_dataset=char_text.CharChunks(train_ids, seq_len, jitter=True),
         eval_dataset=char_text.CharChunks(valid_ids, seq_len), processing_class=tokenizer,
         data_collator=default_data_collator,
-        callbacks=[EarlyStoppingCallback(preset["train"]["patience"]), clock, *callbacks],
+        callbacks=[EarlyStoppingCallback(preset["train"]["patience"]), clock, RankSeeds(), *callbacks],
         softmax=softmax, sampled_words=preset.get("sampled_words", 1024),
         log_proposal=unigram_log_proposal(train_ids, len(tokenizer)) if softmax == "sampled" else None,
     )
@@ -282,8 +297,7 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
         train_tokens=len(train_ids), train_reviews=len(train_texts), **parts, validation_tokens=len(valid_ids),
         vocab_size=len(tokenizer), seq_len=seq_len, softmax=softmax,
         sampled_words=preset.get("sampled_words") if softmax == "sampled" else None,
-        train_tokens_per_second=round(trainer.state.global_step * args.per_device_train_batch_size
-                                      * args.world_size * seq_len / train_time, 1),
+        train_tokens_per_second=round(trainer.state.global_step * step_rows(args) * seq_len / train_time, 1),
         train_time_s=round(train_time, 1),
         time_budget_s=time_budget_s, cpu_budget_s=cpu_budget_s,
         stopped_by_time_budget=any(b.stopped_at_step for b in budgets if not b.cpu),
