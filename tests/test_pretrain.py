@@ -617,3 +617,104 @@ def test_a_word_lm_is_scored_on_a_text_as_its_held_out_perplexity_is(tmp_path, c
     assert json.loads((tmp_path / "out.json").read_text())["perplexity"] == pytest.approx(figures["perplexity"])
     assert main(["evaluate", str(tmp_path / "lm"), "--text", str(tmp_path / "text.txt"), "--seq-len", "400"]) == 1
     assert "fewer than a window of seq_len + 1 = 401" in capsys.readouterr().err
+
+
+def test_a_backward_lm_reads_each_text_from_its_last_word(tmp_path, news_csv):
+    """`seqhf train lm --backward`: the stream holds each text's words last to first, [EOS] after each; the saved
+    config says so, and `evaluate_word_lm` reads a text the same way (its held-out figure is the card's)."""
+    from seqhf.data.char_text import encode_stream
+    from seqhf.evaluation.saved import evaluate_word_lm
+    from seqhf.training.wordlm import lm_texts, train_wordlm
+
+    _, tokenizer = _save_tiny_lm(tmp_path / "tiny")
+    forward, backward = (encode_stream(tokenizer, ["the film was dull", "a good film"], b).tolist() for b in (False, True))
+    eos = tokenizer.eos_token_id
+    assert backward == forward[:4][::-1] + [eos] + forward[5:8][::-1] + [eos]
+    lm = train_wordlm(TINY_LM, news_csv, tmp_path / "lm", text_column="body", backward=True, report_to="none",
+                      disable_tqdm=True)
+    assert lm["reads_backward"] and SeqLSTMConfig.from_pretrained(tmp_path / "lm").reads_backward
+    _, heldout, _ = lm_texts(news_csv, TINY_LM, 42, "body")
+    scored = evaluate_word_lm(tmp_path / "lm", "\n\n".join(heldout[len(heldout) // 2:]))
+    assert scored["nats_per_token"] == pytest.approx(lm["heldout_loss"], rel=1e-5)
+
+
+def _save_backward_twin(folder, **overrides):
+    """A backward LM beside `_save_tiny_lm`'s: other weights, its vocabulary in another order."""
+    texts = ["superb acting", "the plot was good", "a good film", "a bad plot", "the film was dull"]
+    tokenizer = build_word_tokenizer(texts[::-1] + ["acting acting superb superb"], vocab_size=VOCAB, min_frequency=1)
+    tokenizer.add_special_tokens({"eos_token": "[EOS]"})
+    torch.manual_seed(1)
+    fields = dict(vocab_size=len(tokenizer), tie_word_embeddings=True, is_decoder=True,
+                  eos_token_id=tokenizer.eos_token_id, reads_backward=True, **AWD)
+    lm = SeqLSTMForCausalLM(tiny_config(**{**fields, **overrides}))
+    lm.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return lm, tokenizer
+
+
+def test_a_bidirectional_classifier_starts_as_its_forward_and_backward_lms(tmp_path):
+    """Each direction of the classifier computes exactly its LM's hidden states before training: the forward half on
+    the text, the backward half as the backward LM reading the text from its end (words it lacks read as zeros)."""
+    from seqhf.training.ulmfit import bidirectional_classifier_from_lms
+
+    forward, tokenizer = _save_tiny_lm(tmp_path / "fwd")
+    backward, backward_tokenizer = _save_backward_twin(tmp_path / "bwd")
+    assert backward_tokenizer.get_vocab() != tokenizer.get_vocab()  # the same words, other ids
+    model, loaded = bidirectional_classifier_from_lms(tmp_path / "fwd", tmp_path / "bwd", dict(pooling="concat"),
+                                                      {0: "neg", 1: "pos"})
+    assert loaded.get_vocab() == tokenizer.get_vocab() and model.config.bidirectional and model.config.embedding_size == 12
+    model.eval(), forward.eval(), backward.eval()
+    ids = tokenizer(["the plot was good", "superb acting"], padding=True, return_tensors="pt")
+    hidden = model.model(**ids).last_hidden_state
+    with torch.no_grad():
+        expected_forward = forward.model(**ids).last_hidden_state
+        for row, length in enumerate(ids["attention_mask"].sum(1).tolist()):
+            words = tokenizer.convert_ids_to_tokens(ids["input_ids"][row, :length].tolist())[::-1]
+            reversed_ids = torch.tensor([backward_tokenizer.convert_tokens_to_ids(words)])
+            expected_backward = backward.model(input_ids=reversed_ids).last_hidden_state[0].flip(0)
+            torch.testing.assert_close(hidden[row, :length, 6:], expected_backward)
+    torch.testing.assert_close(hidden[..., :6] * ids["attention_mask"][..., None], expected_forward * ids["attention_mask"][..., None])
+
+
+def test_a_bidirectional_start_needs_a_forward_and_a_backward_lm_of_one_shape(tmp_path):
+    from seqhf.training.common import SetupError
+    from seqhf.training.ulmfit import bidirectional_classifier_from_lms
+
+    _save_tiny_lm(tmp_path / "fwd")
+    _save_backward_twin(tmp_path / "bwd")
+    _save_backward_twin(tmp_path / "wide", hidden_size=8, embedding_size=8)
+    with pytest.raises(SetupError, match="must read forwards and --init-from-backward"):
+        bidirectional_classifier_from_lms(tmp_path / "fwd", tmp_path / "fwd")
+    with pytest.raises(SetupError, match="must read forwards"):
+        bidirectional_classifier_from_lms(tmp_path / "bwd", tmp_path / "bwd")
+    with pytest.raises(SetupError, match="must have one shape"):
+        bidirectional_classifier_from_lms(tmp_path / "fwd", tmp_path / "wide")
+    with pytest.raises(SetupError, match="reads its texts backwards .*--init-from-backward"):
+        classifier_from_lm(tmp_path / "bwd")
+
+
+def test_lm_pretraining_both_ways_then_a_bidirectional_classifier_end_to_end(tmp_path, news_csv):
+    """`seqhf train lm` and `seqhf train lm --backward` on a CSV column, then `seqhf train classifier --init-from FWD
+    --init-from-backward BWD --model ulmfit-small`: the saved classifier is bidirectional, loads through `pipeline`,
+    and its card names both LMs."""
+    from transformers import pipeline
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    seqhf = [sys.executable, "-m", "seqhf"]
+    lm = ["train", "lm", "--dataset", str(news_csv), "--text-column", "body", "--model", "cpu-full", "--quick",
+          "--max-steps", "2"]
+    for args in (lm + ["--output-dir", "fwd"], lm + ["--backward", "--output-dir", "bwd"],
+                 ["train", "classifier", "--dataset", str(news_csv), "--text-column", "body", "--label-column", "topic",
+                  "--model", "ulmfit-small", "--quick", "--init-from", "fwd", "--init-from-backward", "bwd",
+                  "--no-baseline", "--output-dir", "clf"]):
+        proc = subprocess.run(seqhf + args, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    results = json.loads((tmp_path / "clf" / "eval_results.json").read_text())
+    assert results["init_from_backward"]["path"] == "bwd" and results["preset"] == "ulmfit-small"
+    assert json.loads((tmp_path / "bwd" / "eval_results.json").read_text())["reads_backward"]
+    assert SeqLSTMConfig.from_pretrained(tmp_path / "clf").bidirectional
+    classify = pipeline("text-classification", model=str(tmp_path / "clf"))
+    assert classify("the team won the match")[0]["label"] in ("business", "sport")
+    card = " ".join((tmp_path / "clf" / "README.md").read_text().split())
+    assert "**Backward direction started from:** the backward word-level LSTM language model `bwd`" in card

@@ -15,7 +15,7 @@ def choices(name: str, values: tuple) -> type[Enum]:
 
 
 ClassifierPreset = choices("ClassifierPreset", ("lstm", "transformer", "book", "ulmfit", "ulmfit-cpu",
-                                                 "ulmfit-cpu-word2vec", "ulmfit-cpu-all"))
+                                                 "ulmfit-cpu-word2vec", "ulmfit-cpu-all", "ulmfit-small"))
 CharLMPreset = choices("CharLMPreset", ("lstm", "transformer", "book", "cpu"))
 WordLMPreset = choices("WordLMPreset", ("lstm", "cpu", "cpu-full", "cpu-ab"))
 Tbptt = choices("Tbptt", ("windows", "stateful"))
@@ -121,6 +121,9 @@ def classifier(
     seed: int = 42,
     resume: Annotated[bool, typer.Option(help="continue from the last complete checkpoint in --output-dir")] = False,
     init_from: Annotated[Optional[Path], typer.Option(help="fine-tune from this word LM folder (seqhf train lm), ULMFiT's way")] = None,
+    init_from_backward: Annotated[Optional[Path], typer.Option(
+        help="with --init-from: a backward LM of the same texts (seqhf train lm --backward); the classifier is "
+             "bidirectional, each direction starting as its LM (preset ulmfit-small for a small labelled set)")] = None,
     processes: Annotated[Optional[str], typer.Option(metavar="N|auto", help=PROCESSES_HELP + "; default: 1")] = None,
     baseline: Annotated[Optional[bool], typer.Option(
         help="fit the TF-IDF + logistic-regression baseline beside the model (default: on, off with --streaming)")] = None,
@@ -154,6 +157,7 @@ def classifier(
         baseline = not streaming
     results = train_classifier(data, value(model), str(output_dir), quick=quick, epochs=epochs, max_grad_norm=max_grad_norm,
                                seed=seed, resume=resume, baseline=baseline, init_from=init_from and str(init_from),
+                               init_from_backward=init_from_backward and str(init_from_backward),
                                cpu_budget_s=cpu_budget_s, unlabelled_data=unlabelled,
                                word_vector_train_repeats=word_vector_train_repeats, streaming=streaming)
     if speaks():
@@ -286,6 +290,9 @@ def word_lm(
     resume: Annotated[bool, typer.Option(help="continue from the last complete checkpoint in --output-dir")] = False,
     processes: Annotated[Optional[str], typer.Option(
         metavar="N|auto", help=PROCESSES_HELP + "; with the full softmax only (cpu-full, lstm); default: 1")] = None,
+    backward: Annotated[bool, typer.Option(
+        help="read each text from its last word to its first: with a forward LM of the same text, the start of a "
+             "bidirectional classifier (seqhf train classifier --init-from FWD --init-from-backward BWD)")] = False,
 ):
     """Pretrain a word-level LSTM LM on any text (ULMFiT's first half); by default IMDb's reviews."""
     if time_budget_min is not None and time_budget_min <= 0:
@@ -305,7 +312,8 @@ def word_lm(
     results = train_wordlm(value(model), dataset, str(output_dir), text_column=text_column, dataset_split=dataset_split,
                            dataset_config=dataset_config, quick=quick, softmax=value(softmax), seq_len=seq_len, epochs=epochs,
                            max_steps=max_steps, max_grad_norm=max_grad_norm, seed=seed, resume=resume,
-                           time_budget_s=time_budget_min * 60 if time_budget_min is not None else None, cpu_budget_s=cpu_budget_s)
+                           time_budget_s=time_budget_min * 60 if time_budget_min is not None else None, cpu_budget_s=cpu_budget_s,
+                           backward=backward)
     if speaks():
         print(f"held-out perplexity {results['heldout_perplexity']:.1f} ({results['heldout_tokens']:,} tokens), "
               f"{results['train_tokens_per_second']:,.0f} training tokens/s, {results['wall_time_s']:.0f} s, "

@@ -80,12 +80,12 @@ class CharChunks(torch.utils.data.Dataset):
         return {"input_ids": chunk[:-1], "labels": chunk[:-1].clone(), "shift_labels": chunk[1:]}
 
 
-def encode_stream(tokenizer, texts) -> torch.Tensor:
+def encode_stream(tokenizer, texts, backward: bool = False) -> torch.Tensor:
     """A word LM's texts as one id stream, `[EOS]` after each (how `seqhf train lm` reads them, and
-    `evaluate_word_lm` after it)."""
+    `evaluate_word_lm` after it). `backward`: each text's tokens from its last to its first (a backward LM's)."""
     eos = tokenizer.eos_token_id
     rows = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
-    return torch.tensor([i for row in rows for i in row + [eos]], dtype=torch.long)
+    return torch.tensor([i for row in rows for i in (row[::-1] if backward else row) + [eos]], dtype=torch.long)
 
 
 ENCODE_CHUNK = 1 << 20  # characters encoded at a time: a few MB of temporary arrays, whatever the text's size

@@ -182,7 +182,7 @@ def evaluate_word_lm(folder, text: str, *, seq_len: int | None = None, ngram_tra
         raise DataError(f"{folder}'s tokenizer has no end-of-text token ([EOS]), which a word LM trained by "
                         "`seqhf train lm` puts between its texts.")
     seq_len = seq_len or trained_seq_len(folder)
-    ids = encode_stream(tokenizer, paragraphs)
+    ids = encode_stream(tokenizer, paragraphs, backward=getattr(model.config, "reads_backward", False))
     if len(ids) < seq_len + 1:
         raise DataError(f"The text is {len(ids)} tokens, fewer than a window of seq_len + 1 = {seq_len + 1} (pass a "
                         "shorter `seq_len`, --seq-len).")

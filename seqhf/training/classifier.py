@@ -74,11 +74,13 @@ WORD_VECTOR_CACHE = "_cache"  # under the output folder; "_" folders are not upl
 def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=False, epochs=None,
                      max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), baseline=True,
                      init_from=None, cpu_budget_s=None, unlabelled_data=None, word_vector_train_repeats=1, streaming=False,
-                     **train_overrides) -> dict:
+                     init_from_backward=None, **train_overrides) -> dict:
     """Train a text classifier on `data` (a `ClassificationData`, a dict of `load_classification_data`
     arguments, or the dataset's source alone: a file, folder or Hub id) and return the results written to eval_results.json. With `baseline`, the TF-IDF + logistic
     regression baseline is fitted on the same training split and scored on the same final split beside it.
-    `init_from`: a word LM folder (`seqhf train lm`) to fine-tune from, ULMFiT's way (`seqhf.training.ulmfit`).
+    `init_from`: a word LM folder (`seqhf train lm`) to fine-tune from, ULMFiT's way (`seqhf.training.ulmfit`);
+    with `init_from_backward`, a backward LM of the same texts (`seqhf train lm --backward`), the classifier is
+    bidirectional, each direction starting as its LM (`ulmfit.bidirectional_classifier_from_lms`).
     `cpu_budget_s`: stop training once the process has spent that many CPU seconds, data and word vectors
     included (`TimeBudget`); the best checkpoint on validation is kept as usual.
     `unlabelled_data`: `load_unlabelled_texts` arguments (a list of sources, or a dict with `sources`,
@@ -94,6 +96,8 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         raise TypeError(f"`seed` must be an integer (42 by default; it seeds the run and the validation split carved "
                         f"from train), got {seed!r} ({type(seed).__name__}).")
     check_options(epochs, word_vector_train_repeats, unlabelled_data, init_from, streaming and baseline, max_steps)
+    if init_from_backward and not init_from:
+        raise SetupError("--init-from-backward goes with --init-from (the forward LM of the same texts).")
     # Made here, so that a budget of 0 s or less is refused before the data is read; it starts counting at training.
     budget = TimeBudget(cpu_budget_s, cpu=True) if cpu_budget_s is not None else None
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("sentiment", model, quick)
@@ -112,7 +116,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
                          "lists (one sigmoid a label): train it without label smoothing.")
     preset, small_data = small_data_preset(preset_name, preset, len(data.splits["train"]), quick)
     if init_from:
-        net, tokenizer = classifier_from_lm(init_from, preset, data, train_overrides)
+        net, tokenizer = classifier_from_lm(init_from, preset, data, train_overrides, init_from_backward)
     else:
         net, tokenizer = None, build_tokenizer(data, preset)
     best_metric = "macro_f1" if data.multi_label else "accuracy"
@@ -200,6 +204,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
                        train_steps=trainer.state.global_step, train_cpu_s=round(time.process_time(), 1))
     if init_from:
         results.update(init_from=ulmfit.lm_summary(init_from),
+                       init_from_backward=init_from_backward and ulmfit.lm_summary(init_from_backward),
                        ulmfit=dict(recipe, trainable_groups_per_epoch=unfreezing and unfreezing.trainable_per_epoch))
     if trainer.is_world_process_zero():
         try:
@@ -263,11 +268,16 @@ def new_classifier(preset: dict, tokenizer, data: ClassificationData):
     return build_model("classification", preset, tokenizer, **label_config(data))
 
 
-def classifier_from_lm(init_from, preset: dict, data: ClassificationData, train_overrides: dict):
-    """Fine-tuning from a pretrained word LM (`seqhf.training.ulmfit`): its backbone under a new head, and its tokenizer.
-    The preset then learns no word vectors (the LM's embeddings are the start)."""
+def classifier_from_lm(init_from, preset: dict, data: ClassificationData, train_overrides: dict, init_from_backward=None):
+    """Fine-tuning from a pretrained word LM (`seqhf.training.ulmfit`): its backbone under a new head, and its tokenizer
+    (with a backward LM too: a bidirectional backbone, one direction from each). The preset then learns no word
+    vectors (the LMs' embeddings are the start)."""
     labels = label_config(data)
-    net, tokenizer = ulmfit.classifier_from_lm(init_from, preset["model"], labels["id2label"])
+    if init_from_backward:
+        net, tokenizer = ulmfit.bidirectional_classifier_from_lms(init_from, init_from_backward, preset["model"],
+                                                                  labels["id2label"])
+    else:
+        net, tokenizer = ulmfit.classifier_from_lm(init_from, preset["model"], labels["id2label"])
     net.config.problem_type = labels["problem_type"]
     tokenizer.model_max_length = tokenizer_length_limit(preset)
     preset["word_vectors"] = None

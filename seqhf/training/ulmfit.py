@@ -2,6 +2,8 @@
 
 - `classifier_from_lm(lm_dir, ...)`: `SeqLSTMForSequenceClassification.from_pretrained(lm_dir, num_labels=N)`
   with the LM's tokenizer; the backbone loads exactly, the head is new (and reported so by transformers).
+- `bidirectional_classifier_from_lms(forward_dir, backward_dir, ...)`: one bidirectional classifier from a forward
+  and a backward LM of the same texts, each direction starting exactly as its LM.
 - `layer_groups(model)`: embeddings, each recurrent layer, the head, from the bottom up.
 - `discriminative_param_groups`: each lower group's learning rate is the one above divided by 2.6.
 - `slanted_triangular_schedule`: a short linear warm-up to the peak rate, then a long linear decay to peak/32.
@@ -17,7 +19,8 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, TrainerCallback
 
-from ..models.lstm.modeling_lstm import SeqLSTMForSequenceClassification
+from ..models.lstm.configuration_lstm import SeqLSTMConfig
+from ..models.lstm.modeling_lstm import SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
 from .common import EVAL_RESULTS, SetupError
 
 # What the LM decides (the backbone's shape); the classifier preset cannot change these.
@@ -28,24 +31,32 @@ LM_SUMMARY_KEYS = ("preset", "heldout_perplexity", "heldout_tokens", "train_toke
                    "softmax", "epochs", "wall_time_s", "hardware", "num_parameters", "data")
 
 
+def check_word_lm(lm_dir, option: str = "--init-from") -> dict:
+    """The config (a dict) of the seqhf word LSTM LM in `lm_dir`; a SetupError names what else it holds."""
+    lm_dir = Path(lm_dir)
+    if not (lm_dir / "config.json").is_file():
+        raise SetupError(f"{option} {str(lm_dir)!r}: no config.json there; pass a word LM folder saved by "
+                         "`seqhf train lm` (seqhf.train_word_lm).")
+    config = json.loads((lm_dir / "config.json").read_text())
+    if config.get("model_type") != "seqhf-lstm" or "SeqLSTMForCausalLM" not in (config.get("architectures") or []):
+        raise SetupError(f"{option} {str(lm_dir)!r} holds a {config.get('architectures')} model, not a seqhf LSTM LM.")
+    results_file = lm_dir / EVAL_RESULTS
+    if results_file.is_file() and json.loads(results_file.read_text()).get("task") == "charlm":
+        raise SetupError(f"{option} {str(lm_dir)!r} is a character LM (`seqhf train charlm`): a classifier built on it "
+                         "would read reviews character by character with a word model's settings. ULMFiT fine-tunes a "
+                         "word LM: train one with `seqhf train lm`.")
+    return config
+
+
 def classifier_from_lm(lm_dir, model_fields: dict | None = None, id2label: dict | None = None):
     """The classifier built on the LM in `lm_dir` and the LM's tokenizer: `(model, tokenizer)`.
 
     `model_fields` (a preset's `model` dict) sets the classification fields (pooling, dropouts, head); its
     backbone fields are ignored, since the LM's weights fix them.
     """
-    lm_dir = Path(lm_dir)
-    if not (lm_dir / "config.json").is_file():
-        raise SetupError(f"--init-from {str(lm_dir)!r}: no config.json there; pass a word LM folder saved by "
-                         "`seqhf train lm` (seqhf.train_word_lm).")
-    config = json.loads((lm_dir / "config.json").read_text())
-    if config.get("model_type") != "seqhf-lstm" or "SeqLSTMForCausalLM" not in (config.get("architectures") or []):
-        raise SetupError(f"--init-from {str(lm_dir)!r} holds a {config.get('architectures')} model, not a seqhf LSTM LM.")
-    results_file = lm_dir / EVAL_RESULTS
-    if results_file.is_file() and json.loads(results_file.read_text()).get("task") == "charlm":
-        raise SetupError(f"--init-from {str(lm_dir)!r} is a character LM (`seqhf train charlm`): a classifier built on it "
-                         "would read reviews character by character with a word model's settings. ULMFiT fine-tunes a "
-                         "word LM: train one with `seqhf train lm`.")
+    if check_word_lm(lm_dir).get("reads_backward"):
+        raise SetupError(f"--init-from {str(lm_dir)!r} reads its texts backwards (`seqhf train lm --backward`): pass it "
+                         "as --init-from-backward, beside a forward LM as --init-from.")
     fields = {k: v for k, v in (model_fields or {}).items() if k not in BACKBONE_FIELDS}
     id2label = id2label or {0: "negative", 1: "positive"}
     model = SeqLSTMForSequenceClassification.from_pretrained(
@@ -54,6 +65,66 @@ def classifier_from_lm(lm_dir, model_fields: dict | None = None, id2label: dict 
     )
     tokenizer = AutoTokenizer.from_pretrained(lm_dir)
     return model, tokenizer
+
+
+def bidirectional_classifier_from_lms(forward_dir, backward_dir, model_fields: dict | None = None,
+                                      id2label: dict | None = None):
+    """A bidirectional classifier whose forward direction starts as the LM in `forward_dir` and whose backward
+    direction starts as the backward LM in `backward_dir` (`seqhf train lm --backward`, on the same texts), with
+    the forward LM's tokenizer: `(model, tokenizer)`. ULMFiT fine-tunes a forward and a backward classifier and
+    averages them; here they are one model, so `pipeline` and ONNX carry both.
+
+    Each word's embedding is its two LMs' vectors side by side (a word the backward LM lacks gets zeros there), and
+    every layer's input weights read only their own direction's half, so before training each direction computes
+    exactly its LM's hidden states; training then lets the two halves read each other."""
+    configs = [check_word_lm(forward_dir), check_word_lm(backward_dir, "--init-from-backward")]
+    if configs[0].get("reads_backward") or not configs[1].get("reads_backward"):
+        raise SetupError(f"--init-from {str(forward_dir)!r} must read forwards and --init-from-backward "
+                         f"{str(backward_dir)!r} backwards (`seqhf train lm --backward`).")
+    shapes = [{k: c.get(k) for k in ("embedding_size", "hidden_size", "num_hidden_layers", "rnn_type")} for c in configs]
+    if shapes[0] != shapes[1] or any(c.get("bidirectional") for c in configs):
+        raise SetupError(f"The forward and backward LMs must have one shape: {shapes[0]} against {shapes[1]}.")
+    forward, backward = (SeqLSTMForCausalLM.from_pretrained(d) for d in (forward_dir, backward_dir))
+    tokenizer = AutoTokenizer.from_pretrained(forward_dir)
+    fields = {k: v for k, v in (model_fields or {}).items() if k not in BACKBONE_FIELDS}
+    id2label = id2label or {0: "negative", 1: "positive"}
+    config = forward.config.to_dict()
+    for key in ("architectures", "auto_map", "reads_backward", "_name_or_path", "transformers_version", "model_type"):
+        config.pop(key, None)
+    config.update(fields, embedding_size=2 * shapes[0]["embedding_size"], bidirectional=True, is_decoder=False,
+                  tie_word_embeddings=False, num_labels=len(id2label), id2label=id2label,
+                  label2id={v: k for k, v in id2label.items()})
+    model = SeqLSTMForSequenceClassification(SeqLSTMConfig(**config))
+    backward_vocab = AutoTokenizer.from_pretrained(backward_dir).get_vocab()
+    with torch.no_grad():
+        join_embeddings(model.model.embeddings.weight, forward.model.embeddings.weight, backward.model.embeddings.weight,
+                        [backward_vocab.get(word) for word, _ in sorted(tokenizer.get_vocab().items(), key=lambda x: x[1])])
+        for layer, forward_layer, backward_layer in zip(model.model.layers, forward.model.layers, backward.model.layers):
+            copy_direction(layer, forward_layer, "", reads="first half")
+            copy_direction(layer, backward_layer, "_reverse", reads="second half")
+    return model, tokenizer
+
+
+def join_embeddings(joined, forward, backward, backward_rows):
+    """`joined[i]` = forward[i] beside backward[backward_rows[i]] (zeros where that row is None)."""
+    width = forward.shape[1]
+    joined.zero_()
+    joined[: len(forward), :width] = forward
+    for i, row in enumerate(backward_rows):
+        if row is not None:
+            joined[i, width:] = backward[row]
+
+
+def copy_direction(layer, lm_layer, suffix: str, reads: str):
+    """One direction of a bidirectional `nn.LSTM`/`nn.GRU` layer set to the LM's one-directional layer, its input
+    weights reading only the `reads` half of the layer's input (zeros on the other)."""
+    inputs = getattr(layer, "weight_ih_l0" + suffix)
+    half = inputs.shape[1] // 2
+    columns = slice(0, half) if reads == "first half" else slice(half, 2 * half)
+    inputs.zero_()
+    inputs[:, columns] = lm_layer.weight_ih_l0
+    for name in ("weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+        getattr(layer, name + suffix).copy_(getattr(lm_layer, name))
 
 
 def lm_summary(lm_dir) -> dict:

@@ -239,7 +239,7 @@ def step_rows(args) -> int:
 def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wordlm", *, text_column="text",
                  dataset_split=None, dataset_config=None, quick=False, softmax=None, seq_len=None, epochs=None,
                  max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), time_budget_s=None,
-                 cpu_budget_s=None, **train_overrides) -> dict:
+                 cpu_budget_s=None, backward=False, **train_overrides) -> dict:
     """Train a word-level LSTM LM and return its results. `dataset`: data in the stanfordnlp/imdb layout (its
     training + unlabelled reviews; held out: validation reviews carved from train), or any other text: a Hub id,
     dataset folder or data file read from `text_column` (every split but test and validation, or `dataset_split`; `dataset_config`
@@ -247,7 +247,9 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
     carved from it at random with `seed` (the preset's `validation_size`, 0.1 by default, at most its
     `validation_reviews`; see `corpus_texts`).
     `time_budget_s` stops training after that many seconds of training (the planned schedule is cut short);
-    `cpu_budget_s` once the process has spent that many CPU seconds, its setup included (`TimeBudget`)."""
+    `cpu_budget_s` once the process has spent that many CPU seconds, its setup included (`TimeBudget`).
+    `backward`: the LM reads each text from its last word to its first (`config.reads_backward`): with a forward LM
+    of the same texts, the start of a bidirectional classifier (`train_classifier(init_from_backward=...)`)."""
     clock = RunClock()
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("wordlm", model, quick)
     softmax = softmax or preset.get("softmax", "full")
@@ -257,9 +259,10 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
     check_run_lengths(seq_len, epochs, max_steps)
     train_texts, heldout_texts, parts = lm_texts(dataset, preset, seed, text_column, dataset_split, dataset_config)
     tokenizer = build_lm_tokenizer(train_texts, preset)
-    train_ids = encode_stream(tokenizer, train_texts)
+    train_ids = encode_stream(tokenizer, train_texts, backward)
     half = len(heldout_texts) // 2  # first half: validation (early stopping), second half: the reported figure
-    valid_ids, heldout_ids = encode_stream(tokenizer, heldout_texts[:half]), encode_stream(tokenizer, heldout_texts[half:])
+    valid_ids = encode_stream(tokenizer, heldout_texts[:half], backward)
+    heldout_ids = encode_stream(tokenizer, heldout_texts[half:], backward)
     for name, ids in (("training", train_ids), ("validation", valid_ids), ("held-out", heldout_ids)):
         if len(ids) < seq_len + 1:
             raise SetupError(f"The {name} text ({len(ids)} tokens) is shorter than --seq-len + 1 = {seq_len + 1}.")
@@ -268,7 +271,8 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
     callbacks = [*callbacks, *budgets]
     set_seed(seed)
     config = SeqLSTMConfig(**{"lm_head_bias": True, **preset["model"]}, vocab_size=len(tokenizer),
-                           pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, is_decoder=True)
+                           pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, is_decoder=True,
+                           **({"reads_backward": True} if backward else {}))
     net = SeqLSTMForCausalLM(config)
     start_at_unigram(net, train_ids)
     # As the char LM's: the preset's batch is one optimizer step's whatever the number of processes, each taking
@@ -295,7 +299,7 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
         heldout_loss=heldout["heldout_loss"], heldout_perplexity=heldout["heldout_perplexity"],
         heldout_tokens=len(heldout_ids), heldout_reviews=len(heldout_texts) - half,
         train_tokens=len(train_ids), train_reviews=len(train_texts), **parts, validation_tokens=len(valid_ids),
-        vocab_size=len(tokenizer), seq_len=seq_len, softmax=softmax,
+        vocab_size=len(tokenizer), seq_len=seq_len, softmax=softmax, reads_backward=backward,
         sampled_words=preset.get("sampled_words") if softmax == "sampled" else None,
         train_tokens_per_second=round(trainer.state.global_step * step_rows(args) * seq_len / train_time, 1),
         train_time_s=round(train_time, 1),
