@@ -649,3 +649,27 @@ def test_generate_cli_same_seed_same_text(tok, tmp_path):
     expected = model.generate(**tok("The island", return_tensors="pt"), max_new_tokens=60, do_sample=False)
     assert greedy.rstrip("\n") == "The island" + tok.decode(expected[0, 10:], skip_special_tokens=True).rstrip("\n")
     run("--max-new-tokens", "0", status=2)  # a bad option: exit status 2, nothing generated
+
+
+def test_stop_strings_work_with_a_vocabulary_that_lacks_transformers_probe_letters():
+    """transformers reads each token's string after the text "abcdef", and failed (`ValueError: substring not found`,
+    deep inside its StopStringCriteria) when the tokenizer made that text [UNK]: a word LM's vocabulary, or a char
+    vocabulary without those letters."""
+    model, words = word_lm_saying("good")
+    prompt = words(["this movie was"], return_tensors="pt")
+    out = model.generate(**prompt, max_new_tokens=5, do_sample=False, stop_strings=["good"], tokenizer=words)
+    assert words.decode(out[0, prompt["input_ids"].shape[1]:]) == "good"
+
+    chars = build_char_tokenizer("xyz zyx\n")
+    torch.manual_seed(0)
+    config = SeqTransformerConfig(vocab_size=len(chars), hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                  intermediate_size=16, max_position_embeddings=32, pad_token_id=chars.pad_token_id,
+                                  is_decoder=True)
+    model = SeqTransformerForCausalLM(config).eval()
+    prompt = chars(["xyz"], return_tensors="pt")
+    suppressed = [chars.pad_token_id, chars.unk_token_id]  # tokens whose printed string is not a character
+    free = model.generate(**prompt, max_new_tokens=5, do_sample=False, suppress_tokens=suppressed)
+    first = chars.decode(free[0, 3:4])
+    out = model.generate(**prompt, max_new_tokens=5, do_sample=False, suppress_tokens=suppressed, stop_strings=[first],
+                         tokenizer=chars)
+    assert out.shape[1] == 4 and chars.decode(out[0, 3:]) == first

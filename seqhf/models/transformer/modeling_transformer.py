@@ -15,7 +15,7 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
-from transformers.generation import MaxLengthCriteria
+from transformers.generation import MaxLengthCriteria, StopStringCriteria
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutputWithPast,
@@ -602,6 +602,46 @@ def start_empty_prompts_from_bos(model, inputs, generation_config, kwargs):
     return inputs, {**kwargs, "input_ids": input_ids}
 
 
+# Copied from seqhf.models.lstm.modeling_lstm.stop_string_probe; change both together.
+def stop_string_probe(tokenizer, probe="abcdef"):
+    """A text after which `StopStringCriteria` reads each token's string: its own `probe` where the tokenizer reads
+    it back, else the first alphabetic word of the vocabulary that it does (a word vocabulary reads "abcdef" as
+    [UNK], and a small char vocabulary may lack some of its letters)."""
+
+    def reads_back(text):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return tokenizer.unk_token_id not in ids and text in tokenizer.convert_tokens_to_string(
+            tokenizer.convert_ids_to_tokens(ids))
+
+    if reads_back(probe):
+        return probe
+    vocab = tokenizer.get_vocab()
+    return next((token for token in sorted(vocab, key=vocab.get) if token.isalpha() and reads_back(token)), probe)
+
+
+# Copied from seqhf.models.lstm.modeling_lstm.ProbedStopStringCriteria; change both together.
+class ProbedStopStringCriteria(StopStringCriteria):
+    """transformers' `StopStringCriteria`, which reads each token's string after the text "abcdef" and fails with
+    `ValueError: substring not found` when the tokenizer turns that text into [UNK]: here the text is one the
+    tokenizer reads back (`stop_string_probe`)."""
+
+    @staticmethod
+    def clean_tokenizer_vocab(tokenizer, static_prefix="abcdef", stop_string_matching_mode=None):
+        return StopStringCriteria.clean_tokenizer_vocab(
+            tokenizer, stop_string_probe(tokenizer, static_prefix), stop_string_matching_mode)
+
+
+# Copied from seqhf.models.lstm.modeling_lstm.stop_strings_apart; change both together.
+def stop_strings_apart(generation_config, tokenizer):
+    """`generation_config` without its `stop_strings`, and those strings, for `_get_stopping_criteria` to match them
+    with `ProbedStopStringCriteria`; unchanged (and None) without a tokenizer, so that transformers asks for one."""
+    if generation_config.stop_strings is None or tokenizer is None:
+        return generation_config, None
+    without = copy.copy(generation_config)
+    without.stop_strings = None
+    return without, generation_config.stop_strings
+
+
 class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
     """Causal (decoder-only) Transformer language model with a KV cache for generation."""
 
@@ -725,12 +765,15 @@ class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
                 model_inputs[key] = kwargs[key]
         return model_inputs
 
-    def _get_stopping_criteria(self, *args, **kwargs):
-        criteria = super()._get_stopping_criteria(*args, **kwargs)
+    def _get_stopping_criteria(self, generation_config, stopping_criteria, tokenizer=None, **kwargs):
+        generation_config, stop_strings = stop_strings_apart(generation_config, tokenizer)
+        criteria = super()._get_stopping_criteria(generation_config, stopping_criteria, tokenizer, **kwargs)
         for criterion in criteria:
             if isinstance(criterion, MaxLengthCriteria):
                 # It warns that generating past max_position_embeddings may fail; here the window slides.
                 criterion.max_position_embeddings = None
+        if stop_strings is not None:
+            criteria.append(ProbedStopStringCriteria(tokenizer=tokenizer, stop_strings=stop_strings))
         return criteria
 
 
