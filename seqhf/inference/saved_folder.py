@@ -144,8 +144,8 @@ def check_classifier_config(config, folder) -> None:
         raise NotAClassifierError(
             f"{folder} holds {', '.join(saved_as)} (a language model), not a text classifier: loaded as one it "
             "would get a new, untrained classification head and answer at random. Use it where a language model goes "
-            "(`seqhf generate`, the demo's --generator, `seqhf evaluate FOLDER --text FILE` for a char LM), or train a classifier "
-            "from a word LM with `seqhf train classifier --init-from FOLDER`.")
+            "(`seqhf generate`, the demo's --generator, `seqhf evaluate FOLDER --text FILE` to score it on a text, char "
+            "or word LM alike), or train a classifier from a word LM with `seqhf train classifier --init-from FOLDER`.")
 
 
 def check_classifier_folder(name_or_path, **config_kwargs) -> None:
