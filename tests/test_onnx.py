@@ -257,6 +257,24 @@ def test_ort_sampling_settings_and_prompt_ids_are_checked(tmp_path):
         list(lm.generate([10**6], 3))
 
 
+
+def test_an_export_folder_given_where_a_model_is_loaded_is_named(tmp_path):
+    """`seqhf generate OUT` / `seqhf evaluate OUT --text ...` on what `seqhf export` wrote (a graph, a config and a
+    tokenizer, no PyTorch weights) failed deep inside transformers with an OSError about model.safetensors."""
+    from seqhf.cli.app import main
+    from seqhf.evaluation.saved import evaluate_char_lm
+    from seqhf.inference.generation import load_generator
+
+    tok = build_char_tokenizer(BOOK)
+    causal_lm("gru", tok).save_pretrained(tmp_path / "lm")
+    tok.save_pretrained(tmp_path / "lm")
+    export_folder(tmp_path / "lm", tmp_path / "onnx")
+    for load in (lambda: load_generator(tmp_path / "onnx"), lambda: evaluate_char_lm(tmp_path / "onnx", BOOK),
+                 lambda: export_folder(tmp_path / "onnx", tmp_path / "again")):
+        with pytest.raises(ValueError, match=r"holds an ONNX export \(model.onnx\), not a PyTorch model.*OrtCausalLM"):
+            load()
+    assert main(["generate", str(tmp_path / "onnx"), "--prompt", "The"]) == 1
+
 def test_a_multi_label_classifier_scores_each_label_as_the_pipeline_does(tmp_path):
     """Label lists: each label's own sigmoid (they need not sum to 1), as `pipeline` gives them; ONNX Runtime and the
     demo's explanation gave a softmax over the labels instead."""
