@@ -673,3 +673,20 @@ def test_stop_strings_work_with_a_vocabulary_that_lacks_transformers_probe_lette
     out = model.generate(**prompt, max_new_tokens=5, do_sample=False, suppress_tokens=suppressed, stop_strings=[first],
                          tokenizer=chars)
     assert out.shape[1] == 4 and chars.decode(out[0, 3:]) == first
+
+
+@pytest.mark.parametrize("kind", ["lstm", "transformer"])
+def test_chunked_prefill_gives_the_text_of_one_read(tok, kind):
+    """`prefill_chunk_size` reads the prompt a chunk at a time: the LSTM read each chunk after the first as the whole
+    sequence so far and failed; a left-padded batch whose padding fills a chunk failed deep inside the prefill, with
+    an error that did not name the option."""
+    model = tiny_lm(tok, kind)
+    prompt = tok(["The island was far"], return_tensors="pt")
+    expected = model.generate(**prompt, **GREEDY)
+    assert torch.equal(model.generate(**prompt, **GREEDY, prefill_chunk_size=4), expected)
+    batch = tok(["The island was far", "sea"], return_tensors="pt", padding=True, padding_side="left")  # 15 pads
+    expected = model.generate(**batch, **GREEDY)
+    assert torch.equal(model.generate(**batch, **GREEDY, prefill_chunk_size=16), expected)
+    with pytest.raises(ValueError, match=r"prefill_chunk_size=8 gives a row of this left-padded batch a chunk of "
+                                         r"padding only \(it has 15 padding tokens\)"):
+        model.generate(**batch, **GREEDY, prefill_chunk_size=8)

@@ -838,6 +838,21 @@ def refuse_generation_options(model, generation_config, kwargs):
         )
 
 
+def refuse_padding_only_chunks(generation_config, attention_mask):
+    """A clear error where chunked prefill (`prefill_chunk_size`) would give a row of a left-padded batch a chunk of
+    padding only, which the model refuses to read (a row needs a real token), deep inside transformers' prefill."""
+    chunk_size = generation_config.prefill_chunk_size
+    if chunk_size is None or attention_mask is None or attention_mask.dim() != 2:
+        return
+    leading_padding = int((attention_mask.cumsum(-1) == 0).sum(-1).max())
+    if leading_padding >= chunk_size:
+        raise ValueError(
+            f"prefill_chunk_size={chunk_size} gives a row of this left-padded batch a chunk of padding only (it has "
+            f"{leading_padding} padding tokens), which the model cannot read: pass a prefill_chunk_size above "
+            f"{leading_padding}, or generate without it."
+        )
+
+
 def stop_string_probe(tokenizer, probe="abcdef"):
     """A text after which `StopStringCriteria` reads each token's string: its own `probe` where the tokenizer reads
     it back, else the first alphabetic word of the vocabulary that it does (a word vocabulary reads "abcdef" as
@@ -1124,6 +1139,14 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
             return super().generate(inputs, generation_config, **kwargs)
         finally:
             self._input_table = None
+
+    def _prefill(self, input_ids, generation_config, model_kwargs, *args, **kwargs):
+        refuse_padding_only_chunks(generation_config, model_kwargs.get("attention_mask"))
+        if generation_config.prefill_chunk_size is not None and model_kwargs.get("attention_mask") is None:
+            # transformers gives each chunk the mask up to its end; without one, a chunk would be read as the whole
+            # sequence so far (see `_unread_inputs`), not as the tokens that follow those the cache has read.
+            model_kwargs["attention_mask"] = torch.ones(input_ids.shape[:2], dtype=torch.long, device=input_ids.device)
+        return super()._prefill(input_ids, generation_config, model_kwargs, *args, **kwargs)
 
     def _get_stopping_criteria(self, generation_config, stopping_criteria, tokenizer=None, **kwargs):
         generation_config, stop_strings = stop_strings_apart(generation_config, tokenizer)

@@ -602,6 +602,22 @@ def start_empty_prompts_from_bos(model, inputs, generation_config, kwargs):
     return inputs, {**kwargs, "input_ids": input_ids}
 
 
+# Copied from seqhf.models.lstm.modeling_lstm.refuse_padding_only_chunks; change both together.
+def refuse_padding_only_chunks(generation_config, attention_mask):
+    """A clear error where chunked prefill (`prefill_chunk_size`) would give a row of a left-padded batch a chunk of
+    padding only, which the model refuses to read (a row needs a real token), deep inside transformers' prefill."""
+    chunk_size = generation_config.prefill_chunk_size
+    if chunk_size is None or attention_mask is None or attention_mask.dim() != 2:
+        return
+    leading_padding = int((attention_mask.cumsum(-1) == 0).sum(-1).max())
+    if leading_padding >= chunk_size:
+        raise ValueError(
+            f"prefill_chunk_size={chunk_size} gives a row of this left-padded batch a chunk of padding only (it has "
+            f"{leading_padding} padding tokens), which the model cannot read: pass a prefill_chunk_size above "
+            f"{leading_padding}, or generate without it."
+        )
+
+
 # Copied from seqhf.models.lstm.modeling_lstm.stop_string_probe; change both together.
 def stop_string_probe(tokenizer, probe="abcdef"):
     """A text after which `StopStringCriteria` reads each token's string: its own `probe` where the tokenizer reads
@@ -764,6 +780,10 @@ class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
             if key in kwargs:
                 model_inputs[key] = kwargs[key]
         return model_inputs
+
+    def _prefill(self, input_ids, generation_config, model_kwargs, *args, **kwargs):
+        refuse_padding_only_chunks(generation_config, model_kwargs.get("attention_mask"))
+        return super()._prefill(input_ids, generation_config, model_kwargs, *args, **kwargs)
 
     def _get_stopping_criteria(self, generation_config, stopping_criteria, tokenizer=None, **kwargs):
         generation_config, stop_strings = stop_strings_apart(generation_config, tokenizer)
