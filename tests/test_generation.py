@@ -690,3 +690,12 @@ def test_chunked_prefill_gives_the_text_of_one_read(tok, kind):
     with pytest.raises(ValueError, match=r"prefill_chunk_size=8 gives a row of this left-padded batch a chunk of "
                                          r"padding only \(it has 15 padding tokens\)"):
         model.generate(**batch, **GREEDY, prefill_chunk_size=8)
+
+
+def test_chunked_prefill_of_a_prompt_longer_than_the_positions_reads_the_last_window(tok):
+    """A Transformer reads only the last `max_position_embeddings` tokens of a longer prompt; read in chunks, the
+    prompt outgrew the positions at a chunk and generate() failed ("exceeds max_position_embeddings")."""
+    model = tiny_lm(tok, "transformer", max_position_embeddings=16)
+    prompt = tok([TEXT[:40]], return_tensors="pt")
+    expected = model.generate(**prompt, **GREEDY)
+    assert torch.equal(model.generate(**prompt, **GREEDY, prefill_chunk_size=6), expected)

@@ -782,6 +782,11 @@ class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
         return model_inputs
 
     def _prefill(self, input_ids, generation_config, model_kwargs, *args, **kwargs):
+        if generation_config.prefill_chunk_size is not None and input_ids.shape[1] > self.config.max_position_embeddings:
+            # Only the last window is read (`prepare_inputs_for_generation`): at most max_position_embeddings tokens.
+            # Read in chunks, the prompt would outgrow the positions at a chunk, which the window does not slide for.
+            generation_config = copy.copy(generation_config)
+            generation_config.prefill_chunk_size = None
         refuse_padding_only_chunks(generation_config, model_kwargs.get("attention_mask"))
         return super()._prefill(input_ids, generation_config, model_kwargs, *args, **kwargs)
 
