@@ -690,6 +690,11 @@ def test_chunked_prefill_gives_the_text_of_one_read(tok, kind):
     with pytest.raises(ValueError, match=r"prefill_chunk_size=8 gives a row of this left-padded batch a chunk of "
                                          r"padding only \(it has 15 padding tokens\)"):
         model.generate(**batch, **GREEDY, prefill_chunk_size=8)
+    # Continuing from a returned cache, with chunks: the LSTM read the chunks from the start again and failed.
+    first = model.generate(**prompt, max_new_tokens=5, do_sample=False, return_dict_in_generate=True)
+    continued = model.generate(first.sequences, cache=first.cache, max_new_tokens=10, do_sample=False,
+                               prefill_chunk_size=3)
+    assert torch.equal(continued, model.generate(**prompt, **GREEDY))
 
 
 def test_chunked_prefill_of_a_prompt_longer_than_the_positions_reads_the_last_window(tok):

@@ -1141,6 +1141,12 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
             self._input_table = None
 
     def _prefill(self, input_ids, generation_config, model_kwargs, *args, **kwargs):
+        cache = model_kwargs.get("cache")
+        if generation_config.prefill_chunk_size is not None and cache is not None and tokens_read(cache):
+            # A continuation: transformers would count the chunks from the cache's length, which a recurrent cache
+            # does not keep (0), and send the tokens already read again; the unread ones are read in one go instead.
+            generation_config = copy.copy(generation_config)
+            generation_config.prefill_chunk_size = None
         refuse_padding_only_chunks(generation_config, model_kwargs.get("attention_mask"))
         if generation_config.prefill_chunk_size is not None and model_kwargs.get("attention_mask") is None:
             # transformers gives each chunk the mask up to its end; without one, a chunk would be read as the whole
