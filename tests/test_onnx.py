@@ -180,6 +180,23 @@ def test_transformer_lm_generates_past_its_positions_as_generate_does(tmp_path):
         assert list(lm.generate(prompt, 20, temperature=0)) == greedy[0, len(prompt) :].tolist()
 
 
+
+def test_ort_generation_ends_at_the_end_of_text_token_as_generate_does(tmp_path):
+    """`OrtCausalLM.generate` went on past `eos_token_id` (a word LM's [EOS], after which a new text starts) for all
+    `max_new_tokens`, where `model.generate()` and `seqhf generate` stop."""
+    tok = build_char_tokenizer(BOOK)
+    model = causal_lm("rnn", tok).eval()
+    prompt = tok("The island")["input_ids"]
+    free = model.generate(torch.tensor([prompt]), max_new_tokens=12, do_sample=False)[0, len(prompt):].tolist()
+    assert free.index(free[3]) == 3  # its first occurrence: the text ends there
+    model.config.eos_token_id = model.generation_config.eos_token_id = free[3]
+    model.save_pretrained(tmp_path / "torch")
+    tok.save_pretrained(tmp_path / "torch")
+    export_folder(tmp_path / "torch", tmp_path / "onnx")
+    ended = model.generate(torch.tensor([prompt]), max_new_tokens=12, do_sample=False)[0, len(prompt):].tolist()
+    assert ended == free[:4]
+    assert list(OrtCausalLM.from_folder(tmp_path / "onnx").generate(prompt, 12, temperature=0)) == ended
+
 def test_sampling_is_seeded_and_respects_top_k():
     logits = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
     draws = [sample_next(logits, 1.0, top_k=2, rng=np.random.default_rng(s)) for s in range(200)]
