@@ -704,3 +704,12 @@ def test_chunked_prefill_of_a_prompt_longer_than_the_positions_reads_the_last_wi
     prompt = tok([TEXT[:40]], return_tensors="pt")
     expected = model.generate(**prompt, **GREEDY)
     assert torch.equal(model.generate(**prompt, **GREEDY, prefill_chunk_size=6), expected)
+
+
+def test_generate_text_honours_stop_strings_in_the_generation_config():
+    """A folder whose generation_config.json sets `stop_strings` failed in `seqhf generate` and `generate_text`
+    ("we could not locate a tokenizer"): they now pass the tokenizer that generate() matches them with."""
+    model, words = word_lm_saying("good")
+    assert generate_text(model, words, "this movie was", max_new_tokens=5, temperature=0).split() == ["good"] * 5
+    model.generation_config.stop_strings = ["good"]
+    assert generate_text(model, words, "this movie was", max_new_tokens=5, temperature=0).split() == ["good"]
