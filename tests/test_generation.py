@@ -713,3 +713,15 @@ def test_generate_text_honours_stop_strings_in_the_generation_config():
     assert generate_text(model, words, "this movie was", max_new_tokens=5, temperature=0).split() == ["good"] * 5
     model.generation_config.stop_strings = ["good"]
     assert generate_text(model, words, "this movie was", max_new_tokens=5, temperature=0).split() == ["good"]
+
+
+def test_assisted_decoding_past_a_transformers_positions_is_refused(tok):
+    """Past its positions a Transformer predicts each token from the last window read afresh; prompt lookup or an
+    assistant checked their draft tokens in one window instead, and silently wrote another text than greedy decoding."""
+    model = tiny_lm(tok, "transformer", max_position_embeddings=16)
+    prompt = tok(["the sea was calm. the sea"], return_tensors="pt")  # 25 characters, repeats for prompt lookup
+    with pytest.raises(ValueError, match=r"Assisted decoding .* max_position_embeddings=16 .* \(here 35\)"):
+        model.generate(**prompt, max_new_tokens=10, do_sample=False, prompt_lookup_num_tokens=3)
+    short = tok(["the sea"], return_tensors="pt")
+    expected = model.generate(**short, max_new_tokens=8, do_sample=False)
+    assert torch.equal(model.generate(**short, max_new_tokens=8, do_sample=False, prompt_lookup_num_tokens=3), expected)

@@ -781,6 +781,20 @@ class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
                 model_inputs[key] = kwargs[key]
         return model_inputs
 
+    def _assisted_decoding(self, input_ids, logits_processor, stopping_criteria, generation_config, *args, **kwargs):
+        window = self.config.max_position_embeddings
+        if generation_config.max_length > window:
+            # Past the positions each token is predicted from the last `window` tokens read afresh; a pass that
+            # checks several draft tokens would read them in one window, each seeing fewer tokens than that.
+            raise ValueError(
+                f"Assisted decoding (an assistant model or prompt lookup) checks several draft tokens in one pass, "
+                f"which past max_position_embeddings={window} would see a shorter context than generate() gives each "
+                f"token without it, and write another text: generate at most {window} tokens in all, prompt included "
+                f"(here {generation_config.max_length}), or without an assistant."
+            )
+        return super()._assisted_decoding(input_ids, logits_processor, stopping_criteria, generation_config, *args,
+                                          **kwargs)
+
     def _prefill(self, input_ids, generation_config, model_kwargs, *args, **kwargs):
         if generation_config.prefill_chunk_size is not None and input_ids.shape[1] > self.config.max_position_embeddings:
             # Only the last window is read (`prepare_inputs_for_generation`): at most max_position_embeddings tokens.
