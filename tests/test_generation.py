@@ -649,3 +649,79 @@ def test_generate_cli_same_seed_same_text(tok, tmp_path):
     expected = model.generate(**tok("The island", return_tensors="pt"), max_new_tokens=60, do_sample=False)
     assert greedy.rstrip("\n") == "The island" + tok.decode(expected[0, 10:], skip_special_tokens=True).rstrip("\n")
     run("--max-new-tokens", "0", status=2)  # a bad option: exit status 2, nothing generated
+
+
+def test_stop_strings_work_with_a_vocabulary_that_lacks_transformers_probe_letters():
+    """transformers reads each token's string after the text "abcdef", and failed (`ValueError: substring not found`,
+    deep inside its StopStringCriteria) when the tokenizer made that text [UNK]: a word LM's vocabulary, or a char
+    vocabulary without those letters."""
+    model, words = word_lm_saying("good")
+    prompt = words(["this movie was"], return_tensors="pt")
+    out = model.generate(**prompt, max_new_tokens=5, do_sample=False, stop_strings=["good"], tokenizer=words)
+    assert words.decode(out[0, prompt["input_ids"].shape[1]:]) == "good"
+
+    chars = build_char_tokenizer("xyz zyx\n")
+    torch.manual_seed(0)
+    config = SeqTransformerConfig(vocab_size=len(chars), hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                  intermediate_size=16, max_position_embeddings=32, pad_token_id=chars.pad_token_id,
+                                  is_decoder=True)
+    model = SeqTransformerForCausalLM(config).eval()
+    prompt = chars(["xyz"], return_tensors="pt")
+    suppressed = [chars.pad_token_id, chars.unk_token_id]  # tokens whose printed string is not a character
+    free = model.generate(**prompt, max_new_tokens=5, do_sample=False, suppress_tokens=suppressed)
+    first = chars.decode(free[0, 3:4])
+    out = model.generate(**prompt, max_new_tokens=5, do_sample=False, suppress_tokens=suppressed, stop_strings=[first],
+                         tokenizer=chars)
+    assert out.shape[1] == 4 and chars.decode(out[0, 3:]) == first
+
+
+@pytest.mark.parametrize("kind", ["lstm", "transformer"])
+def test_chunked_prefill_gives_the_text_of_one_read(tok, kind):
+    """`prefill_chunk_size` reads the prompt a chunk at a time: the LSTM read each chunk after the first as the whole
+    sequence so far and failed; a left-padded batch whose padding fills a chunk failed deep inside the prefill, with
+    an error that did not name the option."""
+    model = tiny_lm(tok, kind)
+    prompt = tok(["The island was far"], return_tensors="pt")
+    expected = model.generate(**prompt, **GREEDY)
+    assert torch.equal(model.generate(**prompt, **GREEDY, prefill_chunk_size=4), expected)
+    batch = tok(["The island was far", "sea"], return_tensors="pt", padding=True, padding_side="left")  # 15 pads
+    expected = model.generate(**batch, **GREEDY)
+    assert torch.equal(model.generate(**batch, **GREEDY, prefill_chunk_size=16), expected)
+    with pytest.raises(ValueError, match=r"prefill_chunk_size=8 gives a row of this left-padded batch a chunk of "
+                                         r"padding only \(it has 15 padding tokens\)"):
+        model.generate(**batch, **GREEDY, prefill_chunk_size=8)
+    # Continuing from a returned cache, with chunks: the LSTM read the chunks from the start again and failed.
+    first = model.generate(**prompt, max_new_tokens=5, do_sample=False, return_dict_in_generate=True)
+    continued = model.generate(first.sequences, cache=first.cache, max_new_tokens=10, do_sample=False,
+                               prefill_chunk_size=3)
+    assert torch.equal(continued, model.generate(**prompt, **GREEDY))
+
+
+def test_chunked_prefill_of_a_prompt_longer_than_the_positions_reads_the_last_window(tok):
+    """A Transformer reads only the last `max_position_embeddings` tokens of a longer prompt; read in chunks, the
+    prompt outgrew the positions at a chunk and generate() failed ("exceeds max_position_embeddings")."""
+    model = tiny_lm(tok, "transformer", max_position_embeddings=16)
+    prompt = tok([TEXT[:40]], return_tensors="pt")
+    expected = model.generate(**prompt, **GREEDY)
+    assert torch.equal(model.generate(**prompt, **GREEDY, prefill_chunk_size=6), expected)
+
+
+def test_generate_text_honours_stop_strings_in_the_generation_config():
+    """A folder whose generation_config.json sets `stop_strings` failed in `seqhf generate` and `generate_text`
+    ("we could not locate a tokenizer"): they now pass the tokenizer that generate() matches them with."""
+    model, words = word_lm_saying("good")
+    assert generate_text(model, words, "this movie was", max_new_tokens=5, temperature=0).split() == ["good"] * 5
+    model.generation_config.stop_strings = ["good"]
+    assert generate_text(model, words, "this movie was", max_new_tokens=5, temperature=0).split() == ["good"]
+
+
+def test_assisted_decoding_past_a_transformers_positions_is_refused(tok):
+    """Past its positions a Transformer predicts each token from the last window read afresh; prompt lookup or an
+    assistant checked their draft tokens in one window instead, and silently wrote another text than greedy decoding."""
+    model = tiny_lm(tok, "transformer", max_position_embeddings=16)
+    prompt = tok(["the sea was calm. the sea"], return_tensors="pt")  # 25 characters, repeats for prompt lookup
+    with pytest.raises(ValueError, match=r"Assisted decoding .* max_position_embeddings=16 .* \(here 35\)"):
+        model.generate(**prompt, max_new_tokens=10, do_sample=False, prompt_lookup_num_tokens=3)
+    short = tok(["the sea"], return_tensors="pt")
+    expected = model.generate(**short, max_new_tokens=8, do_sample=False)
+    assert torch.equal(model.generate(**short, max_new_tokens=8, do_sample=False, prompt_lookup_num_tokens=3), expected)

@@ -180,6 +180,23 @@ def test_transformer_lm_generates_past_its_positions_as_generate_does(tmp_path):
         assert list(lm.generate(prompt, 20, temperature=0)) == greedy[0, len(prompt) :].tolist()
 
 
+
+def test_ort_generation_ends_at_the_end_of_text_token_as_generate_does(tmp_path):
+    """`OrtCausalLM.generate` went on past `eos_token_id` (a word LM's [EOS], after which a new text starts) for all
+    `max_new_tokens`, where `model.generate()` and `seqhf generate` stop."""
+    tok = build_char_tokenizer(BOOK)
+    model = causal_lm("rnn", tok).eval()
+    prompt = tok("The island")["input_ids"]
+    free = model.generate(torch.tensor([prompt]), max_new_tokens=12, do_sample=False)[0, len(prompt):].tolist()
+    assert free.index(free[3]) == 3  # its first occurrence: the text ends there
+    model.config.eos_token_id = model.generation_config.eos_token_id = free[3]
+    model.save_pretrained(tmp_path / "torch")
+    tok.save_pretrained(tmp_path / "torch")
+    export_folder(tmp_path / "torch", tmp_path / "onnx")
+    ended = model.generate(torch.tensor([prompt]), max_new_tokens=12, do_sample=False)[0, len(prompt):].tolist()
+    assert ended == free[:4]
+    assert list(OrtCausalLM.from_folder(tmp_path / "onnx").generate(prompt, 12, temperature=0)) == ended
+
 def test_sampling_is_seeded_and_respects_top_k():
     logits = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
     draws = [sample_next(logits, 1.0, top_k=2, rng=np.random.default_rng(s)) for s in range(200)]
@@ -256,6 +273,24 @@ def test_ort_sampling_settings_and_prompt_ids_are_checked(tmp_path):
     with pytest.raises(ValueError, match="outside the vocabulary"):
         list(lm.generate([10**6], 3))
 
+
+
+def test_an_export_folder_given_where_a_model_is_loaded_is_named(tmp_path):
+    """`seqhf generate OUT` / `seqhf evaluate OUT --text ...` on what `seqhf export` wrote (a graph, a config and a
+    tokenizer, no PyTorch weights) failed deep inside transformers with an OSError about model.safetensors."""
+    from seqhf.cli.app import main
+    from seqhf.evaluation.saved import evaluate_char_lm
+    from seqhf.inference.generation import load_generator
+
+    tok = build_char_tokenizer(BOOK)
+    causal_lm("gru", tok).save_pretrained(tmp_path / "lm")
+    tok.save_pretrained(tmp_path / "lm")
+    export_folder(tmp_path / "lm", tmp_path / "onnx")
+    for load in (lambda: load_generator(tmp_path / "onnx"), lambda: evaluate_char_lm(tmp_path / "onnx", BOOK),
+                 lambda: export_folder(tmp_path / "onnx", tmp_path / "again")):
+        with pytest.raises(ValueError, match=r"holds an ONNX export \(model.onnx\), not a PyTorch model.*OrtCausalLM"):
+            load()
+    assert main(["generate", str(tmp_path / "onnx"), "--prompt", "The"]) == 1
 
 def test_a_multi_label_classifier_scores_each_label_as_the_pipeline_does(tmp_path):
     """Label lists: each label's own sigmoid (they need not sum to 1), as `pipeline` gives them; ONNX Runtime and the

@@ -234,7 +234,8 @@ def test_a_folder_that_does_not_fit_is_refused_where_a_classifier_is_loaded(lm_d
         for load in (lambda: classify(folder, ["a good movie"]), lambda: load_classifier(str(folder)),
                      lambda: evaluate_classifier(folder, dict(source=str(data)), baseline=False)):
             with pytest.raises(NotAClassifierError, match=rf"({expected}) \(a language model\), not a text classifier.*"
-                                                          r"seqhf evaluate FOLDER --text FILE"):
+                                                          r"seqhf evaluate FOLDER --text FILE` to score it on a text, char "
+                                                          r"or word LM alike"):
                 load()
     assert classify(clf_dir, ["a good movie"])[0]["label"] in ("negative", "positive")  # a classifier still loads
     assert classify(clf_dir, "a good movie") == classify(clf_dir, ["a good movie"])  # one text, not its characters

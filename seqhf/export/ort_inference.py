@@ -144,7 +144,8 @@ class OrtCausalLM:
         return logits, state
 
     def generate(self, prompt_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None, seed=None):
-        """Sample `max_new_tokens` ids after `prompt_ids` (a list of ints; batch 1), yielding each as it comes."""
+        """Sample `max_new_tokens` ids after `prompt_ids` (a list of ints; batch 1), yielding each as it comes; as
+        `model.generate()` does, an end-of-text token (a word LM's `[EOS]`) is the last one yielded."""
         check_sampling(temperature, top_k, top_p)
         outside = [i for i in prompt_ids if not 0 <= i < self.config.vocab_size]
         if outside:
@@ -156,14 +157,23 @@ class OrtCausalLM:
         rng = np.random.default_rng(seed)
         ids = list(prompt_ids)
         logits, state = self.step(np.array([ids[-self.window :] if self.window else ids]), self.empty_state(1))
+        end_ids = end_of_text_ids(self.config)
         for _ in range(max_new_tokens):
             next_id = sample_next(logits[0], temperature, top_k, top_p, rng)
             yield next_id
+            if next_id in end_ids:
+                return
             ids.append(next_id)
             if self.window and len(ids) > self.window:  # the cache's positions are full: read the window afresh
                 logits, state = self.step(np.array([ids[-self.window :]]), self.empty_state(1))
             else:
                 logits, state = self.step(np.array([[next_id]]), state)
+
+
+def end_of_text_ids(config) -> set[int]:
+    """The config's `eos_token_id` (None, one id or a list) as a set."""
+    eos = getattr(config, "eos_token_id", None)
+    return set() if eos is None else {eos} if isinstance(eos, int) else set(eos)
 
 
 def check_sampling(temperature, top_k, top_p) -> None:

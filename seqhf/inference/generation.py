@@ -112,6 +112,7 @@ def generate_continuation(model, tokenizer, prompt: str, max_new_tokens: int = 5
         max_new_tokens=max_new_tokens,
         pad_token_id=tokenizer.pad_token_id,
         streamer=streamer,
+        tokenizer=tokenizer,  # for `stop_strings` in the folder's generation_config.json
         **options,
     )
     prompt_length = input_ids.shape[1] or 1  # an empty prompt became BOS

@@ -18,6 +18,7 @@ from pathlib import Path
 INCOMPLETE_MARKER = "SAVE_INCOMPLETE.txt"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 NEEDED_FILES = ("config.json", "tokenizer_config.json", "tokenizer.json")
+ONNX_FILE = "model.onnx"  # what `seqhf export` writes (seqhf.export.onnx_export.MODEL_FILE)
 CHECKED_SUFFIXES = (".json", ".safetensors", ".bin", ".pt", ".pth", ".py")
 
 
@@ -127,12 +128,23 @@ def check_saved_folder(folder) -> None:
                 f"No such folder: {folder}; as a Hub model id it is not in the Hub cache, and the Hub is offline "
                 "(HF_HUB_OFFLINE=1): give the path of a saved model folder, or go online once to download it.")
         return
+    refuse_onnx_export(path)
     problems = folder_problems(path)
     if problems:
         raise IncompleteFolderError(
             f"{folder} is incomplete: {'; '.join(problems)}. The save that wrote it was interrupted (killed, or "
             "the disk was full): run the training command again, with --resume to start from its last "
             "complete checkpoint.")
+
+
+def refuse_onnx_export(folder: Path) -> None:
+    """A clear ValueError for the folder `seqhf export` writes (a graph, no PyTorch weights), given where a model is
+    loaded: transformers would fail with an OSError about the weight files it lacks."""
+    if (folder / ONNX_FILE).is_file() and not any((folder / name).is_file() for name in WEIGHT_FILES):
+        raise ValueError(
+            f"{folder} holds an ONNX export ({ONNX_FILE}), not a PyTorch model: give the folder it was exported from, "
+            "or run the graph with seqhf.export.ort_inference (OrtCausalLM.from_folder for a language model, "
+            "OrtTextClassifier for a classifier).")
 
 
 def check_classifier_config(config, folder) -> None:
@@ -144,8 +156,8 @@ def check_classifier_config(config, folder) -> None:
         raise NotAClassifierError(
             f"{folder} holds {', '.join(saved_as)} (a language model), not a text classifier: loaded as one it "
             "would get a new, untrained classification head and answer at random. Use it where a language model goes "
-            "(`seqhf generate`, the demo's --generator, `seqhf evaluate FOLDER --text FILE` for a char LM), or train a classifier "
-            "from a word LM with `seqhf train classifier --init-from FOLDER`.")
+            "(`seqhf generate`, the demo's --generator, `seqhf evaluate FOLDER --text FILE` to score it on a text, char "
+            "or word LM alike), or train a classifier from a word LM with `seqhf train classifier --init-from FOLDER`.")
 
 
 def check_classifier_folder(name_or_path, **config_kwargs) -> None:

@@ -4,6 +4,7 @@ This file imports only torch, transformers and its sibling configuration file, s
 folder loads with `trust_remote_code=True` where seqhf is not installed.
 """
 
+import copy
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache, LinearAttentionCacheLayerMixin, LinearAttentionLayer
+from transformers.generation import StopStringCriteria
 from transformers.modeling_outputs import CausalLMOutputWithPast, SequenceClassifierOutput
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 from transformers.utils import ModelOutput
@@ -836,6 +838,58 @@ def refuse_generation_options(model, generation_config, kwargs):
         )
 
 
+def refuse_padding_only_chunks(generation_config, attention_mask):
+    """A clear error where chunked prefill (`prefill_chunk_size`) would give a row of a left-padded batch a chunk of
+    padding only, which the model refuses to read (a row needs a real token), deep inside transformers' prefill."""
+    chunk_size = generation_config.prefill_chunk_size
+    if chunk_size is None or attention_mask is None or attention_mask.dim() != 2:
+        return
+    leading_padding = int((attention_mask.cumsum(-1) == 0).sum(-1).max())
+    if leading_padding >= chunk_size:
+        raise ValueError(
+            f"prefill_chunk_size={chunk_size} gives a row of this left-padded batch a chunk of padding only (it has "
+            f"{leading_padding} padding tokens), which the model cannot read: pass a prefill_chunk_size above "
+            f"{leading_padding}, or generate without it."
+        )
+
+
+def stop_string_probe(tokenizer, probe="abcdef"):
+    """A text after which `StopStringCriteria` reads each token's string: its own `probe` where the tokenizer reads
+    it back, else the first alphabetic word of the vocabulary that it does (a word vocabulary reads "abcdef" as
+    [UNK], and a small char vocabulary may lack some of its letters)."""
+
+    def reads_back(text):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return tokenizer.unk_token_id not in ids and text in tokenizer.convert_tokens_to_string(
+            tokenizer.convert_ids_to_tokens(ids))
+
+    if reads_back(probe):
+        return probe
+    vocab = tokenizer.get_vocab()
+    return next((token for token in sorted(vocab, key=vocab.get) if token.isalpha() and reads_back(token)), probe)
+
+
+class ProbedStopStringCriteria(StopStringCriteria):
+    """transformers' `StopStringCriteria`, which reads each token's string after the text "abcdef" and fails with
+    `ValueError: substring not found` when the tokenizer turns that text into [UNK]: here the text is one the
+    tokenizer reads back (`stop_string_probe`)."""
+
+    @staticmethod
+    def clean_tokenizer_vocab(tokenizer, static_prefix="abcdef", stop_string_matching_mode=None):
+        return StopStringCriteria.clean_tokenizer_vocab(
+            tokenizer, stop_string_probe(tokenizer, static_prefix), stop_string_matching_mode)
+
+
+def stop_strings_apart(generation_config, tokenizer):
+    """`generation_config` without its `stop_strings`, and those strings, for `_get_stopping_criteria` to match them
+    with `ProbedStopStringCriteria`; unchanged (and None) without a tokenizer, so that transformers asks for one."""
+    if generation_config.stop_strings is None or tokenizer is None:
+        return generation_config, None
+    without = copy.copy(generation_config)
+    without.stop_strings = None
+    return without, generation_config.stop_strings
+
+
 class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
     """Unidirectional recurrent language model: next-token logits at every position.
 
@@ -1085,6 +1139,27 @@ class SeqLSTMForCausalLM(SeqLSTMPreTrainedModel, GenerationMixin):
             return super().generate(inputs, generation_config, **kwargs)
         finally:
             self._input_table = None
+
+    def _prefill(self, input_ids, generation_config, model_kwargs, *args, **kwargs):
+        cache = model_kwargs.get("cache")
+        if generation_config.prefill_chunk_size is not None and cache is not None and tokens_read(cache):
+            # A continuation: transformers would count the chunks from the cache's length, which a recurrent cache
+            # does not keep (0), and send the tokens already read again; the unread ones are read in one go instead.
+            generation_config = copy.copy(generation_config)
+            generation_config.prefill_chunk_size = None
+        refuse_padding_only_chunks(generation_config, model_kwargs.get("attention_mask"))
+        if generation_config.prefill_chunk_size is not None and model_kwargs.get("attention_mask") is None:
+            # transformers gives each chunk the mask up to its end; without one, a chunk would be read as the whole
+            # sequence so far (see `_unread_inputs`), not as the tokens that follow those the cache has read.
+            model_kwargs["attention_mask"] = torch.ones(input_ids.shape[:2], dtype=torch.long, device=input_ids.device)
+        return super()._prefill(input_ids, generation_config, model_kwargs, *args, **kwargs)
+
+    def _get_stopping_criteria(self, generation_config, stopping_criteria, tokenizer=None, **kwargs):
+        generation_config, stop_strings = stop_strings_apart(generation_config, tokenizer)
+        criteria = super()._get_stopping_criteria(generation_config, stopping_criteria, tokenizer, **kwargs)
+        if stop_strings is not None:
+            criteria.append(ProbedStopStringCriteria(tokenizer=tokenizer, stop_strings=stop_strings))
+        return criteria
 
     @torch.no_grad()
     def _fold_for_generation(self):

@@ -15,7 +15,7 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
-from transformers.generation import MaxLengthCriteria
+from transformers.generation import MaxLengthCriteria, StopStringCriteria
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutputWithPast,
@@ -602,6 +602,62 @@ def start_empty_prompts_from_bos(model, inputs, generation_config, kwargs):
     return inputs, {**kwargs, "input_ids": input_ids}
 
 
+# Copied from seqhf.models.lstm.modeling_lstm.refuse_padding_only_chunks; change both together.
+def refuse_padding_only_chunks(generation_config, attention_mask):
+    """A clear error where chunked prefill (`prefill_chunk_size`) would give a row of a left-padded batch a chunk of
+    padding only, which the model refuses to read (a row needs a real token), deep inside transformers' prefill."""
+    chunk_size = generation_config.prefill_chunk_size
+    if chunk_size is None or attention_mask is None or attention_mask.dim() != 2:
+        return
+    leading_padding = int((attention_mask.cumsum(-1) == 0).sum(-1).max())
+    if leading_padding >= chunk_size:
+        raise ValueError(
+            f"prefill_chunk_size={chunk_size} gives a row of this left-padded batch a chunk of padding only (it has "
+            f"{leading_padding} padding tokens), which the model cannot read: pass a prefill_chunk_size above "
+            f"{leading_padding}, or generate without it."
+        )
+
+
+# Copied from seqhf.models.lstm.modeling_lstm.stop_string_probe; change both together.
+def stop_string_probe(tokenizer, probe="abcdef"):
+    """A text after which `StopStringCriteria` reads each token's string: its own `probe` where the tokenizer reads
+    it back, else the first alphabetic word of the vocabulary that it does (a word vocabulary reads "abcdef" as
+    [UNK], and a small char vocabulary may lack some of its letters)."""
+
+    def reads_back(text):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return tokenizer.unk_token_id not in ids and text in tokenizer.convert_tokens_to_string(
+            tokenizer.convert_ids_to_tokens(ids))
+
+    if reads_back(probe):
+        return probe
+    vocab = tokenizer.get_vocab()
+    return next((token for token in sorted(vocab, key=vocab.get) if token.isalpha() and reads_back(token)), probe)
+
+
+# Copied from seqhf.models.lstm.modeling_lstm.ProbedStopStringCriteria; change both together.
+class ProbedStopStringCriteria(StopStringCriteria):
+    """transformers' `StopStringCriteria`, which reads each token's string after the text "abcdef" and fails with
+    `ValueError: substring not found` when the tokenizer turns that text into [UNK]: here the text is one the
+    tokenizer reads back (`stop_string_probe`)."""
+
+    @staticmethod
+    def clean_tokenizer_vocab(tokenizer, static_prefix="abcdef", stop_string_matching_mode=None):
+        return StopStringCriteria.clean_tokenizer_vocab(
+            tokenizer, stop_string_probe(tokenizer, static_prefix), stop_string_matching_mode)
+
+
+# Copied from seqhf.models.lstm.modeling_lstm.stop_strings_apart; change both together.
+def stop_strings_apart(generation_config, tokenizer):
+    """`generation_config` without its `stop_strings`, and those strings, for `_get_stopping_criteria` to match them
+    with `ProbedStopStringCriteria`; unchanged (and None) without a tokenizer, so that transformers asks for one."""
+    if generation_config.stop_strings is None or tokenizer is None:
+        return generation_config, None
+    without = copy.copy(generation_config)
+    without.stop_strings = None
+    return without, generation_config.stop_strings
+
+
 class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
     """Causal (decoder-only) Transformer language model with a KV cache for generation."""
 
@@ -725,12 +781,38 @@ class SeqTransformerForCausalLM(SeqTransformerPreTrainedModel, GenerationMixin):
                 model_inputs[key] = kwargs[key]
         return model_inputs
 
-    def _get_stopping_criteria(self, *args, **kwargs):
-        criteria = super()._get_stopping_criteria(*args, **kwargs)
+    def _assisted_decoding(self, input_ids, logits_processor, stopping_criteria, generation_config, *args, **kwargs):
+        window = self.config.max_position_embeddings
+        if generation_config.max_length > window:
+            # Past the positions each token is predicted from the last `window` tokens read afresh; a pass that
+            # checks several draft tokens would read them in one window, each seeing fewer tokens than that.
+            raise ValueError(
+                f"Assisted decoding (an assistant model or prompt lookup) checks several draft tokens in one pass, "
+                f"which past max_position_embeddings={window} would see a shorter context than generate() gives each "
+                f"token without it, and write another text: generate at most {window} tokens in all, prompt included "
+                f"(here {generation_config.max_length}), or without an assistant."
+            )
+        return super()._assisted_decoding(input_ids, logits_processor, stopping_criteria, generation_config, *args,
+                                          **kwargs)
+
+    def _prefill(self, input_ids, generation_config, model_kwargs, *args, **kwargs):
+        if generation_config.prefill_chunk_size is not None and input_ids.shape[1] > self.config.max_position_embeddings:
+            # Only the last window is read (`prepare_inputs_for_generation`): at most max_position_embeddings tokens.
+            # Read in chunks, the prompt would outgrow the positions at a chunk, which the window does not slide for.
+            generation_config = copy.copy(generation_config)
+            generation_config.prefill_chunk_size = None
+        refuse_padding_only_chunks(generation_config, model_kwargs.get("attention_mask"))
+        return super()._prefill(input_ids, generation_config, model_kwargs, *args, **kwargs)
+
+    def _get_stopping_criteria(self, generation_config, stopping_criteria, tokenizer=None, **kwargs):
+        generation_config, stop_strings = stop_strings_apart(generation_config, tokenizer)
+        criteria = super()._get_stopping_criteria(generation_config, stopping_criteria, tokenizer, **kwargs)
         for criterion in criteria:
             if isinstance(criterion, MaxLengthCriteria):
                 # It warns that generating past max_position_embeddings may fail; here the window slides.
                 criterion.max_position_embeddings = None
+        if stop_strings is not None:
+            criteria.append(ProbedStopStringCriteria(tokenizer=tokenizer, stop_strings=stop_strings))
         return criteria
 
 
