@@ -283,6 +283,33 @@ def test_an_empty_list_classifies_to_nothing_and_a_utf16_text_is_named(folders, 
     assert "UTF-16" in capsys.readouterr().err  # not the latin1 advice
 
 
+def test_evaluate_takes_the_split_names_and_configuration_train_classifier_took(folders, tmp_path, capsys):
+    """A dataset whose splits are named otherwise was refused with "name one with --train-split", an option
+    `seqhf evaluate` did not have; nor had it --dataset-config, which docs/own-data.md trains GLUE with."""
+    import json
+
+    from datasets import Dataset, DatasetDict
+
+    from seqhf.cli.app import main
+
+    def split(n):
+        return Dataset.from_dict({"text": [f"{'the island' if i % 2 else 'a ship at sea'} {i}" for i in range(n)],
+                                  "label": [i % 2 for i in range(n)]})
+
+    DatasetDict(training=split(40), holdout=split(10)).save_to_disk(tmp_path / "renamed")
+    args = ["evaluate", str(folders["clf"]), "--dataset", str(tmp_path / "renamed"), "--no-baseline"]
+    assert main(args) == 1 and "--train-split" in capsys.readouterr().err
+    out = tmp_path / "figures.json"
+    assert main([*args, "--train-split", "training", "--test-split", "holdout", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["evaluated_on"] == "test" and figures["examples"] == 10
+    (tmp_path / "csvs").mkdir()
+    (tmp_path / "csvs" / "train.csv").write_text("text,label\na ship at sea,0\nthe island,1\n" * 10)
+    assert main(["evaluate", str(folders["clf"]), "--dataset", str(tmp_path / "csvs"), "--no-baseline",
+                 "--dataset-config", "nope"]) == 1
+    assert "'nope' not found" in capsys.readouterr().err  # the configuration reached datasets
+
+
 def test_evaluate_says_a_dataset_that_does_not_load_is_one(folders, tmp_path, capsys):
     """An unreachable or unreadable dataset was reported as classes that do not fit it."""
     from seqhf.cli.app import main
