@@ -310,6 +310,30 @@ def test_evaluate_takes_the_split_names_and_configuration_train_classifier_took(
     assert "'nope' not found" in capsys.readouterr().err  # the configuration reached datasets
 
 
+def test_evaluate_scores_the_validation_texts_the_run_carved_not_a_fresh_carve(folders, tmp_path):
+    """A dataset without a test split was scored on a fresh carve (10 %, seed 42): after `--seed 7` 28 of its 30
+    rows had been training rows, and the figure was silently inflated. The run's own carve is now used."""
+    import json
+    import shutil
+
+    from seqhf.evaluation.saved import evaluate_classifier, training_carve
+
+    rows = ["text,label"] + [f"{'the island' if i % 2 else 'a ship at sea'} {i},{i % 2}" for i in range(120)]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    folder = tmp_path / "clf"
+    shutil.copytree(folders["clf"], folder)
+    carved = {"source": str(tmp_path / "d.csv"), "config": None, "validation_carved_from_train": True,
+              "split_sizes": {"train": 100, "validation": 20}}
+    (folder / "eval_results.json").write_text(json.dumps({"seed": 7, "data": carved}))
+    spec = dict(source=str(tmp_path / "d.csv"), label_names=["LABEL_0", "LABEL_1"])
+    assert training_carve(folder, spec) == {"validation_size": 20, "seed": 7}
+    figures = evaluate_classifier(folder, spec, baseline=False)
+    assert figures["evaluated_on"] == "validation" and figures["examples"] == 20  # not 12, 10 % of 120
+    assert evaluate_classifier(folder, dict(spec, seed=42), baseline=False)["examples"] == 20  # the caller's seed wins
+    (tmp_path / "other.csv").write_text("\n".join(rows) + "\n")  # other data: its own carve
+    assert training_carve(folder, dict(spec, source=str(tmp_path / "other.csv"))) == {}
+
+
 def test_evaluate_says_a_dataset_that_does_not_load_is_one(folders, tmp_path, capsys):
     """An unreachable or unreadable dataset was reported as classes that do not fit it."""
     from seqhf.cli.app import main
