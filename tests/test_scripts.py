@@ -303,6 +303,8 @@ def test_evaluate_takes_the_split_names_and_configuration_train_classifier_took(
     assert main([*args, "--train-split", "training", "--test-split", "holdout", "--json", str(out)]) == 0
     figures = json.loads(out.read_text())
     assert figures["evaluated_on"] == "test" and figures["examples"] == 10
+    assert main([*args, "--train-split", "training", "--split", "holdout"]) == 1  # a split is named by its role
+    assert "--test-split" in capsys.readouterr().err
     (tmp_path / "csvs").mkdir()
     (tmp_path / "csvs" / "train.csv").write_text("text,label\na ship at sea,0\nthe island,1\n" * 10)
     assert main(["evaluate", str(folders["clf"]), "--dataset", str(tmp_path / "csvs"), "--no-baseline",

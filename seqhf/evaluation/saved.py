@@ -117,7 +117,8 @@ def evaluate_classifier(folder, data, *, split: str | None = None, baseline: boo
                         "--label-names in the model's order.")
     split = split or data.final_split
     if split not in data.splits:
-        raise DataError(f"No {split!r} split; the data has {sorted(data.splits)}.")
+        raise DataError(f"No {split!r} split; the data has {sorted(data.splits)} (its splits by role: a dataset's own "
+                        "split names are given with --train-split, --validation-split and --test-split).")
     texts, labels = data.splits[split]["text"], np.asarray(data.splits[split]["labels"])
     start = time.time()
     classify = pipeline("text-classification", model=str(folder), top_k=None)
