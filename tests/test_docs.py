@@ -71,3 +71,58 @@ def test_api_page_is_current_and_every_api_function_is_documented():
                           timeout=120, cwd=REPO)
     assert page.returncode == 0, page.stderr
     assert page.stdout == (REPO / "docs" / "api.md").read_text(), "run: python scripts/api_page.py > docs/api.md"
+
+
+REPO_PATH = re.compile(r"(?<![\w./-])((?:scripts|benchmarks|tests|model_cards|seqhf)/[\w./-]*\.(?:py|sh|yaml|json|md|txt))\b")
+
+
+def test_repository_files_the_docs_and_scripts_name_exist():
+    """A reader runs the files the pages and the scripts' usage comments name (`scripts/run_pretrain_ab.sh`,
+    the accelerate configs' example command); each must be in the repository."""
+    texts = [README, *sorted((REPO / "docs").glob("*.md")), *sorted((REPO / "scripts").iterdir()),
+             *sorted((REPO / "benchmarks").glob("*.py"))]
+    missing = sorted({(path.name, named) for path in texts if path.is_file()
+                      for named in REPO_PATH.findall(path.read_text(errors="replace")) if not (REPO / named).exists()})
+    assert not missing, f"named but not in the repository: {missing}"
+
+
+def command_options(tokens: list[str]):
+    """The seqhf subcommand that `tokens` (what follows `seqhf`) call, and its option names; None if none."""
+    import typer.main
+
+    from seqhf.cli.app import app
+
+    command, path = typer.main.get_command(app), []
+    for token in tokens:
+        if not (hasattr(command, "commands") and token in command.commands):
+            break
+        command = command.commands[token]
+        path.append(token)
+    if hasattr(command, "commands"):
+        return None, set()
+    return " ".join(path), {o for p in command.params for o in p.opts + p.secondary_opts} | {"--help", "-h"}
+
+
+OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+
+
+def test_every_cli_option_the_pages_name_exists():
+    """Each `seqhf ...` command line of the pages' shell blocks, and each option of the `## seqhf X` tables of the
+    command-line page, names options that subcommand has (a renamed option leaves no stale spelling behind)."""
+    unknown = []
+    for page in [README, *sorted((REPO / "docs").glob("*.md"))]:
+        text = page.read_text()
+        for line in (c for block in SHELL_BLOCK.findall(text) for c in shell_commands(block)):
+            called = re.search(r"(?:^|\s)seqhf\s+(.*)", line)
+            if not called or line.startswith("pip "):
+                continue
+            name, options = command_options(called.group(1).split())
+            unknown += [(page.name, line) if name is None else (page.name, name, o)
+                        for o in (OPTION.findall(called.group(1)) if name else [None]) if name is None or o not in options]
+        for section in re.split(r"^## ", text, flags=re.M)[1:]:
+            heading = section.splitlines()[0].strip()
+            if heading.startswith("seqhf "):
+                name, options = command_options(heading.split()[1:])
+                rows = re.findall(r"^\| `([^`]*)`", section, flags=re.M)
+                unknown += [(page.name, name, o) for row in rows for o in OPTION.findall(row) if name and o not in options]
+    assert not unknown, f"options the pages name that the command lacks: {unknown}"

@@ -369,6 +369,21 @@ def test_upload_with_fake_api(sentiment_dir, tmp_path):
     assert out.split("\n")[:2] == ["['negative', 'positive']", "SeqLSTMForSequenceClassification"]
 
 
+def test_pushed_card_loads_the_model_from_the_repo_not_the_local_folder(sentiment_dir):
+    """`seqhf push` uploaded the card as training wrote it, whose snippets load `"./tiny-imdb"`: a reader of the
+    Hub page copied a path to a folder they do not have. A dry run leaves the folder as it is."""
+    from seqhf.hub.cards import write_model_card
+
+    card = write_model_card(sentiment_dir)  # as training writes it: no repo id yet
+    assert 'model="./tiny-imdb"' in card.read_text()
+    upload.push_folder(sentiment_dir, "someone/tiny-imdb", dry_run=True)
+    assert 'model="./tiny-imdb"' in card.read_text()
+    upload.push_folder(sentiment_dir, "someone/tiny-imdb", api=_FakeApi())
+    text = card.read_text()
+    assert '"./tiny-imdb"' not in text and 'pipeline("text-classification", model="someone/tiny-imdb"' in text
+    assert 'from_pretrained("someone/tiny-imdb", trust_remote_code=True)' in text
+
+
 def test_main_branch_needs_no_new_branch(sentiment_dir):
     api = _FakeApi()
     upload.push_folder(sentiment_dir, "tiny-imdb", api=api)

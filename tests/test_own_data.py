@@ -581,6 +581,27 @@ def test_a_mistyped_data_file_is_named_as_missing_not_tried_on_the_hub(tmp_path,
         load_text_dataset("nothere.txt")
 
 
+def test_the_current_folder_reads_as_a_dataset(tmp_path, monkeypatch):
+    """`--dataset .` inside a folder of data files was "datasets could not read the folder '.': dataset_name should
+    be specified but got None" (datasets names a dataset after its folder, and "." has no name)."""
+    from seqhf.data.char_text import load_text_dataset
+    from seqhf.data.sources import load_imdb
+
+    folder = write_format(tmp_path / "csv", "csv")
+    monkeypatch.chdir(folder)
+    data = load_classification_data(".", text_column="body", label_column="topic")
+    assert data.label_names == ["money", "science", "sport"] and data.final_split == "test"
+    assert load_text_dataset(".", "body").startswith(frame(60, 0)["body"][0])
+    imdb = tmp_path / "imdb"
+    imdb.mkdir()
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["neg", "pos"])})
+    for split in ("train", "test"):  # the stanfordnlp/imdb layout: Parquet files with a ClassLabel
+        Dataset.from_dict({"text": [f"review {i}" for i in range(20)], "label": [i % 2 for i in range(20)]},
+                          features=features).to_parquet(imdb / f"{split}.parquet")
+    monkeypatch.chdir(imdb)
+    assert len(load_imdb(".", validation_size=0.2)["validation"]) == 4
+
+
 def test_label_lists_mixed_with_single_labels_are_one_error_line(tmp_path):
     rows = [{"text": f"text number {i}", "tags": ["World", "Sports"][: 1 + i % 2]} for i in range(20)]
     rows[7]["tags"] = "World"  # one row without its list

@@ -283,6 +283,59 @@ def test_an_empty_list_classifies_to_nothing_and_a_utf16_text_is_named(folders, 
     assert "UTF-16" in capsys.readouterr().err  # not the latin1 advice
 
 
+def test_evaluate_takes_the_split_names_and_configuration_train_classifier_took(folders, tmp_path, capsys):
+    """A dataset whose splits are named otherwise was refused with "name one with --train-split", an option
+    `seqhf evaluate` did not have; nor had it --dataset-config, which docs/own-data.md trains GLUE with."""
+    import json
+
+    from datasets import Dataset, DatasetDict
+
+    from seqhf.cli.app import main
+
+    def split(n):
+        return Dataset.from_dict({"text": [f"{'the island' if i % 2 else 'a ship at sea'} {i}" for i in range(n)],
+                                  "label": [i % 2 for i in range(n)]})
+
+    DatasetDict(training=split(40), holdout=split(10)).save_to_disk(tmp_path / "renamed")
+    args = ["evaluate", str(folders["clf"]), "--dataset", str(tmp_path / "renamed"), "--no-baseline"]
+    assert main(args) == 1 and "--train-split" in capsys.readouterr().err
+    out = tmp_path / "figures.json"
+    assert main([*args, "--train-split", "training", "--test-split", "holdout", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["evaluated_on"] == "test" and figures["examples"] == 10
+    assert main([*args, "--train-split", "training", "--split", "holdout"]) == 1  # a split is named by its role
+    assert "--test-split" in capsys.readouterr().err
+    (tmp_path / "csvs").mkdir()
+    (tmp_path / "csvs" / "train.csv").write_text("text,label\na ship at sea,0\nthe island,1\n" * 10)
+    assert main(["evaluate", str(folders["clf"]), "--dataset", str(tmp_path / "csvs"), "--no-baseline",
+                 "--dataset-config", "nope"]) == 1
+    assert "'nope' not found" in capsys.readouterr().err  # the configuration reached datasets
+
+
+def test_evaluate_scores_the_validation_texts_the_run_carved_not_a_fresh_carve(folders, tmp_path):
+    """A dataset without a test split was scored on a fresh carve (10 %, seed 42): after `--seed 7` 28 of its 30
+    rows had been training rows, and the figure was silently inflated. The run's own carve is now used."""
+    import json
+    import shutil
+
+    from seqhf.evaluation.saved import evaluate_classifier, training_carve
+
+    rows = ["text,label"] + [f"{'the island' if i % 2 else 'a ship at sea'} {i},{i % 2}" for i in range(120)]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    folder = tmp_path / "clf"
+    shutil.copytree(folders["clf"], folder)
+    carved = {"source": str(tmp_path / "d.csv"), "config": None, "validation_carved_from_train": True,
+              "split_sizes": {"train": 100, "validation": 20}}
+    (folder / "eval_results.json").write_text(json.dumps({"seed": 7, "data": carved}))
+    spec = dict(source=str(tmp_path / "d.csv"), label_names=["LABEL_0", "LABEL_1"])
+    assert training_carve(folder, spec) == {"validation_size": 20, "seed": 7}
+    figures = evaluate_classifier(folder, spec, baseline=False)
+    assert figures["evaluated_on"] == "validation" and figures["examples"] == 20  # not 12, 10 % of 120
+    assert evaluate_classifier(folder, dict(spec, seed=42), baseline=False)["examples"] == 20  # the caller's seed wins
+    (tmp_path / "other.csv").write_text("\n".join(rows) + "\n")  # other data: its own carve
+    assert training_carve(folder, dict(spec, source=str(tmp_path / "other.csv"))) == {}
+
+
 def test_evaluate_says_a_dataset_that_does_not_load_is_one(folders, tmp_path, capsys):
     """An unreachable or unreadable dataset was reported as classes that do not fit it."""
     from seqhf.cli.app import main

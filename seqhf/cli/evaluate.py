@@ -101,6 +101,13 @@ def evaluate(
     text: Annotated[Optional[Path], typer.Option(help="char or word LM: a UTF-8 text file to score", exists=True,
                                                  dir_okay=False)] = None,
     split: Annotated[Optional[str], typer.Option(help="classifier: the split to score (default: test, else validation)")] = None,
+    dataset_config: Annotated[Optional[str], typer.Option(help="classifier: the Hub dataset's configuration name")] = None,
+    train_split: Annotated[Optional[str], typer.Option(help="classifier: the training split (the classes, the "
+                                                            "baseline's fit), as `train classifier` names it")] = None,
+    validation_split: Annotated[Optional[str], typer.Option(help="classifier: the validation split, as `train "
+                                                                 "classifier` names it")] = None,
+    test_split: Annotated[Optional[str], typer.Option(help="classifier: the test split, as `train classifier` "
+                                                           "names it")] = None,
     text_column: str = "text",
     label_column: str = "label",
     label_names: Annotated[Optional[str], typer.Option(help="comma list or file, when the dataset's labels are "
@@ -124,7 +131,8 @@ def evaluate(
     from ..evaluation.saved import evaluate_char_lm, evaluate_classifier, evaluate_word_lm, is_char_tokenizer, read_text
 
     if dataset:
-        data = dict(source=dataset, text_column=text_column, label_column=label_column,
+        data = dict(source=dataset, config=dataset_config, text_column=text_column, label_column=label_column,
+                    train_split=train_split, validation_split=validation_split, test_split=test_split,
                     merge_label_variants=merge_label_variants)
         if label_names:
             data["label_names"] = label_names

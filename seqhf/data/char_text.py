@@ -239,7 +239,7 @@ def load_text_dataset(name_or_path: str, text_column: str = "text", split: str =
             extension = {"jsonl": "json", "txt": "text", "tsv": "csv"}.get(path.rsplit(".", 1)[-1], path.rsplit(".", 1)[-1])
             raw = load_dataset(extension, data_files={"train": path}, **({"delimiter": "\t"} if path.endswith(".tsv") else {}))
         else:
-            raw = load_dataset(path, config)
+            raw = load_dataset(os.path.abspath(path) if os.path.isdir(path) else path, config)  # "." names no dataset
     except Exception as err:  # datasets often says only "An error occurred while generating the dataset"
         files = [path] if os.path.isfile(path) else sorted(str(p) for p in Path(path).rglob("*") if p.is_file())
         raise ValueError(unreadable(files, f"the dataset {name_or_path!r}", err)) from err

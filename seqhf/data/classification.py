@@ -111,7 +111,7 @@ def _load_files(files: dict) -> DatasetDict:
 
 def _load_folder(path: Path, config) -> DatasetDict:
     try:
-        return load_dataset(str(path), config)
+        return load_dataset(str(path.resolve()), config)  # datasets cannot name a dataset from "." alone
     except Exception as err:
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FILE_BUILDERS)
         raise DataError(unreadable(files, f"the folder {str(path)!r}", err)) from err

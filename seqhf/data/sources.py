@@ -48,7 +48,8 @@ def load_imdb(name_or_path: str = IMDB_HUB_ID, validation_size: int | float = 0.
             f"or a local copy in that repository's layout."
         )
     try:
-        raw = load_dataset(os.path.expanduser(name_or_path))
+        local = os.path.expanduser(name_or_path)
+        raw = load_dataset(os.path.abspath(local) if os.path.isdir(local) else name_or_path)  # "." names no dataset
     except (ConnectionError, FileNotFoundError) as err:
         raise FileNotFoundError(
             f"Could not load IMDb from {name_or_path!r} ({err}). Offline, pass a local copy in the stanfordnlp/imdb layout."

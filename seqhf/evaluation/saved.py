@@ -50,6 +50,31 @@ def data_named_as_the_model(spec: dict, names: list[str], folder) -> Classificat
     return dataclasses.replace(own, label_names=list(names))  # what `label_names=names` gives: the same ids, renamed
 
 
+def training_carve(folder, spec: dict) -> dict:
+    """The validation split the folder's training run carved from this same data, as `load_classification_data`
+    arguments (its row count and seed): a dataset without a test split is then scored on the texts the model was
+    validated on, not on a fresh carve (10 %, seed 42) that shares most of its rows with a run of another seed or
+    preset. {} for other data, a Hub repo id, or a run whose data had a validation split."""
+    results = Path(str(folder)) / "eval_results.json"
+    run = json.loads(results.read_text()) if results.is_file() else {}
+    trained_on = run.get("data") or {}
+    if not trained_on.get("validation_carved_from_train") or trained_on.get("config") != spec.get("config"):
+        return {}
+    if not same_source(trained_on.get("source"), spec["source"], Path(str(folder))):
+        return {}
+    return dict(validation_size=trained_on["split_sizes"]["validation"], seed=run.get("seed", 42))
+
+
+def same_source(recorded, given, folder: Path) -> bool:
+    """Whether a run's recorded data source and the one given now are the same data: the same Hub id, or the same
+    file or folder (a relative path recorded by the run is tried from here and from beside its folder)."""
+    if recorded is None:
+        return False
+    given_path = Path(os.path.expanduser(str(given))).resolve()
+    candidates = [Path(os.path.expanduser(str(recorded))), folder.resolve().parent.parent / str(recorded)]
+    return str(recorded) == str(given) or any(p.exists() and p.resolve() == given_path for p in candidates)
+
+
 def in_the_models_order(data: ClassificationData, names: list[str]) -> ClassificationData:
     """`data` with its class ids in the order of the model's `names`, when its classes are the model's by name in
     another order (string labels sorted differently, or --label-names naming integer labels in another order)."""
@@ -73,14 +98,17 @@ def has_class_ids(spec: dict) -> bool:
 def evaluate_classifier(folder, data, *, split: str | None = None, baseline: bool = True, batch_size: int = 32) -> dict:
     """Score the classifier saved in `folder` on `data` (a `ClassificationData`, a dict of `load_classification_data`
     arguments, or the dataset's source alone; its labels are named as the folder names them) through `pipeline("text-classification")`.
-    `split`: which split to score (default: test, else validation). With `baseline`, TF-IDF + logistic
+    `split`: which split to score (default: test, else validation: on the data the folder was trained on, the
+    validation texts its run carved, with the run's seed and count). With `baseline`, TF-IDF + logistic
     regression is fitted on the data's train split and scored on the same split. Returns the figures."""
     from transformers import pipeline
 
     check_saved_folder(folder)  # a folder whose save was cut short is named, not scored
     names = folder_labels(folder)
     if not isinstance(data, ClassificationData):
-        data = data_named_as_the_model(load_arguments(data, "The data to evaluate on"), names, folder)
+        spec = load_arguments(data, "The data to evaluate on")
+        spec = {**training_carve(folder, spec), **spec}  # a seed or validation_size given here wins
+        data = data_named_as_the_model(spec, names, folder)
     data = in_the_models_order(data, names)
     if data.multi_label:
         raise DataError("seqhf evaluate scores single-label classifiers; this dataset has lists of labels.")
@@ -89,7 +117,8 @@ def evaluate_classifier(folder, data, *, split: str | None = None, baseline: boo
                         "--label-names in the model's order.")
     split = split or data.final_split
     if split not in data.splits:
-        raise DataError(f"No {split!r} split; the data has {sorted(data.splits)}.")
+        raise DataError(f"No {split!r} split; the data has {sorted(data.splits)} (its splits by role: a dataset's own "
+                        "split names are given with --train-split, --validation-split and --test-split).")
     texts, labels = data.splits[split]["text"], np.asarray(data.splits[split]["labels"])
     start = time.time()
     classify = pipeline("text-classification", model=str(folder), top_k=None)

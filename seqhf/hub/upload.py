@@ -156,6 +156,17 @@ def resolve_token() -> str:
     return token
 
 
+def card_names_the_repo(folder: Path, repo_id: str) -> None:
+    """A card rendered without a repo id loads the model from the folder in its code snippets (`"./imdb-lstm"`),
+    which a reader of the Hub page cannot: they name `repo_id` instead, in the folder too (as
+    `Trainer.push_to_hub` writes its card there), the rest of the card as it is."""
+    card = folder / CARD_NAME
+    local = f'"./{folder.resolve().name}"'
+    text = card.read_text(encoding="utf-8")
+    if local in text:
+        card.write_text(text.replace(local, f'"{repo_id}"'), encoding="utf-8")
+
+
 def push_folder(
     folder,
     repo_id: str,
@@ -169,7 +180,8 @@ def push_folder(
     """Validate `folder` and publish it to the model repo `repo_id` in one commit.
 
     `create_repo(exist_ok=True)`, then (for a `revision` other than main) `create_branch(exist_ok=True)`,
-    then one `upload_folder` commit holding exactly `validate_repo_folder(folder)`'s files. A dry run
+    then one `upload_folder` commit holding exactly `validate_repo_folder(folder)`'s files. The card's code
+    snippets, which name the local folder until then, name the repo (`card_names_the_repo`). A dry run
     validates and returns that list without needing a token or touching the network.
     Returns the list of `UploadFile` (dry run) or the `CommitInfo` of the upload.
     """
@@ -178,7 +190,8 @@ def push_folder(
     if dry_run:
         return files
     api = api or HfApi(token=resolve_token())
-    api.create_repo(repo_id, repo_type="model", private=True if private else None, exist_ok=True)
+    created = api.create_repo(repo_id, repo_type="model", private=True if private else None, exist_ok=True)
+    card_names_the_repo(Path(folder), getattr(created, "repo_id", None) or repo_id)
     if revision and revision != "main":
         api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True)
     return api.upload_folder(
