@@ -718,3 +718,19 @@ def test_lm_pretraining_both_ways_then_a_bidirectional_classifier_end_to_end(tmp
     assert classify("the team won the match")[0]["label"] in ("business", "sport")
     card = " ".join((tmp_path / "clf" / "README.md").read_text().split())
     assert "**Backward direction started from:** the backward word-level LSTM language model `bwd`" in card
+
+
+def test_the_ulmfit_schedule_counts_the_steps_of_processes_that_share_each_batch():
+    """Under `--processes 2` the classifier's batch of 32 is one step's, shared out (`split_batches`): the slanted
+    triangular schedule counted 32 rows a process, so it reached its floor halfway through training."""
+    from types import SimpleNamespace
+
+    from seqhf.training.ulmfit import training_steps
+
+    def args(world_size, split_batches):
+        return SimpleNamespace(max_steps=-1, per_device_train_batch_size=32, world_size=world_size, num_train_epochs=4,
+                               gradient_accumulation_steps=1,
+                               accelerator_config=SimpleNamespace(split_batches=split_batches))
+
+    assert training_steps(args(1, True), 7200) == training_steps(args(2, True), 7200) == 4 * 225
+    assert training_steps(args(2, False), 7200) == 4 * 113  # a batch of 32 a process: 64 rows a step

@@ -340,6 +340,12 @@ def test_charlm_quick_preset(tmp_path, island_txt):
     generator = pipeline("text-generation", model=str(tmp_path / "charlm"))
     text = generator("The island", max_new_tokens=20, do_sample=False)[0]["generated_text"]
     assert text.startswith("The island") and len(text) > len("The island")
+    # The Trainer sets `use_cache=False` for training; the saved LM keeps its own default, so that a call by hand
+    # returns the cache a decoding loop continues from.
+    from seqhf import SeqLSTMForCausalLM
+
+    model = SeqLSTMForCausalLM.from_pretrained(tmp_path / "charlm")
+    assert model.config.use_cache and model(input_ids=torch.tensor([[3, 4, 5]])).past_key_values is not None
 
 
 # ------------------------------------------------------------------ bad input

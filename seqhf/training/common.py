@@ -108,6 +108,13 @@ def make_training_args(output_dir, train: dict, *, task, max_grad_norm=1.0, seed
     return TrainingArguments(**kwargs)
 
 
+def batch_rows(args) -> int:
+    """The rows of one batch over all the processes: the batch itself when they share it out (`split_batches`, as
+    seqhf's presets do), else one batch a process."""
+    shared = args.accelerator_config.split_batches if args.accelerator_config else False
+    return args.per_device_train_batch_size * (1 if shared else args.world_size)
+
+
 def run_record(task, preset_name, preset, quick, net, data, seed, max_grad_norm, trainer) -> dict:
     """The keys every eval_results.json starts with: what ran, on what, with which training arguments."""
     return dict(
@@ -287,6 +294,11 @@ def finish_run(trainer: Trainer, output_dir, results: dict, clock: RunClock) -> 
     if other is not None:  # the results tables mark runs on quiet cores (below 0.2 cores of other work)
         results["other_work_cores"] = round(other, 2)
     main = trainer.is_world_process_zero()
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if getattr(model.config, "is_decoder", False):
+        # The Trainer sets `use_cache` to its argument's default, False, for training; a saved LM called by hand
+        # would then return no cache, and a decoding loop that reuses it would restart from nothing each step.
+        model.config.use_cache = True
     with final_save(output_dir, main) as staging:
         trainer.save_model(str(staging))  # model.safetensors, config (auto_map), code files, tokenizer
         if main:

@@ -21,7 +21,7 @@ from transformers import AutoTokenizer, TrainerCallback
 
 from ..models.lstm.configuration_lstm import SeqLSTMConfig
 from ..models.lstm.modeling_lstm import SeqLSTMForCausalLM, SeqLSTMForSequenceClassification
-from .common import EVAL_RESULTS, SetupError
+from .common import EVAL_RESULTS, SetupError, batch_rows
 
 # What the LM decides (the backbone's shape); the classifier preset cannot change these.
 BACKBONE_FIELDS = ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "bidirectional", "rnn_type")
@@ -172,7 +172,7 @@ def training_steps(args, num_examples: int) -> int:
     """The optimizer steps the Trainer will take for `num_examples` under `args` (as it counts them)."""
     if args.max_steps and args.max_steps > 0:
         return args.max_steps
-    batches = math.ceil(num_examples / (args.per_device_train_batch_size * args.world_size))
+    batches = math.ceil(num_examples / batch_rows(args))  # one step's rows, over all the processes
     per_epoch = max(1, batches // args.gradient_accumulation_steps)
     return math.ceil(args.num_train_epochs * per_epoch)
 

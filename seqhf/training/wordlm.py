@@ -34,6 +34,7 @@ from .common import (
     RunClock,
     SetupError,
     TimeBudget,
+    batch_rows,
     check_run_lengths,
     finish_run,
     make_training_args,
@@ -229,12 +230,6 @@ def check_processes(softmax: str, args) -> None:
                          f"{args.world_size} processes: choose a number of processes that divides it.")
 
 
-def step_rows(args) -> int:
-    """The rows of one optimizer step: the batch itself when the processes share it out (`split_batches`)."""
-    shared = args.accelerator_config.split_batches if args.accelerator_config else False
-    return args.per_device_train_batch_size * (1 if shared else args.world_size) * args.gradient_accumulation_steps
-
-
 @holds_output_folder
 def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wordlm", *, text_column="text",
                  dataset_split=None, dataset_config=None, quick=False, softmax=None, seq_len=None, epochs=None,
@@ -301,7 +296,8 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
         train_tokens=len(train_ids), train_reviews=len(train_texts), **parts, validation_tokens=len(valid_ids),
         vocab_size=len(tokenizer), seq_len=seq_len, softmax=softmax, reads_backward=backward,
         sampled_words=preset.get("sampled_words") if softmax == "sampled" else None,
-        train_tokens_per_second=round(trainer.state.global_step * step_rows(args) * seq_len / train_time, 1),
+        train_tokens_per_second=round(trainer.state.global_step * batch_rows(args) * args.gradient_accumulation_steps
+                                      * seq_len / train_time, 1),
         train_time_s=round(train_time, 1),
         time_budget_s=time_budget_s, cpu_budget_s=cpu_budget_s,
         stopped_by_time_budget=any(b.stopped_at_step for b in budgets if not b.cpu),
