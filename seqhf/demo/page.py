@@ -102,7 +102,7 @@ def stream_generation(model, tokenizer, prompt, temperature, top_k, top_p, max_n
         raise failure[0]
 
 
-def build_app(classifier=None, generator=None, trust_remote_code=False, title="seqhf: classic sequence models"):
+def build_app(classifier=None, generator=None, trust_remote_code=False, title="seqhf demo"):
     """The page: a Classify tab when `classifier` (folder or repo id) is given, a Generate tab for `generator`."""
     import gradio as gr
 
