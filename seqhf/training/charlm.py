@@ -32,7 +32,7 @@ from .common import (
     resume_checkpoint,
     run_record,
 )
-from .lm_processes import RankSeeds, SharedWindowEvaluation
+from .lm_processes import RankSeeds, SharedWindowEvaluation, check_shared_batch
 from .presets import get_preset
 from .run_folder import holds_output_folder
 
@@ -186,9 +186,7 @@ def train_charlm(model="lstm", text=None, output_dir="runs/charlm", *, heldout=N
         # recipe takes the same steps on the same data in one process or several, only faster.
         **{"accelerator_config": {"split_batches": True}, **train_overrides},
     )
-    if args.per_device_train_batch_size % args.world_size:
-        raise SetupError(f"The batch of {args.per_device_train_batch_size} rows a step does not share out among "
-                         f"{args.world_size} processes: choose a number of processes that divides it.")
+    check_shared_batch(args)
     if tbptt == "stateful":
         # One step's batch reads the streams as one process would; accelerate gives each process the same rows
         # of every batch (split_batches), so row r of a process continues its row r of the previous step.

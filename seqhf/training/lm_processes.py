@@ -1,10 +1,20 @@
 """What a language model's Trainer needs to train in several processes (`--processes N`, `accelerate launch`):
-each process its own dropout masks, and a held-out loss over every window exactly once."""
+a batch that shares out, each process its own dropout masks, and a held-out loss over every window exactly once."""
 
 import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import EvalLoopOutput
+
+from .common import SetupError
+
+
+def check_shared_batch(args) -> None:
+    """The preset's batch is one optimizer step's, shared out among the processes (`split_batches`): their number
+    must divide it."""
+    if args.per_device_train_batch_size % args.world_size:
+        raise SetupError(f"The batch of {args.per_device_train_batch_size} rows a step does not share out among "
+                         f"{args.world_size} processes: choose a number of processes that divides it.")
 
 
 class RankSeeds(TrainerCallback):

@@ -41,7 +41,7 @@ from .common import (
     resume_checkpoint,
     run_record,
 )
-from .lm_processes import RankSeeds, SharedWindowEvaluation
+from .lm_processes import RankSeeds, SharedWindowEvaluation, check_shared_batch
 from .presets import get_preset
 from .run_folder import holds_output_folder
 
@@ -225,9 +225,7 @@ def check_processes(softmax: str, args) -> None:
     if softmax == "sampled" and args.world_size > 1:
         raise SetupError("--softmax sampled trains in one process; under several processes use --softmax full "
                          "(or the cpu-full preset).")
-    if args.per_device_train_batch_size % args.world_size:
-        raise SetupError(f"The batch of {args.per_device_train_batch_size} rows a step does not share out among "
-                         f"{args.world_size} processes: choose a number of processes that divides it.")
+    check_shared_batch(args)
 
 
 @holds_output_folder

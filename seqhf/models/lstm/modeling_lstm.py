@@ -838,6 +838,7 @@ def refuse_generation_options(model, generation_config, kwargs):
         )
 
 
+# Copied to seqhf.models.transformer.modeling_transformer.refuse_padding_only_chunks; change both together.
 def refuse_padding_only_chunks(generation_config, attention_mask):
     """A clear error where chunked prefill (`prefill_chunk_size`) would give a row of a left-padded batch a chunk of
     padding only, which the model refuses to read (a row needs a real token), deep inside transformers' prefill."""
@@ -853,6 +854,7 @@ def refuse_padding_only_chunks(generation_config, attention_mask):
         )
 
 
+# Copied to seqhf.models.transformer.modeling_transformer.stop_string_probe; change both together.
 def stop_string_probe(tokenizer, probe="abcdef"):
     """A text after which `StopStringCriteria` reads each token's string: its own `probe` where the tokenizer reads
     it back, else the first alphabetic word of the vocabulary that it does (a word vocabulary reads "abcdef" as
@@ -869,6 +871,7 @@ def stop_string_probe(tokenizer, probe="abcdef"):
     return next((token for token in sorted(vocab, key=vocab.get) if token.isalpha() and reads_back(token)), probe)
 
 
+# Copied to seqhf.models.transformer.modeling_transformer.ProbedStopStringCriteria; change both together.
 class ProbedStopStringCriteria(StopStringCriteria):
     """transformers' `StopStringCriteria`, which reads each token's string after the text "abcdef" and fails with
     `ValueError: substring not found` when the tokenizer turns that text into [UNK]: here the text is one the
@@ -880,6 +883,7 @@ class ProbedStopStringCriteria(StopStringCriteria):
             tokenizer, stop_string_probe(tokenizer, static_prefix), stop_string_matching_mode)
 
 
+# Copied to seqhf.models.transformer.modeling_transformer.stop_strings_apart; change both together.
 def stop_strings_apart(generation_config, tokenizer):
     """`generation_config` without its `stop_strings`, and those strings, for `_get_stopping_criteria` to match them
     with `ProbedStopStringCriteria`; unchanged (and None) without a tokenizer, so that transformers asks for one."""
