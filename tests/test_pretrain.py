@@ -734,3 +734,40 @@ def test_the_ulmfit_schedule_counts_the_steps_of_processes_that_share_each_batch
 
     assert training_steps(args(1, True), 7200) == training_steps(args(2, True), 7200) == 4 * 225
     assert training_steps(args(2, False), 7200) == 4 * 113  # a batch of 32 a process: 64 rows a step
+
+
+def test_ulmfit_small_without_init_from_trains_its_own_lms_first(tmp_path, news_csv):
+    """`seqhf train classifier --model ulmfit-small` with no --init-from: a forward and a backward LM learn the
+    training split's texts (the validation texts held out), the classifier starts from both, the card says so; with
+    --resume a finished LM is reused, not trained again."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    command = [sys.executable, "-m", "seqhf", "train", "classifier", "--dataset", str(news_csv), "--text-column", "body",
+               "--label-column", "topic", "--model", "ulmfit-small", "--quick", "--no-baseline", "--output-dir", "clf"]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    # The quick preset carves 1 % for validation: 2 texts, too few to hold out for an LM; said as such.
+    assert proc.returncode == 1 and "own LMs (its preset's `pretrain`) hold out its validation texts" in proc.stderr
+    data = tmp_path / "news"
+    data.mkdir()
+    texts = pd.read_csv(news_csv)
+    texts[:100].to_csv(data / "train.csv", index=False)
+    texts[100:].to_csv(data / "validation.csv", index=False)
+    command[command.index(str(news_csv))] = str(data)
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "trains from scratch" not in proc.stdout + proc.stderr
+    results = json.loads((tmp_path / "clf" / "eval_results.json").read_text())
+    lms = [json.loads((tmp_path / "clf" / "_lms" / name / "eval_results.json").read_text()) for name in ("forward", "backward")]
+    assert [lm["reads_backward"] for lm in lms] == [False, True]
+    for lm in lms:
+        assert lm["train_reviews"] == results["train_examples"] and lm["data"]["read_as"] == "classifier splits"
+        assert lm["data"]["heldout_texts"] == results["validation_examples"] and lm["epochs"] == 1
+    assert results["own_lms"] == dict(lm="cpu-full", epochs=1, folders=["_lms/forward", "_lms/backward"])
+    assert results["init_from"]["path"].endswith("_lms/forward") and SeqLSTMConfig.from_pretrained(tmp_path / "clf").bidirectional
+    card = " ".join((tmp_path / "clf" / "README.md").read_text().split())
+    assert "a word-level LSTM language model that this run trained first on its own training texts" in card
+    assert f"this classifier's {results['train_examples']:,} training texts, without their labels" in card
+    assert "`_lms/backward`" in card and str(tmp_path) not in card
+    proc = subprocess.run(command + ["--resume"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("Reusing the finished LM in") == 2

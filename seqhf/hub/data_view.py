@@ -38,6 +38,11 @@ def describe_lm_texts(results: dict) -> str:
     """The text a word LM trained on when it was not in the IMDb layout: where it was read, how many texts were
     held out, and how many of the rest the model trained on."""
     d = results["data"]
+    tokens = f" ({results['train_tokens']:,} tokens)" if results.get("train_tokens") else ""
+    if d.get("read_as") == "classifier splits":
+        return (f"the texts of a classifier's training split, without their labels: {d['train_texts']:,} texts{tokens}. "
+                f"The {d['heldout_texts']:,} texts of its validation split were held out and never trained on: half "
+                "validate each epoch, the other half give the figures below")
     if d.get("read_as") == "paragraphs":
         where = ("its paragraphs (blank-line separated, or lines where a file has no blank line; a Project Gutenberg "
                  "header and licence, where there is one, stripped)")
@@ -46,7 +51,6 @@ def describe_lm_texts(results: dict) -> str:
         where = f"the `{d['text_column']}` column of its split{'s' if len(splits) > 1 else ''} " + ", ".join(f"`{s}`" for s in splits)
     fraction, cap = d.get("heldout_fraction") or 0, d.get("heldout_cap")
     share = f"{fraction:g}" if fraction >= 1 else f"{100 * fraction:g} %"
-    tokens = f" ({results['train_tokens']:,} tokens)" if results.get("train_tokens") else ""
     used, left = d["train_texts"], d["train_texts_available"]
     sample = "all" if used == left else "a sample with seed 42"
     return (f"{where}: {d['texts']:,} texts. {d['heldout_texts']:,} of them were held out, at random with seed "
@@ -85,6 +89,9 @@ def init_lm_view(init_from: dict | None) -> dict:
     count = f"{init_from['train_reviews']:,}" if init_from.get("train_reviews") is not None else "?"
     if data.get("layout") == "imdb":
         return dict(lm_texts="reviews", lm_trained_on=f"{count} reviews, never validation or test ones")
+    if data.get("read_as") == "classifier splits":
+        return dict(lm_texts="texts (this classifier's validation texts)",
+                    lm_trained_on=f"this classifier's {count} training texts, without their labels")
     splits = data.get("splits") or []
     where = f", its split{'s' if len(splits) > 1 else ''} " + ", ".join(f"`{s}`" for s in splits) if splits else ""
     return dict(lm_texts="texts", lm_trained_on=f"{count} texts of {data_name(str(data.get('source')))}{where}")

@@ -61,6 +61,7 @@ from .embeddings import (
     word_vector_workers,
 )
 from .ngram_pruning import drop_rare_ngrams
+from .own_lms import OWN_LMS, pretrain_own_lms
 from .presets import get_preset, small_data_preset
 from .run_folder import disk_full_message, holds_output_folder
 
@@ -80,7 +81,8 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     regression baseline is fitted on the same training split and scored on the same final split beside it.
     `init_from`: a word LM folder (`seqhf train lm`) to fine-tune from, ULMFiT's way (`seqhf.training.ulmfit`);
     with `init_from_backward`, a backward LM of the same texts (`seqhf train lm --backward`), the classifier is
-    bidirectional, each direction starting as its LM (`ulmfit.bidirectional_classifier_from_lms`).
+    bidirectional, each direction starting as its LM (`ulmfit.bidirectional_classifier_from_lms`). Without them, a
+    preset that says `pretrain` (`ulmfit-small`) first trains both LMs on the training texts (`seqhf.training.own_lms`).
     `cpu_budget_s`: stop training once the process has spent that many CPU seconds, data and word vectors
     included (`TimeBudget`); the best checkpoint on validation is kept as usual.
     `unlabelled_data`: `load_unlabelled_texts` arguments (a list of sources, or a dict with `sources`,
@@ -104,7 +106,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     if init_from and preset.get("arch") != "lstm":
         raise SetupError(f"--init-from fine-tunes a word LSTM LM, and the {preset_name!r} preset is a {preset.get('arch')}: "
                          "use an `ulmfit*` preset (or `lstm`).")
-    if not init_from and preset_name.startswith("ulmfit"):
+    if not init_from and preset_name.startswith("ulmfit") and not preset.get("pretrain"):
         print(f"note: the {preset_name} preset is ULMFiT's fine-tuning recipe, and no --init-from LM was given: it "
               "trains from scratch (the card says so).")
     set_seed(seed)
@@ -115,6 +117,11 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         raise SetupError("label_smoothing_factor smooths a softmax over one label per text; this dataset has label "
                          "lists (one sigmoid a label): train it without label smoothing.")
     preset, small_data = small_data_preset(preset_name, preset, len(data.splits["train"]), quick)
+    own_lms = preset.get("pretrain") if not init_from else None
+    if own_lms:
+        with phases("own word LMs"):
+            init_from, init_from_backward = pretrain_own_lms(data, own_lms, output_dir, seed=seed, quick=quick,
+                                                             resume=resume)
     if init_from:
         net, tokenizer = classifier_from_lm(init_from, preset, data, train_overrides, init_from_backward)
     else:
@@ -205,6 +212,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     if init_from:
         results.update(init_from=ulmfit.lm_summary(init_from),
                        init_from_backward=init_from_backward and ulmfit.lm_summary(init_from_backward),
+                       own_lms=own_lms and dict(own_lms, folders=[f"{OWN_LMS}/forward", f"{OWN_LMS}/backward"]),
                        ulmfit=dict(recipe, trainable_groups_per_epoch=unfreezing and unfreezing.trainable_per_epoch))
     if trainer.is_world_process_zero():
         try:

@@ -213,6 +213,16 @@ def corpus_texts(dataset, preset: dict, seed: int, text_column: str = "text", sp
     return train, list(carved["test"]["text"]), dict(data=data)
 
 
+def given_texts(dataset, train: list, heldout: list):
+    """`train_wordlm(texts=...)`'s texts, checked as `lm_texts` checks what it reads, and their record for the card."""
+    if not train or len(heldout) < 2:
+        raise SetupError(f"The LM needs at least 1 text to train on and 2 held out, got {len(train)} and {len(heldout)}.")
+    data = dict(source=str(dataset), layout="texts", text_column="text", splits=None, read_as="classifier splits",
+                texts=len(train) + len(heldout), train_texts=len(train), train_texts_available=len(train),
+                heldout_texts=len(heldout))
+    return list(train), list(heldout), dict(data=data)
+
+
 def build_lm_tokenizer(texts, preset: dict):
     tokenizer = build_word_tokenizer(texts, vocab_size=preset["vocab_size"] - 1, model_max_length=1_000_000)
     tokenizer.add_special_tokens({"eos_token": EOS})  # the review separator of the stream, the last id
@@ -232,7 +242,7 @@ def check_processes(softmax: str, args) -> None:
 def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wordlm", *, text_column="text",
                  dataset_split=None, dataset_config=None, quick=False, softmax=None, seq_len=None, epochs=None,
                  max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), time_budget_s=None,
-                 cpu_budget_s=None, backward=False, **train_overrides) -> dict:
+                 cpu_budget_s=None, backward=False, texts=None, **train_overrides) -> dict:
     """Train a word-level LSTM LM and return its results. `dataset`: data in the stanfordnlp/imdb layout (its
     training + unlabelled reviews; held out: validation reviews carved from train), or any other text: a Hub id,
     dataset folder or data file read from `text_column` (every split but test and validation, or `dataset_split`; `dataset_config`
@@ -242,7 +252,9 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
     `time_budget_s` stops training after that many seconds of training (the planned schedule is cut short);
     `cpu_budget_s` once the process has spent that many CPU seconds, its setup included (`TimeBudget`).
     `backward`: the LM reads each text from its last word to its first (`config.reads_backward`): with a forward LM
-    of the same texts, the start of a bidirectional classifier (`train_classifier(init_from_backward=...)`)."""
+    of the same texts, the start of a bidirectional classifier (`train_classifier(init_from_backward=...)`).
+    `texts`: `(training texts, held-out texts)` given as lists instead of read from `dataset`, which then only
+    names their source (a classifier's own LMs: `seqhf.training.own_lms`)."""
     clock = RunClock()
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("wordlm", model, quick)
     softmax = softmax or preset.get("softmax", "full")
@@ -250,7 +262,10 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
     if softmax not in SOFTMAXES:
         raise SetupError(f"--softmax must be one of {SOFTMAXES}, got {softmax!r}.")
     check_run_lengths(seq_len, epochs, max_steps)
-    train_texts, heldout_texts, parts = lm_texts(dataset, preset, seed, text_column, dataset_split, dataset_config)
+    if texts is None:
+        train_texts, heldout_texts, parts = lm_texts(dataset, preset, seed, text_column, dataset_split, dataset_config)
+    else:
+        train_texts, heldout_texts, parts = given_texts(dataset, *texts)
     tokenizer = build_lm_tokenizer(train_texts, preset)
     train_ids = encode_stream(tokenizer, train_texts, backward)
     half = len(heldout_texts) // 2  # first half: validation (early stopping), second half: the reported figure

@@ -1,0 +1,54 @@
+"""A classifier's own word LMs: with a preset that says `pretrain` (`ulmfit-small`) and no `--init-from`, a forward
+and a backward word LM first learn the training split's texts (without their labels; the validation split's texts
+held out, never trained on), then the classifier starts from both (`ulmfit.bidirectional_classifier_from_lms`):
+ULMFiT's second and third stages in one command, for a small labelled set with no other text of its kind.
+
+The LMs are saved under the classifier's output folder (`_lms/forward`, `_lms/backward`; folders named `_*` are not
+uploaded to the Hub), so `--resume` continues an LM cut short and reuses one that finished.
+"""
+
+from pathlib import Path
+
+from ..data.classification import ClassificationData
+from ..inference.saved_folder import INCOMPLETE_MARKER
+from ..utils.runtime import is_main_process
+from .common import EVAL_RESULTS, SetupError
+from .wordlm import train_wordlm
+
+OWN_LMS = "_lms"
+
+
+def own_lm_folders(output_dir) -> tuple[Path, Path]:
+    """Where a classifier run keeps its forward and backward LM."""
+    folder = Path(output_dir) / OWN_LMS
+    return folder / "forward", folder / "backward"
+
+
+def finished(folder: Path) -> bool:
+    return (folder / EVAL_RESULTS).is_file() and not (folder / INCOMPLETE_MARKER).exists()
+
+
+def pretrain_own_lms(data: ClassificationData, pretrain: dict, output_dir, *, seed: int = 42, quick: bool = False,
+                     resume: bool = False) -> tuple[str, str]:
+    """Train (or, with `resume`, reuse or continue) the classifier's forward and backward LM on `data`'s training
+    texts, held out: its validation texts. `pretrain`: the word-LM preset (`lm`) and its `epochs`. Returns the two
+    folders, forward first."""
+    train_texts, heldout_texts = data.splits["train"]["text"], data.splits["validation"]["text"]
+    if is_main_process():
+        print(f"Pretraining this classifier's own word LMs (preset {pretrain['lm']!r}, {pretrain['epochs']} epochs, "
+              f"forward then backward) on its {len(train_texts):,} training texts, without their labels; held out: its "
+              f"{len(heldout_texts):,} validation texts.")
+    folders = own_lm_folders(output_dir)
+    for backward, folder in zip((False, True), folders):
+        if resume and finished(folder):
+            if is_main_process():
+                print(f"Reusing the finished LM in {folder}.")
+            continue
+        try:
+            train_wordlm(pretrain["lm"], dataset=data.description.get("source", "the classifier's data"),
+                         output_dir=str(folder), texts=(train_texts, heldout_texts), epochs=pretrain["epochs"],
+                         seed=seed, quick=quick, backward=backward, resume=resume and folder.is_dir())
+        except SetupError as err:
+            raise SetupError(f"This classifier's own LMs (its preset's `pretrain`) hold out its validation texts: {err} "
+                             "Give it more validation texts, or start it from LMs of your own (--init-from).") from err
+    return tuple(str(folder) for folder in folders)
