@@ -385,6 +385,31 @@ def test_gradient_checkpointing_gives_the_same_gradients(overrides, reentrant):
         torch.testing.assert_close(checkpointed, plain)
 
 
+def test_recurrent_layers_are_transformers_checkpointing_layers_and_every_n_layers_counts_them():
+    """transformers checkpoints and counts a model's `GradientCheckpointingLayer`s: the LSTM had none, so
+    `activation_checkpointing_enable(every_n_layers=2)` recomputed every layer and tools that look for them (PEFT's
+    aLoRA hooks, transformers' own tests) found nothing. Its checkpointing units hold no weights: the keys stay."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    model = SeqLSTMForSequenceClassification(tiny_config(num_hidden_layers=3, num_labels=3)).train()
+    keys = list(model.state_dict())
+    units = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    assert len(units) == 3 and not any(unit.state_dict() for unit in units)
+    model.activation_checkpointing_enable(every_n_layers=2)
+    assert [unit.gradient_checkpointing for unit in units] == [True, False, True]
+    runs, run_layer = [], model.model._run_layer
+
+    def counted_run(layer, *args):
+        runs.append(list(model.model.layers).index(layer))
+        return run_layer(layer, *args)
+
+    model.model._run_layer = counted_run  # (torch's non-reentrant checkpoint runs no forward hooks when it recomputes)
+    ids, mask = padded_batch(ROWS, "right")
+    model(ids, attention_mask=mask, labels=torch.tensor([0, 2, 1][: len(ROWS)])).loss.backward()
+    assert sorted(runs) == [0, 0, 1, 2, 2]  # the checkpointed layers ran again in the backward pass
+    assert list(model.state_dict()) == keys and "model.layers.0.weight_hh_l0" in keys
+
+
 def test_torch_export_of_the_classifier_without_padding_and_a_clear_error_with_it():
     """torch.export failed deep in torch on the ids' range check; a padded batch (packed sequences) cannot be exported
     by torch, which is now said."""

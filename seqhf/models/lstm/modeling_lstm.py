@@ -17,6 +17,7 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache, LinearAttentionCacheLayerMixin, LinearAttentionLayer
 from transformers.generation import StopStringCriteria
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import CausalLMOutputWithPast, SequenceClassifierOutput
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 from transformers.utils import ModelOutput
@@ -402,12 +403,26 @@ class HashedNgramLogits(nn.Module):
         return total / real.sum(dim=1).clamp(min=1.0).sqrt()
 
 
+class RecurrentLayerCheckpoint(GradientCheckpointingLayer):
+    """transformers' checkpointing unit for one recurrent layer: `activation_checkpointing_enable()` switches it on,
+    `every_n_layers` counts it, and the model runs its layer through it while it is on. It holds no weights, and is
+    handed the layer's run with each call, because the layer must stay a plain `nn.LSTM`/`GRU`/`RNN`: a subclass would
+    keep its state-dict keys but `torch.ao.quantization.quantize_dynamic` swaps only those exact classes, and the
+    checkpoint would get the layer's own arguments, a PackedSequence (a padded batch) and an (h, c) tuple, through
+    which torch's reentrant checkpoint (`use_reentrant=True`) tracks no gradient. Here they go as plain tensors."""
+
+    def forward(self, data, *state_parts, run_layer, packed_like=None):
+        hidden = data if packed_like is None else packed_like._replace(data=data)
+        out, state = run_layer(hidden, layer_state_from_parts(state_parts))
+        return (out if packed_like is None else out.data, *state_as_parts(state))
+
+
 class SeqLSTMPreTrainedModel(PreTrainedModel):
     config_class = SeqLSTMConfig
     base_model_prefix = "model"
     main_input_name = "input_ids"
     _no_split_modules = []
-    supports_gradient_checkpointing = True  # each recurrent layer is recomputed in the backward pass
+    supports_gradient_checkpointing = True  # each recurrent layer is recomputed (RecurrentLayerCheckpoint)
 
     def _init_weights(self, module):
         std = self.config.initializer_range
@@ -451,7 +466,8 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
             )
             for i in range(config.num_hidden_layers)
         )
-        self.gradient_checkpointing = False  # set by `gradient_checkpointing_enable()`
+        self.layer_checkpoints = nn.ModuleList(RecurrentLayerCheckpoint() for _ in range(config.num_hidden_layers))
+        self.gradient_checkpointing = False  # kept, as transformers' base models keep it; the units above decide
         self.post_init()
 
     def get_input_embeddings(self):
@@ -543,11 +559,12 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
 
         all_hidden_states = (inputs_embeds,) if output_hidden_states else None
         final_states = []
-        for i, (layer, layer_state) in enumerate(zip(self.layers, self._split_state(initial_state))):
+        layers = zip(self.layers, self.layer_checkpoints, self._split_state(initial_state))
+        for i, (layer, checkpoint, layer_state) in enumerate(layers):
             if i > 0:
                 hidden = self._dropout(self.hidden_dropout, hidden)
-            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                hidden, state = self._run_layer_checkpointed(layer, hidden, layer_state)
+            if checkpoint.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                hidden, state = self._run_layer_checkpointed(checkpoint, layer, hidden, layer_state)
             else:
                 hidden, state = self._run_layer(layer, hidden, layer_state)
             final_states.append(state_as_parts(state))
@@ -596,19 +613,12 @@ class SeqLSTMModel(SeqLSTMPreTrainedModel):
         shape = (batch_size, features) if like.dim() == 2 else (batch_size, 1, features)
         return like.new_empty(shape).bernoulli_(1 - p) / (1 - p)
 
-    def _run_layer_checkpointed(self, layer, hidden, state):
-        """`_run_layer` under gradient checkpointing, its inputs and outputs passed as plain tensors: torch's reentrant
-        checkpoint (`use_reentrant=True`) tracks only tensor arguments and outputs, so through a PackedSequence (a
-        padded batch) or a state tuple no gradient would reach the recurrent layers and the embeddings."""
+    def _run_layer_checkpointed(self, checkpoint, layer, hidden, state):
+        """`_run_layer` through its `RecurrentLayerCheckpoint`, which recomputes it in the backward pass."""
         packed = isinstance(hidden, PackedSequence)
-
-        def run(data, *state_parts):
-            out, new_state = self._run_layer(layer, hidden._replace(data=data) if packed else data,
-                                             layer_state_from_parts(state_parts))
-            return (out.data if packed else out, *state_as_parts(new_state))
-
-        out, *new_state = self._gradient_checkpointing_func(run, hidden.data if packed else hidden,
-                                                            *state_as_parts(state))
+        out, *new_state = checkpoint(hidden.data if packed else hidden, *state_as_parts(state),
+                                     run_layer=lambda *args: self._run_layer(layer, *args),
+                                     packed_like=hidden if packed else None)
         return hidden._replace(data=out) if packed else out, layer_state_from_parts(new_state)
 
     def _run_layer(self, layer, hidden, state):
