@@ -381,5 +381,6 @@ def small_data_preset(preset_name, preset: dict, train_texts: int, quick: bool =
         return preset, None
     overrides = {key: value for key, value in rule.items() if key != "max_train_texts"}
     print(f"{train_texts:,} training texts (< {rule['max_train_texts']:,}): the {preset_name} preset's small-data "
-          f"settings {overrides}")
+          f"settings {overrides}. For better-calibrated scores at about 6x the time: --model ulmfit-small (it pretrains "
+          "two word LMs on these texts first; docs/ulmfit.md).")
     return merge_overrides(preset, overrides), overrides
