@@ -638,6 +638,44 @@ def test_a_backward_lm_reads_each_text_from_its_last_word(tmp_path, news_csv):
     assert scored["nats_per_token"] == pytest.approx(lm["heldout_loss"], rel=1e-5)
 
 
+@pytest.mark.parametrize("backward", [False, True])
+def test_a_word_lm_generates_from_an_empty_prompt_as_a_new_text(tmp_path, capsys, backward):
+    """A word LM had no `bos_token_id`, so `generate()` without a prompt, `pipeline("text-generation")("")` and
+    `seqhf generate LM` were refused. Its stream has [EOS] after every text (read backward or not), so after [EOS] a
+    text starts: it is now the BOS too (as GPT-2's <|endoftext|>). A folder saved without it keeps the clear error."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+
+    from seqhf.cli.app import main
+    from seqhf.inference.generation import generate_text
+    from seqhf.training.wordlm import train_wordlm
+
+    (tmp_path / "corpus.txt").write_text("\n\n".join(news_texts(40, seed=1)) + "\n")
+    train_wordlm(TINY_LM, tmp_path / "corpus.txt", tmp_path / "lm", backward=backward, report_to="none",
+                 disable_tqdm=True)
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(tmp_path / "lm"), AutoTokenizer.from_pretrained(tmp_path / "lm")
+    eos = tokenizer.eos_token_id
+    assert model.config.bos_token_id == model.generation_config.bos_token_id == tokenizer.bos_token_id == eos
+    greedy = dict(max_new_tokens=6, do_sample=False)
+    after_eos = model.generate(torch.tensor([[eos]]), **greedy)
+    assert torch.equal(model.generate(**greedy), after_eos)  # no input_ids at all
+    assert torch.equal(model.generate(torch.empty(1, 0, dtype=torch.long), **greedy), after_eos)
+    expected = tokenizer.decode(after_eos[0], skip_special_tokens=True)
+    generator = pipeline("text-generation", model=model, tokenizer=tokenizer)
+    assert generator("", **greedy)[0]["generated_text"] == expected
+    assert generate_text(model, tokenizer, "", max_new_tokens=6, temperature=0) == expected
+    capsys.readouterr()
+    assert main(["generate", str(tmp_path / "lm"), "--max-new-tokens", "6", "--temperature", "0"]) == 0
+    assert capsys.readouterr().out == expected + "\n"
+    for name in ("config.json", "generation_config.json"):  # a folder saved before
+        saved = json.loads((tmp_path / "lm" / name).read_text())
+        (tmp_path / "lm" / name).write_text(json.dumps({k: v for k, v in saved.items() if k != "bos_token_id"}))
+    old = AutoModelForCausalLM.from_pretrained(tmp_path / "lm")
+    with pytest.raises(ValueError, match="empty.*bos_token_id.*word LM saved by an earlier `seqhf train lm`"):
+        generate_text(old, tokenizer, "", max_new_tokens=6)
+    old.config.bos_token_id = eos  # as the error says
+    assert generate_text(old, tokenizer, "", max_new_tokens=6, temperature=0) == expected
+
+
 def _save_backward_twin(folder, **overrides):
     """A backward LM beside `_save_tiny_lm`'s: other weights, its vocabulary in another order."""
     texts = ["superb acting", "the plot was good", "a good film", "a bad plot", "the film was dull"]

@@ -225,7 +225,9 @@ def given_texts(dataset, train: list, heldout: list):
 
 def build_lm_tokenizer(texts, preset: dict):
     tokenizer = build_word_tokenizer(texts, vocab_size=preset["vocab_size"] - 1, model_max_length=1_000_000)
-    tokenizer.add_special_tokens({"eos_token": EOS})  # the review separator of the stream, the last id
+    # [EOS] separates the stream's texts, so what follows it is the start of a text: it is also the BOS that
+    # generation from an empty prompt starts from (as GPT-2's <|endoftext|> is both).
+    tokenizer.add_special_tokens({"eos_token": EOS, "bos_token": EOS})  # the last id
     return tokenizer
 
 
@@ -279,7 +281,8 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
     callbacks = [*callbacks, *budgets]
     set_seed(seed)
     config = SeqLSTMConfig(**{"lm_head_bias": True, **preset["model"]}, vocab_size=len(tokenizer),
-                           pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, is_decoder=True,
+                           pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                           bos_token_id=tokenizer.bos_token_id, is_decoder=True,
                            **({"reads_backward": True} if backward else {}))
     net = SeqLSTMForCausalLM(config)
     start_at_unigram(net, train_ids)

@@ -587,7 +587,9 @@ def start_empty_prompts_from_bos(model, inputs, generation_config, kwargs):
     if bos is None:
         raise ValueError(
             "The prompt is empty and the model has no `bos_token_id` to start from: "
-            "give a non-empty prompt, or set `model.config.bos_token_id`."
+            "give a non-empty prompt, or set `model.config.bos_token_id` (for an LM whose training texts each end "
+            "with `eos_token_id`, such as a word LM saved by an earlier `seqhf train lm`: that id, after which a text "
+            "starts)."
         )
     if input_ids.shape[1] == 0:
         input_ids = input_ids.new_full((input_ids.shape[0], 1), bos)
