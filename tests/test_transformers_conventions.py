@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, CompileConfig, DynamicCache
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, CompileConfig, DynamicCache
 
 from seqhf import (
     SeqLSTMConfig,
@@ -344,3 +344,136 @@ def test_trainer_label_smoothing_scores_an_lm_against_the_next_token(tmp_path, f
         loss = Trainer(model=model, args=args).compute_loss(model, {"input_ids": TEXT, "labels": TEXT.clone()})
         expected = LabelSmoother(0.1)({"logits": model(TEXT).logits}, TEXT, shift_labels=True)
     torch.testing.assert_close(loss, expected)
+
+
+# ---------------------------------------------------------------- PEFT adapters, as docs/models.md describes them
+
+# What docs/models.md tells a user to target: the Transformer's named linear layers, a recurrent model's weights
+# through `target_parameters` (`_reverse` for a bidirectional layer) and its embeddings as a module.
+LORA_TARGETS = {
+    "transformer": dict(target_modules="all-linear"),
+    "lstm": dict(target_parameters=["weight_ih_l0", "weight_hh_l0"], target_modules=["embeddings"]),
+}
+BIDIRECTIONAL_WEIGHTS = ["weight_ih_l0_reverse", "weight_hh_l0_reverse"]
+
+
+def lora_of(family, task):
+    """A tiny base model of `family` for `task` ("SEQ_CLS" or "CAUSAL_LM") and the LoraConfig the docs describe
+    for it (the LSTM classifier bidirectional, so that its `_reverse` weights are adapted too)."""
+    from peft import LoraConfig
+
+    targets = dict(LORA_TARGETS[family])
+    layers = dict(num_hidden_layers=2)  # (each LSTM layer is its own one-layer nn.LSTM: `_l0` names every layer's)
+    if task == "SEQ_CLS":
+        bidirectional = dict(bidirectional=True) if family == "lstm" else {}
+        model = CLASSES[family][2](config_of(family, num_labels=3, **layers, **bidirectional))
+        if family == "lstm":
+            targets["target_parameters"] = targets["target_parameters"] + BIDIRECTIONAL_WEIGHTS
+    else:
+        model = CLASSES[family][1](config_of(family, **layers))
+    return model.eval(), LoraConfig(task_type=task, r=2, lora_alpha=4, **targets)
+
+
+def adapted_names(peft_model) -> set:
+    """What LoRA wraps: the Transformer's linear layers by name, a recurrent model's weights by parameter name."""
+    from peft.tuners.lora import LoraLayer, ParamWrapper
+
+    names = set()
+    for name, module in peft_model.named_modules():
+        if isinstance(module, ParamWrapper):
+            names.add(module.parameter_name)
+        elif isinstance(module, LoraLayer):
+            names.add(name.rsplit(".", 1)[-1])
+    return names
+
+
+@pytest.mark.parametrize("task", ["SEQ_CLS", "CAUSAL_LM"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_lora_as_the_docs_describe_it_trains_only_the_adapters_and_round_trips(tmp_path, family, task):
+    """docs/models.md's "PEFT adapters": each family's targets are adapted, the head aside; one training step changes
+    only the adapters (and, with task_type="SEQ_CLS", PEFT's own copy of the whole classifier); the adapter saved and
+    loaded onto the base, and the adapter merged into it, give the trained model's logits."""
+    pytest.importorskip("peft", reason="peft is in the `dev` extra")
+    from peft import PeftModel, get_peft_model
+
+    auto = AutoModelForSequenceClassification if task == "SEQ_CLS" else AutoModelForCausalLM
+    torch.manual_seed(0)
+    base, lora = lora_of(family, task)
+    base.save_pretrained(tmp_path / "base")
+    before = {name: tensor.clone() for name, tensor in base.state_dict().items()}
+    model = get_peft_model(base, lora)
+    wanted = {"qkv_proj", "out_proj", "fc_in", "fc_out"} if family == "transformer" else \
+        {"embeddings", *lora.target_parameters}
+    assert adapted_names(model) == wanted  # never the head: `classifier` / `lm_head`
+    assert all(any("lora_" in name for name, _ in layer.named_parameters()) for layer in base.model.layers)
+
+    ids, labels = TEXT[:, :12].reshape(2, 6), torch.tensor([0, 2])
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    head_copy = {name for name in trainable if ".modules_to_save." in name}
+    assert all("lora_" in name for name in trainable - head_copy)
+    assert bool(head_copy) == (task == "SEQ_CLS") and all(".classifier." in name for name in head_copy)
+    model.train()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    model(input_ids=ids, labels=labels if task == "SEQ_CLS" else ids).loss.backward()
+    optimizer.step()
+    model.eval()
+    unwrapped = {name.replace(".base_layer", "").replace(".original_module", ""): tensor
+                 for name, tensor in model.base_model.model.state_dict().items()}
+    for name, tensor in before.items():
+        assert torch.equal(unwrapped[name], tensor), f"{name}: a base weight moved"
+    with torch.no_grad():
+        trained = model(input_ids=ids).logits
+        assert not torch.allclose(trained, auto.from_pretrained(tmp_path / "base").eval()(input_ids=ids).logits)
+
+    model.save_pretrained(tmp_path / "adapter")
+    loaded = PeftModel.from_pretrained(auto.from_pretrained(tmp_path / "base"), tmp_path / "adapter").eval()
+    merged = model.merge_and_unload()
+    assert type(merged) is type(base)
+    merged.save_pretrained(tmp_path / "merged")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=ids).logits, trained, rtol=0, atol=0)
+        torch.testing.assert_close(merged(input_ids=ids).logits, trained)
+        torch.testing.assert_close(auto.from_pretrained(tmp_path / "merged").eval()(input_ids=ids).logits, trained)
+    if task == "CAUSAL_LM":  # with the adapter unmerged, as merged
+        greedy = dict(max_new_tokens=8, do_sample=False, pad_token_id=0)
+        assert torch.equal(loaded.generate(input_ids=ids[:1], **greedy), merged.generate(ids[:1], **greedy))
+
+
+def count_calls(module, calls: list, tag) -> None:
+    """Appends `tag` to `calls` each time `module` runs, counted in its forward: torch's non-reentrant checkpoint
+    runs no forward hooks when it recomputes, and transformers keeps a checkpointed layer's hooks outside."""
+    forward = module.forward
+
+    def counted(*args, **kwargs):
+        calls.append(tag)
+        return forward(*args, **kwargs)
+
+    module.forward = counted
+
+
+@pytest.mark.parametrize("use_reentrant", [True, False])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_lora_trains_under_gradient_checkpointing_either_way(family, use_reentrant):
+    """docs/models.md: with a LoRA adapter (the recurrent weights wrapped by PEFT), gradient checkpointing recomputes
+    each layer in the backward pass and gives the adapters the gradients they get without it."""
+    pytest.importorskip("peft", reason="peft is in the `dev` extra")
+    from peft import get_peft_model
+
+    ids = TEXT[:, :12].reshape(2, 6)
+    grads, calls = {}, []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = get_peft_model(*lora_of(family, "CAUSAL_LM")).train()
+        for name, p in model.named_parameters():  # B starts at zero, which would leave A without a gradient
+            if "lora_B" in name or "lora_embedding_B" in name:
+                torch.nn.init.normal_(p)
+        if checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": use_reentrant})
+        layer = model.base_model.model.model.layers[0]
+        count_calls(layer.mlp if family == "transformer" else layer, calls, checkpointing)  # (LSTM: PEFT's wrapper)
+        model(input_ids=ids, labels=ids).loss.backward()
+        grads[checkpointing] = {name: p.grad for name, p in model.named_parameters() if p.requires_grad}
+    assert calls == [False, True, True]  # the checkpointed layer ran again in the backward pass
+    assert all(grad is not None for grad in grads[True].values())
+    for name, grad in grads[False].items():
+        torch.testing.assert_close(grads[True][name], grad, msg=name)
