@@ -127,6 +127,10 @@ def test_generation_option_adapts_a_copy_to_a_text():
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     with pytest.raises(ValueError, match="at least two characters"):
         adapt_to_text(model, tokenizer, "t", lr=1.0)
+    model.config.reads_backward = True  # `seqhf generate BWD_LM --adapt-on FILE` adapted it to the text read forwards
+    backward = adapt_to_text(model, tokenizer, text, lr=1.0, segment_len=20)
+    expected = adapt(model, ids.flip(0), lr=1.0, segment_len=20)
+    assert all(torch.equal(v, expected.state_dict()[k]) for k, v in backward.state_dict().items())
 
 
 def test_a_word_lm_is_not_scored_in_nats_per_character(tmp_path):

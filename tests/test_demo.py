@@ -90,6 +90,19 @@ def test_the_page_shows_a_generated_unk_as_generate_text_does():
                                                              temperature=0)
 
 
+
+def test_a_backward_lm_shows_its_text_whole_before_the_prompt():
+    """Streamed, a backward LM's words would come right to left: the page shows its text once, as generate_text gives
+    it (the words before the prompt, left to right)."""
+    from test_generation import backward_word_lm
+
+    model, words = backward_word_lm()
+    pieces = list(stream_generation(model, words, "the film was bad", 0, 0, 1.0, 6, 3))
+    assert pieces == ["this movie was good and "]
+    assert list(stream_generation(model, words, "film was bad", 1.0, 0, 0.9, 3, 1)) == [
+        generate_text(model, words, "film was bad", max_new_tokens=3, temperature=1.0, top_p=0.9, seed=1)]
+
+
 def test_generation_errors_reach_the_caller(generator):
     model, tok = generator
     start = time.perf_counter()

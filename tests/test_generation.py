@@ -260,6 +260,53 @@ def test_a_word_lm_stops_at_eos_and_shows_unk(tmp_path, capsys):
     assert out.out == "this movie\n" and "ended the text with [EOS] after 1 of --max-new-tokens 5 tokens" in out.err
 
 
+
+def backward_word_lm():
+    """A tiny word LM trained for a moment to read one sentence backwards, as `seqhf train lm --backward` reads its
+    texts (last word first, `[EOS]` after each; `[EOS]` its BOS as well)."""
+    from seqhf.data.char_text import encode_stream
+    from seqhf.data.tokenization import EOS, build_word_tokenizer
+
+    words = build_word_tokenizer([SENTENCE], vocab_size=64, min_frequency=1)
+    words.add_special_tokens({"eos_token": EOS})
+    torch.manual_seed(0)
+    config = SeqLSTMConfig(vocab_size=len(words), embedding_size=16, hidden_size=16, pad_token_id=words.pad_token_id,
+                           eos_token_id=words.eos_token_id, bos_token_id=words.eos_token_id, is_decoder=True,
+                           reads_backward=True)
+    model = SeqLSTMForCausalLM(config)
+    ids = torch.cat([torch.tensor([words.eos_token_id]), encode_stream(words, [SENTENCE] * 4, backward=True)])[None]
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
+    for _ in range(150):
+        optimizer.zero_grad()
+        model(input_ids=ids, labels=ids).loss.backward()
+        optimizer.step()
+    return model.eval(), words
+
+
+SENTENCE = "this movie was good and the film was bad"
+
+
+def test_a_backward_lm_writes_what_comes_before_its_prompt(tmp_path, capsys):
+    """A backward LM was given its prompt first word first and its words were printed last word first. The prompt is
+    the end of a text: it goes in reversed, and the words the model writes (from the last) come out in front of it."""
+    from seqhf.cli.app import main
+
+    model, words = backward_word_lm()
+    before = generate_text(model, words, "the film was bad", max_new_tokens=6, temperature=0)
+    assert before == "this movie was good and "
+    model.save_pretrained(tmp_path)
+    words.save_pretrained(tmp_path)
+    capsys.readouterr()
+    assert main(["generate", str(tmp_path), "--prompt", "the film was bad", "--max-new-tokens", "6", "--temperature",
+                 "0"]) == 0
+    out = capsys.readouterr()
+    assert out.out == SENTENCE + "\n" and "ended the text with [EOS] after 6 of" in out.err  # [EOS]: the text's start
+    # an empty prompt: the end of a text, written from its last word, shown left to right
+    assert generate_text(model, words, "", max_new_tokens=6, temperature=0) == "good and the film was bad"
+    with pytest.raises(ValueError, match="backward LM .* streamer"):
+        generate_text(model, words, "the film was bad", max_new_tokens=4, streamer=TextStreamer(words))
+
+
 @pytest.mark.parametrize("seed", ["1", 1.5, True])
 def test_a_seed_that_is_not_an_integer_is_named(tok, seed):
     """`generate_text(..., seed="1")` failed inside numpy: "Cannot cast scalar from dtype('<U1') to dtype('int64')"."""

@@ -659,10 +659,11 @@ def test_a_word_lm_generates_from_an_empty_prompt_as_a_new_text(tmp_path, capsys
     after_eos = model.generate(torch.tensor([[eos]]), **greedy)
     assert torch.equal(model.generate(**greedy), after_eos)  # no input_ids at all
     assert torch.equal(model.generate(torch.empty(1, 0, dtype=torch.long), **greedy), after_eos)
-    expected = tokenizer.decode(after_eos[0], skip_special_tokens=True)
+    read = tokenizer.decode(after_eos[0], skip_special_tokens=True)  # as the model reads (backward: last word first)
     generator = pipeline("text-generation", model=model, tokenizer=tokenizer)
-    assert generator("", **greedy)[0]["generated_text"] == expected
-    assert generate_text(model, tokenizer, "", max_new_tokens=6, temperature=0) == expected
+    assert generator("", **greedy)[0]["generated_text"] == read
+    expected = tokenizer.decode(after_eos[0].flip(0) if backward else after_eos[0], skip_special_tokens=True)
+    assert generate_text(model, tokenizer, "", max_new_tokens=6, temperature=0) == expected  # left to right
     capsys.readouterr()
     assert main(["generate", str(tmp_path / "lm"), "--max-new-tokens", "6", "--temperature", "0"]) == 0
     assert capsys.readouterr().out == expected + "\n"

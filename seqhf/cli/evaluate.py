@@ -59,6 +59,7 @@ def generate(
 ):
     """Generate text with a trained LM: prints the prompt followed by its continuation (same --seed, same text).
     A word LM stops at [EOS], the end of a text (said on stderr); an [UNK] it generates is printed as [UNK].
+    A backward LM (`train lm --backward`) writes what comes before the prompt: printed before it.
 
     Example: seqhf generate runs/charlm --prompt "The island" --max-new-tokens 500 --temperature 1.0 --seed 1
     """
@@ -71,7 +72,7 @@ def generate(
     if top_p is not None and not 0 < top_p <= 1:
         raise typer.BadParameter(f"--top-p must be in (0, 1], got {top_p}; 1 keeps every token.")
     loads_models()
-    from ..inference.generation import check_device, generate_continuation, load_generator
+    from ..inference.generation import check_device, generate_continuation, load_generator, with_prompt
 
     if adapt_on:
         from ..evaluation.saved import read_text
@@ -89,7 +90,7 @@ def generate(
         model = adapt_to_text(model, tokenizer, adapt_text, lr=lr if lr is not None else 0.01).eval()
     text, generated, ended = generate_continuation(model, tokenizer, prompt, max_new_tokens=max_new_tokens,
                                                    temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-    print(prompt + text)
+    print(with_prompt(model, prompt, text))
     if ended:
         typer.echo(f"(The model ended the text with {tokenizer.eos_token} after {generated} of --max-new-tokens "
                    f"{max_new_tokens} tokens.)", err=True)

@@ -21,7 +21,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from ..inference.explain import explain
-from ..inference.generation import VisibleTextStreamer, encode_prompt, generate_text, visible_text
+from ..inference.generation import (VisibleTextStreamer, encode_prompt, generate_text, reads_backward, visible_text,
+                                    with_prompt)
 from ..inference.saved_folder import check_classifier_folder, check_saved_folder
 
 EXAMPLE_REVIEWS = [
@@ -67,19 +68,19 @@ def classify_and_explain(model, tokenizer, text, steps=32):
 def stream_generation(model, tokenizer, prompt, temperature, top_k, top_p, max_new_tokens, seed):
     """Yield the prompt's continuation as it grows: `generate()` runs in a thread and feeds a
     `TextIteratorStreamer`, which this generator reads. The streamer decodes the prompt with the new tokens, as
-    `generate_text` does, so that a word LM's first word is spaced from the prompt; the prompt's part is cut off."""
+    `generate_text` does, so that a word LM's first word is spaced from the prompt; the prompt's part is cut off.
+    A backward LM writes the text before the prompt from its end, last word first: its text comes whole, once."""
+    if reads_backward(model):
+        with torch.no_grad():
+            yield generate_text(model, tokenizer, prompt, max_new_tokens=int(max_new_tokens),
+                                temperature=float(temperature), **sampling_options(top_k, top_p, seed))
+        return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # generate_text warns once about characters outside the vocabulary
         prompt_text = visible_text(tokenizer, encode_prompt(tokenizer, prompt)[0])
     streamer = VisibleTextStreamer(tokenizer, skip_prompt=False, timeout=120)
-    options = dict(
-        max_new_tokens=int(max_new_tokens),
-        temperature=float(temperature),
-        top_k=int(top_k) or None,
-        top_p=float(top_p) if top_p and float(top_p) < 1.0 else None,
-        seed=None if seed is None else int(seed),
-        streamer=streamer,
-    )
+    options = dict(max_new_tokens=int(max_new_tokens), temperature=float(temperature), streamer=streamer,
+                   **sampling_options(top_k, top_p, seed))
     failure = []
 
     def run():
@@ -102,6 +103,12 @@ def stream_generation(model, tokenizer, prompt, temperature, top_k, top_p, max_n
         raise failure[0]
 
 
+def sampling_options(top_k, top_p, seed):
+    """The page's top-k (0 = off), top-p (1 = off) and seed as `generate_text` takes them."""
+    return dict(top_k=int(top_k) or None, top_p=float(top_p) if top_p and float(top_p) < 1.0 else None,
+                seed=None if seed is None else int(seed))
+
+
 def build_app(classifier=None, generator=None, trust_remote_code=False, title="seqhf demo"):
     """The page: a Classify tab when `classifier` (folder or repo id) is given, a Generate tab for `generator`."""
     import gradio as gr
@@ -122,7 +129,7 @@ def build_app(classifier=None, generator=None, trust_remote_code=False, title="s
     def on_generate(prompt, temperature, top_k, top_p, length, seed):
         try:
             for continuation in stream_generation(*lm, prompt, temperature, top_k, top_p, length, seed):
-                yield prompt + continuation
+                yield with_prompt(lm[0], prompt, continuation)
         except ValueError as err:
             raise gr.Error(str(err)) from err
 
@@ -143,7 +150,9 @@ def build_app(classifier=None, generator=None, trust_remote_code=False, title="s
                 review.submit(on_classify, inputs=review, outputs=[labels, shaded])
         if lm:
             with gr.Tab("Generate", id="generate"):
-                gr.Markdown(f"`{generator}`. The text appears as it is generated.")
+                gr.Markdown(f"`{generator}`. " + ("A backward LM: it writes what comes before the prompt, from the "
+                                                  "end; the text appears when it is complete." if reads_backward(lm[0])
+                                                  else "The text appears as it is generated."))
                 prompt = gr.Textbox(label="Prompt", value=EXAMPLE_PROMPT, elem_id="prompt")
                 with gr.Row():
                     temperature = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Temperature (0 = greedy)")

@@ -81,9 +81,12 @@ def nats(log_probs) -> float:
 def adapt_to_text(model, tokenizer, text: str, *, lr: float, decay: float = 0.0, segment_len: int = 50):
     """`adapt` on a string: a copy of `model` that has read `text` by dynamic evaluation, so that what it
     generates next continues in that text's style (its names, its spelling). Characters outside the
-    vocabulary are read as `[UNK]`."""
+    vocabulary are read as `[UNK]`. A backward LM (`config.reads_backward`) reads the text from its end, as it
+    learnt."""
     ids = torch.tensor(tokenizer(text, add_special_tokens=False, split_special_tokens=True, verbose=False)["input_ids"],
                        dtype=torch.long)
+    if getattr(model.config, "reads_backward", False):
+        ids = ids.flip(0)
     if len(ids) < 2:
         raise ValueError("The text to adapt on needs at least two characters.")
     return adapt(model, ids, lr=lr, decay=decay, segment_len=segment_len)

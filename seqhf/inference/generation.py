@@ -77,6 +77,10 @@ def generate_text(
     `temperature=0` decodes greedily. Without `top_k`/`top_p` the whole distribution is sampled, as in
     the book. The same `seed` gives the same text. A model with an end-of-text token (a word LM's `[EOS]`)
     stops there, before `max_new_tokens`; an `[UNK]` it generates stays in the text as `[UNK]`.
+
+    A backward LM (`config.reads_backward`, `seqhf train lm --backward`) writes what comes before `prompt`: the
+    prompt is the end of a text, the new text (returned left to right) goes in front of it (`with_prompt`), and an
+    empty prompt writes the end of a text. Its words come last first, so it cannot fill a `streamer` (a ValueError).
     """
     return generate_continuation(model, tokenizer, prompt, max_new_tokens, temperature, top_k, top_p, seed,
                                  streamer)[0]
@@ -98,7 +102,13 @@ def generate_continuation(model, tokenizer, prompt: str, max_new_tokens: int = 5
         raise ValueError(f"`top_k` must be at least 1 (1 is greedy), got {top_k}; None samples from every token.")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"`top_p` must be in (0, 1], got {top_p}.")
+    backward = reads_backward(model)
+    if backward and streamer is not None:
+        raise ValueError("A backward LM (config.reads_backward) writes a text from its end, last word first: streamed, "
+                         "its words would come right to left. Generate without a streamer; the text comes at once.")
     input_ids = encode_prompt(tokenizer, prompt).to(model.device)
+    if backward:
+        input_ids = input_ids.flip(1)  # the prompt ends the text, which the model reads from its last word
     if seed is not None:
         set_seed(seed)
     options = dict(do_sample=False)
@@ -118,11 +128,31 @@ def generate_continuation(model, tokenizer, prompt: str, max_new_tokens: int = 5
     prompt_length = input_ids.shape[1] or 1  # an empty prompt became BOS
     new = output[0, prompt_length:]
     ended = tokenizer.eos_token_id is not None and len(new) > 0 and int(new[-1]) == tokenizer.eos_token_id
+    if backward:
+        return text_before(tokenizer, new.flip(0), output[0, :prompt_length].flip(0)), len(new), ended
     # Decoded with the prompt, so that a word LM's first new word gets the space its decoder puts between words
     # (decoded alone it would stick to the prompt's last word); a char LM's text is the same either way.
     whole, prompt_text = visible_text(tokenizer, output[0]), visible_text(tokenizer, output[0, :prompt_length])
     text = whole[len(prompt_text):] if whole.startswith(prompt_text) else visible_text(tokenizer, new)
     return text, len(new), ended
+
+
+def reads_backward(model) -> bool:
+    """Whether `model` reads its texts from their last token to their first (`seqhf train lm --backward`)."""
+    return bool(getattr(model.config, "reads_backward", False))
+
+
+def text_before(tokenizer, new_ids, prompt_ids) -> str:
+    """The text of `new_ids`, which come before `prompt_ids` (both left to right), with the space a word LM's
+    decoder puts between them: decoded together and the prompt's part cut off, as for a forward continuation."""
+    whole, prompt_text = visible_text(tokenizer, torch.cat([new_ids, prompt_ids])), visible_text(tokenizer, prompt_ids)
+    return whole[:len(whole) - len(prompt_text)] if whole.endswith(prompt_text) else visible_text(tokenizer, new_ids)
+
+
+def with_prompt(model, prompt: str, text: str) -> str:
+    """The prompt and `generate_text`'s text as they read: the text after the prompt, or before it for a backward
+    LM, which writes what comes before its prompt."""
+    return text + prompt if reads_backward(model) else prompt + text
 
 
 def visible_text(tokenizer, ids) -> str:
