@@ -90,7 +90,7 @@ def init_lm_view(init_from: dict | None) -> dict:
     if data.get("layout") == "imdb":
         return dict(lm_texts="reviews", lm_trained_on=f"{count} reviews, never validation or test ones")
     if data.get("read_as") == "classifier splits":
-        return dict(lm_texts="texts (this classifier's validation texts)",
+        return dict(lm_texts="texts (half of this classifier's validation texts)",
                     lm_trained_on=f"this classifier's {count} training texts, without their labels")
     splits = data.get("splits") or []
     where = f", its split{'s' if len(splits) > 1 else ''} " + ", ".join(f"`{s}`" for s in splits) if splits else ""
