@@ -343,3 +343,32 @@ def test_a_signal_to_this_process_alone_reaches_the_launcher(tmp_path, monkeypat
         assert launch.relaunch(2, ["train"]) == 0
     assert (tmp_path / "signal").read_text() == "SIGINT"  # the launcher got it, and has ended (waited for)
     assert signal.getsignal(signal.SIGINT) is before  # this process's handler is back
+
+
+def test_ulmfit_small_trains_its_own_lms_in_two_processes(tmp_path):
+    """`seqhf train classifier --model ulmfit-small --processes 2` with no --init-from: the two LMs train inside the
+    launched processes (each its half of every step), the main process alone writes them, and the classifier trains
+    from both under DDP without looking for unused parameters (no layer is frozen in this recipe)."""
+    words = "the team won match a bank sold shares market fell game goal stocks rose".split()
+    rng = random.Random(0)
+    texts = [" ".join(rng.choice(words) for _ in range(12)) for _ in range(120)]
+    labels = ["sport" if "team" in t or "goal" in t else "business" for t in texts]
+    data = tmp_path / "news"
+    data.mkdir()
+    for name, rows in (("train", range(100)), ("validation", range(100, 120))):
+        lines = ["text,label"] + [f"{texts[i]},{labels[i]}" for i in rows]
+        (data / f"{name}.csv").write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("OMP_NUM_THREADS", None)
+    cmd = [sys.executable, "-m", "seqhf", "train", "classifier", "--dataset", str(data), "--model", "ulmfit-small",
+           "--quick", "--no-baseline", "--processes", "2", "--output-dir", "clf"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert proc.stdout.count("Pretraining this classifier's own word LMs") == 1
+    assert "find_unused_parameters=True" not in proc.stderr
+    for name in ("forward", "backward"):
+        lm = json.loads((tmp_path / "clf" / "_lms" / name / "eval_results.json").read_text())
+        assert lm["train_args"]["world_size"] == 2 and lm["train_reviews"] == 100
+    results = json.loads((tmp_path / "clf" / "eval_results.json").read_text())
+    assert results["train_args"]["world_size"] == 2 and results["own_lms"]["epochs"] == 1

@@ -289,7 +289,8 @@ def classifier_from_lm(init_from, preset: dict, data: ClassificationData, train_
     net.config.problem_type = labels["problem_type"]
     tokenizer.model_max_length = tokenizer_length_limit(preset)
     preset["word_vectors"] = None
-    train_overrides.setdefault("ddp_find_unused_parameters", True)  # frozen groups get no gradient
+    if {**ulmfit.ULMFIT_DEFAULTS, **preset["train"].get("ulmfit", {})}["gradual_unfreezing"]:
+        train_overrides.setdefault("ddp_find_unused_parameters", True)  # frozen groups get no gradient
     return net, tokenizer
 
 
