@@ -14,7 +14,6 @@ import torch
 import yaml
 
 import seqhf.utils.launch as launch
-import seqhf.utils.runtime as runtime
 from conftest import REPO
 from seqhf.cli import train as train_cli
 from seqhf.cli.app import main
