@@ -810,3 +810,28 @@ def test_ulmfit_small_without_init_from_trains_its_own_lms_first(tmp_path, news_
     proc = subprocess.run(command + ["--resume"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert proc.stdout.count("Reusing the finished LM in") == 2
+
+
+def test_own_lms_name_their_validation_texts_only_when_there_is_too_little_text(tmp_path, monkeypatch):
+    """Every SetupError of the LMs' training was said to be about the validation texts: a full disk, or a --resume
+    with other data, read "...hold out its validation texts: No space left on device ... Give it more validation
+    texts". Only too little text gets that advice now."""
+    from types import SimpleNamespace
+
+    import seqhf.training.own_lms as own_lms
+    from seqhf.training.errors import SetupError
+    from seqhf.training.run_folder import OutputFolderError
+    from seqhf.training.wordlm import TooLittleTextError
+
+    data = SimpleNamespace(splits={"train": {"text": ["a text"] * 4}, "validation": {"text": ["a text"] * 2}},
+                           description={})
+    for error, advice in ((OutputFolderError("No space left on device."), False),
+                          (TooLittleTextError("The validation text (3 tokens) is shorter than --seq-len + 1 = 71."), True)):
+        def fails(*args, **kwargs):
+            raise error
+
+        monkeypatch.setattr(own_lms, "train_wordlm", fails)
+        with pytest.raises(SetupError) as raised:
+            own_lms.pretrain_own_lms(data, dict(lm="cpu-full", epochs=1), tmp_path)
+        assert str(error) in str(raised.value)
+        assert ("Give it more validation texts" in str(raised.value)) is advice

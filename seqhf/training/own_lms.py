@@ -13,7 +13,7 @@ from ..data.classification import ClassificationData
 from ..inference.saved_folder import INCOMPLETE_MARKER
 from ..utils.runtime import is_main_process
 from .common import EVAL_RESULTS, SetupError
-from .wordlm import train_wordlm
+from .wordlm import TooLittleTextError, train_wordlm
 
 OWN_LMS = "_lms"
 
@@ -48,7 +48,7 @@ def pretrain_own_lms(data: ClassificationData, pretrain: dict, output_dir, *, se
             train_wordlm(pretrain["lm"], dataset=data.description.get("source", "the classifier's data"),
                          output_dir=str(folder), texts=(train_texts, heldout_texts), epochs=pretrain["epochs"],
                          seed=seed, quick=quick, backward=backward, resume=resume and folder.is_dir())
-        except SetupError as err:
+        except TooLittleTextError as err:  # (another SetupError, a full disk say, is its own message)
             raise SetupError(f"This classifier's own LMs (its preset's `pretrain`) hold out its validation texts: {err} "
                              "Give it more validation texts, or start it from LMs of your own (--init-from).") from err
     return tuple(str(folder) for folder in folders)

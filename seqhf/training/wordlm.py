@@ -213,10 +213,14 @@ def corpus_texts(dataset, preset: dict, seed: int, text_column: str = "text", sp
     return train, list(carved["test"]["text"]), dict(data=data)
 
 
+class TooLittleTextError(SetupError):
+    """Too few texts or tokens to train on or to hold out (`seqhf.training.own_lms` names its own cause for it)."""
+
+
 def given_texts(dataset, train: list, heldout: list):
     """`train_wordlm(texts=...)`'s texts, checked as `lm_texts` checks what it reads, and their record for the card."""
     if not train or len(heldout) < 2:
-        raise SetupError(f"The LM needs at least 1 text to train on and 2 held out, got {len(train)} and {len(heldout)}.")
+        raise TooLittleTextError(f"The LM needs at least 1 text to train on and 2 held out, got {len(train)} and {len(heldout)}.")
     data = dict(source=str(dataset), layout="texts", text_column="text", splits=None, read_as="classifier splits",
                 texts=len(train) + len(heldout), train_texts=len(train), train_texts_available=len(train),
                 heldout_texts=len(heldout))
@@ -275,7 +279,7 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
     heldout_ids = encode_stream(tokenizer, heldout_texts[half:], backward)
     for name, ids in (("training", train_ids), ("validation", valid_ids), ("held-out", heldout_ids)):
         if len(ids) < seq_len + 1:
-            raise SetupError(f"The {name} text ({len(ids)} tokens) is shorter than --seq-len + 1 = {seq_len + 1}.")
+            raise TooLittleTextError(f"The {name} text ({len(ids)} tokens) is shorter than --seq-len + 1 = {seq_len + 1}.")
 
     budgets = [TimeBudget(s, cpu=cpu) for s, cpu in ((time_budget_s, False), (cpu_budget_s, True)) if s is not None]
     callbacks = [*callbacks, *budgets]
