@@ -807,6 +807,10 @@ def test_ulmfit_small_without_init_from_trains_its_own_lms_first(tmp_path, news_
     assert "a word-level LSTM language model that this run trained first on its own training texts" in card
     assert f"this classifier's {results['train_examples']:,} training texts, without their labels" in card
     assert "`_lms/backward`" in card and str(tmp_path) not in card
+    assert "preset `cpu-full`, 1 epoch:" in card  # not "1 epochs"
+    lm_metadata, _ = card_metadata(tmp_path / "clf" / "_lms" / "forward")  # held out: not carved, the validation split
+    assert lm_metadata["model-index"][0]["results"][0]["dataset"]["split"] == \
+        "the texts of a classifier's validation split (never trained on)"
     proc = subprocess.run(command + ["--resume"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert proc.stdout.count("Reusing the finished LM in") == 2

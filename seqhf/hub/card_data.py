@@ -197,8 +197,7 @@ def eval_results_for_card(task: str, results: dict) -> list:
             common.update(dataset_type=IMDB_HUB_ID, dataset_config="plain_text",
                           dataset_split="held-out reviews carved from train (never trained on)")
         else:
-            common.update(dataset_type=view["dataset_id"], dataset_split=f"held-out {view['texts']} carved from "
-                          f"{'train' if view['reviews'] else 'the text'} (never trained on)")
+            common.update(dataset_type=view["dataset_id"], dataset_split=view["heldout_split"])
         metrics = [("perplexity", "Held-out perplexity (full softmax)", "heldout_perplexity")]
     else:
         if is_island_run(results):

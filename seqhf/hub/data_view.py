@@ -25,13 +25,18 @@ def on_the_hub(source: str) -> bool:
 
 def wordlm_view(results: dict) -> dict:
     """What a word LM's card says of its text: IMDb's reviews, other data in the stanfordnlp/imdb layout (its
-    reviews), or other text (its texts). Runs recorded before other text could be read (no `data`) read IMDb."""
+    reviews), or other text (its texts), and where its held-out texts came from (`heldout_split`, the card's
+    model-index). Runs recorded before other text could be read (no `data`) read IMDb."""
     data = results.get("data") or dict(source=IMDB_HUB_ID, layout="imdb")
     source, reviews = str(data.get("source")), data.get("layout") == "imdb"
     hub_id = on_the_hub(source)
-    return dict(imdb=reviews and is_imdb(source), reviews=reviews, texts="reviews" if reviews else "texts",
-                data_name=data_name(source), dataset_id=source if hub_id else Path(source).name or "local",
-                hub_id=hub_id, described=describe_lm_reviews(results) if reviews else describe_lm_texts(results))
+    texts = "reviews" if reviews else "texts"
+    heldout = ("the texts of a classifier's validation split" if data.get("read_as") == "classifier splits" else
+               f"held-out {texts} carved from {'train' if reviews else 'the text'}")
+    return dict(imdb=reviews and is_imdb(source), reviews=reviews, texts=texts,
+                heldout_split=f"{heldout} (never trained on)", data_name=data_name(source),
+                dataset_id=source if hub_id else Path(source).name or "local", hub_id=hub_id,
+                described=describe_lm_reviews(results) if reviews else describe_lm_texts(results))
 
 
 def describe_lm_texts(results: dict) -> str:
