@@ -289,7 +289,7 @@ def classifier_from_lm(init_from, preset: dict, data: ClassificationData, train_
     net.config.problem_type = labels["problem_type"]
     tokenizer.model_max_length = tokenizer_length_limit(preset)
     preset["word_vectors"] = None
-    if {**ulmfit.ULMFIT_DEFAULTS, **preset["train"].get("ulmfit", {})}["gradual_unfreezing"]:
+    if ulmfit_settings(preset)["gradual_unfreezing"]:
         train_overrides.setdefault("ddp_find_unused_parameters", True)  # frozen groups get no gradient
     return net, tokenizer
 
@@ -297,11 +297,16 @@ def classifier_from_lm(init_from, preset: dict, data: ClassificationData, train_
 def ulmfit_recipe(net, args, preset: dict, train_texts: int):
     """ULMFiT's optimisation: discriminative rates and a slanted triangular schedule (the optimizer and
     scheduler), and gradual unfreezing (a callback, or None). Returns them with the recipe's settings."""
-    recipe = {**ulmfit.ULMFIT_DEFAULTS, **preset["train"].get("ulmfit", {})}
+    recipe = ulmfit_settings(preset)
     optimizers = ulmfit.ulmfit_optimizers(net, args, train_texts,
                                           **{k: v for k, v in recipe.items() if k != "gradual_unfreezing"})
     unfreezing = ulmfit.GradualUnfreezing(ulmfit.layer_groups(net)) if recipe["gradual_unfreezing"] else None
     return optimizers, unfreezing, recipe
+
+
+def ulmfit_settings(preset: dict) -> dict:
+    """The preset's ULMFiT recipe (`train.ulmfit`) over the paper's defaults."""
+    return {**ulmfit.ULMFIT_DEFAULTS, **preset["train"].get("ulmfit", {})}
 
 
 def final_figures(prediction, data: ClassificationData, examples: int) -> dict:
