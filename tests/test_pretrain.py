@@ -839,3 +839,14 @@ def test_own_lms_name_their_validation_texts_only_when_there_is_too_little_text(
             own_lms.pretrain_own_lms(data, dict(lm="cpu-full", epochs=1), tmp_path)
         assert str(error) in str(raised.value)
         assert ("Give it more validation texts" in str(raised.value)) is advice
+
+
+def test_ulmfit_small_refuses_unlabelled_data_that_its_own_lms_would_not_read(tmp_path):
+    """`--model ulmfit-small --unlabelled-data X` without --init-from loaded X for the word vectors, which its own LMs
+    replace, and trained without a word of it, saying nothing: refused before any data is read, as with --init-from."""
+    from seqhf.training.classifier import train_classifier
+    from seqhf.training.errors import SetupError
+
+    with pytest.raises(SetupError, match="--unlabelled-data .* 'ulmfit-small' preset replaces by its own word LMs"):
+        train_classifier(str(tmp_path / "no-such-data"), "ulmfit-small", str(tmp_path / "clf"),
+                         unlabelled_data=[str(tmp_path / "no-such-text")], baseline=False)
