@@ -850,3 +850,10 @@ def test_ulmfit_small_refuses_unlabelled_data_that_its_own_lms_would_not_read(tm
     with pytest.raises(SetupError, match="--unlabelled-data .* 'ulmfit-small' preset replaces by its own word LMs"):
         train_classifier(str(tmp_path / "no-such-data"), "ulmfit-small", str(tmp_path / "clf"),
                          unlabelled_data=[str(tmp_path / "no-such-text")], baseline=False)
+    # Nor --streaming (the LMs hold every text in memory) or a CPU budget (it would count the LMs without bounding them).
+    with pytest.raises(SetupError, match="--streaming .* own word LMs hold every training text in memory"):
+        train_classifier(str(tmp_path / "no-such-data"), "ulmfit-small", str(tmp_path / "clf"), streaming=True,
+                         baseline=False)
+    with pytest.raises(SetupError, match="--cpu-budget-s would count .* own word LMs without bounding them"):
+        train_classifier(str(tmp_path / "no-such-data"), "ulmfit-small", str(tmp_path / "clf"), cpu_budget_s=60,
+                         baseline=False)

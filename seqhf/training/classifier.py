@@ -61,7 +61,7 @@ from .embeddings import (
     word_vector_workers,
 )
 from .ngram_pruning import drop_rare_ngrams
-from .own_lms import OWN_LMS, pretrain_own_lms
+from .own_lms import OWN_LMS, check_own_lm_options, pretrain_own_lms
 from .presets import get_preset, small_data_preset
 from .run_folder import disk_full_message, holds_output_folder
 
@@ -106,10 +106,8 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     if init_from and preset.get("arch") != "lstm":
         raise SetupError(f"--init-from fine-tunes a word LSTM LM, and the {preset_name!r} preset is a {preset.get('arch')}: "
                          "use an `ulmfit*` preset (or `lstm`).")
-    if unlabelled_data and preset.get("pretrain") and not init_from:
-        raise SetupError(f"--unlabelled-data feeds the word vectors, which the {preset_name!r} preset replaces by its own "
-                         "word LMs of the training texts: drop it, use another preset, or train the LMs on that text "
-                         "too (`seqhf train lm`, docs/ulmfit.md) and pass them as --init-from and --init-from-backward.")
+    if preset.get("pretrain") and not init_from:
+        check_own_lm_options(preset_name, unlabelled_data=unlabelled_data, streaming=streaming, cpu_budget_s=cpu_budget_s)
     if not init_from and preset_name.startswith("ulmfit") and not preset.get("pretrain"):
         print(f"note: the {preset_name} preset is ULMFiT's fine-tuning recipe, and no --init-from LM was given: it "
               "trains from scratch (the card says so).")

@@ -28,6 +28,21 @@ def finished(folder: Path) -> bool:
     return (folder / EVAL_RESULTS).is_file() and not (folder / INCOMPLETE_MARKER).exists()
 
 
+def check_own_lm_options(preset_name: str, *, unlabelled_data=None, streaming: bool = False, cpu_budget_s=None) -> None:
+    """What a run that trains its own LMs cannot take, as SetupError before any data is read."""
+    apart = ("train the LMs apart (`seqhf train lm`, docs/ulmfit.md) and pass them as --init-from and "
+             "--init-from-backward")
+    if unlabelled_data:
+        raise SetupError(f"--unlabelled-data feeds the word vectors, which the {preset_name!r} preset replaces by its own "
+                         f"word LMs of the training texts: drop it, use another preset, or {apart}, on that text too.")
+    if streaming:
+        raise SetupError(f"--streaming keeps the data on disk, and the {preset_name!r} preset's own word LMs hold every "
+                         f"training text in memory: use another preset, or {apart}.")
+    if cpu_budget_s is not None:
+        raise SetupError(f"--cpu-budget-s would count the {preset_name!r} preset's own word LMs without bounding them: "
+                         f"{apart} (`seqhf train lm` takes its own --cpu-budget-s).")
+
+
 def pretrain_own_lms(data: ClassificationData, pretrain: dict, output_dir, *, seed: int = 42, quick: bool = False,
                      resume: bool = False) -> tuple[str, str]:
     """Train (or, with `resume`, reuse or continue) the classifier's forward and backward LM on `data`'s training
