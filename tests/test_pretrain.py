@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from datasets import ClassLabel, Dataset, Features, Value
+from safetensors.torch import load_file
 from torch.nn.modules import rnn as torch_rnn
 from torch.nn.utils.rnn import pack_padded_sequence
 from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
@@ -811,9 +813,16 @@ def test_ulmfit_small_without_init_from_trains_its_own_lms_first(tmp_path, news_
     lm_metadata, _ = card_metadata(tmp_path / "clf" / "_lms" / "forward")  # held out: not carved, the validation split
     assert lm_metadata["model-index"][0]["results"][0]["dataset"]["split"] == \
         "the texts of a classifier's validation split (never trained on)"
+    # Stopped after its LMs, before the classifier's first checkpoint: --resume reuses both LMs and trains the same
+    # classifier as the uninterrupted run (its new head drawn from the random state the LMs' training left).
+    trained = load_file(tmp_path / "clf" / "model.safetensors")
+    for checkpoint in (tmp_path / "clf").glob("checkpoint-*"):
+        shutil.rmtree(checkpoint)
     proc = subprocess.run(command + ["--resume"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert proc.stdout.count("Reusing the finished LM in") == 2
+    resumed = load_file(tmp_path / "clf" / "model.safetensors")
+    assert all(torch.equal(resumed[name], trained[name]) for name in trained)
 
 
 def test_own_lms_name_their_validation_texts_only_when_there_is_too_little_text(tmp_path, monkeypatch):

@@ -4,10 +4,15 @@ held out, never trained on), then the classifier starts from both (`ulmfit.bidir
 ULMFiT's second and third stages in one command, for a small labelled set with no other text of its kind.
 
 The LMs are saved under the classifier's output folder (`_lms/forward`, `_lms/backward`; folders named `_*` are not
-uploaded to the Hub), so `--resume` continues an LM cut short and reuses one that finished.
+uploaded to the Hub), so `--resume` continues an LM cut short and reuses one that finished; with the random state the
+LMs' training left (`rng_state_<rank>.pt` there), a resumed run draws the classifier's new head as an uninterrupted
+run does.
 """
 
+import os
 from pathlib import Path
+
+import torch
 
 from ..data.classification import ClassificationData
 from ..inference.saved_folder import INCOMPLETE_MARKER
@@ -53,7 +58,7 @@ def pretrain_own_lms(data: ClassificationData, pretrain: dict, output_dir, *, se
         print(f"Pretraining this classifier's own word LMs (preset {pretrain['lm']!r}, {pretrain['epochs']} epochs, "
               f"forward then backward) on its {len(train_texts):,} training texts, without their labels; held out: its "
               f"{len(heldout_texts):,} validation texts.")
-    folders = own_lm_folders(output_dir)
+    folders, trained = own_lm_folders(output_dir), False
     for backward, folder in zip((False, True), folders):
         if resume and finished(folder):
             if is_main_process():
@@ -66,4 +71,16 @@ def pretrain_own_lms(data: ClassificationData, pretrain: dict, output_dir, *, se
         except TooLittleTextError as err:  # (another SetupError, a full disk say, is its own message)
             raise SetupError(f"This classifier's own LMs (its preset's `pretrain`) hold out its validation texts: {err} "
                              "Give it more validation texts, or start it from LMs of your own (--init-from).") from err
+        trained = True
+    keep_random_state(folders[0].parent, restore=not trained)
     return tuple(str(folder) for folder in folders)
+
+
+def keep_random_state(folder: Path, restore: bool) -> None:
+    """Save torch's random state as the LMs' training left it in this process (or, on a --resume that reused both LMs,
+    restore it), so that the classifier's new head is drawn as in an uninterrupted run."""
+    path = folder / f"rng_state_{int(os.environ.get('RANK', 0))}.pt"
+    if not restore:
+        torch.save(torch.get_rng_state(), path)
+    elif path.is_file():
+        torch.set_rng_state(torch.load(path))
