@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..inference.generation import reads_backward
+
 
 def _is_recurrent(model) -> bool:
     return getattr(model.config, "model_type", "") == "seqhf-lstm"
@@ -85,7 +87,7 @@ def adapt_to_text(model, tokenizer, text: str, *, lr: float, decay: float = 0.0,
     learnt."""
     ids = torch.tensor(tokenizer(text, add_special_tokens=False, split_special_tokens=True, verbose=False)["input_ids"],
                        dtype=torch.long)
-    if getattr(model.config, "reads_backward", False):
+    if reads_backward(model):
         ids = ids.flip(0)
     if len(ids) < 2:
         raise ValueError("The text to adapt on needs at least two characters.")

@@ -16,6 +16,7 @@ from datasets import DatasetDict
 
 from ..data.classification import ClassificationData, DataError, load_arguments, load_classification_data, load_raw
 from ..data.file_checks import not_utf8
+from ..inference.generation import reads_backward
 from ..inference.saved_folder import check_classifier_config, check_saved_folder
 from ..utils.runtime import use_bf16
 from .baseline import tfidf_logistic_regression
@@ -211,7 +212,7 @@ def evaluate_word_lm(folder, text: str, *, seq_len: int | None = None, ngram_tra
         raise DataError(f"{folder}'s tokenizer has no end-of-text token ([EOS]), which a word LM trained by "
                         "`seqhf train lm` puts between its texts.")
     seq_len = seq_len or trained_seq_len(folder)
-    ids = encode_stream(tokenizer, paragraphs, backward=getattr(model.config, "reads_backward", False))
+    ids = encode_stream(tokenizer, paragraphs, backward=reads_backward(model))
     if len(ids) < seq_len + 1:
         raise DataError(f"The text is {len(ids)} tokens, fewer than a window of seq_len + 1 = {seq_len + 1} (pass a "
                         "shorter `seq_len`, --seq-len).")

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..data.classification import ClassificationData
-from ..inference.saved_folder import INCOMPLETE_MARKER
+from ..inference.saved_folder import folder_problems
 from ..utils.runtime import is_main_process
 from .common import EVAL_RESULTS, SetupError
 from .wordlm import TooLittleTextError, train_wordlm
@@ -30,7 +30,8 @@ def own_lm_folders(output_dir) -> tuple[Path, Path]:
 
 
 def finished(folder: Path) -> bool:
-    return (folder / EVAL_RESULTS).is_file() and not (folder / INCOMPLETE_MARKER).exists()
+    """Whether an LM's run saved it whole (its results written, no save left unfinished or file cut short)."""
+    return (folder / EVAL_RESULTS).is_file() and not folder_problems(folder)
 
 
 def check_own_lm_options(preset_name: str, *, unlabelled_data=None, streaming: bool = False, cpu_budget_s=None) -> None:
