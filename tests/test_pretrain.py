@@ -866,3 +866,58 @@ def test_ulmfit_small_refuses_unlabelled_data_that_its_own_lms_would_not_read(tm
     with pytest.raises(SetupError, match="--cpu-budget-s would count .* own word LMs without bounding them"):
         train_classifier(str(tmp_path / "no-such-data"), "ulmfit-small", str(tmp_path / "clf"), cpu_budget_s=60,
                          baseline=False)
+
+
+def test_an_lm_fine_tuned_on_new_text_keeps_its_layers_and_the_vectors_of_the_words_it_knows(tmp_path):
+    """ULMFiT's second stage: the new text's vocabulary is its own; a word the pretrained LM knew starts with its
+    vector, any other word at the mean of the LM's vectors, and every recurrent weight is the LM's."""
+    from seqhf.training.ulmfit import lm_for_new_text
+
+    lm, old_tokenizer = _save_tiny_lm(tmp_path / "lm")
+    new_tokenizer = build_word_tokenizer(["the team won the match", "a good match", "stock price fell"], vocab_size=VOCAB,
+                                         min_frequency=1)
+    new_tokenizer.add_special_tokens({"eos_token": "[EOS]"})
+    model, known = lm_for_new_text(tmp_path / "lm", new_tokenizer)
+    old_vocab, new_vocab = old_tokenizer.get_vocab(), new_tokenizer.get_vocab()
+    shared = sorted(set(old_vocab) & set(new_vocab))
+    assert {"the", "a", "good", "[EOS]", "[PAD]", "[UNK]"} <= set(shared) and known == len(shared)
+    old_rows, new_rows = lm.get_input_embeddings().weight, model.get_input_embeddings().weight
+    assert new_rows.shape[0] == len(new_tokenizer) != old_rows.shape[0]
+    for word in shared:
+        assert torch.equal(new_rows[new_vocab[word]], old_rows[old_vocab[word]]), word
+    for word in ("team", "match", "stock"):
+        assert torch.allclose(new_rows[new_vocab[word]], old_rows.mean(0)), word
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight  # still tied
+    for name, tensor in lm.model.layers.state_dict().items():
+        assert torch.equal(model.model.layers.state_dict()[name], tensor), name
+    assert model.config.eos_token_id == new_tokenizer.eos_token_id and model.config.weight_dropout == AWD["weight_dropout"]
+
+
+def test_a_word_lm_fine_tunes_from_another_on_new_text_and_its_card_says_so(tmp_path, news_csv):
+    """`seqhf train lm --init-from GENERAL_LM` on a CSV column: the LM keeps the general LM's shape (not the preset's),
+    records where it started, and a backward LM cannot continue a forward one (refused before any text is read)."""
+    from seqhf.training.common import SetupError
+    from seqhf.training.wordlm import train_wordlm
+
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.txt").write_text("\n\n".join(news_texts(40, seed=3)) + "\n")
+    general = dict(TINY_LM, model=dict(TINY_LM["model"], hidden_size=12, embedding_size=12))
+    train_wordlm(general, tmp_path / "corpus", tmp_path / "general", report_to="none", disable_tqdm=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, "-m", "seqhf", "train", "lm", "--dataset", str(news_csv), "--text-column", "body",
+                           "--quick", "--init-from", "general", "--output-dir", "tuned"], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    results = json.loads((tmp_path / "tuned" / "eval_results.json").read_text())
+    assert results["init_from"]["path"] == "general" and results["init_from"]["heldout_perplexity"] > 1
+    assert results["init_words_known"] == results["vocab_size"] == len(NEWS_WORDS) + 3  # both texts' words, [PAD] [UNK] [EOS]
+    assert SeqLSTMConfig.from_pretrained(tmp_path / "tuned").hidden_size == 12  # the general LM's, not the quick preset's 32
+    card = " ".join((tmp_path / "tuned" / "README.md").read_text().split())
+    assert "fine-tuned from a pretrained word LM on `news.csv` (local files)" in card
+    assert "**Fine-tuned from** the word-level LSTM language model `general` (preset `custom`), ULMFiT's second stage" in card
+    assert "trained from scratch" not in card
+    with pytest.raises(SetupError, match="reads its texts forwards: fine-tune it without --backward"):
+        train_wordlm(TINY_LM, tmp_path / "missing-corpus", tmp_path / "bwd", init_from=str(tmp_path / "general"),
+                     backward=True)
+    assert not (tmp_path / "bwd").exists()

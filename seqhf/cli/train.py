@@ -293,8 +293,13 @@ def word_lm(
     backward: Annotated[bool, typer.Option(
         help="read each text from its last word to its first: with a forward LM of the same text, the start of a "
              "bidirectional classifier (seqhf train classifier --init-from FWD --init-from-backward BWD)")] = False,
+    init_from: Annotated[Optional[Path], typer.Option(
+        help="fine-tune this word LM folder (pretrained on general text) on --dataset instead of starting from "
+             "scratch, ULMFiT's second stage: its shape, the preset's vocabulary size and training; words it "
+             "knows keep their vectors")] = None,
 ):
-    """Pretrain a word-level LSTM LM on any text (ULMFiT's first half); by default IMDb's reviews."""
+    """Pretrain a word-level LSTM LM on any text (ULMFiT's first half), or fine-tune one on new text
+    (--init-from); by default IMDb's reviews."""
     if time_budget_min is not None and time_budget_min <= 0:
         raise typer.BadParameter(f"must be positive, got {time_budget_min:g}", param_hint="--time-budget-min")
     from ..training.presets import get_preset
@@ -313,7 +318,7 @@ def word_lm(
                            dataset_config=dataset_config, quick=quick, softmax=value(softmax), seq_len=seq_len, epochs=epochs,
                            max_steps=max_steps, max_grad_norm=max_grad_norm, seed=seed, resume=resume,
                            time_budget_s=time_budget_min * 60 if time_budget_min is not None else None, cpu_budget_s=cpu_budget_s,
-                           backward=backward)
+                           backward=backward, init_from=init_from and str(init_from))
     if speaks():
         print(f"held-out perplexity {results['heldout_perplexity']:.1f} ({results['heldout_tokens']:,} tokens), "
               f"{results['train_tokens_per_second']:,.0f} training tokens/s, {results['wall_time_s']:.0f} s, "

@@ -107,5 +107,7 @@ def wordlm_card_fields(task: str, results: dict) -> dict:
     if task != "wordlm":
         return {}
     view = wordlm_view(results)
+    made = "fine-tuned from a pretrained word LM" if results.get("init_from") else "trained from scratch"
     return dict(imdb=view["imdb"], reviews=view["reviews"], texts=view["texts"], data_name=view["data_name"],
-                lm_reviews=view["described"])
+                lm_reviews=view["described"], made=made,
+                init_lm_trained_on=init_lm_view(results.get("init_from"))["lm_trained_on"])

@@ -2,6 +2,8 @@
 
 - `classifier_from_lm(lm_dir, ...)`: `SeqLSTMForSequenceClassification.from_pretrained(lm_dir, num_labels=N)`
   with the LM's tokenizer; the backbone loads exactly, the head is new (and reported so by transformers).
+- `lm_for_new_text(lm_dir, tokenizer, backward)`: ULMFiT's second stage, an LM pretrained on general text made
+  ready to fine-tune on the target texts, whose vocabulary is their own.
 - `bidirectional_classifier_from_lms(forward_dir, backward_dir, ...)`: one bidirectional classifier from a forward
   and a backward LM of the same texts, each direction starting exactly as its LM.
 - `layer_groups(model)`: embeddings, each recurrent layer, the head, from the bottom up.
@@ -65,6 +67,51 @@ def classifier_from_lm(lm_dir, model_fields: dict | None = None, id2label: dict 
     )
     tokenizer = AutoTokenizer.from_pretrained(lm_dir)
     return model, tokenizer
+
+
+def check_lm_to_fine_tune(lm_dir, backward: bool) -> None:
+    """A SetupError unless `lm_dir` holds a word LM that reads the way the new LM will (`backward`)."""
+    config = check_word_lm(lm_dir)
+    if bool(config.get("reads_backward")) != backward:
+        reads = "backwards" if config.get("reads_backward") else "forwards"
+        raise SetupError(f"--init-from {str(lm_dir)!r} reads its texts {reads}: fine-tune it "
+                         f"{'with' if config.get('reads_backward') else 'without'} --backward, so it goes on reading "
+                         "the way it learnt to.")
+
+
+def lm_for_new_text(lm_dir, tokenizer, backward: bool = False):
+    """ULMFiT's second stage: the word LM in `lm_dir` (pretrained on general text) ready to fine-tune on target texts
+    whose vocabulary `tokenizer` holds, as `(model, words_known)`. Its layers load as they are; each word of the new
+    vocabulary that the LM knows keeps its LM's embedding row, every other word starts at the mean of the LM's rows
+    (Howard & Ruder's choice). The output bias is left to the caller (`wordlm.start_at_unigram` of the new texts)."""
+    check_lm_to_fine_tune(lm_dir, backward)
+    pretrained = SeqLSTMForCausalLM.from_pretrained(lm_dir)
+    old_rows = AutoTokenizer.from_pretrained(lm_dir).get_vocab()
+    fields = pretrained.config.to_dict()
+    for key in ("architectures", "auto_map", "_name_or_path", "transformers_version", "model_type", "vocab_size",
+                "pad_token_id", "eos_token_id", "bos_token_id"):
+        fields.pop(key, None)
+    model = SeqLSTMForCausalLM(SeqLSTMConfig(**fields, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                                             eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id))
+    old_embeddings = pretrained.get_input_embeddings().weight
+    new_words = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    known = [(new_id, old_rows[word]) for word, new_id in new_words if word in old_rows]
+    state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith(("model.embeddings.", "lm_head."))}
+    missing = model.load_state_dict(state, strict=False).missing_keys
+    assert all(k.startswith(("model.embeddings.", "lm_head.")) for k in missing), missing
+    with torch.no_grad():
+        embeddings = model.get_input_embeddings().weight
+        embeddings.copy_(old_embeddings.mean(0).expand_as(embeddings))
+        if known:
+            new_ids, old_ids = map(torch.tensor, zip(*known))
+            embeddings[new_ids] = old_embeddings[old_ids]
+        if not model.config.tie_word_embeddings and pretrained.get_output_embeddings() is not None:
+            old_output = pretrained.get_output_embeddings().weight
+            output = model.get_output_embeddings().weight
+            output.copy_(old_output.mean(0).expand_as(output))
+            if known:
+                output[new_ids] = old_output[old_ids]
+    return model, len(known)
 
 
 def bidirectional_classifier_from_lms(forward_dir, backward_dir, model_fields: dict | None = None,

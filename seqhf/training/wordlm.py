@@ -44,6 +44,7 @@ from .common import (
 from .lm_processes import RankSeeds, SharedWindowEvaluation, check_shared_batch
 from .presets import get_preset
 from .run_folder import holds_output_folder
+from .ulmfit import check_lm_to_fine_tune, lm_for_new_text, lm_summary
 
 SOFTMAXES = ("full", "sampled")
 
@@ -248,7 +249,7 @@ def check_processes(softmax: str, args) -> None:
 def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wordlm", *, text_column="text",
                  dataset_split=None, dataset_config=None, quick=False, softmax=None, seq_len=None, epochs=None,
                  max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), time_budget_s=None,
-                 cpu_budget_s=None, backward=False, texts=None, **train_overrides) -> dict:
+                 cpu_budget_s=None, backward=False, texts=None, init_from=None, **train_overrides) -> dict:
     """Train a word-level LSTM LM and return its results. `dataset`: data in the stanfordnlp/imdb layout (its
     training + unlabelled reviews; held out: validation reviews carved from train), or any other text: a Hub id,
     dataset folder or data file read from `text_column` (every split but test and validation, or `dataset_split`; `dataset_config`
@@ -260,7 +261,10 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
     `backward`: the LM reads each text from its last word to its first (`config.reads_backward`): with a forward LM
     of the same texts, the start of a bidirectional classifier (`train_classifier(init_from_backward=...)`).
     `texts`: `(training texts, held-out texts)` given as lists instead of read from `dataset`, which then only
-    names their source (a classifier's own LMs: `seqhf.training.own_lms`)."""
+    names their source (a classifier's own LMs: `seqhf.training.own_lms`).
+    `init_from`: a word LM folder (pretrained on general text) to fine-tune on this text instead of starting from
+    scratch, ULMFiT's second stage (`ulmfit.lm_for_new_text`): its shape and regularisers, not the preset's; the
+    preset gives the vocabulary size and the training settings."""
     clock = RunClock()
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("wordlm", model, quick)
     softmax = softmax or preset.get("softmax", "full")
@@ -268,6 +272,8 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
     if softmax not in SOFTMAXES:
         raise SetupError(f"--softmax must be one of {SOFTMAXES}, got {softmax!r}.")
     check_run_lengths(seq_len, epochs, max_steps)
+    if init_from is not None:
+        check_lm_to_fine_tune(init_from, backward)
     if texts is None:
         train_texts, heldout_texts, parts = lm_texts(dataset, preset, seed, text_column, dataset_split, dataset_config)
     else:
@@ -284,11 +290,14 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
     budgets = [TimeBudget(s, cpu=cpu) for s, cpu in ((time_budget_s, False), (cpu_budget_s, True)) if s is not None]
     callbacks = [*callbacks, *budgets]
     set_seed(seed)
-    config = SeqLSTMConfig(**{"lm_head_bias": True, **preset["model"]}, vocab_size=len(tokenizer),
-                           pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                           bos_token_id=tokenizer.bos_token_id, is_decoder=True,
-                           **({"reads_backward": True} if backward else {}))
-    net = SeqLSTMForCausalLM(config)
+    if init_from is None:
+        config = SeqLSTMConfig(**{"lm_head_bias": True, **preset["model"]}, vocab_size=len(tokenizer),
+                               pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                               bos_token_id=tokenizer.bos_token_id, is_decoder=True,
+                               **({"reads_backward": True} if backward else {}))
+        net, words_known = SeqLSTMForCausalLM(config), None
+    else:
+        net, words_known = lm_for_new_text(init_from, tokenizer, backward)
     start_at_unigram(net, train_ids)
     # As the char LM's: the preset's batch is one optimizer step's whatever the number of processes, each taking
     # its share of the rows, so a recipe takes the same steps in one process or several, only faster.
@@ -325,5 +334,6 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
         process_cpu_s=round(time.process_time(), 1),
         validation_size=preset.get("validation_size", 0.1),
         best_validation_loss=trainer.state.best_metric,
+        **({} if init_from is None else dict(init_from=lm_summary(init_from), init_words_known=words_known)),
     )
     return finish_run(trainer, output_dir, results, clock)
