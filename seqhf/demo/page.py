@@ -210,7 +210,7 @@ def space_requirements():
 
 def seqhf_requirement(name: str) -> str:
     """seqhf's own requirement on the package `name` (the models' code needs what seqhf needs), e.g.
-    `transformers>=5.24,<6`; else the major version installed here."""
+    `transformers>=5.25,<6`; else the major version installed here."""
     from importlib.metadata import PackageNotFoundError, requires, version
 
     from packaging.requirements import Requirement
