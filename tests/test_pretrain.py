@@ -916,6 +916,7 @@ def test_a_word_lm_fine_tunes_from_another_on_new_text_and_its_card_says_so(tmp_
     card = " ".join((tmp_path / "tuned" / "README.md").read_text().split())
     assert "fine-tuned from a pretrained word LM on `news.csv` (local files)" in card
     assert "**Fine-tuned from** the word-level LSTM language model `general` (preset `custom`), ULMFiT's second stage" in card
+    assert f"with its vectors for the {results['vocab_size']} of this model's {results['vocab_size']} words that it knew" in card
     assert "trained from scratch" not in card
     with pytest.raises(SetupError, match="reads its texts forwards: fine-tune it without --backward"):
         train_wordlm(TINY_LM, tmp_path / "missing-corpus", tmp_path / "bwd", init_from=str(tmp_path / "general"),
