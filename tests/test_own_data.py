@@ -541,7 +541,7 @@ def test_extra_unlabelled_text_errors_are_named(tmp_path):
         with pytest.raises(SetupError, match="names the labelled dataset or a file inside it"):
             train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), "lstm",
                              tmp_path / "never", unlabelled_data=[str(inside)])
-    with pytest.raises(SetupError, match=r"this preset learns none \(the `lstm` preset does, without --quick\)"):
+    with pytest.raises(SetupError, match=r"this preset has neither \(`lstm` learns word vectors without --quick"):
         train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), "lstm",
                          tmp_path / "never", quick=True, unlabelled_data=[str(tmp_path / "reviews.csv")])
     assert not (tmp_path / "never").exists()

@@ -836,7 +836,7 @@ def test_own_lms_name_their_validation_texts_only_when_there_is_too_little_text(
     from seqhf.training.run_folder import OutputFolderError
     from seqhf.training.wordlm import TooLittleTextError
 
-    data = SimpleNamespace(splits={"train": {"text": ["a text"] * 4}, "validation": {"text": ["a text"] * 2}},
+    data = SimpleNamespace(unlabelled=None, splits={"train": {"text": ["a text"] * 4}, "validation": {"text": ["a text"] * 2}},
                            description={})
     for error, advice in ((OutputFolderError("No space left on device."), False),
                           (TooLittleTextError("The validation text (3 tokens) is shorter than --seq-len + 1 = 71."), True)):
@@ -850,16 +850,53 @@ def test_own_lms_name_their_validation_texts_only_when_there_is_too_little_text(
         assert ("Give it more validation texts" in str(raised.value)) is advice
 
 
-def test_ulmfit_small_refuses_unlabelled_data_that_its_own_lms_would_not_read(tmp_path):
-    """`--model ulmfit-small --unlabelled-data X` without --init-from loaded X for the word vectors, which its own LMs
-    replace, and trained without a word of it, saying nothing: refused before any data is read, as with --init-from."""
+def test_ulmfit_small_s_own_lms_read_the_unlabelled_text_too(tmp_path, news_csv):
+    """`--model ulmfit-small --unlabelled-data X` was refused (its own LMs read only the training texts). ULMFiT's LM
+    stage is where text without labels helps: both LMs now read X after the training texts (never the validation
+    texts), and the cards count it."""
+    from seqhf.training.classifier import train_classifier
+
+    data = tmp_path / "news"
+    data.mkdir()
+    texts = pd.read_csv(news_csv)
+    texts[:100].to_csv(data / "train.csv", index=False)
+    texts[100:].to_csv(data / "validation.csv", index=False)
+    extra = ["quarterly earnings beat forecasts " + t for t in news_texts(30, seed=5)]
+    (tmp_path / "extra.txt").write_text("\n\n".join(extra) + "\n")
+    results = train_classifier(dict(source=str(data), text_column="body", label_column="topic"), "ulmfit-small",
+                               tmp_path / "clf", quick=True, baseline=False, unlabelled_data=[str(tmp_path / "extra.txt")],
+                               report_to="none", disable_tqdm=True)
+    for name in ("forward", "backward"):
+        lm = json.loads((tmp_path / "clf" / "_lms" / name / "eval_results.json").read_text())
+        assert lm["data"]["unlabelled_texts"] == 30 and lm["train_reviews"] == 100 + 30
+        assert lm["data"]["heldout_texts"] == results["validation_examples"] == 20
+        assert "quarterly" in json.loads((tmp_path / "clf" / "_lms" / name / "tokenizer.json").read_text())["model"]["vocab"]
+    card = " ".join((tmp_path / "clf" / "README.md").read_text().split())
+    assert "this run trained first on its own training texts and unlabelled texts" in card
+    assert "this classifier's 100 training texts, without their labels, and 30 unlabelled texts" in card
+    assert "Extra unlabelled text (`--unlabelled-data`), used only for the word LMs this run trained first" in card
+    lm_card = " ".join((tmp_path / "clf" / "_lms" / "forward" / "README.md").read_text().split())
+    assert "without their labels, and 30 unlabelled texts: 130 texts" in lm_card
+
+
+def test_ulmfit_small_s_own_lms_read_the_dataset_s_unlabelled_split(tmp_path, tiny_imdb_with_unlabelled):
+    """A dataset with an unlabelled split (IMDb's `unsupervised`) gives its texts to the run's own LMs."""
+    from seqhf.training.classifier import train_classifier
+    from seqhf.training.presets import get_preset
+
+    preset = dict(get_preset("sentiment", "ulmfit-small", quick=True), validation_size=0.25)  # 24 texts held out
+    results = train_classifier(str(tiny_imdb_with_unlabelled), preset, tmp_path / "clf", quick=True, baseline=False,
+                               report_to="none", disable_tqdm=True)
+    lm = json.loads((tmp_path / "clf" / "_lms" / "forward" / "eval_results.json").read_text())
+    assert lm["data"]["unlabelled_texts"] == 96 and lm["train_reviews"] == results["train_examples"] + 96
+
+
+def test_ulmfit_small_refuses_what_its_own_lms_cannot_take(tmp_path):
+    """--streaming (the LMs hold every text in memory) and a CPU budget (it would count the LMs without bounding
+    them) are refused before any data is read."""
     from seqhf.training.classifier import train_classifier
     from seqhf.training.errors import SetupError
 
-    with pytest.raises(SetupError, match="--unlabelled-data .* 'ulmfit-small' preset replaces by its own word LMs"):
-        train_classifier(str(tmp_path / "no-such-data"), "ulmfit-small", str(tmp_path / "clf"),
-                         unlabelled_data=[str(tmp_path / "no-such-text")], baseline=False)
-    # Nor --streaming (the LMs hold every text in memory) or a CPU budget (it would count the LMs without bounding them).
     with pytest.raises(SetupError, match="--streaming .* own word LMs hold every training text in memory"):
         train_classifier(str(tmp_path / "no-such-data"), "ulmfit-small", str(tmp_path / "clf"), streaming=True,
                          baseline=False)

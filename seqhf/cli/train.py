@@ -104,12 +104,12 @@ def classifier(
     validation_split: Annotated[Optional[str], typer.Option(help="default: validation/valid/dev, else carved from train")] = None,
     test_split: Annotated[Optional[str], typer.Option(help="default: test, else the final figures are on validation")] = None,
     unlabelled_split: Annotated[Optional[str], typer.Option(
-        help="texts without labels for the word vectors (default: unsupervised/unlabelled when present)")] = None,
+        help="texts without labels for the word vectors, or ulmfit-small's own LMs (default: unsupervised/unlabelled when present)")] = None,
     merge_label_variants: Annotated[bool, typer.Option(
         help="labels that differ only in case or surrounding spaces (pos / Pos / POS) become one class, spelt as "
              "most of its rows spell it (refused otherwise)")] = False,
     unlabelled_data: Annotated[Optional[list[str]], typer.Option(
-        help="extra unlabelled text for the word vectors only (repeat the option): dataset folders, data files, "
+        help="extra unlabelled text for the word vectors, or ulmfit-small's own LMs (repeat the option): dataset folders, data files, "
              "Hub ids, .txt files or folders of them")] = None,
     unlabelled_text_column: Annotated[str, typer.Option(help="the text column of --unlabelled-data datasets")] = "text",
     unlabelled_data_split: Annotated[Optional[str], typer.Option(help="the split of --unlabelled-data datasets to read")] = None,

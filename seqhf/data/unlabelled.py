@@ -1,5 +1,5 @@
-"""Extra unlabelled text for the word vectors only (`--unlabelled-data`): the role pretrained vectors play when
-the labelled set is small. Every source becomes a `datasets.Dataset` with one `text` column kept on disk
+"""Extra unlabelled text for the word vectors, or for `ulmfit-small`'s own word LMs (`--unlabelled-data`): the role
+pretrained vectors or LMs play when the labelled set is small. Every source becomes a `datasets.Dataset` with one `text` column kept on disk
 (memory-mapped Arrow), so word2vec reads it a batch at a time and no list of its texts is ever held
 (issue #25)."""
 

@@ -45,7 +45,9 @@ def describe_lm_texts(results: dict) -> str:
     d = results["data"]
     tokens = f" ({results['train_tokens']:,} tokens)" if results.get("train_tokens") else ""
     if d.get("read_as") == "classifier splits":
-        return (f"the texts of a classifier's training split, without their labels: {d['train_texts']:,} texts{tokens}. "
+        unlabelled = d.get("unlabelled_texts") or 0
+        return (f"the texts of a classifier's training split, without their labels"
+                f"{f', and {unlabelled:,} unlabelled texts' if unlabelled else ''}: {d['train_texts']:,} texts{tokens}. "
                 f"The {d['heldout_texts']:,} texts of its validation split were held out and never trained on: half "
                 "validate each epoch, the other half give the figures below")
     if d.get("read_as") == "paragraphs":
@@ -95,8 +97,11 @@ def init_lm_view(init_from: dict | None) -> dict:
     if data.get("layout") == "imdb":
         return dict(lm_texts="reviews", lm_trained_on=f"{count} reviews, never validation or test ones")
     if data.get("read_as") == "classifier splits":
+        unlabelled = data.get("unlabelled_texts") or 0
+        labelled = f"{init_from['train_reviews'] - unlabelled:,}" if init_from.get("train_reviews") is not None else "?"
         return dict(lm_texts="texts (half of this classifier's validation texts)",
-                    lm_trained_on=f"this classifier's {count} training texts, without their labels")
+                    lm_trained_on=f"this classifier's {labelled} training texts, without their labels"
+                                  + (f", and {unlabelled:,} unlabelled texts" if unlabelled else ""))
     splits = data.get("splits") or []
     where = f", its split{'s' if len(splits) > 1 else ''} " + ", ".join(f"`{s}`" for s in splits) if splits else ""
     return dict(lm_texts="texts", lm_trained_on=f"{count} texts of {data_name(str(data.get('source')))}{where}")

@@ -107,7 +107,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         raise SetupError(f"--init-from fine-tunes a word LSTM LM, and the {preset_name!r} preset is a {preset.get('arch')}: "
                          "use an `ulmfit*` preset (or `lstm`).")
     if preset.get("pretrain") and not init_from:
-        check_own_lm_options(preset_name, unlabelled_data=unlabelled_data, streaming=streaming, cpu_budget_s=cpu_budget_s)
+        check_own_lm_options(preset_name, streaming=streaming, cpu_budget_s=cpu_budget_s)
     if not init_from and preset_name.startswith("ulmfit") and not preset.get("pretrain"):
         print(f"note: the {preset_name} preset is ULMFiT's fine-tuning recipe, and no --init-from LM was given: it "
               "trains from scratch (the card says so).")
@@ -122,8 +122,8 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     own_lms = preset.get("pretrain") if not init_from else None
     if own_lms:
         with phases("own word LMs"):
-            init_from, init_from_backward = pretrain_own_lms(data, own_lms, output_dir, seed=seed, quick=quick,
-                                                             resume=resume)
+            init_from, init_from_backward = pretrain_own_lms(data, own_lms, output_dir, extra_texts=extra_texts,
+                                                             seed=seed, quick=quick, resume=resume)
     if init_from:
         net, tokenizer = classifier_from_lm(init_from, preset, data, train_overrides, init_from_backward)
     else:

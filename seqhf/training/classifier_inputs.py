@@ -112,9 +112,9 @@ def load_extra_texts(unlabelled_data, data: ClassificationData, preset: dict) ->
     """The texts of `--unlabelled-data` (see `train_classifier`) as datasets with a `text` column, kept on disk,
     recorded in `data.description`; errors as SetupError, before any training."""
     options = dict(unlabelled_data) if isinstance(unlabelled_data, dict) else {"sources": list(unlabelled_data)}
-    if not preset.get("word_vectors"):
-        raise SetupError("--unlabelled-data feeds the word vectors, and this preset learns none (the `lstm` preset "
-                         "does, without --quick).")
+    if not preset.get("word_vectors") and not preset.get("pretrain"):
+        raise SetupError("--unlabelled-data feeds the word vectors or the preset's own word LMs, and this preset has "
+                         "neither (`lstm` learns word vectors without --quick; `ulmfit-small` trains its own LMs).")
     own = Path(str(data.description.get("source", ""))).resolve()
     # The labelled dataset itself, or a file inside its folder (its test split, say), must not reach the vectors.
     if any(Path(str(s)).resolve() == own or (own.is_dir() and own in Path(str(s)).resolve().parents)

@@ -1,7 +1,8 @@
 """A classifier's own word LMs: with a preset that says `pretrain` (`ulmfit-small`) and no `--init-from`, a forward
-and a backward word LM first learn the training split's texts (without their labels; the validation split's texts
-held out, never trained on), then the classifier starts from both (`ulmfit.bidirectional_classifier_from_lms`):
-ULMFiT's second and third stages in one command, for a small labelled set with no other text of its kind.
+and a backward word LM first learn the training split's texts (without their labels) and any unlabelled texts of the
+run (the dataset's own unlabelled split, `--unlabelled-data`), the validation split's texts held out, never trained
+on; then the classifier starts from both (`ulmfit.bidirectional_classifier_from_lms`): ULMFiT's second and third
+stages in one command, for a small labelled set.
 
 The LMs are saved under the classifier's output folder (`_lms/forward`, `_lms/backward`; folders named `_*` are not
 uploaded to the Hub), so `--resume` continues an LM cut short and reuses one that finished; with the random state the
@@ -14,11 +15,14 @@ from pathlib import Path
 
 import torch
 
+from datasets import concatenate_datasets
+
 from ..data.classification import ClassificationData
 from ..inference.saved_folder import folder_problems
 from ..utils.runtime import is_main_process
 from .common import EVAL_RESULTS, SetupError
-from .wordlm import TooLittleTextError, train_wordlm
+from .presets import get_preset
+from .wordlm import TooLittleTextError, sample_texts, train_wordlm
 
 OWN_LMS = "_lms"
 
@@ -34,13 +38,10 @@ def finished(folder: Path) -> bool:
     return (folder / EVAL_RESULTS).is_file() and not folder_problems(folder)
 
 
-def check_own_lm_options(preset_name: str, *, unlabelled_data=None, streaming: bool = False, cpu_budget_s=None) -> None:
+def check_own_lm_options(preset_name: str, *, streaming: bool = False, cpu_budget_s=None) -> None:
     """What a run that trains its own LMs cannot take, as SetupError before any data is read."""
     apart = ("train the LMs apart (`seqhf train lm`, docs/ulmfit.md) and pass them as --init-from and "
              "--init-from-backward")
-    if unlabelled_data:
-        raise SetupError(f"--unlabelled-data feeds the word vectors, which the {preset_name!r} preset replaces by its own "
-                         f"word LMs of the training texts: drop it, use another preset, or {apart}, on that text too.")
     if streaming:
         raise SetupError(f"--streaming keeps the data on disk, and the {preset_name!r} preset's own word LMs hold every "
                          f"training text in memory: use another preset, or {apart}.")
@@ -49,16 +50,30 @@ def check_own_lm_options(preset_name: str, *, unlabelled_data=None, streaming: b
                          f"{apart} (`seqhf train lm` takes its own --cpu-budget-s).")
 
 
-def pretrain_own_lms(data: ClassificationData, pretrain: dict, output_dir, *, seed: int = 42, quick: bool = False,
-                     resume: bool = False) -> tuple[str, str]:
+def unlabelled_lm_texts(data: ClassificationData, extra_texts, lm_preset: dict) -> list:
+    """The run's texts without labels for its LMs: the dataset's own unlabelled split, then `--unlabelled-data` (a
+    list of datasets with a `text` column), at most the LM preset's `unlabelled_reviews` of them (the sample with
+    seed 42 that `seqhf train lm` draws)."""
+    parts = [data.unlabelled] if data.unlabelled is not None else []
+    parts += list(extra_texts or [])
+    if not parts:
+        return []
+    texts = concatenate_datasets([part.select_columns(["text"]) for part in parts])
+    return list(sample_texts(texts, lm_preset.get("unlabelled_reviews"))["text"])
+
+
+def pretrain_own_lms(data: ClassificationData, pretrain: dict, output_dir, *, extra_texts=(), seed: int = 42,
+                     quick: bool = False, resume: bool = False) -> tuple[str, str]:
     """Train (or, with `resume`, reuse or continue) the classifier's forward and backward LM on `data`'s training
-    texts, held out: its validation texts. `pretrain`: the word-LM preset (`lm`) and its `epochs`. Returns the two
-    folders, forward first."""
+    texts and unlabelled texts (`unlabelled_lm_texts`), held out: its validation texts. `pretrain`: the word-LM
+    preset (`lm`) and its `epochs`. Returns the two folders, forward first."""
     train_texts, heldout_texts = data.splits["train"]["text"], data.splits["validation"]["text"]
+    unlabelled = unlabelled_lm_texts(data, extra_texts, get_preset("wordlm", pretrain["lm"], quick))
     if is_main_process():
+        also = f" and {len(unlabelled):,} unlabelled texts" if unlabelled else ""
         print(f"Pretraining this classifier's own word LMs (preset {pretrain['lm']!r}, {pretrain['epochs']} epochs, "
-              f"forward then backward) on its {len(train_texts):,} training texts, without their labels; held out: its "
-              f"{len(heldout_texts):,} validation texts.")
+              f"forward then backward) on its {len(train_texts):,} training texts, without their labels{also}; held "
+              f"out: its {len(heldout_texts):,} validation texts.")
     folders, trained = own_lm_folders(output_dir), False
     for backward, folder in zip((False, True), folders):
         if resume and finished(folder):
@@ -67,7 +82,7 @@ def pretrain_own_lms(data: ClassificationData, pretrain: dict, output_dir, *, se
             continue
         try:
             train_wordlm(pretrain["lm"], dataset=data.description.get("source", "the classifier's data"),
-                         output_dir=str(folder), texts=(train_texts, heldout_texts), epochs=pretrain["epochs"],
+                         output_dir=str(folder), texts=(train_texts, heldout_texts, unlabelled), epochs=pretrain["epochs"],
                          seed=seed, quick=quick, backward=backward, resume=resume and folder.is_dir())
         except TooLittleTextError as err:  # (another SetupError, a full disk say, is its own message)
             raise SetupError(f"This classifier's own LMs (its preset's `pretrain`) hold out its validation texts: {err} "

@@ -157,7 +157,7 @@ def training_splits(raw, dataset) -> list | None:
     return kept
 
 
-def _sample(part, cap):
+def sample_texts(part, cap):
     """At most `cap` rows of `part` (a sample with seed 42, the one the classifier presets' `unlabelled_size`
     draws for word2vec)."""
     return part.shuffle(seed=42).select(range(cap)) if cap is not None and cap < len(part) else part
@@ -170,7 +170,7 @@ def review_texts(dataset, raw, preset: dict, seed: int):
     raw = sources.imdb_splits(raw, str(dataset), validation_size=preset.get("validation_size", 0.1), seed=seed)
 
     def sample(split, cap):
-        return list(_sample(raw[split], cap)["text"]) if split in raw else []
+        return list(sample_texts(raw[split], cap)["text"]) if split in raw else []
 
     labelled = sample("train", preset.get("train_reviews"))
     unlabelled = sample("unsupervised", preset.get("unlabelled_reviews"))
@@ -201,7 +201,7 @@ def corpus_texts(dataset, preset: dict, seed: int, text_column: str = "text", sp
         raise SetupError(f"{str(dataset)!r} holds {len(texts)} text(s) and the LM needs more: at least 2 held out "
                          "(never trained on) and 1 to train on.")
     carved = texts.train_test_split(test_size=held, seed=seed)
-    train = list(_sample(carved["train"], preset.get("unlabelled_reviews"))["text"])
+    train = list(sample_texts(carved["train"], preset.get("unlabelled_reviews"))["text"])
     source = described[0]
     read = [name for name in source["splits"] or [] if name.lower() in HELDOUT_SPLIT_NAMES]
     if read:
@@ -218,14 +218,17 @@ class TooLittleTextError(SetupError):
     """Too few texts or tokens to train on or to hold out (`seqhf.training.own_lms` names its own cause for it)."""
 
 
-def given_texts(dataset, train: list, heldout: list):
-    """`train_wordlm(texts=...)`'s texts, checked as `lm_texts` checks what it reads, and their record for the card."""
+def given_texts(dataset, train: list, heldout: list, unlabelled: list = ()):
+    """`train_wordlm(texts=...)`'s texts (a classifier's training and validation texts, and any unlabelled texts it
+    has, which train the LM after its training texts), checked as `lm_texts` checks what it reads, and their record
+    for the card."""
     if not train or len(heldout) < 2:
         raise TooLittleTextError(f"The LM needs at least 1 text to train on and 2 held out, got {len(train)} and {len(heldout)}.")
+    train = list(train) + list(unlabelled)
     data = dict(source=str(dataset), layout="texts", text_column="text", splits=None, read_as="classifier splits",
                 texts=len(train) + len(heldout), train_texts=len(train), train_texts_available=len(train),
-                heldout_texts=len(heldout))
-    return list(train), list(heldout), dict(data=data)
+                heldout_texts=len(heldout), unlabelled_texts=len(unlabelled))
+    return train, list(heldout), dict(data=data)
 
 
 def build_lm_tokenizer(texts, preset: dict):
@@ -260,8 +263,8 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
     `cpu_budget_s` once the process has spent that many CPU seconds, its setup included (`TimeBudget`).
     `backward`: the LM reads each text from its last word to its first (`config.reads_backward`): with a forward LM
     of the same texts, the start of a bidirectional classifier (`train_classifier(init_from_backward=...)`).
-    `texts`: `(training texts, held-out texts)` given as lists instead of read from `dataset`, which then only
-    names their source (a classifier's own LMs: `seqhf.training.own_lms`).
+    `texts`: `(training texts, held-out texts[, unlabelled texts])` given as lists instead of read from `dataset`,
+    which then only names their source (a classifier's own LMs: `seqhf.training.own_lms`).
     `init_from`: a word LM folder (pretrained on general text) to fine-tune on this text instead of starting from
     scratch, ULMFiT's second stage (`ulmfit.lm_for_new_text`): its shape and regularisers, not the preset's; the
     preset gives the vocabulary size and the training settings."""
