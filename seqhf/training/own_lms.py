@@ -71,8 +71,9 @@ def pretrain_own_lms(data: ClassificationData, pretrain: dict, output_dir, *, ex
     unlabelled = unlabelled_lm_texts(data, extra_texts, get_preset("wordlm", pretrain["lm"], quick))
     if is_main_process():
         also = f" and {len(unlabelled):,} unlabelled texts" if unlabelled else ""
-        print(f"Pretraining this classifier's own word LMs (preset {pretrain['lm']!r}, {pretrain['epochs']} epoch{'' if pretrain['epochs'] == 1 else 's'}, "
-              f"forward then backward) on its {len(train_texts):,} training texts, without their labels{also}; held "
+        epochs = f"{pretrain['epochs']} epoch{'' if pretrain['epochs'] == 1 else 's'}"
+        print(f"Pretraining this classifier's own word LMs (preset {pretrain['lm']!r}, {epochs}, forward then backward)"
+              f" on its {len(train_texts):,} training texts, without their labels{also}; held "
               f"out: its {len(heldout_texts):,} validation texts.")
     folders, trained = own_lm_folders(output_dir), False
     for backward, folder in zip((False, True), folders):
