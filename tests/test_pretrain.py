@@ -959,3 +959,43 @@ def test_a_word_lm_fine_tunes_from_another_on_new_text_and_its_card_says_so(tmp_
         train_wordlm(TINY_LM, tmp_path / "missing-corpus", tmp_path / "bwd", init_from=str(tmp_path / "general"),
                      backward=True)
     assert not (tmp_path / "bwd").exists()
+
+
+def test_ulmfit_small_fine_tunes_its_own_lms_from_general_lms(tmp_path, monkeypatch):
+    """`--model ulmfit-small --general-lm FWD --general-lm-backward BWD`: ULMFiT's three stages in one command once
+    general LMs exist. Each own LM starts from its general LM (its shape, not the preset's), and the cards say so; a
+    general LM without its twin, one that reads the other way, or one with --init-from, is refused before any data
+    is read."""
+    from seqhf.training.classifier import train_classifier
+    from seqhf.training.common import SetupError
+    from seqhf.training.wordlm import train_wordlm
+
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.txt").write_text("\n\n".join(news_texts(40, seed=3)) + "\n")
+    general = dict(TINY_LM, model=dict(TINY_LM["model"], hidden_size=12, embedding_size=12))
+    for name, backward in (("gen-fwd", False), ("gen-bwd", True)):
+        train_wordlm(general, tmp_path / "corpus", tmp_path / name, backward=backward, report_to="none", disable_tqdm=True)
+    data = tmp_path / "news"
+    data.mkdir()
+    texts = pd.DataFrame({"body": news_texts(60, seed=4)})
+    texts["topic"] = ["sport" if "team" in t else "business" for t in texts["body"]]
+    texts[:40].to_csv(data / "train.csv", index=False)
+    texts[40:].to_csv(data / "validation.csv", index=False)
+    source = dict(source=str(data), text_column="body", label_column="topic")
+    monkeypatch.chdir(tmp_path)  # the paths as a user types them (the card quotes them)
+    for general_lms, message in ((["gen-fwd", ""], "--general-lm and --general-lm-backward go together"),
+                                 (["gen-bwd", "gen-fwd"], "--general-lm 'gen-bwd' reads its texts backwards")):
+        with pytest.raises(SetupError, match=message):
+            train_classifier(source, "ulmfit-small", tmp_path / "never", quick=True, general_lms=general_lms)
+    with pytest.raises(SetupError, match="--general-lm starts the word LMs that a preset with its own LMs"):
+        train_classifier(source, "lstm", tmp_path / "never", quick=True, general_lms=["gen-fwd", "gen-bwd"])
+    assert not (tmp_path / "never").exists()
+    results = train_classifier(source, "ulmfit-small", "clf", quick=True, baseline=False,
+                               general_lms=["gen-fwd", "gen-bwd"], report_to="none", disable_tqdm=True)
+    assert results["own_lms"]["general_lms"] == ["gen-fwd", "gen-bwd"]
+    for name, general_dir in (("forward", "gen-fwd"), ("backward", "gen-bwd")):
+        lm = json.loads((tmp_path / "clf" / "_lms" / name / "eval_results.json").read_text())
+        assert lm["init_from"]["path"] == general_dir and lm["init_words_known"] > 0
+        assert SeqLSTMConfig.from_pretrained(tmp_path / "clf" / "_lms" / name).hidden_size == 12  # the general LM's
+    card = " ".join((tmp_path / "clf" / "README.md").read_text().split())
+    assert "itself fine-tuned from the word LM of general text `gen-fwd` (the backward one from `gen-bwd`)" in card

@@ -124,6 +124,11 @@ def classifier(
     init_from_backward: Annotated[Optional[Path], typer.Option(
         help="with --init-from: a backward LM of the same texts (seqhf train lm --backward); the classifier is "
              "bidirectional, each direction starting as its LM (preset ulmfit-small for a small labelled set)")] = None,
+    general_lm: Annotated[Optional[Path], typer.Option(
+        help="with ulmfit-small's own LMs: fine-tune its forward LM from this word LM of general text (seqhf train "
+             "lm), ULMFiT's second stage; with --general-lm-backward")] = None,
+    general_lm_backward: Annotated[Optional[Path], typer.Option(
+        help="the backward word LM of general text (seqhf train lm --backward) its backward LM starts from")] = None,
     processes: Annotated[Optional[str], typer.Option(metavar="N|auto", help=PROCESSES_HELP + "; default: 1")] = None,
     baseline: Annotated[Optional[bool], typer.Option(
         help="fit the TF-IDF + logistic-regression baseline beside the model (default: on, off with --streaming)")] = None,
@@ -159,7 +164,9 @@ def classifier(
                                seed=seed, resume=resume, baseline=baseline, init_from=init_from and str(init_from),
                                init_from_backward=init_from_backward and str(init_from_backward),
                                cpu_budget_s=cpu_budget_s, unlabelled_data=unlabelled,
-                               word_vector_train_repeats=word_vector_train_repeats, streaming=streaming)
+                               word_vector_train_repeats=word_vector_train_repeats, streaming=streaming,
+                               general_lms=(general_lm or general_lm_backward) and [str(general_lm or ""),
+                                                                                   str(general_lm_backward or "")])
     if speaks():
         print(classifier_summary(results) + f" -> {output_dir}")
 

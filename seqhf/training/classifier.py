@@ -75,14 +75,15 @@ WORD_VECTOR_CACHE = "_cache"  # under the output folder; "_" folders are not upl
 def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=False, epochs=None,
                      max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), baseline=True,
                      init_from=None, cpu_budget_s=None, unlabelled_data=None, word_vector_train_repeats=1, streaming=False,
-                     init_from_backward=None, **train_overrides) -> dict:
+                     init_from_backward=None, general_lms=None, **train_overrides) -> dict:
     """Train a text classifier on `data` (a `ClassificationData`, a dict of `load_classification_data`
     arguments, or the dataset's source alone: a file, folder or Hub id) and return the results written to eval_results.json. With `baseline`, the TF-IDF + logistic
     regression baseline is fitted on the same training split and scored on the same final split beside it.
     `init_from`: a word LM folder (`seqhf train lm`) to fine-tune from, ULMFiT's way (`seqhf.training.ulmfit`);
     with `init_from_backward`, a backward LM of the same texts (`seqhf train lm --backward`), the classifier is
     bidirectional, each direction starting as its LM (`ulmfit.bidirectional_classifier_from_lms`). Without them, a
-    preset that says `pretrain` (`ulmfit-small`) first trains both LMs on the training texts (`seqhf.training.own_lms`).
+    preset that says `pretrain` (`ulmfit-small`) first trains both LMs on the training texts (`seqhf.training.own_lms`),
+    from scratch, or with `general_lms` (a forward and a backward word LM of general text) fine-tuned from them.
     `cpu_budget_s`: stop training once the process has spent that many CPU seconds, data and word vectors
     included (`TimeBudget`); the best checkpoint on validation is kept as usual.
     `unlabelled_data`: `load_unlabelled_texts` arguments (a list of sources, or a dict with `sources`,
@@ -107,7 +108,10 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         raise SetupError(f"--init-from fine-tunes a word LSTM LM, and the {preset_name!r} preset is a {preset.get('arch')}: "
                          "use an `ulmfit*` preset (or `lstm`).")
     if preset.get("pretrain") and not init_from:
-        check_own_lm_options(preset_name, streaming=streaming, cpu_budget_s=cpu_budget_s)
+        check_own_lm_options(preset_name, streaming=streaming, cpu_budget_s=cpu_budget_s, general_lms=general_lms)
+    elif general_lms:
+        raise SetupError("--general-lm starts the word LMs that a preset with its own LMs (`ulmfit-small`) trains "
+                         "first; with --init-from, or another preset, there are none to start.")
     if not init_from and preset_name.startswith("ulmfit") and not preset.get("pretrain"):
         print(f"note: the {preset_name} preset is ULMFiT's fine-tuning recipe, and no --init-from LM was given: it "
               "trains from scratch (the card says so).")
@@ -123,7 +127,8 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     if own_lms:
         with phases("own word LMs"):
             init_from, init_from_backward = pretrain_own_lms(data, own_lms, output_dir, extra_texts=extra_texts,
-                                                             seed=seed, quick=quick, resume=resume)
+                                                             general_lms=general_lms, seed=seed, quick=quick,
+                                                             resume=resume)
     if init_from:
         net, tokenizer = classifier_from_lm(init_from, preset, data, train_overrides, init_from_backward)
     else:
@@ -214,7 +219,8 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     if init_from:
         results.update(init_from=ulmfit.lm_summary(init_from),
                        init_from_backward=init_from_backward and ulmfit.lm_summary(init_from_backward),
-                       own_lms=own_lms and dict(own_lms, folders=[f"{OWN_LMS}/forward", f"{OWN_LMS}/backward"]),
+                       own_lms=own_lms and dict(own_lms, folders=[f"{OWN_LMS}/forward", f"{OWN_LMS}/backward"],
+                                                **({"general_lms": list(map(str, general_lms))} if general_lms else {})),
                        ulmfit=dict(recipe, trainable_groups_per_epoch=unfreezing and unfreezing.trainable_per_epoch))
     if trainer.is_world_process_zero():
         try:

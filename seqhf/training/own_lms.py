@@ -22,6 +22,7 @@ from ..inference.saved_folder import folder_problems
 from ..utils.runtime import is_main_process
 from .common import EVAL_RESULTS, SetupError
 from .presets import get_preset
+from .ulmfit import check_lm_to_fine_tune
 from .wordlm import TooLittleTextError, sample_texts, train_wordlm
 
 OWN_LMS = "_lms"
@@ -38,8 +39,15 @@ def finished(folder: Path) -> bool:
     return (folder / EVAL_RESULTS).is_file() and not folder_problems(folder)
 
 
-def check_own_lm_options(preset_name: str, *, streaming: bool = False, cpu_budget_s=None) -> None:
-    """What a run that trains its own LMs cannot take, as SetupError before any data is read."""
+def check_own_lm_options(preset_name: str, *, streaming: bool = False, cpu_budget_s=None, general_lms=None) -> None:
+    """What a run that trains its own LMs cannot take, as SetupError before any data is read; `general_lms` must be a
+    forward and a backward word LM."""
+    if general_lms:
+        if len(general_lms) != 2 or not all(general_lms):
+            raise SetupError("--general-lm and --general-lm-backward go together: the run fine-tunes a forward and a "
+                             "backward LM, each from its own.")
+        for lm, backward, option in zip(general_lms, (False, True), ("--general-lm", "--general-lm-backward")):
+            check_lm_to_fine_tune(lm, backward, option)
     apart = ("train the LMs apart (`seqhf train lm`, docs/ulmfit.md) and pass them as --init-from and "
              "--init-from-backward")
     if streaming:
@@ -62,11 +70,13 @@ def unlabelled_lm_texts(data: ClassificationData, extra_texts, lm_preset: dict) 
     return list(sample_texts(texts, lm_preset.get("unlabelled_reviews"))["text"])
 
 
-def pretrain_own_lms(data: ClassificationData, pretrain: dict, output_dir, *, extra_texts=(), seed: int = 42,
-                     quick: bool = False, resume: bool = False) -> tuple[str, str]:
+def pretrain_own_lms(data: ClassificationData, pretrain: dict, output_dir, *, extra_texts=(), general_lms=None,
+                     seed: int = 42, quick: bool = False, resume: bool = False) -> tuple[str, str]:
     """Train (or, with `resume`, reuse or continue) the classifier's forward and backward LM on `data`'s training
     texts and unlabelled texts (`unlabelled_lm_texts`), held out: its validation texts. `pretrain`: the word-LM
-    preset (`lm`) and its `epochs`. Returns the two folders, forward first."""
+    preset (`lm`) and its `epochs`. `general_lms`: a forward and a backward LM of general text to fine-tune them
+    from (ULMFiT's second stage, `ulmfit.lm_for_new_text`) instead of starting from scratch. Returns the two
+    folders, forward first."""
     train_texts, heldout_texts = data.splits["train"]["text"], data.splits["validation"]["text"]
     unlabelled = unlabelled_lm_texts(data, extra_texts, get_preset("wordlm", pretrain["lm"], quick))
     if is_main_process():
@@ -76,7 +86,7 @@ def pretrain_own_lms(data: ClassificationData, pretrain: dict, output_dir, *, ex
               f" on its {len(train_texts):,} training texts, without their labels{also}; held "
               f"out: its {len(heldout_texts):,} validation texts.")
     folders, trained = own_lm_folders(output_dir), False
-    for backward, folder in zip((False, True), folders):
+    for backward, folder, general in zip((False, True), folders, general_lms or (None, None)):
         if resume and finished(folder):
             if is_main_process():
                 print(f"Reusing the finished LM in {folder}.")
@@ -84,7 +94,8 @@ def pretrain_own_lms(data: ClassificationData, pretrain: dict, output_dir, *, ex
         try:
             train_wordlm(pretrain["lm"], dataset=data.description.get("source", "the classifier's data"),
                          output_dir=str(folder), texts=(train_texts, heldout_texts, unlabelled), epochs=pretrain["epochs"],
-                         seed=seed, quick=quick, backward=backward, resume=resume and folder.is_dir())
+                         seed=seed, quick=quick, backward=backward, resume=resume and folder.is_dir(),
+                         init_from=general and str(general))
         except TooLittleTextError as err:  # (another SetupError, a full disk say, is its own message)
             raise SetupError(f"This classifier's own LMs (its preset's `pretrain`) hold out its validation texts: {err} "
                              "Give it more validation texts, or start it from LMs of your own (--init-from).") from err

@@ -69,12 +69,12 @@ def classifier_from_lm(lm_dir, model_fields: dict | None = None, id2label: dict 
     return model, tokenizer
 
 
-def check_lm_to_fine_tune(lm_dir, backward: bool) -> None:
+def check_lm_to_fine_tune(lm_dir, backward: bool, option: str = "--init-from") -> None:
     """A SetupError unless `lm_dir` holds a word LM that reads the way the new LM will (`backward`)."""
-    config = check_word_lm(lm_dir)
+    config = check_word_lm(lm_dir, option)
     if bool(config.get("reads_backward")) != backward:
         reads = "backwards" if config.get("reads_backward") else "forwards"
-        raise SetupError(f"--init-from {str(lm_dir)!r} reads its texts {reads}: fine-tune it "
+        raise SetupError(f"{option} {str(lm_dir)!r} reads its texts {reads}: fine-tune it "
                          f"{'with' if config.get('reads_backward') else 'without'} --backward, so it goes on reading "
                          "the way it learnt to.")
 
