@@ -93,25 +93,26 @@ def lm_for_new_text(lm_dir, tokenizer, backward: bool = False):
         fields.pop(key, None)
     model = SeqLSTMForCausalLM(SeqLSTMConfig(**fields, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
                                              eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id))
-    old_embeddings = pretrained.get_input_embeddings().weight
     new_words = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
     known = [(new_id, old_rows[word]) for word, new_id in new_words if word in old_rows]
     state = {k: v for k, v in pretrained.state_dict().items() if not k.startswith(("model.embeddings.", "lm_head."))}
     missing = model.load_state_dict(state, strict=False).missing_keys
     assert all(k.startswith(("model.embeddings.", "lm_head.")) for k in missing), missing
-    with torch.no_grad():
-        embeddings = model.get_input_embeddings().weight
-        embeddings.copy_(old_embeddings.mean(0).expand_as(embeddings))
-        if known:
-            new_ids, old_ids = map(torch.tensor, zip(*known))
-            embeddings[new_ids] = old_embeddings[old_ids]
-        if not model.config.tie_word_embeddings and pretrained.get_output_embeddings() is not None:
-            old_output = pretrained.get_output_embeddings().weight
-            output = model.get_output_embeddings().weight
-            output.copy_(old_output.mean(0).expand_as(output))
-            if known:
-                output[new_ids] = old_output[old_ids]
+    tables = [(model.get_input_embeddings(), pretrained.get_input_embeddings())]
+    if not model.config.tie_word_embeddings and pretrained.get_output_embeddings() is not None:
+        tables.append((model.get_output_embeddings(), pretrained.get_output_embeddings()))
+    for new_table, old_table in tables:
+        carry_rows(new_table.weight, old_table.weight, known)
     return model, len(known)
+
+
+@torch.no_grad()
+def carry_rows(new, old, known: list) -> None:
+    """`new[i]` = `old[j]` for each `(i, j)` in `known`; every other row the mean of `old`'s rows."""
+    new.copy_(old.mean(0).expand_as(new))
+    if known:
+        new_ids, old_ids = map(torch.tensor, zip(*known))
+        new[new_ids] = old[old_ids]
 
 
 def bidirectional_classifier_from_lms(forward_dir, backward_dir, model_fields: dict | None = None,
