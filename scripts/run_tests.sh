@@ -5,5 +5,4 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup_env.sh
 bash scripts/install_browser.sh
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-# One pytest worker per core (pytest-xdist); a later -n in "$@" wins, e.g. -n 0 for one process.
-python -m pytest -n auto "$@"
+python -m pytest "$@"
