@@ -4,6 +4,7 @@ from an empty folder through the `seqhf` command; and the sdist, which carries i
 import csv
 import os
 import random
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -15,7 +16,8 @@ import pytest
 
 from conftest import REPO
 
-pytestmark = pytest.mark.slow
+# One worker builds the wheel and its venv once when the suite runs under pytest-xdist (`--dist loadgroup`).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]
 
 
 def run(args, cwd, env=None, timeout=600) -> subprocess.CompletedProcess:
@@ -24,12 +26,28 @@ def run(args, cwd, env=None, timeout=600) -> subprocess.CompletedProcess:
     return proc
 
 
+def source_copy(dest: Path) -> Path:
+    """The checkout's files, less what git ignores, copied to `dest`: a build writes build/ and *.egg-info into
+    its source folder, and two test workers building in the checkout at once raced there."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True)
+    if listed.returncode != 0:  # not a git checkout (an unpacked sdist): copy all but the usual build outputs
+        ignore = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", "runs")
+        return Path(shutil.copytree(REPO, dest, ignore=ignore))
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        if (REPO / name).is_file():  # a tracked file deleted in the working tree is listed too
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    return dest
+
+
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
-    """The wheel and the sdist, built from the checkout without build isolation (no network needed)."""
+    """The wheel and the sdist, built without build isolation (no network needed) from a copy of the checkout."""
     out = tmp_path_factory.mktemp("dist")
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", out, REPO], cwd=out)
-    run([sys.executable, "-c", f"from setuptools import build_meta; build_meta.build_sdist({str(out)!r})"], cwd=REPO)
+    source = source_copy(tmp_path_factory.mktemp("source"))
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", out, source], cwd=out)
+    run([sys.executable, "-c", f"from setuptools import build_meta; build_meta.build_sdist({str(out)!r})"], cwd=source)
     return next(out.glob("seqhf-*.whl")), next(out.glob("seqhf-*.tar.gz"))
 
 
