@@ -1,5 +1,9 @@
 """How runs choose their threads and processes."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 import seqhf.utils.runtime as runtime
@@ -91,3 +95,23 @@ def test_other_work_is_busy_time_less_the_run(monkeypatch):
     meter = runtime.OtherWork()
     meter.start -= 10  # ten seconds of wall time
     assert meter.cores(run_cpu_seconds=8.0) == pytest.approx(0.4, abs=0.01)  # 12 busy - 8 own = 4 s over 10 s
+
+
+def test_a_training_run_destroys_its_process_group_before_the_interpreter_exits(tmp_path):
+    """Left to the interpreter's teardown, gloo's threads can abort a finished multi-process run (SIGABRT)."""
+    script = (
+        "import torch.distributed as dist\n"
+        "from seqhf.training.common import make_training_args\n"
+        "destroy = dist.destroy_process_group\n"
+        "def traced(*args, **kwargs):\n"
+        "    print('destroyed while initialized:', dist.is_initialized(), flush=True)\n"
+        "    destroy(*args, **kwargs)\n"
+        "dist.destroy_process_group = traced\n"
+        f"dist.init_process_group('gloo', init_method='file://{tmp_path / 'store'}', rank=0, world_size=1)\n"
+        f"make_training_args({str(tmp_path / 'out')!r}, dict(epochs=1, batch_size=2, learning_rate=1e-3),"
+        " task='classification')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("destroyed while initialized: True") == 1, proc.stdout + proc.stderr[-2000:]

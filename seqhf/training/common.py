@@ -28,7 +28,7 @@ from ..models.transformer.modeling_transformer import (
     SeqTransformerForCausalLM,
     SeqTransformerForSequenceClassification,
 )
-from ..utils.runtime import OtherWork, hardware_string, is_main_process, use_bf16
+from ..utils.runtime import OtherWork, destroy_process_group_at_exit, hardware_string, is_main_process, use_bf16
 from .errors import SetupError  # noqa: F401  (defined on its own so that run_folder can raise it too)
 from .run_folder import (
     CHECKPOINT,
@@ -105,6 +105,7 @@ def make_training_args(output_dir, train: dict, *, task, max_grad_norm=1.0, seed
         raise SetupError("label_smoothing_factor applies to classifiers only; the language models train on the plain "
                          "next-token loss.")
     kwargs.update(overrides)
+    destroy_process_group_at_exit()  # the Trainer may start one (several processes)
     return TrainingArguments(**kwargs)
 
 

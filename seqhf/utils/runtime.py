@@ -9,6 +9,8 @@ OMP_NUM_THREADS says otherwise, take the cores that other work leaves free, at l
 busy over the last moment (`/proc/stat`), or the load average where that cannot be read.
 """
 
+import atexit
+import functools
 import os
 import platform
 import sys
@@ -21,6 +23,20 @@ def choose_threads(cores: int, load: float) -> int:
     """The cores left free when other work keeps `load` of them busy (cores busy now, or a load average),
     at least one."""
     return max(1, min(cores, cores - int(load + 0.5)))
+
+
+@functools.cache
+def destroy_process_group_at_exit() -> None:
+    """Destroy torch.distributed's process group when the interpreter exits, while it is still whole. Left to the
+    interpreter's teardown, gloo's worker threads can abort a process that finished its work ("terminate called
+    without an active exception", SIGABRT): a complete run under several processes then exits with an error.
+    Registered once; a group already destroyed, or never made, is left alone."""
+    atexit.register(_destroy_process_group)
+
+
+def _destroy_process_group() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def is_main_process() -> bool:
