@@ -12,7 +12,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   python -m pip install -q --upgrade pip
   # The CPU build of torch first (it is on this disk; elsewhere pip takes it from PyPI), so the
   # project's range below installs nothing bigger.
-  python -m pip install -q "torch==2.13.0" || python -m pip install -q "torch>=2.4,<2.15"
+  python -m pip install -q "torch==2.13.0" || python -m pip install -q "torch>=2.9,<2.15"
   python -m pip install -q -e ".[dev]"
   touch "$stamp"
 fi

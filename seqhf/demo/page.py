@@ -202,10 +202,13 @@ its text as it samples. Models are loaded with `trust_remote_code=True` (their c
 """
 
 
+SPACE_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors")  # what the models' code imports
+
+
 def space_requirements():
-    """requirements.txt of the Space: what the page and the models' code import. Gradio itself is
-    installed by the Space from the README's `sdk_version`."""
-    return f"torch>=2.4,<2.15\n{seqhf_requirement('transformers')}\ntokenizers>=0.21\nsafetensors>=0.4\n"
+    """requirements.txt of the Space: what the page and the models' code import, in the ranges seqhf itself
+    requires. Gradio itself is installed by the Space from the README's `sdk_version`."""
+    return "".join(seqhf_requirement(name) + "\n" for name in SPACE_PACKAGES)
 
 
 def seqhf_requirement(name: str) -> str:
