@@ -29,11 +29,14 @@ def run(args, cwd, env=None, timeout=600) -> subprocess.CompletedProcess:
 def source_copy(dest: Path) -> Path:
     """The checkout's files, less what git ignores, copied to `dest`: a build writes build/ and *.egg-info into
     its source folder, and two test workers building in the checkout at once raced there."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True)
-    if listed.returncode != 0:  # not a git checkout (an unpacked sdist): copy all but the usual build outputs
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                                capture_output=True)
+    except FileNotFoundError:  # no git on this machine
+        listed = None
+    if listed is None or listed.returncode != 0:  # not a git checkout (an unpacked sdist): all but build outputs
         ignore = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", "runs")
-        return Path(shutil.copytree(REPO, dest, ignore=ignore))
+        return Path(shutil.copytree(REPO, dest, ignore=ignore, dirs_exist_ok=True))
     for name in filter(None, listed.stdout.decode().split("\0")):
         if (REPO / name).is_file():  # a tracked file deleted in the working tree is listed too
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
