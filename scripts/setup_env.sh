@@ -10,9 +10,9 @@ fi
 stamp=.venv/.seqhf-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   python -m pip install -q --upgrade pip
-  # The CPU build of torch first (it is on this disk; elsewhere pip takes it from PyPI), so the
-  # project's range below installs nothing bigger.
-  python -m pip install -q "torch==2.13.0" || python -m pip install -q "torch>=2.9,<2.15"
+  # The CPU build of torch first where this disk has it, so that pyproject's range is already met and
+  # the install below pulls nothing bigger; elsewhere that install takes torch from PyPI in the range.
+  python -m pip install -q "torch==2.13.0" || echo "torch 2.13.0 not found: pip picks a torch in pyproject's range"
   python -m pip install -q -e ".[dev]"
   touch "$stamp"
 fi
