@@ -306,6 +306,8 @@ TINY_CLASSIFIER = dict(arch="lstm", model=dict(pooling="concat", classifier_drop
     (dict(seq_len=0), r"^--seq-len must be positive, got 0\."),
     (dict(max_steps=0), r"^--max-steps must be positive \(or -1, not set\), got 0\."),
     (dict(max_steps=-7), "--max-steps must be positive .*got -7"),
+    (dict(max_texts=0), r"^--max-texts must be a positive number of texts or 'all', got 0\."),
+    (dict(max_texts=100, texts=(["a b"], ["c d", "e f"])), r"^`max_texts` caps the texts read from `dataset`"),
 ])
 def test_word_lm_run_lengths_that_cannot_train_are_refused_before_the_reviews_are_read(tmp_path, option, message):
     """`--seq-len 0` took the preset's and `--max-steps 0` ran every epoch."""
@@ -511,6 +513,24 @@ def test_word_lm_pretrains_on_a_csv_column_and_a_classifier_fine_tunes_from_it(t
     clf_card = " ".join((tmp_path / "clf" / "README.md").read_text().split())
     assert f"tokens of held-out texts, trained on {lm['train_tokens']:,} tokens (108 texts of `news.csv` (local files), " \
            "its split `train`)" in clf_card
+
+
+def test_max_texts_sets_how_many_texts_the_lm_trains_on(tmp_path, news_csv, tiny_imdb_with_unlabelled, capsys):
+    """The `cpu*` presets read at most 20,000 texts and nothing let a user with more general text train on more."""
+    from seqhf.cli.app import main
+    from seqhf.training.wordlm import lm_texts, with_max_texts
+
+    code = main(["train", "lm", "--dataset", str(news_csv), "--text-column", "body", "--quick", "--max-texts", "50",
+                 "--output-dir", str(tmp_path / "lm")])
+    assert code == 0, capsys.readouterr().err
+    lm = json.loads((tmp_path / "lm" / "eval_results.json").read_text())
+    assert lm["train_reviews"] == 50 and lm["data"]["train_texts"] == 50 and lm["data"]["train_texts_available"] == 108
+    capped = dict(TINY_LM, train_reviews=0, unlabelled_reviews=10)  # as the cpu presets: no labelled reviews
+    train, _, parts = lm_texts(tiny_imdb_with_unlabelled, with_max_texts(capped, "all"))
+    assert parts["unlabelled_reviews"] == parts["unlabelled_available"] == 96 and len(train) == 96
+    assert main(["train", "lm", "--output-dir", str(tmp_path / "never"), "--max-texts", "many"]) == 2
+    assert "Invalid value for --max-texts: a positive number or 'all', got 'many'" in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
 
 
 def test_word_lm_pretrains_on_text_files_read_as_paragraphs(tmp_path):

@@ -245,6 +245,19 @@ def charlm(
         print(charlm_summary(results) + f" -> {output_dir}")
 
 
+def count_or_all(text: str, option: str):
+    """A positive whole number from the command line, or "all"."""
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise typer.BadParameter(f"a positive number or 'all', got {text!r}", param_hint=option)
+    return count
+
+
 def trained_by(train_args: dict) -> str:
     """How many processes trained, and the batch of one optimizer step: `2 training process(es), batch 16 a step (8 each)`."""
     processes, rows = train_args.get("world_size", 1), train_args["per_device_train_batch_size"]
@@ -304,11 +317,16 @@ def word_lm(
         help="fine-tune this word LM folder (pretrained on general text) on --dataset instead of starting from "
              "scratch, ULMFiT's second stage: its shape, the preset's vocabulary size and training; words it "
              "knows keep their vectors")] = None,
+    max_texts: Annotated[Optional[str], typer.Option(
+        metavar="N|all", help="train on at most N texts (a sample with seed 42; in the stanfordnlp/imdb layout, N "
+             "unlabelled reviews), or all of them; default: the preset's cap (20,000 for cpu, cpu-full, cpu-ab; "
+             "none for lstm)")] = None,
 ):
     """Pretrain a word-level LSTM LM on any text (ULMFiT's first half), or fine-tune one on new text
     (--init-from); by default IMDb's reviews."""
     if time_budget_min is not None and time_budget_min <= 0:
         raise typer.BadParameter(f"must be positive, got {time_budget_min:g}", param_hint="--time-budget-min")
+    texts_cap = None if max_texts is None else count_or_all(max_texts, "--max-texts")
     from ..training.presets import get_preset
 
     preset = get_preset("wordlm", value(model), quick)
@@ -325,7 +343,8 @@ def word_lm(
                            dataset_config=dataset_config, quick=quick, softmax=value(softmax), seq_len=seq_len, epochs=epochs,
                            max_steps=max_steps, max_grad_norm=max_grad_norm, seed=seed, resume=resume,
                            time_budget_s=time_budget_min * 60 if time_budget_min is not None else None, cpu_budget_s=cpu_budget_s,
-                           backward=backward, init_from=init_from and str(init_from))
+                           backward=backward, init_from=init_from and str(init_from),
+                           max_texts=texts_cap)
     if speaks():
         print(f"held-out perplexity {results['heldout_perplexity']:.1f} ({results['heldout_tokens']:,} tokens), "
               f"{results['train_tokens_per_second']:,.0f} training tokens/s, {results['wall_time_s']:.0f} s, "

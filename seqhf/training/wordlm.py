@@ -231,6 +231,16 @@ def given_texts(dataset, train: list, heldout: list, unlabelled: list = ()):
     return train, list(heldout), dict(data=data)
 
 
+def with_max_texts(preset: dict, max_texts) -> dict:
+    """`preset` with its cap on the training texts (`unlabelled_reviews`) set to `max_texts`: a positive number,
+    or "all" (no cap)."""
+    if max_texts == "all":
+        return dict(preset, unlabelled_reviews=None)
+    if isinstance(max_texts, bool) or not isinstance(max_texts, int) or max_texts < 1:
+        raise SetupError(f"--max-texts must be a positive number of texts or 'all', got {max_texts!r}.")
+    return dict(preset, unlabelled_reviews=max_texts)
+
+
 def build_lm_tokenizer(texts, preset: dict):
     tokenizer = build_word_tokenizer(texts, vocab_size=preset["vocab_size"] - 1, model_max_length=1_000_000)
     # [EOS] separates the stream's texts, so what follows it is the start of a text: it is also the BOS that
@@ -252,7 +262,7 @@ def check_processes(softmax: str, args) -> None:
 def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wordlm", *, text_column="text",
                  dataset_split=None, dataset_config=None, quick=False, softmax=None, seq_len=None, epochs=None,
                  max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), time_budget_s=None,
-                 cpu_budget_s=None, backward=False, texts=None, init_from=None, **train_overrides) -> dict:
+                 cpu_budget_s=None, backward=False, texts=None, init_from=None, max_texts=None, **train_overrides) -> dict:
     """Train a word-level LSTM LM and return its results. `dataset`: data in the stanfordnlp/imdb layout (its
     training + unlabelled reviews; held out: validation reviews carved from train), or any other text: a Hub id,
     dataset folder or data file read from `text_column` (every split but test and validation, or `dataset_split`; `dataset_config`
@@ -267,9 +277,16 @@ def train_wordlm(model="lstm", dataset=sources.IMDB_HUB_ID, output_dir="runs/wor
     which then only names their source (a classifier's own LMs: `seqhf.training.own_lms`).
     `init_from`: a word LM folder (pretrained on general text) to fine-tune on this text instead of starting from
     scratch, ULMFiT's second stage (`ulmfit.lm_for_new_text`): its shape and regularisers, not the preset's; the
-    preset gives the vocabulary size and the training settings."""
+    preset gives the vocabulary size and the training settings.
+    `max_texts`: at most this many training texts, a sample with seed 42 (for data in the stanfordnlp/imdb layout,
+    its unlabelled reviews), or "all"; by default the preset's cap (`unlabelled_reviews`: 20,000 for the `cpu*`
+    presets, none for `lstm`)."""
     clock = RunClock()
     preset_name, preset = (model if isinstance(model, str) else "custom"), get_preset("wordlm", model, quick)
+    if max_texts is not None:
+        if texts is not None:
+            raise SetupError("`max_texts` caps the texts read from `dataset`; `texts` are given whole.")
+        preset = with_max_texts(preset, max_texts)
     softmax = softmax or preset.get("softmax", "full")
     seq_len = preset["seq_len"] if seq_len is None else seq_len  # 0 is refused below, not the preset's
     if softmax not in SOFTMAXES:
