@@ -52,6 +52,7 @@ def load_measured(folder=MEASURED_DIR) -> list[dict]:
     def rank(run):
         key = f"{run['task']}/{run['preset']}"
         return (ORDER.index(key) if key in ORDER else len(ORDER), "_superseded" in run, run.get("seed", 42) != 42,
+                bool(run.get("pretrained_vectors")),
                 not run.get("gutenberg_1268", True), run["_file"])
 
     return sorted(runs, key=rank)
@@ -156,6 +157,8 @@ def results_table(runs: list[dict]) -> str:
             preset += f", seed {run['seed']}"
         if "_superseded" in run:
             preset += f" (earlier recipe: {run['_superseded']})"
+        if run.get("pretrained_vectors"):
+            preset += f" with `--pretrained-vectors {run['pretrained_vectors']['source']}`"
         if _other_text(run):
             preset += f" on {_other_text(run)}"
         wall = _wall(run["wall_time_s"])

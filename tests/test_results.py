@@ -77,6 +77,11 @@ def test_superseded_and_other_seed_runs_are_labelled(tmp_path):
     assert [r.split(" | ")[0] for r in rows] == [
         "| sentiment `lstm`", "| sentiment `lstm`, seed 43", "| sentiment `lstm` (earlier recipe: before word vectors)"]
     assert "89.00 %" in rows[2] and "**not met**" in rows[2]
+    glove = dict(_run(0.92), pretrained_vectors=dict(source="glove-6b-50d", dim=50))
+    (tmp_path / "cpu_eval_sentiment-lstm-glove.json").write_text(json.dumps(glove))
+    rows = results_table(load_measured(tmp_path)).splitlines()[2:]
+    assert rows[0].startswith("| sentiment `lstm` | 91.00 %")
+    assert rows[1].startswith("| sentiment `lstm` with `--pretrained-vectors glove-6b-50d` | 92.00 %")
 
 
 def test_rows_say_whether_the_cores_were_quiet(tmp_path):

