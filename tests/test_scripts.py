@@ -248,10 +248,16 @@ def test_evaluate_names_a_datasets_classes_as_the_model_does(folders, tmp_path, 
     assert "is incomplete" in capsys.readouterr().err
 
 
-def test_evaluate_label_names_give_integer_labels_in_another_order_the_models_classes(folders, tmp_path, capsys):
+def test_evaluate_label_names_give_integer_labels_in_another_order_the_models_classes(folders, tmp_path, capsys,
+                                                                                    one_torch_thread, monkeypatch):
     """docs/cli.md: `--label-names` when the dataset's labels are numbers in another order. Naming them so was
-    refused ("classes ['LABEL_1', 'LABEL_0'] are not the model's"): they are now put in the model's order."""
+    refused ("classes ['LABEL_1', 'LABEL_0'] are not the model's"): they are now put in the model's order.
+    The untrained classifier's two logits are nearly tied, so both evaluations run on one thread: the command
+    would otherwise choose its threads by the machine's load, and a different summation order flipped a text
+    (accuracy 2/12 against 1/12 in a CI run beside a training)."""
     import json
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the command keeps torch's threads (one_torch_thread: 1)
 
     from seqhf.cli.app import main
     from seqhf.evaluation.saved import evaluate_classifier
