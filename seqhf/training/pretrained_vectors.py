@@ -13,6 +13,7 @@ Measured on ag_news_8k (seed 42, one process; model_cards/measured/trials/README
 """
 
 import importlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,9 @@ def load_pretrained_vectors(source: str) -> tuple[list[str], np.ndarray, str]:
     words in the file's order (most frequent first in GloVe, word2vec and fastText files)."""
     if source in PACKAGED:
         module, extra, description = PACKAGED[source]
+        if sys.version_info < (3, 11):  # the package's own floor: `seqhf[glove]` installs nothing here
+            raise SetupError(f"--pretrained-vectors {source}: the {module.replace('_', '-')} package needs Python 3.11 "
+                             "or later; on this Python pass a file of the same vectors (glove.6B.50d.txt).")
         require_extra(extra, f"--pretrained-vectors {source}")
         import pyarrow.parquet as pq
 
