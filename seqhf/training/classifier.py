@@ -148,7 +148,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         net, tokenizer = None, build_tokenizer(data, preset)
     if pretrained:
         words_added = len(tokenizer)
-        tokenizer = with_extra_words(tokenizer, vocabulary_words(pretrained[0]))
+        tokenizer = with_extra_words(tokenizer, vocabulary_words(pretrained.words))
         words_added = len(tokenizer) - words_added
     best_metric = "macro_f1" if data.multi_label else "accuracy"
     args = make_training_args(output_dir, preset["train"], task="classification", max_grad_norm=max_grad_norm,

@@ -15,6 +15,7 @@ Measured on ag_news_8k (seed 42, one process; model_cards/measured/trials/README
 import importlib
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -32,8 +33,14 @@ PACKAGED = {
 PRETRAINED_VOCAB = 100_000  # words of the vectors added to the vocabulary (most frequent first)
 
 
-def load_pretrained_vectors(source: str) -> tuple[list[str], np.ndarray, str]:
-    """`(words, vectors, description)` of `source`: a name in `PACKAGED`, or a file of word vectors in the text
+class PretrainedVectors(NamedTuple):
+    words: list[str]  # in the source's order
+    vectors: np.ndarray  # (len(words), dim), row i for words[i]
+    description: str  # what they are, for the card
+
+
+def load_pretrained_vectors(source: str) -> PretrainedVectors:
+    """The words, vectors and description of `source`: a name in `PACKAGED`, or a file of word vectors in the text
     format of GloVe (`word v1 v2 ...` a line) or word2vec (the same under a `count dim` header; `.bin`: binary),
     words in the file's order (most frequent first in GloVe, word2vec and fastText files)."""
     if source in PACKAGED:
@@ -46,7 +53,7 @@ def load_pretrained_vectors(source: str) -> tuple[list[str], np.ndarray, str]:
 
         root = Path(importlib.import_module(module).ROOT)
         words = pq.read_table(root / "glove_6B_index.parquet").column(0).to_pylist()
-        return words, np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r"), description
+        return PretrainedVectors(words, np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r"), description)
     path = Path(source)
     if not path.is_file():
         raise SetupError(f"--pretrained-vectors {source!r} is neither a file of word vectors nor one of the packaged "
@@ -58,9 +65,10 @@ def load_pretrained_vectors(source: str) -> tuple[list[str], np.ndarray, str]:
             vectors = KeyedVectors.load_word2vec_format(str(path), binary=True)
         except (ValueError, UnicodeDecodeError, EOFError) as err:
             raise SetupError(f"--pretrained-vectors {source}: not a binary word2vec file ({err}).") from err
-        return list(vectors.index_to_key), vectors.vectors, f"word vectors from {path.name}"
-    words, vectors = read_text_vectors(path)
-    return words, vectors, f"word vectors from {path.name}"
+        words, vectors = list(vectors.index_to_key), vectors.vectors
+    else:
+        words, vectors = read_text_vectors(path)
+    return PretrainedVectors(words, vectors, f"word vectors from {path.name}")
 
 
 def read_text_vectors(path: Path) -> tuple[list[str], np.ndarray]:
@@ -125,21 +133,20 @@ def embedding_start(embedding: torch.Tensor, pretrained, word2vec=None) -> tuple
     return start, found | seen
 
 
-def word2vec_size(embedding_size: int, pretrained) -> int:
-    """The word2vec part of an embedding row beside the pretrained vectors (`load_pretrained_vectors`' result)."""
-    dim = pretrained[1].shape[1]
+def word2vec_size(embedding_size: int, pretrained: PretrainedVectors) -> int:
+    """The word2vec part of an embedding row beside the pretrained vectors."""
+    dim = pretrained.vectors.shape[1]
     if embedding_size <= dim:
         raise SetupError(f"--pretrained-vectors: the {dim}-d vectors fill the whole {embedding_size}-d embedding, "
                          "leaving no room for the word2vec part: use vectors of fewer dimensions.")
     return embedding_size - dim
 
 
-def start_embeddings(net, tokenizer, pretrained, word2vec=None, words_added: int = 0) -> dict:
+def start_embeddings(net, tokenizer, pretrained: PretrainedVectors, word2vec=None, words_added: int = 0) -> dict:
     """Load [pretrained ; word2vec] rows into `net`'s input embeddings (`embedding_start`); returns the record
     for eval_results.json and the card."""
-    words, vectors, description = pretrained
-    rows, found = pretrained_rows(tokenizer, words, vectors)
+    rows, found = pretrained_rows(tokenizer, pretrained.words, pretrained.vectors)
     load_embeddings(net, *embedding_start(net.get_input_embeddings().weight, (rows, found), word2vec))
     print(f"pretrained vectors: {int(found.sum()):,} of {len(tokenizer):,} ids ({words_added:,} words added to the "
-          f"vocabulary), {description}", flush=True)
-    return dict(description=description, dim=rows.shape[1], ids_found=int(found.sum()), words_added=words_added)
+          f"vocabulary), {pretrained.description}", flush=True)
+    return dict(description=pretrained.description, dim=rows.shape[1], ids_found=int(found.sum()), words_added=words_added)
