@@ -248,35 +248,47 @@ def test_evaluate_names_a_datasets_classes_as_the_model_does(folders, tmp_path, 
     assert "is incomplete" in capsys.readouterr().err
 
 
-def test_evaluate_label_names_give_integer_labels_in_another_order_the_models_classes(folders, tmp_path, capsys,
-                                                                                    one_torch_thread, monkeypatch):
+def test_evaluate_label_names_give_integer_labels_in_another_order_the_models_classes(folders, tmp_path, capsys):
     """docs/cli.md: `--label-names` when the dataset's labels are numbers in another order. Naming them so was
     refused ("classes ['LABEL_1', 'LABEL_0'] are not the model's"): they are now put in the model's order.
-    The untrained classifier's two logits are nearly tied, so both evaluations run on one thread: the command
-    would otherwise choose its threads by the machine's load, and a different summation order flipped a text
-    (accuracy 2/12 against 1/12 in a CI run beside a training)."""
+    The classifier always answers LABEL_1 by a wide margin (an untrained one's nearly tied logits flipped a text
+    between two evaluations in CI), and two texts in three are LABEL_1: the right mapping scores about 2/3,
+    the reversed one about 1/3."""
     import json
 
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the command keeps torch's threads (one_torch_thread: 1)
+    import torch
 
+    from transformers import AutoTokenizer
+
+    from seqhf import SeqTransformerForSequenceClassification
     from seqhf.cli.app import main
     from seqhf.evaluation.saved import evaluate_classifier
 
+    decided = tmp_path / "decided"
+    model = SeqTransformerForSequenceClassification.from_pretrained(folders["clf"])
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor([0.0, 10.0]))
+    model.save_pretrained(decided)
+    AutoTokenizer.from_pretrained(folders["clf"]).save_pretrained(decided)
+
     def write(name, labels):
-        rows = ["text,label"] + [f"{'the island' if i % 2 else 'a ship at sea'} {i},{labels[i % 2]}" for i in range(120)]
+        rows = ["text,label"] + [f"{'the island' if i % 3 else 'a ship at sea'} {i},{labels[min(i % 3, 1)]}"
+                                 for i in range(120)]
         (tmp_path / f"{name}.csv").write_text("\n".join(rows) + "\n")
         return tmp_path / f"{name}.csv"
 
-    by_name = evaluate_classifier(folders["clf"], write("names", ["LABEL_0", "LABEL_1"]), baseline=False)  # a path alone
+    by_name = evaluate_classifier(decided, write("names", ["LABEL_0", "LABEL_1"]), baseline=False)  # a path alone
+    assert by_name["accuracy"] > 0.5
     swapped = write("swapped", ["1", "0"])  # 1 is LABEL_0, 0 is LABEL_1
-    assert main(["evaluate", str(folders["clf"]), "--dataset", str(swapped), "--label-names", "LABEL_1,LABEL_0",
+    assert main(["evaluate", str(decided), "--dataset", str(swapped), "--label-names", "LABEL_1,LABEL_0",
                  "--no-baseline", "--json", str(tmp_path / "swapped.json")]) == 0, capsys.readouterr().err
     assert json.loads((tmp_path / "swapped.json").read_text())["accuracy"] == by_name["accuracy"]
-    assert main(["evaluate", str(folders["clf"]), "--dataset", str(swapped), "--label-names", "pos,neg",
+    assert main(["evaluate", str(decided), "--dataset", str(swapped), "--label-names", "pos,neg",
                  "--no-baseline"]) == 1
     assert "are not the model's" in capsys.readouterr().err
     with pytest.raises(TypeError, match=r"^The data to evaluate on is a NoneType"):
-        evaluate_classifier(folders["clf"], None)
+        evaluate_classifier(decided, None)
 
 
 def test_an_empty_list_classifies_to_nothing_and_a_utf16_text_is_named(folders, tmp_path, capsys):
