@@ -270,11 +270,12 @@ def test_small_labelled_sets_get_the_lstm_presets_small_data_settings():
     # No early stopping: the cosine schedule always runs out, and its final model is kept.
     assert small["train"]["patience"] >= small["train"]["epochs"] and lstm["train"]["patience"] >= lstm["train"]["epochs"]
     assert (small["model"]["embedding_size"], small["model"]["hidden_size"]) == (256, 128)  # the sizes it was measured at
-    assert small["model"]["ngram_buckets"] == 0 < lstm["model"]["ngram_buckets"]  # measured without the n-gram path
-    unchanged = {k: v for k, v in small["model"].items()
-                 if k not in ("rnn_type", "word_dropout", "embedding_size", "hidden_size", "ngram_buckets")}
-    assert unchanged == {k: v for k, v in lstm["model"].items()
-                         if k not in ("embedding_size", "hidden_size", "ngram_buckets")}
+    # The n-gram path as IMDb's preset has it, its table at 3x the rate instead of 10x, rare n-grams pruned alike.
+    assert small["model"]["ngram_buckets"] == lstm["model"]["ngram_buckets"] == 2**21
+    assert (small["train"]["ngram_lr_factor"], lstm["train"]["ngram_lr_factor"]) == (3.0, 10.0)
+    assert small["train"]["ngram_min_texts"] == lstm["train"]["ngram_min_texts"] == 5
+    unchanged = {k: v for k, v in small["model"].items() if k not in ("rnn_type", "word_dropout", "embedding_size", "hidden_size")}
+    assert unchanged == {k: v for k, v in lstm["model"].items() if k not in ("embedding_size", "hidden_size")}
     assert small["word_vectors"] == lstm["word_vectors"]
     assert small["train"]["learning_rate"] == lstm["train"]["learning_rate"]
     # IMDb's 22,500 training reviews, --quick runs and presets given as dicts train as they are.
@@ -297,10 +298,11 @@ def test_lstm_preset_on_a_small_dataset_trains_the_small_data_model(tmp_path):
     results = train_classifier(dict(source=str(folder), text_column="body", label_column="topic"), "lstm", out,
                                baseline=False, **QUIET)
     assert results["small_data_overrides"] == dict(
-        model=dict(rnn_type="gru", word_dropout=0.1, embedding_size=256, hidden_size=128, ngram_buckets=0),
-        train=dict(epochs=3, patience=3, load_best_model_at_end=False, adversarial_epsilon=0.05))
+        model=dict(rnn_type="gru", word_dropout=0.1, embedding_size=256, hidden_size=128),
+        train=dict(epochs=3, patience=3, load_best_model_at_end=False, adversarial_epsilon=0.05, ngram_lr_factor=3.0))
     config = json.loads((out / "config.json").read_text())
     assert config["rnn_type"] == "gru" and config["word_dropout"] == 0.1 and config["hidden_size"] == 128
+    assert config["ngram_buckets"] == 2**21  # the n-gram path
     assert results["train_args"]["num_train_epochs"] == 3 and results["word_vectors"]["sg"] == 1
     assert results["epochs"] == 3  # never stopped early
     assert results["adversarial_epsilon"] == 0.05
@@ -313,13 +315,18 @@ def test_lstm_preset_on_a_small_dataset_trains_the_small_data_model(tmp_path):
     assert results["train_args"]["load_best_model_at_end"] is False
     final_checkpoint = max(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     saved, final = load_file(out / "model.safetensors"), load_file(final_checkpoint / "model.safetensors")
-    # Saved as trained, but for the temperature folded into the classifier's last linear layer at the end.
+    # Saved as trained, but for the temperature folded into the classifier's last linear layer and the n-gram path
+    # at the end, and the n-gram rows that fewer than 5 training texts hit zeroed.
     head = sorted({name.rsplit(".", 1)[0] for name in final if name.startswith("classifier.")},
                   key=lambda layer: int(layer.split(".")[1]))[-1]
     temperature = results["calibration_temperature"]
-    assert all(torch.equal(saved[name], final[name]) for name in final if not name.startswith(head + "."))
-    for name in (f"{head}.weight", f"{head}.bias"):
+    scaled = (f"{head}.weight", f"{head}.bias", "ngrams.weight")
+    assert all(torch.equal(saved[name], final[name]) for name in final if name not in scaled)
+    for name in scaled[:2]:
         torch.testing.assert_close(saved[name], final[name] / temperature)
+    kept = saved["ngrams.weight"].any(dim=1)
+    assert 0 < results["ngram_rows_dropped"] and int(kept.sum()) < int(final["ngrams.weight"].any(dim=1).sum())
+    torch.testing.assert_close(saved["ngrams.weight"][kept], final["ngrams.weight"][kept] / temperature)
     assert f"{last_eval * 100:.2f} %" in (out / "README.md").read_text()
     assert "Adversarial training** (Miyato et al., 2017)" in (out / "README.md").read_text()
 

@@ -14,7 +14,9 @@ from seqhf.data.tokenization import build_word_tokenizer, with_extra_words
 from seqhf.training.classifier import train_classifier
 from seqhf.training.common import SetupError
 from seqhf.training.pretrained_vectors import (
+    PretrainedVectors,
     embedding_start,
+    expand_vocabulary,
     load_pretrained_vectors,
     pretrained_rows,
     vocabulary_words,
@@ -110,6 +112,36 @@ def test_embedding_rows_join_the_pretrained_part_and_the_word2vec_part(tmp_path)
     torch.testing.assert_close(alone[found, :4], rows[found])  # as they are
 
 
+def test_rows_of_words_no_training_text_holds_are_mapped_from_their_pretrained_vectors(tmp_path):
+    """Vocabulary expansion: training moved the seen words' rows to a linear function of their vectors here, so the
+    map fitted on them sends each unseen word's vector to that function's value; seen rows and ids without a
+    vector keep their rows."""
+    words, vectors, description = load_pretrained_vectors(str(write_vectors(tmp_path / "g.txt", dim=4)))
+    tokenizer = with_extra_words(build_word_tokenizer(["match goal zzz market price stock"], vocab_size=100,
+                                                      min_frequency=1), ["striker", "dividend"])
+    vocab = tokenizer.get_vocab()
+    rows, found = pretrained_rows(tokenizer, words, vectors)
+    net = torch.nn.Module()
+    net.embed = torch.nn.Embedding(len(tokenizer), 6)
+    net.get_input_embeddings = lambda: net.embed
+    a, b = torch.randn(4, 6), torch.randn(6)
+    seen_words = ["match", "goal", "zzz", "market", "price", "stock"]
+    with torch.no_grad():
+        for word in seen_words:
+            net.embed.weight[vocab[word]] = rows[vocab[word]] @ a + b
+    before = net.embed.weight.detach().clone()
+    batches = [[[vocab["match"], vocab["goal"], vocab["zzz"]]], [[vocab["market"], vocab["price"]], [vocab["stock"]]]]
+    record = expand_vocabulary(net, tokenizer, PretrainedVectors(words, vectors, description), iter(batches), alpha=1e-8)
+    assert record["rows_mapped"] == 2 and record["map_fitted_on"] == 5 and record["map_r2"] > 0.999  # zzz has no vector
+    for word in ("striker", "dividend"):
+        torch.testing.assert_close(net.embed.weight[vocab[word]], rows[vocab[word]] @ a + b, atol=1e-4, rtol=1e-4)
+    moved = torch.zeros(len(tokenizer), dtype=torch.bool)
+    moved[[vocab["striker"], vocab["dividend"]]] = True
+    assert torch.equal(net.embed.weight[~moved], before[~moved])
+    few = expand_vocabulary(net, tokenizer, PretrainedVectors(words, vectors, description), iter([[[vocab["match"]]]]))
+    assert few == dict(rows_mapped=0)  # one seen word cannot fit a map of 4 dimensions
+
+
 WITH_WORD2VEC = dict(TINY, word_vectors=dict(sg=1, window=2, epochs=50))  # 50 epochs, as the small-data rule gives
 
 
@@ -122,12 +154,14 @@ def test_a_classifier_reads_words_that_only_the_pretrained_vectors_know(tmp_path
     assert bool(results["word_vectors"]) == (preset is WITH_WORD2VEC)
     record = results["pretrained_vectors"]
     assert record["source"] == str(vectors) and record["dim"] == 8 and record["words_added"] == 7  # 6 unseen + zebra
+    assert record["rows_mapped"] == 7  # the same words: no training text holds them (vocabulary expansion)
     texts = [f"the report says {word} today" for words in UNSEEN.values() for word in words]
     truth = [topic for topic, words in UNSEEN.items() for _ in words]
     got = [p["label"] for p in pipeline("text-classification", model=str(out))(texts)]
     assert got == truth, got  # each text's only topic word was never in a training text
     assert AutoTokenizer.from_pretrained(out).unk_token_id not in AutoTokenizer.from_pretrained(out)(texts[0])["input_ids"]
     assert "Pretrained word vectors** (`--pretrained-vectors" in (out / "README.md").read_text()
+    assert "7 words no training text holds were put where a linear map" in (out / "README.md").read_text()
     assert json.loads((out / "eval_results.json").read_text())["pretrained_vectors"] == record
 
 

@@ -61,7 +61,8 @@ from .embeddings import (
     word_vector_workers,
 )
 from .ngram_pruning import drop_rare_ngrams
-from .pretrained_vectors import load_pretrained_vectors, start_embeddings, vocabulary_words, word2vec_size
+from .pretrained_vectors import (expand_vocabulary, load_pretrained_vectors, start_embeddings, vocabulary_words,
+                                 word2vec_size)
 from .own_lms import OWN_LMS, check_own_lm_options, pretrain_own_lms
 from .presets import get_preset, small_data_preset
 from .run_folder import disk_full_message, holds_output_folder
@@ -208,6 +209,10 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         with phases("rare n-grams"):
             train_ids = (batch["input_ids"] for batch in encoded["train"].select_columns(["input_ids"]).iter(batch_size=256))
             dropped = drop_rare_ngrams(trainer.model, train_ids, min_texts)
+    if pretrained:
+        with phases("vocabulary expansion"):
+            train_ids = (batch["input_ids"] for batch in encoded["train"].select_columns(["input_ids"]).iter(batch_size=1024))
+            pretrained_record.update(expand_vocabulary(trainer.model, tokenizer, pretrained, train_ids))
     # Calibration (`seqhf.training.calibration`): a temperature and a smoothing fitted on validation. The final
     # split is predicted before they are folded into the saved classifier, so its figures give both sides;
     # `pipeline(...)` and ONNX then give the calibrated scores. The argmax does not change.

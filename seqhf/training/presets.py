@@ -162,12 +162,18 @@ SENTIMENT_QUICK = {
 # With `--pretrained-vectors glove-6b-50d` (GloVe in the embeddings, its 100,000 most frequent words in the vocabulary;
 # `seqhf.training.pretrained_vectors`), seeds 42, 1, 2: test 89.86 / 89.76 / 89.72 %; the n-gram path at 3x on top of it
 # (harness runs of the same rule: 89.89 / 89.64 / 89.75 without it) 89.96 / 89.68 / 89.84, validation 90.29 against
-# 89.63 on the mean: test +0.07 points at 8.4 M more parameters, so the rule stays as it is.
+# 89.63 on the mean: test +0.07 points at 8.4 M more parameters.
+# The n-gram path at 3x its rate (the `lstm` preset's 2**21 buckets, half its n-grams dropped, rare ones pruned) is
+# on since: over those six seed-runs it raised validation on the mean with and without GloVe (+0.12 and +0.67 points
+# as trained; +0.25 with GloVe once pruned) and test too (+0.19 and +0.07), 8.4 M parameters more for four classes.
+# The shipped commands with it (quiet 2-core AMD EPYC, seeds 42, 1, 2): the new-user command 89.08 / 89.21 / 88.96 %
+# (mean 89.08, from 89.03), calibrated test ECE 0.011 for seed 42 (from 0.015); with --pretrained-vectors glove-6b-50d
+# and the vocabulary expansion beside it, 90.00 / 89.84 / 89.93 % (mean 89.92, from 89.78).
 SENTIMENT_SMALL_DATA = {
-    # The n-gram path stays off here: on ag_news_8k it did not help (see above).
     "lstm": dict(max_train_texts=15_000,
-                 model=dict(rnn_type="gru", word_dropout=0.1, embedding_size=256, hidden_size=128, ngram_buckets=0),
-                 train=dict(epochs=3, patience=3, load_best_model_at_end=False, adversarial_epsilon=0.05)),
+                 model=dict(rnn_type="gru", word_dropout=0.1, embedding_size=256, hidden_size=128),
+                 train=dict(epochs=3, patience=3, load_best_model_at_end=False, adversarial_epsilon=0.05,
+                            ngram_lr_factor=3.0)),
 }
 
 CHARLM_PRESETS = {
