@@ -140,6 +140,14 @@ def test_rows_of_words_no_training_text_holds_are_mapped_from_their_pretrained_v
     assert torch.equal(net.embed.weight[~moved], before[~moved])
     few = expand_vocabulary(net, tokenizer, PretrainedVectors(words, vectors, description), iter([[[vocab["match"]]]]))
     assert few == dict(rows_mapped=0)  # one seen word cannot fit a map of 4 dimensions
+    with torch.no_grad():
+        net.embed.weight.copy_(before)
+    learnt_elsewhere = torch.zeros(len(tokenizer), dtype=torch.bool)
+    learnt_elsewhere[vocab["dividend"]] = True  # word2vec met it in unlabelled text: its row is kept
+    record = expand_vocabulary(net, tokenizer, PretrainedVectors(words, vectors, description), iter(batches),
+                               keep=learnt_elsewhere)
+    assert record["rows_mapped"] == 1 and torch.equal(net.embed.weight[vocab["dividend"]], before[vocab["dividend"]])
+    assert not torch.equal(net.embed.weight[vocab["striker"]], before[vocab["striker"]])
 
 
 WITH_WORD2VEC = dict(TINY, word_vectors=dict(sg=1, window=2, epochs=50))  # 50 epochs, as the small-data rule gives

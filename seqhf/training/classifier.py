@@ -212,7 +212,8 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     if pretrained:
         with phases("vocabulary expansion"):
             train_ids = (batch["input_ids"] for batch in encoded["train"].select_columns(["input_ids"]).iter(batch_size=1024))
-            pretrained_record.update(expand_vocabulary(trainer.model, tokenizer, pretrained, train_ids))
+            pretrained_record.update(expand_vocabulary(trainer.model, tokenizer, pretrained, train_ids,
+                                                       keep=word2vec[1] if word2vec is not None else None))
     # Calibration (`seqhf.training.calibration`): a temperature and a smoothing fitted on validation. The final
     # split is predicted before they are folded into the saved classifier, so its figures give both sides;
     # `pipeline(...)` and ONNX then give the calibrated scores. The argmax does not change.

@@ -156,11 +156,13 @@ def start_embeddings(net, tokenizer, pretrained: PretrainedVectors, word2vec=Non
     return dict(description=pretrained.description, dim=rows.shape[1], ids_found=int(found.sum()), words_added=words_added)
 
 
-def expand_vocabulary(net, tokenizer, pretrained: PretrainedVectors, train_batches, alpha: float = 1.0) -> dict:
+def expand_vocabulary(net, tokenizer, pretrained: PretrainedVectors, train_batches, keep=None, alpha: float = 1.0) -> dict:
     """Vocabulary expansion (Kiros et al., 2015): the input embedding rows of the words the vectors know but no
     training text holds (`train_batches`: the training split's token ids, a batch of lists at a time) are replaced
-    by a ridge map from the pretrained vectors to the trained rows, fitted on the words training did see. Returns
-    the record for eval_results.json: how many rows were mapped and the map's R² on the words it was fitted on."""
+    by a ridge map from the pretrained vectors to the trained rows, fitted on the words training did see. `keep`:
+    a mask of ids whose rows stay as they are (the words word2vec learnt from unlabelled text alone: their
+    word2vec part knows more than the map). Returns the record for eval_results.json: how many rows were mapped
+    and the map's R² on the words it was fitted on."""
     rows, found = pretrained_rows(tokenizer, pretrained.words, pretrained.vectors)
     seen = torch.zeros(len(tokenizer), dtype=torch.bool)
     for batch in train_batches:
@@ -168,6 +170,8 @@ def expand_vocabulary(net, tokenizer, pretrained: PretrainedVectors, train_batch
         if ids:
             seen[torch.as_tensor(ids, dtype=torch.long)] = True
     fit_on, unseen = found & seen, found & ~seen
+    if keep is not None:
+        unseen &= ~keep.cpu()
     if int(fit_on.sum()) <= rows.shape[1] or not unseen.any():  # too few words to fit the map, or none to map
         return dict(rows_mapped=0)
     weight = net.get_input_embeddings().weight
