@@ -270,10 +270,11 @@ def test_small_labelled_sets_get_the_lstm_presets_small_data_settings():
     # No early stopping: the cosine schedule always runs out, and its final model is kept.
     assert small["train"]["patience"] >= small["train"]["epochs"] and lstm["train"]["patience"] >= lstm["train"]["epochs"]
     assert (small["model"]["embedding_size"], small["model"]["hidden_size"]) == (256, 128)  # the sizes it was measured at
-    # The n-gram path as IMDb's preset has it, its table at 3x the rate instead of 10x, rare n-grams pruned alike.
+    # The n-gram path as IMDb's preset has it, its table at 3x the rate instead of 10x, and no rare n-gram pruned
+    # (on news snippets a rare n-gram shared with a training text is a lead, where on reviews it was a film's name).
     assert small["model"]["ngram_buckets"] == lstm["model"]["ngram_buckets"] == 2**21
     assert (small["train"]["ngram_lr_factor"], lstm["train"]["ngram_lr_factor"]) == (3.0, 10.0)
-    assert small["train"]["ngram_min_texts"] == lstm["train"]["ngram_min_texts"] == 5
+    assert (small["train"]["ngram_min_texts"], lstm["train"]["ngram_min_texts"]) == (1, 5)
     unchanged = {k: v for k, v in small["model"].items() if k not in ("rnn_type", "word_dropout", "embedding_size", "hidden_size")}
     assert unchanged == {k: v for k, v in lstm["model"].items() if k not in ("embedding_size", "hidden_size")}
     assert small["word_vectors"] == lstm["word_vectors"]
@@ -299,7 +300,8 @@ def test_lstm_preset_on_a_small_dataset_trains_the_small_data_model(tmp_path):
                                baseline=False, **QUIET)
     assert results["small_data_overrides"] == dict(
         model=dict(rnn_type="gru", word_dropout=0.1, embedding_size=256, hidden_size=128),
-        train=dict(epochs=3, patience=3, load_best_model_at_end=False, adversarial_epsilon=0.05, ngram_lr_factor=3.0))
+        train=dict(epochs=3, patience=3, load_best_model_at_end=False, adversarial_epsilon=0.05, ngram_lr_factor=3.0,
+                   ngram_min_texts=1))
     config = json.loads((out / "config.json").read_text())
     assert config["rnn_type"] == "gru" and config["word_dropout"] == 0.1 and config["hidden_size"] == 128
     assert config["ngram_buckets"] == 2**21  # the n-gram path
@@ -316,17 +318,15 @@ def test_lstm_preset_on_a_small_dataset_trains_the_small_data_model(tmp_path):
     final_checkpoint = max(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     saved, final = load_file(out / "model.safetensors"), load_file(final_checkpoint / "model.safetensors")
     # Saved as trained, but for the temperature folded into the classifier's last linear layer and the n-gram path
-    # at the end, and the n-gram rows that fewer than 5 training texts hit zeroed.
+    # at the end (no n-gram row pruned).
     head = sorted({name.rsplit(".", 1)[0] for name in final if name.startswith("classifier.")},
                   key=lambda layer: int(layer.split(".")[1]))[-1]
     temperature = results["calibration_temperature"]
     scaled = (f"{head}.weight", f"{head}.bias", "ngrams.weight")
     assert all(torch.equal(saved[name], final[name]) for name in final if name not in scaled)
-    for name in scaled[:2]:
+    for name in scaled:
         torch.testing.assert_close(saved[name], final[name] / temperature)
-    kept = saved["ngrams.weight"].any(dim=1)
-    assert 0 < results["ngram_rows_dropped"] and int(kept.sum()) < int(final["ngrams.weight"].any(dim=1).sum())
-    torch.testing.assert_close(saved["ngrams.weight"][kept], final["ngrams.weight"][kept] / temperature)
+    assert results["ngram_min_texts"] == 1 and results["ngram_rows_dropped"] == 0
     assert f"{last_eval * 100:.2f} %" in (out / "README.md").read_text()
     assert "Adversarial training** (Miyato et al., 2017)" in (out / "README.md").read_text()
 
