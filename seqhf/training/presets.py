@@ -163,19 +163,11 @@ SENTIMENT_QUICK = {
 # `seqhf.training.pretrained_vectors`), seeds 42, 1, 2: test 89.86 / 89.76 / 89.72 %; the n-gram path at 3x on top of it
 # (harness runs of the same rule: 89.89 / 89.64 / 89.75 without it) 89.96 / 89.68 / 89.84, validation 90.29 against
 # 89.63 on the mean: test +0.07 points at 8.4 M more parameters.
-# The n-gram path at 3x its rate (the `lstm` preset's 2**21 buckets, half its n-grams dropped, rare ones pruned) is
-# on since: over those six seed-runs it raised validation on the mean with and without GloVe (+0.12 and +0.67 points
-# as trained; +0.25 with GloVe once pruned) and test too (+0.19 and +0.07), 8.4 M parameters more for four classes.
-# The shipped commands with it, rare n-grams then pruned at 5 (quiet 2-core AMD EPYC, seeds 42, 1, 2): 89.08 / 89.21 / 88.96 %
-# (mean 89.08, from 89.03), calibrated test ECE 0.011 for seed 42 (from 0.015); with --pretrained-vectors glove-6b-50d
-# and the vocabulary expansion beside it, 90.00 / 89.84 / 89.93 % (mean 89.92, from 89.78).
-# No rare n-gram is pruned here (ngram_min_texts 1; IMDb's preset: 5). From those six runs' final checkpoints, pruning
-# at 1 / 2 / 3 / 5 / 10 / 20 texts: validation was highest with no pruning in all six (+0.12 to +0.62 points over 5,
-# mean +0.42) and test too (+0.04 to +0.30, mean +0.15): AG News repeats a story across its feeds, and a rare n-gram
-# shared with a training text is a lead (half or more of a text's word trigrams are in one training text for 48 % of
-# the test texts), where on IMDb it was mostly a film's name. Offline, no pruning: 89.22 / 89.36 / 89.26 % and with
-# GloVe 90.22 / 89.89 / 89.97 % (trials `cpu_eval_ag_news_8k-lstm-ngram-pruning-thresholds-offline.json`). The shipped
-# commands without pruning: 89.18 / 89.32 / 89.16 % (mean 89.22), with GloVe 90.14 / 89.93 / 89.93 % (mean 90.00).
+# Since then the path is on at 3x (validation up on the mean with and without GloVe: +0.12 and +0.67 points), with no
+# rare n-gram pruned (IMDb's preset prunes below 5 texts): from six runs' final checkpoints, no pruning gave the best
+# validation in all six (+0.42 points on the mean over 5) and a higher test in all six; in AG News a story recurs across
+# feeds, so a rare shared n-gram is a lead (model_cards/measured/trials/README.md, last section). The shipped commands,
+# seeds 42, 1, 2: 89.18 / 89.32 / 89.16 % (mean 89.22), with GloVe 90.14 / 89.93 / 89.93 % (mean 90.00).
 SENTIMENT_SMALL_DATA = {
     "lstm": dict(max_train_texts=15_000,
                  model=dict(rnn_type="gru", word_dropout=0.1, embedding_size=256, hidden_size=128),
