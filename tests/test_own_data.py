@@ -280,6 +280,8 @@ def test_small_labelled_sets_get_the_lstm_presets_small_data_settings():
     assert small["word_vectors"] == lstm["word_vectors"]
     # GloVe's vectors start the embeddings (where the texts are English: rule_vectors); IMDb's preset has none.
     assert small["pretrained_vectors"] == "glove-6b-50d" and "pretrained_vectors" not in lstm
+    for named in ("none", "my-vectors.txt"):  # the caller's choice, not the rule's, is what the run records
+        assert "pretrained_vectors" not in small_data_preset("lstm", lstm, 7_200, pretrained_vectors=named)[1]
     assert small["train"]["learning_rate"] == lstm["train"]["learning_rate"]
     # IMDb's 22,500 training reviews, --quick runs and presets given as dicts train as they are.
     assert small_data_preset("lstm", lstm, 22_500) == (lstm, None)

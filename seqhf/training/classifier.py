@@ -135,7 +135,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     if data.multi_label and train_overrides.get("label_smoothing_factor"):
         raise SetupError("label_smoothing_factor smooths a softmax over one label per text; this dataset has label "
                          "lists (one sigmoid a label): train it without label smoothing.")
-    preset, small_data = small_data_preset(preset_name, preset, len(data.splits["train"]), quick)
+    preset, small_data = small_data_preset(preset_name, preset, len(data.splits["train"]), quick, pretrained_vectors)
     if pretrained_vectors is None and preset.get("pretrained_vectors") and not (init_from or general_lms):
         pretrained, coverage = rule_vectors(preset["pretrained_vectors"], data.splits["train"]["text"])
         pretrained_vectors = preset["pretrained_vectors"] if pretrained else None

@@ -354,14 +354,17 @@ def get_preset(task: str, name, quick: bool = False) -> dict:
     return merge_overrides(presets[name], quicks[name]) if quick else copy.deepcopy(presets[name])
 
 
-def small_data_preset(preset_name, preset: dict, train_texts: int, quick: bool = False) -> tuple[dict, dict | None]:
+def small_data_preset(preset_name, preset: dict, train_texts: int, quick: bool = False,
+                      pretrained_vectors=None) -> tuple[dict, dict | None]:
     """The preset adapted to a small labelled set: `SENTIMENT_SMALL_DATA[preset_name]`'s overrides when there
-    are fewer than its `max_train_texts` training texts (not with --quick, whose figures stay as measured).
-    Returns the preset to train and the overrides applied (None when it is unchanged)."""
+    are fewer than its `max_train_texts` training texts (not with --quick, whose figures stay as measured), but
+    for its pretrained vectors where the caller names some (or "none"). Returns the preset to train and the
+    overrides applied (None when it is unchanged)."""
     rule = SENTIMENT_SMALL_DATA.get(preset_name) if isinstance(preset_name, str) and not quick else None
     if rule is None or train_texts >= rule["max_train_texts"]:
         return preset, None
-    overrides = {key: value for key, value in rule.items() if key != "max_train_texts"}
+    skipped = ("max_train_texts",) if pretrained_vectors is None else ("max_train_texts", "pretrained_vectors")
+    overrides = {key: value for key, value in rule.items() if key not in skipped}
     print(f"{train_texts:,} training texts (< {rule['max_train_texts']:,}): the {preset_name} preset's small-data "
           f"settings {overrides}. For better-calibrated scores at about 6x the time: --model ulmfit-small (it pretrains "
           "two word LMs on these texts first; docs/ulmfit.md).")
