@@ -8,16 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from transformers import pipeline
+from transformers import AutoModelForSequenceClassification, pipeline
 
 from seqhf import SeqLSTMConfig, SeqLSTMForSequenceClassification
 from seqhf import SeqTransformerConfig, SeqTransformerForSequenceClassification
 from seqhf.data.classification import load_classification_data
 from seqhf.data.tokenization import build_word_tokenizer
 from seqhf.evaluation.calibration import (
+    CALIBRATION_FAMILIES,
+    Calibration,
     calibrated_probabilities,
     calibration_figures,
     ece_floor,
+    entropy_scaled,
     expected_calibration_error,
     fit_calibration,
     fit_temperature,
@@ -89,7 +92,7 @@ def test_ece_floor_is_what_a_calibrated_model_scores(multi_label):
         assert floors[n] == pytest.approx(np.mean(measured), rel=0.25)
     assert 2 < floors[500] / floors[8000] < 6
     logits = np.log(p) - np.log1p(-p) if multi_label else np.log(p)
-    assert calibration_figures(logits, labels, 1.0, "x")["x_ece_floor"] == pytest.approx(ece_floor(p, multi_label))
+    assert calibration_figures(logits, labels, Calibration(), "x")["x_ece_floor"] == pytest.approx(ece_floor(p, multi_label))
 
 
 @pytest.mark.parametrize("multi_label", [False, True], ids=["softmax", "sigmoid"])
@@ -103,7 +106,7 @@ def test_fit_recovers_a_known_temperature(multi_label, true_temperature):
     logits = z * true_temperature
     temperature = fit_temperature(logits, labels)
     assert temperature == pytest.approx(true_temperature, rel=0.05)
-    figures = calibration_figures(logits, labels, temperature, "x")
+    figures = calibration_figures(logits, labels, Calibration(temperature), "x")
     assert figures["x_nll"] < figures["x_nll_uncalibrated"] and figures["x_ece"] < figures["x_ece_uncalibrated"]
     assert figures["x_ece"] < 0.01
     # The fitted T is the minimum: a little either way is worse.
@@ -115,23 +118,42 @@ def draw_labels(rng, p):
     return np.array([rng.choice(p.shape[1], p=row) for row in p])
 
 
-@pytest.mark.parametrize("true_smoothing", [0.0, 0.06])
-def test_fit_recovers_a_known_temperature_and_smoothing(true_smoothing):
-    """Labels drawn from (1 - s) softmax(z) + s / 4; the model says z * 2: the joint fit finds T = 2 and s back
-    (s = 0: plain temperature scaling, with a smoothing of about 0), and its NLL is the lower one."""
+@pytest.mark.parametrize("truth", [Calibration(), Calibration(smoothing=0.06), Calibration(entropy_slope=-1.0)],
+                         ids=["temperature", "smoothing", "entropy"])
+def test_fit_recovers_a_known_map(truth):
+    """Labels drawn from the scores of `truth` applied to z; the model says z * 2: the held-out folds choose a
+    family that frees what the truth has (and no smoothing where it has none), its fit finds T = 2 and the truth's
+    slope and smoothing back, and its NLL is no higher than the temperature alone's."""
     rng = np.random.default_rng(0)
     z = rng.normal(0, 3, size=(20000, 4))
-    labels = draw_labels(rng, calibrated_probabilities(z, 1.0, true_smoothing))
+    labels = draw_labels(rng, truth.probabilities(z))
     logits = z * 2.0
-    temperature, smoothing = fit_calibration(logits, labels)
-    assert temperature == pytest.approx(2.0, rel=0.05)
-    assert smoothing == pytest.approx(true_smoothing, abs=0.01)
-    joint = calibration_figures(logits, labels, temperature, "x", smoothing)
-    alone = calibration_figures(logits, labels, fit_temperature(logits, labels), "x")
+    fitted = fit_calibration(logits, labels)
+    assert fitted.family in CALIBRATION_FAMILIES
+    if truth.smoothing:  # (without one, the folds may still free it: the fit then leaves it near 0, as below)
+        assert "smoothing" in fitted.family
+    assert fitted.temperature == pytest.approx(2.0, rel=0.05)
+    assert fitted.smoothing == pytest.approx(truth.smoothing, abs=0.01)
+    assert fitted.entropy_slope == pytest.approx(truth.entropy_slope, abs=0.15)
+    joint = calibration_figures(logits, labels, fitted, "x")
+    alone = calibration_figures(logits, labels, Calibration(fit_temperature(logits, labels)), "x")
     assert joint["x_nll"] <= alone["x_nll"] + 1e-12
-    if true_smoothing:  # a smoothing the data has: the temperature alone cannot give its scores
+    if truth != Calibration():  # a map the temperature alone cannot give
         assert joint["x_nll"] < alone["x_nll"] - 1e-3 and joint["x_ece"] < alone["x_ece"]
-    assert fit_calibration(logits, (rng.random((20000, 4)) < 0.5).astype(int))[1] == 0.0  # label lists: T alone
+    label_lists = fit_calibration(logits, (rng.random((20000, 4)) < 0.5).astype(int))  # label lists: T alone
+    assert (label_lists.smoothing, label_lists.entropy_slope, label_lists.family) == (0.0, 0.0, "temperature")
+
+
+def test_entropy_scaling_sharpens_unsure_texts_and_keeps_the_order():
+    z = np.array([[6.0, 0.0, -1.0], [0.3, 0.2, 0.0], [1.0, 1.0, 1.0]])
+    scaled = entropy_scaled(z, -2.0)
+    assert (np.argsort(scaled, axis=-1) == np.argsort(z, axis=-1)).all()
+    ratio = scaled[:2, 0] / z[:2, 0]
+    assert 1 < ratio[0] < ratio[1] <= np.exp(2.0) + 1e-12  # the unsure text is sharpened most
+    p = np.exp(z[1]) / np.exp(z[1]).sum()
+    np.testing.assert_allclose(scaled[1], z[1] * np.exp(2.0 * -(p * np.log(p)).sum() / np.log(3)))
+    np.testing.assert_allclose(probabilities(scaled[2:]), 1 / 3)  # a uniform text stays uniform
+    np.testing.assert_array_equal(entropy_scaled(z, 0.0), z)
 
 
 def test_smoothing_keeps_the_order_and_caps_the_scores():
@@ -171,19 +193,20 @@ def test_folded_calibration_reaches_pipeline_users(tmp_path, kind, multi_label):
     enc = tok(TEXTS, padding=True, return_tensors="pt")
     with torch.no_grad():
         before = model(**enc).logits.double().numpy()
-    temperature, smoothing = 1.7, 0.0 if multi_label else 0.05  # label lists get no smoothing
-    fold_calibration(model, temperature, smoothing)
+    # Label lists get a temperature alone.
+    calibration = Calibration(1.7) if multi_label else Calibration(1.7, entropy_slope=-0.8, smoothing=0.05)
+    fold_calibration(model, calibration)
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     classify = pipeline("text-classification", model=str(tmp_path), top_k=None)  # sigmoid for label lists
     scores = classify(TEXTS)
     got = np.array([[next(s["score"] for s in row if s["label"] == name) for name in "abc"] for row in scores])
-    expected = calibrated_probabilities(before, temperature, smoothing, multi_label)
+    expected = calibration.probabilities(before, multi_label)
     np.testing.assert_allclose(got, expected, atol=1e-6)
     if not multi_label:  # the same scores from the folder's own code, where seqhf cannot be imported
         remote = run_without_seqhf(f"""
             import json
-            from transformers import pipeline
+            from transformers import AutoModelForSequenceClassification, pipeline
             classify = pipeline("text-classification", model={str(tmp_path)!r}, top_k=None, trust_remote_code=True)
             print(json.dumps(classify({TEXTS!r})))
         """, tmp_path)
@@ -209,13 +232,14 @@ def test_folded_calibration_survives_onnx_export(tmp_path, kind):
     enc = tok(TEXTS, padding=True, return_tensors="pt")
     with torch.no_grad():
         before = model(**enc).logits.double().numpy()
-    fold_calibration(model, 0.6, 0.05)
+    calibration = Calibration(0.6, entropy_slope=-0.8, smoothing=0.05)
+    fold_calibration(model, calibration)
     model.save_pretrained(tmp_path / "torch")
     tok.save_pretrained(tmp_path / "torch")
     export_folder(tmp_path / "torch", tmp_path / "onnx")
     scores = OrtTextClassifier(tmp_path / "onnx")(TEXTS)
     got = np.array([[next(s["score"] for s in row if s["label"] == name) for name in "abc"] for row in scores])
-    np.testing.assert_allclose(got, calibrated_probabilities(before, 0.6, 0.05), atol=1e-5)
+    np.testing.assert_allclose(got, calibration.probabilities(before), atol=1e-5)
 
 
 def test_folding_needs_a_positive_temperature():
@@ -223,7 +247,11 @@ def test_folding_needs_a_positive_temperature():
     with pytest.raises(ValueError, match="positive"):
         fold_temperature(tiny_classifier("lstm", tok), 0.0)
     with pytest.raises(ValueError, match=r"smoothing must be in \[0, 1\)"):
-        fold_calibration(tiny_classifier("lstm", tok), 1.0, 1.0)
+        fold_calibration(tiny_classifier("lstm", tok), Calibration(smoothing=1.0))
+    with pytest.raises(ValueError, match="entropy slope must be finite"):
+        fold_calibration(tiny_classifier("lstm", tok), Calibration(entropy_slope=float("nan")))
+    with pytest.raises(ValueError, match="calibration_entropy_slope"):
+        SeqLSTMConfig(calibration_entropy_slope=float("inf"))
 
 
 # ------------------------------------------------------------------ a training run
@@ -255,56 +283,68 @@ def topic_csv(path, n, seed):
     pd.DataFrame(rows, columns=["text", "label"]).to_csv(path, index=False)
 
 
-@pytest.mark.parametrize("smoothed", [False, True], ids=["temperature", "temperature-and-smoothing"])
-def test_training_run_calibrates_reports_and_draws(tmp_path, monkeypatch, smoothed):
-    """A run fits T (and a smoothing, which this tiny run's fit leaves at 0, so the second case sets one
-    beside the fitted T), reports both sides and saves the calibrated model: a pipeline user gets the scores
-    the run reported."""
-    if smoothed:
+@pytest.mark.parametrize("by_hand", [False, True], ids=["fitted", "entropy-and-smoothing-by-hand"])
+def test_training_run_calibrates_reports_and_draws(tmp_path, monkeypatch, by_hand):
+    """A run fits its map (the second case sets an entropy slope and a smoothing beside the fitted T, as this
+    tiny run's fit may free neither), reports both sides and saves the calibrated model: a pipeline user gets
+    the scores the run reported, and the model with the map taken out gives the figures before it."""
+    if by_hand:
         monkeypatch.setattr(seqhf_calibration, "fit_calibration",
-                            lambda logits, labels: (fit_calibration(logits, labels)[0], 0.05))
+                            lambda logits, labels: Calibration(fit_calibration(logits, labels).temperature, -0.8, 0.05,
+                                                               "temperature+entropy+smoothing"))
     folder = tmp_path / "data"
     folder.mkdir()
     topic_csv(folder / "train.csv", 120, 0)
     topic_csv(folder / "test.csv", 60, 1)
     out = tmp_path / "out"
     results = train_classifier(dict(source=str(folder)), TINY, out, baseline=False, report_to="none", disable_tqdm=True)
-    temperature = results["calibration_temperature"]
-    assert 0.05 <= temperature <= 20 and temperature != pytest.approx(1.0, abs=1e-3)
+    calibration = Calibration(results["calibration_temperature"], results["calibration_entropy_slope"],
+                              results["calibration_smoothing"], results["calibration_family"])
+    assert 0.05 <= calibration.temperature <= 20 and calibration.temperature != pytest.approx(1.0, abs=1e-3)
+    assert calibration.family in CALIBRATION_FAMILIES
+    if by_hand:
+        assert (calibration.entropy_slope, calibration.smoothing) == (-0.8, 0.05)
     for split in ("validation", "test"):
         for key in ("ece", "nll", "ece_uncalibrated", "nll_uncalibrated"):
             assert 0 <= results[f"{split}_{key}"] < 5, (split, key)
     # The fit minimises the validation NLL; T = 1 (the model as trained) is one of the candidates.
-    if not smoothed:  # (a smoothing set by hand need not be the fit's minimum)
+    if not by_hand:  # (a map set by hand need not be the fit's minimum)
         assert results["validation_nll"] <= results["validation_nll_uncalibrated"] + 1e-9
     assert results["test_nll"] == pytest.approx(results["test_loss"], abs=1e-5)  # the saved model's own loss
 
     # What a pipeline user gets on the test texts are the calibrated scores the run reported, with the
-    # run's accuracy; scores sharpened back by T are the model's before calibration.
+    # run's accuracy; the saved model without its slope and smoothing, its logits times T, is the model before.
     test = load_classification_data(str(folder)).splits["test"]
-    names = results["labels"]
-    scores = pipeline("text-classification", model=str(out), top_k=None)(list(test["text"]))
-    probs = np.array([[next(s["score"] for s in row if s["label"] == name) for name in names] for row in scores])
-    labels = np.array(test["labels"])
+    names, texts, labels = results["labels"], list(test["text"]), np.array(test["labels"])
+
+    def scores_of(classify, **kwargs):
+        rows = classify(texts, top_k=None, **kwargs)
+        return np.array([[next(s["score"] for s in row if s["label"] == name) for name in names] for row in rows])
+
+    probs = scores_of(pipeline("text-classification", model=str(out)))
     assert float(np.mean(probs.argmax(-1) == labels)) == pytest.approx(results["test_accuracy"])
     assert expected_calibration_error(probs, labels) == pytest.approx(results["test_ece"], abs=1e-5)
-    smoothing = results["calibration_smoothing"]
-    assert smoothing == (0.05 if smoothed else 0.0)
-    unsmoothed = (probs - smoothing / len(names)) / (1 - smoothing)
-    uncalibrated = probabilities(np.log(unsmoothed) * temperature)
-    assert expected_calibration_error(uncalibrated, labels) == pytest.approx(results["test_ece_uncalibrated"], abs=1e-5)
     assert negative_log_likelihood(np.log(probs), labels) == pytest.approx(results["test_nll"], abs=1e-5)
+    bare = AutoModelForSequenceClassification.from_pretrained(out, calibration_smoothing=0.0, calibration_entropy_slope=0.0)
+    before = calibration.temperature * scores_of(pipeline("text-classification", model=bare, tokenizer=str(out)),
+                                                 function_to_apply="none")
+    assert expected_calibration_error(probabilities(before), labels) == pytest.approx(results["test_ece_uncalibrated"], abs=1e-5)
+    np.testing.assert_allclose(probs, calibration.probabilities(before), atol=1e-6)
 
     saved = json.loads((out / "eval_results.json").read_text())
-    assert saved["calibration_temperature"] == temperature and saved["test_ece"] == results["test_ece"]
+    assert saved["calibration_temperature"] == calibration.temperature and saved["test_ece"] == results["test_ece"]
     assert (out / "reliability_diagram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert 0 < saved["test_ece_floor"] < 0.5
+    config = json.loads((out / "config.json").read_text())
+    assert (config["calibration_smoothing"], config["calibration_entropy_slope"]) == (calibration.smoothing,
+                                                                                    calibration.entropy_slope)
     card = (out / "README.md").read_text()
+    temperature, smoothed, sloped = calibration.temperature, bool(calibration.smoothing), bool(calibration.entropy_slope)
+    assert ("a smoothing of 0.0500" in card and "no score exceeds 0.9667" in card) == by_hand
+    assert ("entropy slope of -0.8000" in card) == by_hand
+    assert ("None of them changes the argmax" if smoothed or sloped else "Dividing by T does not change the argmax") in card
     assert f"ECE of about {saved['test_ece_floor']:.4f} on\n{results['test_examples']:,} texts" in card
     assert f"T = {temperature:.4f}" in card
-    assert ("a smoothing of 0.0500" in card and "no score exceeds 0.9667" in card) == smoothed
-    assert ("Neither changes the argmax" if smoothed else "Dividing by T does not change the argmax") in card
-    assert json.loads((out / "config.json").read_text()).get("calibration_smoothing", 0.0) == smoothing
     assert (f"| expected calibration error (15 bins) | {results['test_ece_uncalibrated']:.4f} | "
             f"{results['test_ece']:.4f} |") in card
     assert f"| negative log-likelihood (nats) | {results['test_nll_uncalibrated']:.4f} | {results['test_nll']:.4f} |" in card

@@ -301,7 +301,7 @@ def test_functions_copied_between_the_two_modeling_files_are_the_same():
     source = inspect.getsource(modeling_transformer)
     copied = [line.split("modeling_lstm.")[1].split(":")[0].split(";")[0]
               for line in source.splitlines() if line.startswith("# Copied from seqhf.models.lstm.modeling_lstm.")]
-    assert {"read_empty_texts_as_pad", "infer_problem_type", "smoothed_log_scores", "start_empty_prompts_from_bos"} <= set(copied)
+    assert {"read_empty_texts_as_pad", "infer_problem_type", "calibrated_logits", "start_empty_prompts_from_bos"} <= set(copied)
     for name in copied:
         assert inspect.getsource(getattr(modeling_lstm, name)) == inspect.getsource(getattr(modeling_transformer, name)), name
 

@@ -72,11 +72,11 @@ def plot_confusion_matrix(matrix, label_names, path, title="") -> Path | None:
     return Path(path)
 
 
-def plot_reliability_diagram(before: dict, after: dict, path, temperature: float, smoothing: float = 0.0,
-                             title="") -> Path | None:
-    """Accuracy against confidence before and after calibration (temperature and smoothing), side by side: one bar a confidence
-    bin (`seqhf.evaluation.calibration.reliability_bins`), the diagonal a calibrated model would follow, the
-    gap to it shaded, and below each the share of predictions in each bin. The titles give the ECE.
+def plot_reliability_diagram(before: dict, after: dict, path, calibration: str = "", title="") -> Path | None:
+    """Accuracy against confidence before and after calibration (`calibration` names the map, e.g. "T = 0.95"),
+    side by side: one bar a confidence bin (`seqhf.evaluation.calibration.reliability_bins`), the diagonal a
+    calibrated model would follow, the gap to it shaded, and below each the share of predictions in each bin.
+    The titles give the ECE.
 
     Returns None, and writes nothing, when matplotlib is not installed.
     """
@@ -85,8 +85,7 @@ def plot_reliability_diagram(before: dict, after: dict, path, temperature: float
         return None
     fig = Figure(figsize=(10, 6), dpi=100)
     grid = fig.add_gridspec(2, 2, height_ratios=(3, 1))
-    after_name = (f"after (T = {temperature:.3g}, smoothing {smoothing:.3g})" if smoothing
-                  else f"after calibration (T = {temperature:.3g})")
+    after_name = f"after ({calibration})" if calibration else "after calibration"
     panels = ((before, "before calibration (T = 1)"), (after, after_name))
     for column, (table, name) in enumerate(panels):
         count = np.asarray(table["count"], dtype=float)

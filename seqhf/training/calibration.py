@@ -1,15 +1,17 @@
-"""Calibration at the end of a classifier's run: fit a temperature T and a smoothing on the validation split's
-logits (`seqhf.evaluation.calibration.fit_calibration`) and fold them into the classifier.
+"""Calibration at the end of a classifier's run: fit a temperature T, an entropy slope and a smoothing on the
+validation split's logits (`seqhf.evaluation.calibration.fit_calibration`) and fold them into the classifier.
 
-Dividing the last linear layer's weight and bias by T divides the logits by T; the smoothing is a config field
-(`calibration_smoothing`) that the classifier's forward applies after them. So `pipeline(...)`, remote-code
+Dividing the last linear layer's weight and bias by T divides the logits by T; the entropy slope and the smoothing
+are config fields (`calibration_entropy_slope`, `calibration_smoothing`) that the classifier's forward applies after them. So `pipeline(...)`, remote-code
 loading and an ONNX export all give the calibrated scores, and the argmax (accuracy) is what it was."""
+
+import math
 
 import torch
 from torch import nn
 
 from ..evaluation.calibration import (
-    calibrated_probabilities,
+    Calibration,
     calibration_figures,
     fit_calibration,
     probabilities,
@@ -50,41 +52,60 @@ def _logits(prediction):
     return logits[0] if isinstance(logits, tuple) else logits
 
 
-def calibrate(trainer, validation_dataset) -> tuple[float, float, dict]:
-    """Fit the temperature and smoothing (`fit_calibration`) on `validation_dataset` with the trainer's
-    model, not yet calibrated; `fold_calibration` puts them in it.
+def calibrate(trainer, validation_dataset) -> tuple[Calibration, dict]:
+    """Fit the calibration map (`fit_calibration`: T, the entropy slope and the smoothing) on
+    `validation_dataset` with the trainer's model, not yet calibrated; `fold_calibration` puts it in it.
 
-    Returns T, the smoothing and the validation split's ECE and NLL before and after (`validation_ece`, ...,
+    Returns the map and the validation split's ECE and NLL before and after (`validation_ece`, ...,
     `validation_nll_uncalibrated`). Every process predicts the whole split (the Trainer gathers it), so each
-    fits the same pair and their models stay equal."""
+    fits the same map and their models stay equal."""
     prediction = trainer.predict(validation_dataset, metric_key_prefix="validation")
     logits = _logits(prediction)
-    temperature, smoothing = fit_calibration(logits, prediction.label_ids)
-    return temperature, smoothing, calibration_figures(logits, prediction.label_ids, temperature, "validation", smoothing)
+    calibration = fit_calibration(logits, prediction.label_ids)
+    return calibration, calibration_figures(logits, prediction.label_ids, calibration, "validation")
 
 
-def fold_calibration(model, temperature: float, smoothing: float) -> None:
-    """Calibrate `model` for good: T folded into its last linear layer (`fold_temperature`), the smoothing
-    in its config (`calibration_smoothing`, which its forward applies), so its saved folder gives the
-    calibrated scores through `pipeline`, remote code and ONNX."""
-    if not 0.0 <= smoothing < 1.0:
-        raise ValueError(f"A calibration smoothing must be in [0, 1), got {smoothing}.")
-    fold_temperature(model, temperature)
-    model.config.calibration_smoothing = float(smoothing)
+def fold_calibration(model, calibration: Calibration) -> None:
+    """Calibrate `model` for good: T folded into its last linear layer (`fold_temperature`), the entropy slope
+    and the smoothing in its config (`calibration_entropy_slope`, `calibration_smoothing`, which its forward
+    applies), so its saved folder gives the calibrated scores through `pipeline`, remote code and ONNX."""
+    if not 0.0 <= calibration.smoothing < 1.0:
+        raise ValueError(f"A calibration smoothing must be in [0, 1), got {calibration.smoothing}.")
+    if not math.isfinite(calibration.entropy_slope):
+        raise ValueError(f"A calibration entropy slope must be finite, got {calibration.entropy_slope}.")
+    fold_temperature(model, calibration.temperature)
+    model.config.calibration_smoothing = float(calibration.smoothing)
+    model.config.calibration_entropy_slope = float(calibration.entropy_slope)
 
 
-def final_calibration(prediction, temperature: float, smoothing: float, split: str) -> dict:
+def final_calibration(prediction, calibration: Calibration, split: str) -> dict:
     """The final split's figures from its prediction by the model before calibration: ECE and NLL of the
     calibrated scores (`{split}_ece`, `{split}_nll`: what the saved folder gives) and of the model's own."""
-    return calibration_figures(_logits(prediction), prediction.label_ids, temperature, split, smoothing)
+    return calibration_figures(_logits(prediction), prediction.label_ids, calibration, split)
 
 
-def plot_final_reliability(prediction, temperature: float, smoothing: float, path, split: str):
+def plot_final_reliability(prediction, calibration: Calibration, path, split: str):
     """The final split's reliability diagram, before and after calibration (its prediction by the model
     before calibration), at `path`; None when matplotlib is missing."""
     logits, labels = _logits(prediction), prediction.label_ids
     multi_label = labels.ndim == 2
     before = reliability_bins(probabilities(logits, multi_label), labels)
-    after = reliability_bins(calibrated_probabilities(logits, temperature, smoothing, multi_label), labels)
-    return plot_reliability_diagram(before, after, path, temperature=temperature, smoothing=smoothing,
-                                    title=f"{split} split")
+    after = reliability_bins(calibration.probabilities(logits, multi_label), labels)
+    return plot_reliability_diagram(before, after, path, calibration_label(calibration), title=f"{split} split")
+
+
+def calibration_label(calibration: Calibration) -> str:
+    """The map in a few words, for the reliability diagram: "T = 0.95, entropy slope -0.27, smoothing 0.01"."""
+    parts = [f"T = {calibration.temperature:.3g}"]
+    if calibration.entropy_slope:
+        parts.append(f"entropy slope {calibration.entropy_slope:+.3g}")
+    if calibration.smoothing:
+        parts.append(f"smoothing {calibration.smoothing:.3g}")
+    return ", ".join(parts)
+
+
+def calibration_fields(calibration: Calibration) -> dict:
+    """The map as `eval_results.json` records it: `calibration_temperature`, `calibration_entropy_slope`,
+    `calibration_smoothing` and `calibration_family` (the parameters the validation folds chose to free)."""
+    return dict(calibration_temperature=calibration.temperature, calibration_entropy_slope=calibration.entropy_slope,
+                calibration_smoothing=calibration.smoothing, calibration_family=calibration.family)

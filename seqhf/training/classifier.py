@@ -30,7 +30,7 @@ from ..hub.plots import CONFUSION_NAME, RELIABILITY_NAME, plot_confusion_matrix
 from ..inference.saved_folder import check_classifier_folder
 from ..utils.runtime import release_freed_memory
 from . import ulmfit
-from .calibration import calibrate, final_calibration, fold_calibration, plot_final_reliability
+from .calibration import calibrate, calibration_fields, final_calibration, fold_calibration, plot_final_reliability
 from .classifier_inputs import (
     build_tokenizer,
     describe_inputs,
@@ -218,15 +218,15 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
             train_ids = (batch["input_ids"] for batch in encoded["train"].select_columns(["input_ids"]).iter(batch_size=1024))
             pretrained_record.update(expand_vocabulary(trainer.model, tokenizer, pretrained, train_ids,
                                                        keep=word2vec[1] if word2vec is not None else None))
-    # Calibration (`seqhf.training.calibration`): a temperature and a smoothing fitted on validation. The final
+    # Calibration (`seqhf.training.calibration`): a map (T, entropy slope, smoothing) fitted on validation. The final
     # split is predicted before they are folded into the saved classifier, so its figures give both sides;
     # `pipeline(...)` and ONNX then give the calibrated scores. The argmax does not change.
     with phases("calibration (validation)"):
-        temperature, smoothing, calibration = calibrate(trainer, encoded["validation"].remove_columns("length"))
+        calibration, calibration_record = calibrate(trainer, encoded["validation"].remove_columns("length"))
     final = data.final_split
     with phases(f"{final} evaluation"):
         prediction = trainer.predict(encoded[final].remove_columns("length"), metric_key_prefix=final)
-    fold_calibration(trainer.model, temperature, smoothing)
+    fold_calibration(trainer.model, calibration)
     results = dict(
         run_record("classification", preset_name, preset, quick, net, data.description["source"], seed,
                    max_grad_norm, trainer),
@@ -243,8 +243,8 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
     )
     results.update(final_figures(prediction, data, len(encoded[final])))  # may restate validation_examples
     results.update(streaming=bool(streaming))
-    results.update(calibration_temperature=temperature, calibration_smoothing=smoothing, **calibration)
-    results.update(final_calibration(prediction, temperature, smoothing, final))  # the same keys when final is validation
+    results.update(calibration_fields(calibration), **calibration_record)
+    results.update(final_calibration(prediction, calibration, final))  # the same keys when final is validation
     results[f"{final}_loss"] = results[f"{final}_nll"]  # the saved (calibrated) model's loss, not the one predicted
     if budget:
         results.update(cpu_budget_s=cpu_budget_s, stopped_by_cpu_budget=bool(budget.stopped_at_step),
@@ -259,7 +259,7 @@ def train_classifier(data, model="lstm", output_dir="runs/classifier", *, quick=
         try:
             plot_confusion_matrix(confusion_matrix(prediction.predictions, prediction.label_ids), data.label_names,
                                   Path(output_dir) / CONFUSION_NAME, title=f"{final} split")
-            plot_final_reliability(prediction, temperature, smoothing, Path(output_dir) / RELIABILITY_NAME, final)
+            plot_final_reliability(prediction, calibration, Path(output_dir) / RELIABILITY_NAME, final)
         except Exception as err:  # the figures are a courtesy: never lose the trained model over them
             if disk_full_message(err, output_dir, 0.0):
                 raise  # a full disk is said as such, and stops the run before it writes a partial folder

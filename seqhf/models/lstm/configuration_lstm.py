@@ -1,5 +1,7 @@
 """Configuration of the seqhf recurrent models (SimpleRNN, LSTM, GRU)."""
 
+import math
+
 from transformers import PretrainedConfig
 from transformers.activations import ACT2FN
 
@@ -74,6 +76,10 @@ class SeqLSTMConfig(PretrainedConfig):
             calibration_smoothing / num_labels, returned as their logarithms in `logits` (so `pipeline`'s softmax
             gives them back). 0 (the default): the plain softmax. Fitted with the temperature on the validation
             split at the end of a seqhf run (`seqhf.training.calibration`); single-label classifiers only.
+        calibration_entropy_slope: before the smoothing, each text's logits are divided by exp(slope * H), H the
+            entropy of their softmax over log(num_labels) (0 for a sure text, 1 for a uniform one): a negative
+            slope sharpens unsure texts and softens sure ones, and no text's argmax changes. 0 (the default):
+            none. Fitted with the temperature (`seqhf.evaluation.calibration.fit_calibration`); single-label only.
     """
 
     model_type = "seqhf-lstm"
@@ -109,6 +115,7 @@ class SeqLSTMConfig(PretrainedConfig):
         ngram_orders=(1, 2, 3),
         ngram_dropout=0.0,
         calibration_smoothing=0.0,
+        calibration_entropy_slope=0.0,
         **kwargs,
     ):
         for name, value in (
@@ -179,7 +186,10 @@ class SeqLSTMConfig(PretrainedConfig):
         self.ngram_buckets = ngram_buckets
         self.ngram_orders = sorted(set(ngram_orders))
         self.ngram_dropout = ngram_dropout
+        if not math.isfinite(float(calibration_entropy_slope)):
+            raise ValueError(f"`calibration_entropy_slope` must be a finite number, got {calibration_entropy_slope!r}.")
         self.calibration_smoothing = float(calibration_smoothing)
+        self.calibration_entropy_slope = float(calibration_entropy_slope)
         kwargs.setdefault("auto_map", dict(LSTM_AUTO_MAP))
         super().__init__(
             pad_token_id=pad_token_id,

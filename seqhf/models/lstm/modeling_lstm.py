@@ -5,6 +5,7 @@ folder loads with `trust_remote_code=True` where seqhf is not installed.
 """
 
 import copy
+import math
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -675,15 +676,24 @@ def infer_problem_type(config, labels):
             )
 
 
-# Copied to seqhf.models.transformer.modeling_transformer.smoothed_log_scores; change both together.
-def smoothed_log_scores(logits, config):
-    """A calibrated classifier's output (`config.calibration_smoothing` > 0, single-label): the logarithms of
-    (1 - s) * softmax(logits) + s / num_labels. A softmax of them gives those scores back, each at least
-    s / num_labels, and the order of the classes (so the argmax) is kept."""
-    smoothing = getattr(config, "calibration_smoothing", 0.0)  # folders saved before it existed have none
-    if not smoothing or config.problem_type in ("multi_label_classification", "regression") or logits.shape[-1] < 2:
+# Copied to seqhf.models.transformer.modeling_transformer.calibrated_logits; change both together.
+def calibrated_logits(logits, config):
+    """A calibrated single-label classifier's output (its temperature is already folded into the last layer):
+    each text's logits divided by exp(`config.calibration_entropy_slope` * H), H the entropy of their softmax over
+    log(num_labels); then, where `config.calibration_smoothing` s > 0, the logarithms of
+    (1 - s) * softmax(logits) + s / num_labels, which a softmax gives back, each at least s / num_labels.
+    Each text's logits are divided by one positive number and the smoothing is monotone, so the argmax is kept."""
+    # Folders saved before these fields existed have neither.
+    slope, smoothing = getattr(config, "calibration_entropy_slope", 0.0), getattr(config, "calibration_smoothing", 0.0)
+    if config.problem_type in ("multi_label_classification", "regression") or logits.shape[-1] < 2:
         return logits
-    return torch.log((1.0 - smoothing) * logits.softmax(dim=-1) + smoothing / logits.shape[-1])
+    if slope:
+        log_probs = logits.log_softmax(dim=-1)
+        entropy = -(log_probs.exp() * log_probs).sum(dim=-1, keepdim=True) / math.log(logits.shape[-1])
+        logits = logits / torch.exp(slope * entropy)
+    if smoothing:
+        logits = torch.log((1.0 - smoothing) * logits.softmax(dim=-1) + smoothing / logits.shape[-1])
+    return logits
 
 
 class SeqLSTMForSequenceClassification(SeqLSTMPreTrainedModel):
@@ -757,7 +767,7 @@ class SeqLSTMForSequenceClassification(SeqLSTMPreTrainedModel):
         logits = self.classifier(self.pool(outputs, attention_mask))
         if self.ngrams is not None and input_ids is not None:
             logits = logits + self.ngrams(input_ids, attention_mask)
-        logits = smoothed_log_scores(logits, self.config)
+        logits = calibrated_logits(logits, self.config)
         loss = None
         if labels is not None:
             loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config)
