@@ -342,6 +342,7 @@ def test_training_run_calibrates_reports_and_draws(tmp_path, monkeypatch, by_han
     temperature, smoothed, sloped = calibration.temperature, bool(calibration.smoothing), bool(calibration.entropy_slope)
     assert ("a smoothing of 0.0500" in card and "no score exceeds 0.9667" in card) == by_hand
     assert ("entropy slope of -0.8000" in card) == by_hand
+    assert ("kept the smoothing" if smoothed else "left a smoothing out") in card  # the folds' choice, said
     assert ("None of them changes the argmax" if smoothed or sloped else "Dividing by T does not change the argmax") in card
     assert f"ECE of about {saved['test_ece_floor']:.4f} on\n{results['test_examples']:,} texts" in card
     assert f"T = {temperature:.4f}" in card
