@@ -4,13 +4,17 @@ Networks"), the expected calibration error and the bins of a reliability diagram
 A classifier's scores are calibrated when, of the texts it labels with confidence 0.8, 80 % are right.
 Temperature scaling divides the logits by one number T > 0 fitted on the validation split by minimising
 the negative log-likelihood; the argmax (and a sigmoid's side of 0.5) never changes, so accuracy does not.
-A softmax classifier's fit also spreads a share `smoothing` of the probability evenly over the K classes, as
+A softmax classifier's fit also gives each text a temperature of its own, exp(b H) after T, H the entropy of its
+scores over log K (entropy-based temperature scaling, Balanya et al., 2024): one T scales sure and unsure texts
+alike, while a model can be under-confident in the middle and over-confident at the top (ag_news_8k's are), which
+a slope b < 0 mends. And it can spread a share `smoothing` of the probability evenly over the K classes, as
 label smoothing does to the targets: p = (1 - smoothing) softmax(logits / T) + smoothing / K, T and smoothing
 together minimising the same NLL (the uniform part of Zhang et al.'s ensemble temperature scaling, 2020,
 "Mix-n-Match"). It caps a score at 1 - smoothing (K - 1) / K and bounds what one confident error costs the fit:
 without it, a few validation texts wrong at 0.999 pull T up for every text (IMDb: T 1.08-1.10 fitted where
-0.99-1.02 is the test split's best; with it, T 0.95-0.99 and a smoothing of 0.010-0.014). The order of the
-classes, so the argmax, is kept.
+0.99-1.02 is the test split's best; with it, T 0.95-0.99 and a smoothing of 0.010-0.014). The smoothing is kept
+only where five-fold cross-validation on the validation split says it predicts held-out texts better
+(`fit_calibration`). The order of the classes, so the argmax, is kept.
 
 Multi-label classifiers (one sigmoid a label) get one temperature the same way, on the binary
 cross-entropy of every (text, label) pair; their calibration error reads each pair as a two-class

@@ -1,9 +1,10 @@
 """Calibration at the end of a classifier's run: fit a temperature T, an entropy slope and a smoothing on the
 validation split's logits (`seqhf.evaluation.calibration.fit_calibration`) and fold them into the classifier.
 
-Dividing the last linear layer's weight and bias by T divides the logits by T; the entropy slope and the smoothing
-are config fields (`calibration_entropy_slope`, `calibration_smoothing`) that the classifier's forward applies after them. So `pipeline(...)`, remote-code
-loading and an ONNX export all give the calibrated scores, and the argmax (accuracy) is what it was."""
+Dividing the last linear layer's weight and bias by T divides the logits by T; the entropy slope and the
+smoothing are config fields (`calibration_entropy_slope`, `calibration_smoothing`) that the classifier's forward
+applies after them. So `pipeline(...)`, remote-code loading and an ONNX export all give the calibrated scores, and
+the argmax (accuracy) is what it was."""
 
 import math
 
