@@ -6,6 +6,7 @@ smoothing are config fields (`calibration_entropy_slope`, `calibration_smoothing
 applies after them. So `pipeline(...)`, remote-code loading and an ONNX export all give the calibrated scores, and
 the argmax (accuracy) is what it was."""
 
+import dataclasses
 import math
 
 import torch
@@ -108,5 +109,4 @@ def calibration_label(calibration: Calibration) -> str:
 def calibration_fields(calibration: Calibration) -> dict:
     """The map as `eval_results.json` records it: `calibration_temperature`, `calibration_entropy_slope`,
     `calibration_smoothing` and `calibration_family` (the parameters the validation folds chose to free)."""
-    return dict(calibration_temperature=calibration.temperature, calibration_entropy_slope=calibration.entropy_slope,
-                calibration_smoothing=calibration.smoothing, calibration_family=calibration.family)
+    return {f"calibration_{name}": value for name, value in dataclasses.asdict(calibration).items()}
